@@ -1,0 +1,223 @@
+"""One server's local lease table: the fast path of DESIGN.md 2b item 2.
+
+A server grants, renews and releases client leases from its own committed
+allocation, with no log round trip.  This module keeps those leases and the
+numbered changes the server reports to the leader:
+
+* ``in_use`` counts live leases *and* released seats whose release report is not
+  yet committed: a released seat is handed out again only after the pool knows
+  it was released, so a late fail-over of that lease can never find its seat
+  sold twice.
+* A lease id this server issued and no longer holds is dead for ever; resuming
+  it is refused.  The counter inside ids makes that a single comparison.
+* Expiry is grantor-side: ``now + ttl * (1 + rho)`` from the renewal's receipt,
+  never earlier than the client's own deadline.
+
+Pure: times are passed in (the shell's monotonic clock), nothing is read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from actors.core.registry import lease_origin
+from actors.core.table import FeatureKey
+from actors.protocol.entries import LeaseChange, LeaseReport
+
+__all__ = ["LocalLease", "LocalLeases", "GRANT", "RELEASE", "EXPIRE"]
+
+GRANT, RELEASE, EXPIRE = "grant", "release", "expire"
+
+
+@dataclass
+class LocalLease:
+    lease_id: str
+    client_id: str
+    session_id: str
+    feature: str
+    version: str
+    expires_at: float
+    """Grantor-side expiry on this server's clock."""
+    granted_at: float = 0.0
+    revoked: bool = False
+    """Force-released: never renewed again; its seat frees when it expires."""
+
+    @property
+    def key(self) -> FeatureKey:
+        return (self.feature, self.version)
+
+
+@dataclass
+class LocalLeases:
+    server: str
+    leases: dict[str, LocalLease] = field(default_factory=dict)
+    counter: int = 0
+    """The last lease counter issued; persisted before an id is handed out."""
+    change_seq: int = 0
+    changes: list[LeaseChange] = field(default_factory=list)
+    """Changes not yet seen committed, re-sent in every report until they are."""
+    committed_seq: int = 0
+    releasing: dict[int, FeatureKey] = field(default_factory=dict)
+    """change seq -> feature of a release whose report is not committed yet."""
+    _held: Counter[FeatureKey] = field(default_factory=Counter, repr=False)
+
+    # ---- queries -------------------------------------------------------------
+
+    def held(self, key: FeatureKey) -> int:
+        """Live leases of ``key`` here."""
+        return self._held[key]
+
+    def in_use(self, key: FeatureKey) -> int:
+        """Seats of ``key`` that cannot be granted: live leases plus releases
+        not yet committed."""
+        return self._held[key] + sum(1 for k in self.releasing.values() if k == key)
+
+    def issued_here_and_gone(self, lease_id: str) -> bool:
+        """An id this server issued that it no longer holds: dead for ever."""
+        if lease_id in self.leases:
+            return False
+        origin = lease_origin(lease_id)
+        return origin is not None and origin[0] == self.server and origin[1] <= self.counter
+
+    def session_leases(self, session_id: str) -> list[LocalLease]:
+        return [lease for lease in self.leases.values() if lease.session_id == session_id]
+
+    # ---- the fast path -----------------------------------------------------------
+
+    def next_counter(self) -> int:
+        """Reserve the counter for a new lease id (persist before using it)."""
+        self.counter += 1
+        return self.counter
+
+    def grant(self, lease: LocalLease) -> None:
+        """Record a new lease.  The caller has checked the allocation."""
+        if lease.lease_id in self.leases:
+            raise ValueError(f"lease {lease.lease_id} already held")
+        self._add(lease)
+        self._record(GRANT, lease)
+
+    def adopt(self, lease: LocalLease) -> None:
+        """Take a lease that moved here with its seat (fail-over, handover).
+
+        The registry already shows it here, so nothing is reported.
+        """
+        if lease.lease_id not in self.leases:
+            self._add(lease)
+
+    def renew(self, session_id: str, lease_ids: tuple[str, ...], expires_at: float) -> tuple[list[str], list[str]]:
+        """Renew the listed leases of one session; returns (renewed, lost)."""
+        renewed, lost = [], []
+        for lease_id in lease_ids:
+            lease = self.leases.get(lease_id)
+            if lease is None or lease.session_id != session_id or lease.revoked:
+                lost.append(lease_id)
+                continue
+            lease.expires_at = max(lease.expires_at, expires_at)
+            renewed.append(lease_id)
+        return renewed, lost
+
+    def release(self, lease_id: str, client_id: str) -> bool:
+        """The client gives the seat back.  Its seat stays in use until the
+        release report is committed."""
+        lease = self.leases.get(lease_id)
+        if lease is None or lease.client_id != client_id:
+            return False
+        self._remove(lease)
+        seq = self._record(RELEASE, lease)
+        self.releasing[seq] = lease.key
+        return True
+
+    def expire(self, now: float) -> list[LocalLease]:
+        """Drop every lease whose grantor-side expiry has passed."""
+        gone = [lease for lease in self.leases.values() if lease.expires_at <= now]
+        for lease in gone:
+            self._remove(lease)
+            seq = self._record(EXPIRE, lease)
+            self.releasing[seq] = lease.key
+        return gone
+
+    def drop(self, lease_id: str) -> LocalLease | None:
+        """The committed log took this lease away (moved, reclaimed): its seat
+        went with it, so it is not reported and frees nothing here."""
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            self._remove(lease)
+        return lease
+
+    def revoke(self, lease_id: str) -> bool:
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return False
+        lease.revoked = True
+        return True
+
+    def drop_all(self) -> list[LocalLease]:
+        """Reclaim(S) was committed before Rejoin(S): every lease here has
+        expired at its client; forget them and their unreported changes."""
+        gone = list(self.leases.values())
+        for lease in gone:
+            self._remove(lease)
+        self.changes.clear()
+        self.releasing.clear()
+        return gone
+
+    # ---- reports ---------------------------------------------------------------
+
+    def report(self) -> LeaseReport:
+        """Every change not yet seen committed (cumulative, so a lost report is
+        covered by the next one)."""
+        return LeaseReport(self.server, tuple(self.changes), watermark=self.counter)
+
+    def report_committed(self, seq: int) -> None:
+        """The pool committed this server's changes up to ``seq``."""
+        if seq <= self.committed_seq:
+            return
+        self.committed_seq = seq
+        self.changes = [c for c in self.changes if c.seq > seq]
+        self.releasing = {s: k for s, k in self.releasing.items() if s > seq}
+
+    # ---- internals -------------------------------------------------------------
+
+    def _add(self, lease: LocalLease) -> None:
+        self.leases[lease.lease_id] = lease
+        self._held[lease.key] += 1
+
+    def _remove(self, lease: LocalLease) -> None:
+        del self.leases[lease.lease_id]
+        self._held[lease.key] -= 1
+
+    def _record(self, kind: str, lease: LocalLease) -> int:
+        self.change_seq += 1
+        self.changes.append(
+            LeaseChange(self.change_seq, kind, lease.lease_id, lease.client_id, lease.feature, lease.version)
+        )
+        return self.change_seq
+
+    # ---- plain data ------------------------------------------------------------
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "leases": [asdict(lease) for lease in self.leases.values()],
+            "counter": self.counter,
+            "change_seq": self.change_seq,
+            "changes": [asdict(c) for c in self.changes],
+            "committed_seq": self.committed_seq,
+            "releasing": {seq: list(k) for seq, k in self.releasing.items()},
+        }
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> LocalLeases:
+        table = cls(
+            server=data["server"],
+            counter=data.get("counter", 0),
+            change_seq=data.get("change_seq", 0),
+            changes=[LeaseChange(**c) for c in data.get("changes", [])],
+            committed_seq=data.get("committed_seq", 0),
+            releasing={int(s): (k[0], k[1]) for s, k in data.get("releasing", {}).items()},
+        )
+        for raw in data.get("leases", []):
+            table._add(LocalLease(**raw))
+        return table

@@ -1,0 +1,432 @@
+"""The replicated pool state machine: what every committed log entry does.
+
+``PoolState`` holds everything the servers share (DESIGN.md 2b item 1): license
+codes and add-ons, the distribution table of every feature, the lease registry,
+each server's status (live, fenced, down) and the transfers under way.
+
+``apply(entry)`` is deterministic: every server applies the same committed
+entries in the same order and reaches the same state.  An entry that is no
+longer possible when it is applied (a grant the source cannot cover, a transfer
+that does not exist) is a no-op, reported in the returned ``Applied``; the
+leader decides with the state it has, and the log order settles races.
+
+Signatures are checked again on apply through an injected ``verify`` function,
+so a forged entry in a sync can never raise a total (counts come only from
+vendor signatures).  Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from actors.core import codes
+from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease
+from actors.core.table import FeatureKey, FeatureTable
+from actors.protocol import entries as e
+
+__all__ = ["LIVE", "FENCED", "DOWN", "ServerState", "Transfer", "Applied", "PoolState", "Verifier"]
+
+LIVE, FENCED, DOWN = "live", "fenced", "down"
+"""Server statuses.  ``down`` means fenced and reclaimed: its seats are a source."""
+
+Verifier = Callable[[str], "codes.LicenseCode | codes.AddOn"]
+"""Checks a vendor signature and decodes a code; raises ``codes.CodeError``."""
+
+
+@dataclass
+class ServerState:
+    name: str
+    status: str = LIVE
+    incarnation: int = 0
+    all_reclaimed: bool = False
+    """Set by ``ServerDown``: even ``--no-majority`` seats were taken back."""
+
+
+@dataclass
+class Transfer:
+    """A committed ``TransferIntent`` whose outcome is not committed yet."""
+
+    transfer_id: str
+    feature: str
+    version: str
+    giver: str
+    taker: str
+    count: int
+    lease_id: str | None = None
+    client_id: str = ""
+    client_seq: int = 0
+    reason: str = "borrow"
+
+    @property
+    def key(self) -> FeatureKey:
+        return (self.feature, self.version)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one entry did: ``ok`` False means it was a no-op."""
+
+    ok: bool
+    note: str = ""
+    dropped_leases: tuple[str, ...] = ()
+    """Leases that stopped being live (reclaim, kill), for holders to drop."""
+
+
+@dataclass
+class PoolState:
+    servers: dict[str, ServerState] = field(default_factory=dict)
+    """Every configured server, in priority order."""
+    features: dict[FeatureKey, FeatureTable] = field(default_factory=dict)
+    licenses: dict[str, str] = field(default_factory=dict)
+    """serial -> signed license code text (claims 12, 26: any server can lead)."""
+    addons: dict[str, str] = field(default_factory=dict)
+    """serial -> signed add-on text."""
+    serial_feature: dict[str, FeatureKey] = field(default_factory=dict)
+    registry: LeaseRegistry = field(default_factory=LeaseRegistry)
+    transfers: dict[str, Transfer] = field(default_factory=dict)
+    index: int = 0
+    """Index of the last applied log entry: the table's version."""
+    epoch: int = 0
+    """Epoch of the last applied log entry: the table is ordered by (epoch, index)."""
+
+    @classmethod
+    def new(cls, server_names: list[str] | tuple[str, ...]) -> PoolState:
+        return cls(servers={name: ServerState(name) for name in server_names})
+
+    # ---- queries ---------------------------------------------------------------
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return (self.epoch, self.index)
+
+    def status(self, server: str) -> str:
+        return self.servers[server].status
+
+    def feature(self, feature: str, version: str) -> FeatureTable | None:
+        return self.features.get((feature, version))
+
+    def problems(self) -> list[str]:
+        """Every broken table invariant (empty when the state is sound)."""
+        out: list[str] = []
+        flight: dict[FeatureKey, int] = {}
+        for t in self.transfers.values():
+            flight[t.key] = flight.get(t.key, 0) + t.count
+        for key, table in self.features.items():
+            out.extend(table.problems())
+            if table.in_flight != flight.get(key, 0):
+                out.append(f"{key}: in_flight {table.in_flight} but transfers hold {flight.get(key, 0)}")
+        return out
+
+    # ---- apply -----------------------------------------------------------------
+
+    def apply(self, entry: e.Entry, index: int, epoch: int, verify: Verifier) -> Applied:
+        """Apply one committed entry at (epoch, index)."""
+        if index <= self.index:
+            return Applied(False, f"index {index} already applied (at {self.index})")
+        self.index, self.epoch = index, epoch
+        handler = _HANDLERS.get(type(entry))
+        if handler is None:
+            return Applied(False, f"unknown entry {type(entry).__name__}")
+        return handler(self, entry, verify)
+
+    # -- admin
+
+    def _add_license(self, entry: e.AddLicense, verify: Verifier) -> Applied:
+        try:
+            code = verify(entry.code)
+        except codes.CodeError as err:
+            return Applied(False, f"refused code: {err}")
+        if not isinstance(code, codes.LicenseCode):
+            return Applied(False, "not a license code")
+        if code.serial in self.licenses or code.serial in self.addons:
+            return Applied(False, f"serial {code.serial} already present")
+        table = self.features.get(code.key)
+        if table is not None and table.majority != code.majority:
+            return Applied(False, f"serial {code.serial}: majority flag differs from the feature's")
+        self.licenses[code.serial] = entry.code
+        self.serial_feature[code.serial] = code.key
+        names = list(self.servers)
+        if table is None:
+            criteria = codes.parse_criteria(code.distribution or "")
+            known = tuple((s, n) for s, n in criteria if s in self.servers)
+            alloc, free = codes.initial_distribution(code.count, known, names)
+            self.features[code.key] = FeatureTable(
+                code.feature, code.version, total=code.count, majority=code.majority,
+                expires=code.expires, alloc=alloc, targets=dict(alloc), free=free,
+            )
+        else:
+            # More seats for a feature already in the pool go to its free pool.
+            table.total += code.count
+            table.free += code.count
+            table.expires = max(table.expires, code.expires)
+        return Applied(True)
+
+    def _add_addon(self, entry: e.AddAddon, verify: Verifier) -> Applied:
+        try:
+            addon = verify(entry.code)
+        except codes.CodeError as err:
+            return Applied(False, f"refused add-on: {err}")
+        if not isinstance(addon, codes.AddOn):
+            return Applied(False, "not an add-on")
+        if addon.serial in self.addons or addon.serial in self.licenses:
+            return Applied(False, f"serial {addon.serial} already present")
+        key = self.serial_feature.get(addon.of_serial)
+        if key is None:
+            return Applied(False, f"add-on for unknown serial {addon.of_serial}")
+        self.addons[addon.serial] = entry.code
+        self.serial_feature[addon.serial] = key
+        table = self.features[key]
+        table.total += addon.count
+        table.free += addon.count
+        return Applied(True)
+
+    def _set_criteria(self, entry: e.SetCriteria, _verify: Verifier) -> Applied:
+        table = self.feature(entry.feature, entry.version)
+        if table is None:
+            return Applied(False, "unknown feature")
+        targets = dict(entry.targets)
+        if any(s not in self.servers or n < 0 for s, n in targets.items()) or sum(targets.values()) > table.total:
+            return Applied(False, "criteria name an unknown server or exceed the total")
+        table.targets = {s: targets.get(s, 0) for s in self.servers}
+        return Applied(True)
+
+    # -- seats
+
+    def _grant(self, entry: e.Grant, _verify: Verifier) -> Applied:
+        table = self.feature(entry.feature, entry.version)
+        if table is None or entry.count <= 0 or entry.server not in self.servers:
+            return Applied(False, "bad grant")
+        if not self._take_from(table, entry.source, entry.count):
+            return Applied(False, f"source {entry.source or 'free pool'} cannot cover {entry.count}")
+        table.alloc[entry.server] = table.allocated(entry.server) + entry.count
+        return Applied(True)
+
+    def _take_from(self, table: FeatureTable, source: str, count: int) -> bool:
+        """Take seats from a source that needs no consent (free pool or down server)."""
+        if source == e.FREE_POOL:
+            if table.free < count:
+                return False
+            table.free -= count
+            return True
+        server = self.servers.get(source)
+        if server is None or server.status != DOWN or table.allocated(source) < count:
+            return False
+        if not table.majority and not server.all_reclaimed:
+            return False
+        table.alloc[source] -= count
+        return True
+
+    def _transfer_intent(self, entry: e.TransferIntent, _verify: Verifier) -> Applied:
+        table = self.feature(entry.feature, entry.version)
+        giver = self.servers.get(entry.giver)
+        if table is None or giver is None or entry.count <= 0 or entry.transfer_id in self.transfers:
+            return Applied(False, "bad transfer")
+        if giver.status != LIVE or table.allocated(entry.giver) < entry.count:
+            return Applied(False, f"giver {entry.giver} cannot give {entry.count}")
+        if entry.taker != e.FREE_POOL and entry.taker not in self.servers:
+            return Applied(False, "unknown taker")
+        if entry.lease_id is not None:
+            lease = self.registry.leases.get(entry.lease_id)
+            if entry.count != 1 or self.registry.is_dead(entry.lease_id) or (lease is not None and lease.revoked):
+                return Applied(False, "handover of a dead or revoked lease")
+        table.alloc[entry.giver] -= entry.count
+        table.in_flight += entry.count
+        self.transfers[entry.transfer_id] = Transfer(**asdict(entry))
+        return Applied(True)
+
+    def _transfer_complete(self, entry: e.TransferComplete, _verify: Verifier) -> Applied:
+        t = self.transfers.pop(entry.transfer_id, None)
+        if t is None:
+            return Applied(False, "no such transfer")
+        table = self.features[t.key]
+        given = max(0, min(entry.given, t.count))
+        table.in_flight -= t.count
+        table.alloc[t.giver] += t.count - given
+        if t.taker == e.FREE_POOL:
+            table.free += given
+        else:
+            table.alloc[t.taker] = table.allocated(t.taker) + given
+        if t.lease_id is not None and given:
+            self._seat_moved_lease(t.lease_id, t.client_id, t.key, t.taker, t.client_seq)
+        return Applied(True)
+
+    def _transfer_abort(self, entry: e.TransferAbort, _verify: Verifier) -> Applied:
+        t = self.transfers.pop(entry.transfer_id, None)
+        if t is None:
+            return Applied(False, "no such transfer")
+        table = self.features[t.key]
+        table.in_flight -= t.count
+        table.alloc[t.giver] += t.count
+        return Applied(True)
+
+    def _seat_moved_lease(self, lease_id: str, client_id: str, key: FeatureKey, to: str, seq: int) -> None:
+        if lease_id in self.registry.leases:
+            self.registry.move(lease_id, to, seq)
+        else:
+            self.registry.add(RegisteredLease(lease_id, client_id, key[0], key[1], to, seq))
+
+    # -- leases
+
+    def _lease_report(self, entry: e.LeaseReport, _verify: Verifier) -> Applied:
+        if entry.server not in self.servers:
+            return Applied(False, "unknown server")
+        reg = self.registry
+        status = self.servers[entry.server].status
+        done = reg.report_seq.get(entry.server, 0)
+        for change in entry.changes:
+            if change.seq <= done:
+                continue
+            done = change.seq
+            if change.kind == "grant":
+                # A down server's leases were dropped at Reclaim; late grants are void.
+                if status != DOWN:
+                    reg.add(RegisteredLease(change.lease_id, change.client_id, change.feature,
+                                            change.version, entry.server))
+            elif reg.holder(change.lease_id) == entry.server:
+                reg.kill(change.lease_id)
+        reg.report_seq[entry.server] = done
+        reg.raise_watermark(entry.server, entry.watermark)
+        return Applied(True)
+
+    def _failover_seat(self, entry: e.FailoverSeat, _verify: Verifier) -> Applied:
+        reg = self.registry
+        table = self.feature(entry.feature, entry.version)
+        if table is None or entry.to_server not in self.servers or reg.is_dead(entry.lease_id):
+            return Applied(False, "dead lease or unknown feature")
+        live = reg.leases.get(entry.lease_id)
+        if live is not None and (
+            live.revoked or live.client_id != entry.client_id or live.client_seq >= entry.client_seq
+        ):
+            return Applied(False, "revoked, stale or foreign fail-over update")
+        if live is not None and live.holder == entry.source:
+            # The lease moves together with its seat from its fenced holder.
+            if self.status(entry.source) != FENCED or table.allocated(entry.source) < 1:
+                return Applied(False, "holder is not fenced")
+            table.alloc[entry.source] -= 1
+        elif live is not None or not self._take_from(table, entry.source, 1):
+            return Applied(False, f"source {entry.source or 'free pool'} has no seat")
+        table.alloc[entry.to_server] = table.allocated(entry.to_server) + 1
+        self._seat_moved_lease(entry.lease_id, entry.client_id, table.key, entry.to_server, entry.client_seq)
+        return Applied(True)
+
+    def _failover_pending(self, entry: e.FailoverPending, _verify: Verifier) -> Applied:
+        reg = self.registry
+        if reg.is_dead(entry.lease_id) or entry.lease_id in reg.leases:
+            return Applied(False, "lease is dead or already seated")
+        held = reg.pending.get(entry.lease_id)
+        if held is not None and held.client_seq >= entry.client_seq:
+            return Applied(False, "stale fail-over update")
+        reg.pending[entry.lease_id] = PendingUpdate(
+            entry.lease_id, entry.client_id, entry.feature, entry.version, entry.to_server, entry.client_seq
+        )
+        return Applied(True)
+
+    def _force_release(self, entry: e.ForceRelease, _verify: Verifier) -> Applied:
+        lease = self.registry.leases.get(entry.lease_id)
+        if lease is None:
+            # Unreported or pending: make sure the id can never come back.
+            self.registry.kill(entry.lease_id)
+            return Applied(True, "not live", (entry.lease_id,))
+        lease.revoked = True
+        return Applied(True, "revoked", (entry.lease_id,))
+
+    # -- membership
+
+    def _fence(self, entry: e.Fence, _verify: Verifier) -> Applied:
+        server = self.servers.get(entry.server)
+        if server is None or server.status != LIVE:
+            return Applied(False, "not live")
+        server.status = FENCED
+        server.incarnation = max(server.incarnation, entry.incarnation)
+        return Applied(True)
+
+    def _reclaim(self, entry: e.Reclaim, _verify: Verifier) -> Applied:
+        server = self.servers.get(entry.server)
+        if server is None or server.status != FENCED:
+            # DESIGN 2b item 5: a Reclaim after a Rejoin must do nothing.
+            return Applied(False, "not fenced")
+        return self._take_down(server, everything=False)
+
+    def _server_down(self, entry: e.ServerDown, _verify: Verifier) -> Applied:
+        server = self.servers.get(entry.server)
+        if server is None:
+            return Applied(False, "unknown server")
+        return self._take_down(server, everything=True)
+
+    def _take_down(self, server: ServerState, everything: bool) -> Applied:
+        server.status = DOWN
+        server.all_reclaimed = server.all_reclaimed or everything
+        dropped = []
+        for lease in self.registry.held_at(server.name):
+            table = self.features.get(lease.key)
+            if everything or table is None or table.majority:
+                self.registry.kill(lease.lease_id)
+                dropped.append(lease.lease_id)
+        return Applied(True, "", tuple(dropped))
+
+    def _rejoin(self, entry: e.Rejoin, _verify: Verifier) -> Applied:
+        server = self.servers.get(entry.server)
+        if server is None:
+            return Applied(False, "unknown server")
+        server.status = LIVE
+        server.incarnation = max(server.incarnation, entry.incarnation)
+        server.all_reclaimed = False
+        return Applied(True)
+
+    def _noop(self, _entry: e.NoOp, _verify: Verifier) -> Applied:
+        return Applied(True)
+
+    # ---- plain data --------------------------------------------------------------
+
+    def to_plain(self) -> dict[str, Any]:
+        return {
+            "servers": [asdict(s) for s in self.servers.values()],
+            "features": [t.to_plain() for t in self.features.values()],
+            "licenses": dict(self.licenses),
+            "addons": dict(self.addons),
+            "serial_feature": {s: list(k) for s, k in self.serial_feature.items()},
+            "registry": self.registry.to_plain(),
+            "transfers": [asdict(t) for t in self.transfers.values()],
+            "index": self.index,
+            "epoch": self.epoch,
+        }
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> PoolState:
+        state = cls(
+            servers={s["name"]: ServerState(**s) for s in data["servers"]},
+            licenses=dict(data.get("licenses", {})),
+            addons=dict(data.get("addons", {})),
+            serial_feature={s: (k[0], k[1]) for s, k in data.get("serial_feature", {}).items()},
+            registry=LeaseRegistry.from_plain(data.get("registry", {})),
+            index=data.get("index", 0),
+            epoch=data.get("epoch", 0),
+        )
+        for raw in data.get("features", []):
+            table = FeatureTable.from_plain(raw)
+            state.features[table.key] = table
+        for raw in data.get("transfers", []):
+            t = Transfer(**raw)
+            state.transfers[t.transfer_id] = t
+        return state
+
+
+_HANDLERS: dict[type, Callable[[PoolState, Any, Verifier], Applied]] = {
+    e.NoOp: PoolState._noop,
+    e.AddLicense: PoolState._add_license,
+    e.AddAddon: PoolState._add_addon,
+    e.SetCriteria: PoolState._set_criteria,
+    e.Grant: PoolState._grant,
+    e.TransferIntent: PoolState._transfer_intent,
+    e.TransferComplete: PoolState._transfer_complete,
+    e.TransferAbort: PoolState._transfer_abort,
+    e.LeaseReport: PoolState._lease_report,
+    e.FailoverSeat: PoolState._failover_seat,
+    e.FailoverPending: PoolState._failover_pending,
+    e.ForceRelease: PoolState._force_release,
+    e.Fence: PoolState._fence,
+    e.Reclaim: PoolState._reclaim,
+    e.ServerDown: PoolState._server_down,
+    e.Rejoin: PoolState._rejoin,
+}

@@ -1,0 +1,192 @@
+"""Messages between a client session and a license server (the fast path).
+
+Every message is a frozen dataclass; its class name is the protocol (Thespian's
+``ActorTypeDispatcher`` dispatches on it).  Each docstring names the sender, the
+receiver and the replies to expect.  New fields always get defaults, so an older
+peer's message still decodes (STYLE.md habit 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "DenyReason",
+    "HeldLease",
+    "CheckoutRequest",
+    "CheckoutGranted",
+    "CheckoutDenied",
+    "SessionHeartbeat",
+    "HeartbeatAck",
+    "ReleaseRequest",
+    "ReleaseAck",
+    "FailoverUpdate",
+    "FailoverReply",
+]
+
+
+class DenyReason(str, Enum):
+    """Why a checkout was refused (``LicenseDenied.reason`` in the client API)."""
+
+    NO_SEATS = "NO_SEATS"
+    """Every seat of the feature is in use anywhere in the pool."""
+    UNKNOWN_FEATURE = "UNKNOWN_FEATURE"
+    """No license code in the pool names this (feature, version)."""
+    EXPIRED = "EXPIRED"
+    """Every license code of the feature has expired."""
+    NO_MAJORITY = "NO_MAJORITY"
+    """The server cannot reach a majority, and the feature is majority-ruled."""
+    NOT_SERVING = "NOT_SERVING"
+    """The server is rejoining or fenced; try another server."""
+    UNREACHABLE = "UNREACHABLE"
+    """No server answered (raised by the client proxy, never sent)."""
+    TIMEOUT = "TIMEOUT"
+    """No answer within the checkout timeout (raised by the client proxy)."""
+
+
+@dataclass(frozen=True)
+class HeldLease:
+    """One lease a client holds, as listed in a fail-over update (claims 13, 27)."""
+
+    lease_id: str
+    feature: str
+    version: str
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """ClientSession -> LicenseServer: ask for one seat of a feature (claim 30).
+
+    Replies: ``CheckoutGranted`` or ``CheckoutDenied``.  The server may hold the
+    request while it borrows from the leader (claims 3, 31); it always answers.
+    Carrying ``lease_id`` resumes that lease instead of taking a second seat.
+    """
+
+    client_id: str
+    """Who the seat is for; lease ids are bound to it."""
+    session_id: str
+    """The client session (one per app process); its heartbeat renews the lease."""
+    request_id: int
+    """Chosen by the session; echoed in the reply."""
+    feature: str
+    version: str
+    lease_id: str | None = None
+    """A lease this client already holds here: resume it, never take a second seat."""
+
+
+@dataclass(frozen=True)
+class CheckoutGranted:
+    """LicenseServer -> ClientSession: the seat is yours until your deadline.
+
+    The client's deadline is the send time of the request plus ``ttl`` minus the
+    drift margin (DESIGN.md 2b item 10).  No reply is expected.
+    """
+
+    request_id: int
+    lease_id: str
+    server: str
+    feature: str
+    version: str
+    ttl: float
+    """lease_ttl, in seconds, timed from the client's send."""
+    resumed: bool = False
+    """True when an existing lease was resumed rather than a seat taken."""
+
+
+@dataclass(frozen=True)
+class CheckoutDenied:
+    """LicenseServer -> ClientSession: the checkout was refused.  No reply."""
+
+    request_id: int
+    reason: DenyReason
+    detail: str = ""
+    server: str = ""
+
+
+@dataclass(frozen=True)
+class SessionHeartbeat:
+    """ClientSession -> LicenseServer: renew every lease this session holds here.
+
+    One heartbeat per session and server per ``heartbeat_interval``, whatever the
+    number of leases: the cost follows client processes, not leases.
+    Reply: ``HeartbeatAck``.
+    """
+
+    client_id: str
+    session_id: str
+    seq: int
+    """Numbered by the session; the ack echoes it so the session knows its send time."""
+    lease_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HeartbeatAck:
+    """LicenseServer -> ClientSession: which of the listed leases were renewed.
+
+    A lease in ``lost`` is dead here (released, expired, moved or never known);
+    ``fail_over`` tells the session to move to another server (this one is not
+    serving).  No reply.
+    """
+
+    seq: int
+    server: str
+    renewed: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
+    fail_over: bool = False
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """ClientSession -> LicenseServer: give a seat back.  Reply: ``ReleaseAck``.
+
+    After the release the lease id is dead for ever (tombstoned).
+    """
+
+    client_id: str
+    lease_id: str
+    request_id: int
+
+
+@dataclass(frozen=True)
+class ReleaseAck:
+    """LicenseServer -> ClientSession: the release was recorded.  No reply."""
+
+    request_id: int
+    lease_id: str
+    released: bool
+    """False when the server did not hold the lease (already dead)."""
+
+
+@dataclass(frozen=True)
+class FailoverUpdate:
+    """ClientSession -> LicenseServer: take over the leases I hold (claims 13, 27).
+
+    Sent when the session's server went silent past ``failure_timeout`` or told it
+    to fail over.  Reply: ``FailoverReply``.  ``seq`` orders a client's updates,
+    so a delayed old update never moves a lease back.
+    """
+
+    client_id: str
+    session_id: str
+    seq: int
+    leases: tuple[HeldLease, ...]
+
+
+@dataclass(frozen=True)
+class FailoverReply:
+    """LicenseServer -> ClientSession: what became of each lease in an update.
+
+    ``seated`` leases are renewed here from the update's send.  ``pending`` ones
+    wait for a seat; a pending reply never extends the client's deadline.
+    ``refused`` ones are dead (released, reclaimed, or not this client's).
+    No reply.
+    """
+
+    seq: int
+    server: str
+    seated: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    ttl: float = 0.0

@@ -1,0 +1,212 @@
+"""Messages between license servers and the leader about seats and admin changes.
+
+Every one carries ``sender`` (a server name from the config) and the sender's
+``epoch``.  A receiver ignores a message from an older epoch and logs it
+(STYLE.md habit 3).  The distribution criteria sync itself is in
+``actors.protocol.raft`` because it is the replicated log's append message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.protocol.client import HeldLease
+
+__all__ = [
+    "AdminAuth",
+    "BorrowRequest",
+    "BorrowReply",
+    "TransferRequest",
+    "TransferConfirm",
+    "FailoverForward",
+    "FailoverOutcome",
+    "AddLicenseCode",
+    "AddAllocations",
+    "ChangeDistributionCriteria",
+    "ForceReleaseLease",
+    "DeclareServerDown",
+    "AdminReply",
+]
+
+
+@dataclass(frozen=True)
+class AdminAuth:
+    """An HMAC under the pool's admin key over the canonical encoding of an admin
+    change, with a timestamp and nonce against replays (security issue)."""
+
+    timestamp: float
+    nonce: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class BorrowRequest:
+    """LicenseServer -> leader: my use passed my borrowing threshold, or a
+    request found no spare seat (claims 1, 3, 16, 31).
+
+    Reply: ``BorrowReply``.  The seats themselves arrive as a committed entry in
+    the distribution criteria sync; the server uses them only after applying it.
+    """
+
+    sender: str
+    epoch: int
+    feature: str
+    version: str
+    count: int
+    """Seats wanted: enough to bring the server back under its threshold, >= 1."""
+    in_use: int
+    allocated: int
+    request_no: int
+
+
+@dataclass(frozen=True)
+class BorrowReply:
+    """Leader -> LicenseServer: the outcome of a borrow.  No reply.
+
+    ``granted`` seats are committed at log ``index`` (or will be, for a transfer
+    under way); 0 with ``exhausted`` means no seat is unused anywhere.
+    """
+
+    sender: str
+    epoch: int
+    feature: str
+    version: str
+    request_no: int
+    granted: int
+    index: int = 0
+    exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """Leader -> giving LicenseServer: a committed ``TransferIntent`` asks you to
+    give ``count`` seats (with ``lease_id``: that lease and its seat) (claim 33).
+
+    Reply: ``TransferConfirm`` after the giver has persisted its decision.
+    """
+
+    sender: str
+    epoch: int
+    transfer_id: str
+    feature: str
+    version: str
+    count: int
+    lease_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferConfirm:
+    """Giving LicenseServer -> leader: I persisted that I give ``given`` seats
+    (0 refuses); they were unused.  No reply; the leader commits the outcome."""
+
+    sender: str
+    epoch: int
+    transfer_id: str
+    given: int
+
+
+@dataclass(frozen=True)
+class FailoverForward:
+    """LicenseServer -> leader: a client failed over to me with these leases
+    (claims 13-15, 27-29).  Reply: ``FailoverOutcome``."""
+
+    sender: str
+    epoch: int
+    client_id: str
+    client_seq: int
+    leases: tuple[HeldLease, ...]
+
+
+@dataclass(frozen=True)
+class FailoverOutcome:
+    """Leader -> LicenseServer: what the leader did with each forwarded lease.
+    ``seated`` ones are committed to the sender; ``pending`` ones are held as
+    log entries.  No reply."""
+
+    sender: str
+    epoch: int
+    client_id: str
+    client_seq: int
+    seated: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddLicenseCode:
+    """CLI -> any LicenseServer -> leader: add a signed license code (claims 11,
+    12, 25, 26).  Reply: ``AdminReply`` once committed (or refused)."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    code: str
+    auth: AdminAuth | None = None
+
+
+@dataclass(frozen=True)
+class AddAllocations:
+    """CLI -> any LicenseServer -> leader: add a signed add-on's seats to the
+    free pool (claims 9, 10, 23, 24).  Reply: ``AdminReply``."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    addon: str
+    auth: AdminAuth | None = None
+
+
+@dataclass(frozen=True)
+class ChangeDistributionCriteria:
+    """CLI -> any LicenseServer -> leader: new criteria ``s1:4^s2:3`` for a
+    feature (claims 7, 8, 21, 22).  Reply: ``AdminReply``."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    feature: str
+    version: str
+    criteria: str
+    auth: AdminAuth | None = None
+
+
+@dataclass(frozen=True)
+class ForceReleaseLease:
+    """CLI -> any LicenseServer -> leader: force-release a lease.  Reply:
+    ``AdminReply``."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    lease_id: str
+    auth: AdminAuth | None = None
+
+
+@dataclass(frozen=True)
+class DeclareServerDown:
+    """CLI -> any LicenseServer -> leader: the operator asserts ``server`` is
+    really stopped (STONITH), so all its seats may be reclaimed.  Reply:
+    ``AdminReply``."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    server: str
+    auth: AdminAuth | None = None
+
+
+@dataclass(frozen=True)
+class AdminReply:
+    """Leader -> forwarding LicenseServer -> CLI: the outcome of an admin change.
+
+    ``ok`` with ``already_present`` means the same serial was added before (a
+    no-op, exit 0).  ``error`` is one line.  No reply.
+    """
+
+    sender: str
+    epoch: int
+    request_id: str
+    ok: bool
+    already_present: bool = False
+    error: str = ""
+    index: int = 0
