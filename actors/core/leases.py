@@ -19,6 +19,7 @@ Pure: times are passed in (the shell's monotonic clock), nothing is read.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -153,22 +154,20 @@ class LocalLeases:
         lease.revoked = True
         return True
 
-    def drop_all(self) -> list[LocalLease]:
-        """Reclaim(S) was committed before Rejoin(S): every lease here has
-        expired at its client; forget them and their unreported changes."""
-        gone = list(self.leases.values())
-        for lease in gone:
-            self._remove(lease)
-        self.changes.clear()
-        self.releasing.clear()
-        return gone
+    def forget_changes(self, matches: Callable[[FeatureKey], bool]) -> None:
+        """Forget unreported changes (and the release holds) of the features
+        ``matches`` selects: their seats were reclaimed, so the pool must never
+        see them."""
+        self.changes = [c for c in self.changes if not matches((c.feature, c.version))]
+        self.releasing = {s: k for s, k in self.releasing.items() if not matches(k)}
 
     # ---- reports ---------------------------------------------------------------
 
-    def report(self) -> LeaseReport:
+    def report(self, generation: int) -> LeaseReport:
         """Every change not yet seen committed (cumulative, so a lost report is
-        covered by the next one)."""
-        return LeaseReport(self.server, tuple(self.changes), watermark=self.counter)
+        covered by the next one).  ``generation``: reclaims of this server
+        applied so far."""
+        return LeaseReport(self.server, tuple(self.changes), watermark=self.counter, generation=generation)
 
     def report_committed(self, seq: int) -> None:
         """The pool committed this server's changes up to ``seq``."""

@@ -41,6 +41,8 @@ class ServerState:
     incarnation: int = 0
     all_reclaimed: bool = False
     """Set by ``ServerDown``: even ``--no-majority`` seats were taken back."""
+    reclaims: int = 0
+    """How many times its seats were reclaimed: reports built before are void."""
 
 
 @dataclass
@@ -272,7 +274,10 @@ class PoolState:
         if entry.server not in self.servers:
             return Applied(False, "unknown server")
         reg = self.registry
-        status = self.servers[entry.server].status
+        server = self.servers[entry.server]
+        if entry.generation < server.reclaims:
+            return Applied(False, "report from before a reclaim")
+        status = server.status
         done = reg.report_seq.get(entry.server, 0)
         for change in entry.changes:
             if change.seq <= done:
@@ -357,6 +362,7 @@ class PoolState:
     def _take_down(self, server: ServerState, everything: bool) -> Applied:
         server.status = DOWN
         server.all_reclaimed = server.all_reclaimed or everything
+        server.reclaims += 1
         dropped = []
         for lease in self.registry.held_at(server.name):
             table = self.features.get(lease.key)

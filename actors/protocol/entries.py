@@ -157,6 +157,10 @@ class LeaseReport:
     watermark: int = 0
     """The highest lease counter the server has issued: ids at or below it that
     are not live anywhere are dead (tombstoned) for ever."""
+    generation: int = 0
+    """How many ``Reclaim``/``ServerDown`` of this server it had applied when it
+    built the report.  A report from before a reclaim is void: the leases it
+    lists were dropped, and a late copy must never resurrect them."""
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def test_claim_30_each_server_grants_from_its_own_allocation() -> None:
     local = LocalLeases("s1")
     lid = lease_id("s1", local.next_counter())
     local.grant(LocalLease(lid, "c1", "sess", "cad", "2.0", expires_at=30.0))
-    assert local.in_use(KEY) == 1 and local.report().changes[0].kind == "grant"
+    assert local.in_use(KEY) == 1 and local.report(0).changes[0].kind == "grant"
 
 
 def test_claim_32_initial_distribution_of_zero_to_a_server() -> None:

@@ -1,0 +1,198 @@
+"""One server's side of the pool: its committed copy of the pool state, its local
+lease table, and the decisions it makes alone.
+
+* ``checkout``: the fast path (claims 3, 30, 31): grant from the committed
+  allocation, resume a lease this client already holds, or wait for a borrow.
+* ``apply``: a committed log entry reaches this server.  Besides updating the
+  shared state it does the server's local part: consent to a transfer it gives
+  (claim 33: only seats that are really unused), adopt a lease that moved here
+  with its seat, drop one that moved away, free released seats once their
+  report is committed, drop everything at a ``Reclaim`` of itself.
+
+The server persists what these return *before* sending anything that depends
+on it.  Pure: times are passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from actors.core import sources
+from actors.core.leases import LocalLease, LocalLeases
+from actors.core.pool import Applied, PoolState, Verifier
+from actors.core.table import FeatureKey
+from actors.protocol import entries as e
+from actors.protocol.client import DenyReason
+
+__all__ = ["Grant", "Deny", "Wait", "Consent", "Member"]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Checkout decision: a seat (a new lease, or the client's own resumed)."""
+
+    lease: LocalLease
+    resumed: bool = False
+    borrow: int = 0
+    """Seats to ask the leader for now that use passed the threshold (claim 1)."""
+
+
+@dataclass(frozen=True)
+class Deny:
+    reason: DenyReason
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """No spare seat here: ask the leader for ``borrow`` seats and hold the
+    request until they are committed or the pool has none (claims 3, 31)."""
+
+    borrow: int
+
+
+@dataclass(frozen=True)
+class Consent:
+    """This server's persisted answer to a transfer it gives (claim 33)."""
+
+    transfer_id: str
+    given: int
+
+
+@dataclass
+class Member:
+    name: str
+    pool: PoolState
+    leases: LocalLeases
+    threshold: float = 0.9
+    ttl_hold: float = 30.3
+    """T(1+rho): how long a renewal keeps a lease here, from its receipt."""
+    consents: dict[str, int] = field(default_factory=dict)
+    """transfer_id -> seats given, for transfers whose outcome is not committed."""
+
+    @classmethod
+    def new(cls, name: str, servers: tuple[str, ...], threshold: float = 0.9, ttl_hold: float = 30.3) -> Member:
+        return cls(name, PoolState.new(servers), LocalLeases(name), threshold, ttl_hold)
+
+    # ---- what this server may use --------------------------------------------
+
+    def usable(self, key: FeatureKey) -> int:
+        """Committed allocation plus seats it refused to give in transfers still
+        in flight (they are its own, in use, and come back on completion)."""
+        table = self.pool.features.get(key)
+        if table is None:
+            return 0
+        held_back = sum(
+            t.count - self.consents.get(t.transfer_id, t.count)
+            for t in self.pool.transfers.values()
+            if t.giver == self.name and t.key == key and t.transfer_id in self.consents
+        )
+        return table.allocated(self.name) + held_back
+
+    def spare(self, key: FeatureKey) -> int:
+        return self.usable(key) - self.leases.in_use(key)
+
+    def report(self) -> e.LeaseReport:
+        """The lease changes to send with the next heartbeat."""
+        return self.leases.report(self.pool.servers[self.name].reclaims)
+
+    # ---- the fast path ----------------------------------------------------------
+
+    def checkout(
+        self,
+        client_id: str,
+        session_id: str,
+        key: FeatureKey,
+        now: float,
+        today: str,
+        new_lease_id: str,
+        resume_id: str | None = None,
+        waiting: int = 0,
+    ) -> Grant | Deny | Wait:
+        """Decide a checkout.  ``new_lease_id`` is used only on a fresh grant;
+        ``waiting`` counts requests already held for a borrow.  The caller has
+        checked that this server may serve ``key`` (serving lease or
+        ``--no-majority``)."""
+        table = self.pool.features.get(key)
+        if table is None:
+            return Deny(DenyReason.UNKNOWN_FEATURE, f"no license for {key[0]} {key[1]}")
+        if table.expires and table.expires < today:
+            return Deny(DenyReason.EXPIRED, f"{key[0]} {key[1]} expired on {table.expires}")
+        if resume_id is not None:
+            held = self.leases.leases.get(resume_id)
+            if held is not None and held.client_id == client_id and held.key == key and not held.revoked:
+                held.expires_at = max(held.expires_at, now + self.ttl_hold)
+                return Grant(held, resumed=True)
+        if self.spare(key) <= 0:
+            in_use = self.leases.in_use(key) + waiting + 1
+            return Wait(sources.seats_to_borrow(in_use, self.usable(key), self.threshold))
+        lease = LocalLease(new_lease_id, client_id, session_id, key[0], key[1], now + self.ttl_hold, granted_at=now)
+        self.leases.grant(lease)
+        in_use, allocated = self.leases.in_use(key), self.usable(key)
+        borrow = 0
+        if sources.borrow_threshold_exceeded(in_use, allocated, self.threshold):
+            borrow = sources.seats_to_borrow(in_use, allocated, self.threshold)
+        return Grant(lease, borrow=borrow)
+
+    # ---- committed entries ----------------------------------------------------
+
+    def apply(self, entry: e.Entry, index: int, epoch: int, verify: Verifier, now: float) -> tuple[Applied, list[Consent]]:
+        """Apply a committed entry here; returns the consents to persist and send."""
+        transfer = self.pool.transfers.get(entry.transfer_id) if isinstance(entry, e.TransferComplete) else None
+        applied = self.pool.apply(entry, index, epoch, verify)
+        consents: list[Consent] = []
+        if not applied.ok:
+            return applied, consents
+        if isinstance(entry, e.TransferIntent) and entry.giver == self.name:
+            consents.append(self._consent(entry))
+        elif isinstance(entry, (e.TransferComplete, e.TransferAbort)):
+            self.consents.pop(entry.transfer_id, None)
+            moved = isinstance(entry, e.TransferComplete) and entry.given > 0
+            if transfer is not None and transfer.lease_id is not None and moved:
+                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now)
+        elif isinstance(entry, e.FailoverSeat):
+            self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now)
+        elif isinstance(entry, e.LeaseReport) and entry.server == self.name:
+            self.leases.report_committed(self.pool.registry.report_seq.get(self.name, 0))
+        elif isinstance(entry, e.Reclaim) and entry.server == self.name:
+            self._drop_leases(self._majority)
+        elif isinstance(entry, e.ServerDown) and entry.server == self.name:
+            # The operator asserted this server was stopped: nothing it held survives.
+            self._drop_leases(lambda key: True)
+        elif isinstance(entry, e.ForceRelease):
+            self.leases.revoke(entry.lease_id)
+        return applied, consents
+
+    def _consent(self, intent: e.TransferIntent) -> Consent:
+        key = (intent.feature, intent.version)
+        if intent.lease_id is not None and intent.reason == "handover":
+            held = self.leases.leases.get(intent.lease_id)
+            given = 1 if held is not None and held.client_id == intent.client_id and not held.revoked else 0
+            if given:
+                # The lease leaves with its seat; its new holder renews it.
+                self.leases.drop(intent.lease_id)
+        else:
+            # The intent already cut the allocation: spare before it was spare + count.
+            given = max(0, min(intent.count, self.spare(key) + intent.count))
+        self.consents[intent.transfer_id] = given
+        return Consent(intent.transfer_id, given)
+
+    def _lease_moved(self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float) -> None:
+        if to == self.name:
+            # Fresh grace from this commit: never shorter than the client's deadline.
+            self.leases.adopt(LocalLease(lease_id, client_id, "", key[0], key[1], now + self.ttl_hold, granted_at=now))
+        else:
+            self.leases.drop(lease_id)
+
+    def _drop_leases(self, matches: Callable[[FeatureKey], bool]) -> None:
+        """My seats were reclaimed before I rejoined: those leases have expired
+        at their clients; forget them and their unreported changes."""
+        for lease in list(self.leases.leases.values()):
+            if matches(lease.key):
+                self.leases.drop(lease.lease_id)
+        self.leases.forget_changes(matches)
+
+    def _majority(self, key: FeatureKey) -> bool:
+        table = self.pool.features.get(key)
+        return table is None or table.majority
