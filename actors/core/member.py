@@ -137,7 +137,9 @@ class Member:
 
     # ---- committed entries ----------------------------------------------------
 
-    def apply(self, entry: e.Entry, index: int, epoch: int, verify: Verifier, now: float) -> tuple[Applied, list[Consent]]:
+    def apply(
+        self, entry: e.Entry, index: int, epoch: int, verify: Verifier, now: float
+    ) -> tuple[Applied, list[Consent]]:
         """Apply a committed entry here; returns the consents to persist and send."""
         transfer = self.pool.transfers.get(entry.transfer_id) if isinstance(entry, e.TransferComplete) else None
         applied = self.pool.apply(entry, index, epoch, verify)

@@ -17,8 +17,9 @@ vendor signatures).  Pure: no clock, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from actors.core import codes
 from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease

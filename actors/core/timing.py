@@ -10,8 +10,8 @@ L = leader_lease, F = fence_timeout, T = lease_ttl, rho = clock_drift.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = [
     "Timing",

@@ -10,6 +10,7 @@ term); a message from an older epoch is ignored and logged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from actors.protocol.entries import Entry, LeaseReport
 
@@ -122,5 +123,5 @@ class InstallSnapshot:
     epoch: int
     last_index: int
     last_epoch: int
-    state: dict
+    state: dict[str, Any]
     round: int = 0

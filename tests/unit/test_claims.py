@@ -39,8 +39,8 @@ def test_claim_1_borrow_amount_brings_server_back_under_threshold() -> None:
     assert sources.seats_to_borrow(10, 10, 0.9) == 2  # 10/12 <= 0.9, 10/11 > 0.9
     assert sources.seats_to_borrow(9, 9, 0.9) == 1
     assert sources.seats_to_borrow(0, 0, 0.9) == 1  # at least one
-    for in_use in range(0, 60):
-        for alloc in range(0, in_use + 1):
+    for in_use in range(60):
+        for alloc in range(in_use + 1):
             n = sources.seats_to_borrow(in_use, alloc, 0.9)
             assert n >= 1 and in_use / (alloc + n) <= 0.9 + 1e-12
 

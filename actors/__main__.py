@@ -1,0 +1,5 @@
+"""``python -m actors``: the ``licpool`` command line."""
+
+from actors.cli import main
+
+main()
