@@ -62,6 +62,9 @@ class LocalLeases:
     committed_seq: int = 0
     releasing: dict[int, FeatureKey] = field(default_factory=dict)
     """change seq -> feature of a release whose report is not committed yet."""
+    ops: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
+    """Journal records of every durable change since the last drain (renewals
+    are not durable: restored leases get a fresh ``lease_ttl`` instead)."""
     _held: Counter[FeatureKey] = field(default_factory=Counter, repr=False)
 
     # ---- queries -------------------------------------------------------------
@@ -90,6 +93,7 @@ class LocalLeases:
     def next_counter(self) -> int:
         """Reserve the counter for a new lease id (persist before using it)."""
         self.counter += 1
+        self.ops.append(("counter", self.counter))
         return self.counter
 
     def grant(self, lease: LocalLease) -> None:
@@ -98,6 +102,7 @@ class LocalLeases:
             raise ValueError(f"lease {lease.lease_id} already held")
         self._add(lease)
         self._record(GRANT, lease)
+        self.ops.append(("grant", asdict(lease)))
 
     def adopt(self, lease: LocalLease) -> None:
         """Take a lease that moved here with its seat (fail-over, handover).
@@ -106,15 +111,26 @@ class LocalLeases:
         """
         if lease.lease_id not in self.leases:
             self._add(lease)
+            self.ops.append(("adopt", asdict(lease)))
 
-    def renew(self, session_id: str, lease_ids: tuple[str, ...], expires_at: float) -> tuple[list[str], list[str]]:
-        """Renew the listed leases of one session; returns (renewed, lost)."""
+    def renew(
+        self, client_id: str, session_id: str, lease_ids: tuple[str, ...], expires_at: float
+    ) -> tuple[list[str], list[str]]:
+        """Renew the listed leases of one session; returns (renewed, lost).
+
+        A lease that moved here by fail-over has no session yet: the first
+        heartbeat of its client's session claims it."""
         renewed, lost = [], []
         for lease_id in lease_ids:
             lease = self.leases.get(lease_id)
-            if lease is None or lease.session_id != session_id or lease.revoked:
+            if lease is None or lease.client_id != client_id or lease.revoked:
                 lost.append(lease_id)
                 continue
+            if lease.session_id != session_id:
+                if lease.session_id:
+                    lost.append(lease_id)
+                    continue
+                lease.session_id = session_id
             lease.expires_at = max(lease.expires_at, expires_at)
             renewed.append(lease_id)
         return renewed, lost
@@ -128,16 +144,21 @@ class LocalLeases:
         self._remove(lease)
         seq = self._record(RELEASE, lease)
         self.releasing[seq] = lease.key
+        self.ops.append(("release", lease_id))
         return True
 
     def expire(self, now: float) -> list[LocalLease]:
         """Drop every lease whose grantor-side expiry has passed."""
         gone = [lease for lease in self.leases.values() if lease.expires_at <= now]
         for lease in gone:
-            self._remove(lease)
-            seq = self._record(EXPIRE, lease)
-            self.releasing[seq] = lease.key
+            self._expire_one(lease)
         return gone
+
+    def _expire_one(self, lease: LocalLease) -> None:
+        self._remove(lease)
+        seq = self._record(EXPIRE, lease)
+        self.releasing[seq] = lease.key
+        self.ops.append(("expire", lease.lease_id))
 
     def drop(self, lease_id: str) -> LocalLease | None:
         """The committed log took this lease away (moved, reclaimed): its seat
@@ -145,6 +166,7 @@ class LocalLeases:
         lease = self.leases.get(lease_id)
         if lease is not None:
             self._remove(lease)
+            self.ops.append(("drop", lease_id))
         return lease
 
     def revoke(self, lease_id: str) -> bool:
@@ -152,14 +174,20 @@ class LocalLeases:
         if lease is None:
             return False
         lease.revoked = True
+        self.ops.append(("revoke", lease_id))
         return True
 
     def forget_changes(self, matches: Callable[[FeatureKey], bool]) -> None:
         """Forget unreported changes (and the release holds) of the features
         ``matches`` selects: their seats were reclaimed, so the pool must never
         see them."""
-        self.changes = [c for c in self.changes if not matches((c.feature, c.version))]
-        self.releasing = {s: k for s, k in self.releasing.items() if not matches(k)}
+        keys = {(c.feature, c.version) for c in self.changes} | set(self.releasing.values())
+        self._forget({k for k in keys if matches(k)})
+
+    def _forget(self, keys: set[FeatureKey]) -> None:
+        self.changes = [c for c in self.changes if (c.feature, c.version) not in keys]
+        self.releasing = {s: k for s, k in self.releasing.items() if k not in keys}
+        self.ops.append(("forget", sorted(keys)))
 
     # ---- reports ---------------------------------------------------------------
 
@@ -176,6 +204,50 @@ class LocalLeases:
         self.committed_seq = seq
         self.changes = [c for c in self.changes if c.seq > seq]
         self.releasing = {s: k for s, k in self.releasing.items() if s > seq}
+        self.ops.append(("committed", seq))
+
+    # ---- journal replay --------------------------------------------------------
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        ops, self.ops = self.ops, []
+        return ops
+
+    def replay(self, op: tuple[Any, ...], now: float, hold: float) -> None:
+        """Redo one journaled change after a restart.  Every restored lease gets
+        one fresh ``hold`` from ``now``: its renewals were not journaled."""
+        kind = op[0]
+        if kind == "counter":
+            self.counter = max(self.counter, op[1])
+        elif kind in ("grant", "adopt"):
+            lease = LocalLease(**op[1])
+            lease.expires_at = now + hold
+            if kind == "grant":
+                self.counter = max(self.counter, (lease_origin(lease.lease_id) or ("", 0))[1])
+                self.grant(lease)
+            else:
+                self.adopt(lease)
+        elif kind == "release":
+            lease = self.leases.get(op[1])
+            if lease is not None:
+                self.release(op[1], lease.client_id)
+        elif kind == "expire":
+            lease = self.leases.get(op[1])
+            if lease is not None:
+                self._expire_one(lease)
+        elif kind == "drop":
+            self.drop(op[1])
+        elif kind == "revoke":
+            self.revoke(op[1])
+        elif kind == "forget":
+            self._forget({(k[0], k[1]) for k in op[1]})
+        elif kind == "committed":
+            self.report_committed(op[1])
+        self.ops.clear()
+
+    def restart(self, now: float, hold: float) -> None:
+        """After loading a snapshot: every lease gets one fresh ``hold``."""
+        for lease in self.leases.values():
+            lease.expires_at = now + hold
 
     # ---- internals -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.core import sources
 from actors.core.leases import LocalLease, LocalLeases
@@ -167,6 +168,9 @@ class Member:
         return applied, consents
 
     def _consent(self, intent: e.TransferIntent) -> Consent:
+        if intent.transfer_id in self.consents:
+            # Already decided (and persisted): a replayed apply never re-decides.
+            return Consent(intent.transfer_id, self.consents[intent.transfer_id])
         key = (intent.feature, intent.version)
         if intent.lease_id is not None and intent.reason == "handover":
             held = self.leases.leases.get(intent.lease_id)
@@ -178,7 +182,24 @@ class Member:
             # The intent already cut the allocation: spare before it was spare + count.
             given = max(0, min(intent.count, self.spare(key) + intent.count))
         self.consents[intent.transfer_id] = given
+        self.leases.ops.append(("consent", intent.transfer_id, given))
         return Consent(intent.transfer_id, given)
+
+    # ---- journal ----------------------------------------------------------------
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """Journal records of the local changes since the last drain."""
+        return self.leases.drain()
+
+    def replay(self, op: tuple[Any, ...], now: float) -> None:
+        if op[0] == "consent":
+            self.consents[op[1]] = op[2]
+        else:
+            self.leases.replay(op, now, self.ttl_hold)
+
+    def prune_consents(self) -> None:
+        """Consents of transfers whose outcome is committed are no longer needed."""
+        self.consents = {t: g for t, g in self.consents.items() if t in self.pool.transfers}
 
     def _lease_moved(self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float) -> None:
         if to == self.name:

@@ -1,0 +1,428 @@
+"""The replicated log: Raft's elections, replication and commit rule, plus the
+leader lease and the serving lease (DESIGN.md 2b items 1, 3 and 4).
+
+Raft rules kept here, each for a reason docs/leadership.md gives:
+
+* epochs are terms; a vote is a persisted record before its reply is sent
+  (the shell persists ``Ready.persist`` before it sends);
+* a voter grants only a candidate whose log is at least as up to date;
+* a leader commits only entries of its own epoch by majority; older entries
+  commit indirectly (Raft's Figure 8);
+* PreVote, and leader stickiness: a server that heard from a leader within
+  ``failure_timeout`` ignores votes, so a partitioned server rejoining cannot
+  depose a healthy leader; CheckQuorum: a leader whose lease lapsed steps down;
+* the config's priority only staggers election timeouts; it never gates votes;
+* leases are timed from the holder's send: the leader lease from the send of
+  the heartbeat round a majority acknowledged, the serving lease from the
+  follower's send of the reply that asked for it;
+* a new leader acts only ``leader_lease * (1 + rho)`` after it won.
+
+The class is pure: the caller passes ``now`` (its local clock) and carries out
+the returned records and messages.  It knows nothing of seats; ``node.py``
+applies committed entries to the pool state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors.core.effects import Ready
+from actors.core.timing import Timing
+from actors.protocol import codec
+from actors.protocol import entries as e
+from actors.protocol.raft import (
+    DistributionCriteriaSync,
+    InstallSnapshot,
+    LogEntry,
+    ServingGrant,
+    SyncReply,
+    VoteReply,
+    VoteRequest,
+)
+
+__all__ = ["FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER", "RaftLog", "Raft", "MAX_BATCH"]
+
+FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
+MAX_BATCH = 64
+"""Log entries per sync message."""
+
+
+@dataclass
+class RaftLog:
+    """The log after the last snapshot: ``entries[i].index == snap_index + 1 + i``."""
+
+    snap_index: int = 0
+    snap_epoch: int = 0
+    entries: list[LogEntry] = field(default_factory=list)
+
+    @property
+    def last_index(self) -> int:
+        return self.entries[-1].index if self.entries else self.snap_index
+
+    @property
+    def last_epoch(self) -> int:
+        return self.entries[-1].epoch if self.entries else self.snap_epoch
+
+    def epoch_at(self, index: int) -> int | None:
+        if index == self.snap_index:
+            return self.snap_epoch
+        if index < self.snap_index or index > self.last_index:
+            return None
+        return self.entries[index - self.snap_index - 1].epoch
+
+    def entry(self, index: int) -> LogEntry:
+        return self.entries[index - self.snap_index - 1]
+
+    def slice(self, start: int, limit: int = MAX_BATCH) -> tuple[LogEntry, ...]:
+        lo = max(start, self.snap_index + 1) - self.snap_index - 1
+        return tuple(self.entries[lo : lo + limit])
+
+    def truncate_after(self, index: int) -> None:
+        del self.entries[max(0, index - self.snap_index) :]
+
+    def compact_to(self, index: int, epoch: int) -> None:
+        """Drop entries up to ``index`` (they are in a snapshot now)."""
+        keep = [x for x in self.entries if x.index > index]
+        self.snap_index, self.snap_epoch, self.entries = index, epoch, keep
+
+
+def log_record(start: int, new: list[LogEntry]) -> tuple[str, int, list[object]]:
+    """Journal record: truncate the log after ``start - 1`` and append ``new``."""
+    return ("log", start, [codec.to_plain(x) for x in new])
+
+
+@dataclass
+class _Peer:
+    next_index: int = 1
+    match_index: int = 0
+    acked_round: int = 0
+    last_heard: float = float("-inf")
+    # serving lease (grantor side)
+    last_grant: int | None = None
+    """The grant id it must echo; None: no grant from this leader yet."""
+    renewal: int | None = None
+    """A renewal request waiting to be answered in the next sync."""
+    serving_until: float = float("-inf")
+    """Grantor-side end of its serving lease (``now + d(1+rho)`` at the grant)."""
+
+
+class Raft:
+    def __init__(self, name: str, servers: tuple[str, ...], timing: Timing, settings_hash: str = "") -> None:
+        self.name, self.servers, self.timing, self.settings_hash = name, servers, timing, settings_hash
+        self.peers_names = tuple(s for s in servers if s != name)
+        self.rank = servers.index(name)
+        self.majority = len(servers) // 2 + 1
+        # persistent
+        self.term = 0
+        self.voted_for: str | None = None
+        self.incarnation = 0
+        self.log = RaftLog()
+        # volatile
+        self.role = FOLLOWER
+        self.leader: str | None = None
+        self.commit_index = 0
+        self.last_leader_contact = float("-inf")
+        self.election_due = 0.0
+        self.votes: set[str] = set()
+        # leader
+        self.peers: dict[str, _Peer] = {}
+        self.round = 0
+        self.round_sent: dict[int, float] = {}
+        self.lease_until = float("-inf")
+        self.active_after = float("inf")
+        self.grant_seq = 0
+        # follower serving lease (holder side)
+        self.renewal_no = 0
+        self.renewal_sent: dict[int, float] = {}
+        self.last_grant_id = 0
+        self.serving_until = float("-inf")
+        self.next_heartbeat = 0.0
+        # hooks the node fills
+        self.pending_report: e.LeaseReport | None = None
+
+    # ---- timing rules (small functions: the mutant tests replace them one by one) -----
+
+    def election_timeout(self) -> float:
+        """Priority only staggers timeouts: rank r waits f + r*h."""
+        return self.timing.failure_timeout + self.rank * self.timing.heartbeat_interval
+
+    def new_leader_wait(self, won_at: float) -> float:
+        return won_at + self.timing.new_leader_wait
+
+    def serving_duration(self, now: float) -> float:
+        """min(F, what remains of the leader lease): never past the leader lease."""
+        return max(0.0, min(self.timing.fence_timeout, self.lease_until - now))
+
+    def serving_lease_end(self, renewal_sent_at: float, received_at: float, duration: float) -> float:
+        """Holder side: from its own send of the request, ``d(1-rho)``."""
+        return renewal_sent_at + self.timing.holder_valid_for(duration)
+
+    def echo_ok(self, peer: _Peer, echo: int) -> bool:
+        """A serving lease is renewed only by a heartbeat echoing the last grant."""
+        return peer.last_grant is None or echo == peer.last_grant
+
+    def log_up_to_date(self, last_index: int, last_epoch: int) -> bool:
+        return (last_epoch, last_index) >= (self.log.last_epoch, self.log.last_index)
+
+    def may_commit(self, index: int) -> bool:
+        """Figure 8: only entries of the leader's own epoch commit by counting."""
+        return self.log.epoch_at(index) == self.term
+
+    # ---- queries ---------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == LEADER
+
+    def leader_active(self, now: float) -> bool:
+        """The leader may act: past its wait and within a majority-acknowledged lease."""
+        if len(self.servers) == 1:
+            return self.role == LEADER and now >= self.active_after
+        return self.role == LEADER and now >= self.active_after and now < self.lease_until
+
+    def holds_serving_lease(self, now: float) -> bool:
+        if self.role == LEADER:
+            return self.leader_active(now)
+        return now < self.serving_until
+
+    def heard_from_leader(self, now: float) -> bool:
+        return self.leader is not None and now - self.last_leader_contact < self.timing.failure_timeout
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def hard_record(self) -> tuple[str, int, str | None, int]:
+        return ("hard", self.term, self.voted_for, self.incarnation)
+
+    def _become_follower(self, term: int, leader: str | None, ready: Ready) -> None:
+        if term > self.term:
+            self.term, self.voted_for = term, None
+            ready.persist.append(self.hard_record())
+        if self.role == LEADER:
+            ready.event("step_down", epoch=self.term)
+        self.role, self.leader, self.votes = FOLLOWER, leader, set()
+        self.peers.clear()
+        self.lease_until = float("-inf")
+
+    # ---- time ---------------------------------------------------------------------------
+
+    def tick(self, now: float, ready: Ready) -> None:
+        if self.role == LEADER:
+            if len(self.servers) > 1 and now >= self.active_after and now >= self.lease_until:
+                # CheckQuorum: no majority acknowledged us within a lease.
+                ready.event("leader_lease_lost", epoch=self.term)
+                self._become_follower(self.term, None, ready)
+                self.election_due = now + self.election_timeout()
+            elif now >= self.next_heartbeat:
+                self.broadcast(now, ready)
+        elif now >= self.election_due:
+            self._start_pre_vote(now, ready)
+        ready.wake_at = self.next_wake(now)
+
+    def next_wake(self, now: float) -> float:
+        if self.role == LEADER:
+            return min(self.next_heartbeat, max(self.lease_until, self.active_after)) if len(self.servers) > 1 else (
+                self.next_heartbeat
+            )
+        return self.election_due
+
+    def _start_pre_vote(self, now: float, ready: Ready) -> None:
+        self.role, self.votes, self.leader = PRE_CANDIDATE, {self.name}, None
+        self.election_due = now + self.election_timeout()
+        if len(self.votes) >= self.majority:
+            self._start_election(now, ready)
+            return
+        msg = VoteRequest(self.name, self.term + 1, self.log.last_index, self.log.last_epoch, pre_vote=True)
+        for peer in self.peers_names:
+            ready.to(peer, msg)
+
+    def _start_election(self, now: float, ready: Ready) -> None:
+        self.term += 1
+        self.voted_for, self.role, self.votes = self.name, CANDIDATE, {self.name}
+        ready.persist.append(self.hard_record())
+        self.election_due = now + self.election_timeout()
+        if len(self.votes) >= self.majority:
+            self._become_leader(now, ready)
+            return
+        msg = VoteRequest(self.name, self.term, self.log.last_index, self.log.last_epoch)
+        for peer in self.peers_names:
+            ready.to(peer, msg)
+
+    def _become_leader(self, now: float, ready: Ready) -> None:
+        self.role, self.leader = LEADER, self.name
+        self.active_after = self.new_leader_wait(now)
+        self.lease_until = float("-inf")
+        self.peers = {p: _Peer(next_index=self.log.last_index + 1) for p in self.peers_names}
+        ready.event("leader", epoch=self.term, leader=self.name)
+        self.append([e.NoOp(self.name)], ready)
+        self.broadcast(now, ready)
+
+    # ---- votes ----------------------------------------------------------------------------
+
+    def on_vote_request(self, msg: VoteRequest, now: float, ready: Ready) -> None:
+        if msg.epoch < self.term or self.heard_from_leader(now) or (self.role == LEADER and self.lease_until > now):
+            # Stale, or we still follow a live leader: stickiness keeps a rejoining
+            # server from deposing it (and its term does not leak into ours).
+            ready.to(msg.sender, VoteReply(self.name, self.term, False, msg.pre_vote))
+            return
+        up_to_date = self.log_up_to_date(msg.last_index, msg.last_epoch)
+        if msg.pre_vote:
+            ready.to(msg.sender, VoteReply(self.name, msg.epoch, up_to_date, True))
+            return
+        if msg.epoch > self.term:
+            self._become_follower(msg.epoch, None, ready)
+        granted = up_to_date and self.voted_for in (None, msg.sender)
+        if granted:
+            self.voted_for = msg.sender
+            ready.persist.append(self.hard_record())
+            self.election_due = now + self.election_timeout()
+        ready.to(msg.sender, VoteReply(self.name, self.term, granted))
+
+    def on_vote_reply(self, msg: VoteReply, now: float, ready: Ready) -> None:
+        if msg.pre_vote:
+            if self.role == PRE_CANDIDATE and msg.epoch == self.term + 1 and msg.granted:
+                self.votes.add(msg.sender)
+                if len(self.votes) >= self.majority:
+                    self._start_election(now, ready)
+            return
+        if msg.epoch > self.term:
+            self._become_follower(msg.epoch, None, ready)
+            self.election_due = now + self.election_timeout()
+            return
+        if self.role == CANDIDATE and msg.epoch == self.term and msg.granted:
+            self.votes.add(msg.sender)
+            if len(self.votes) >= self.majority:
+                self._become_leader(now, ready)
+
+    # ---- the leader's side of replication -------------------------------------------
+
+    def append(self, new: list[e.Entry], ready: Ready) -> int:
+        start = self.log.last_index + 1
+        items = [LogEntry(start + i, self.term, x) for i, x in enumerate(new)]
+        self.log.entries.extend(items)
+        ready.persist.append(log_record(start, items))
+        if len(self.servers) == 1:
+            self.commit_index = self.log.last_index
+        return self.log.last_index
+
+    def broadcast(self, now: float, ready: Ready) -> None:
+        self.round += 1
+        self.round_sent[self.round] = now
+        self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
+        self.next_heartbeat = now + self.timing.heartbeat_interval
+        for name, peer in self.peers.items():
+            ready.to(name, self.sync_for(name, peer, now))
+
+    def sync_for(self, name: str, peer: _Peer, now: float) -> DistributionCriteriaSync | InstallSnapshot:
+        if peer.next_index <= self.log.snap_index:
+            return InstallSnapshot(self.name, self.term, self.log.snap_index, self.log.snap_epoch, {}, self.round)
+        prev = peer.next_index - 1
+        grant = None
+        if peer.renewal is not None and self.leader_active(now) and self.may_renew(name, now):
+            duration = self.serving_duration(now)
+            if duration > 0:
+                self.grant_seq += 1
+                grant = ServingGrant(self.grant_seq, peer.renewal, duration)
+                peer.last_grant = self.grant_seq
+                peer.serving_until = max(peer.serving_until, now + self.timing.grantor_valid_for(duration))
+            peer.renewal = None
+        return DistributionCriteriaSync(
+            self.name, self.term, prev, self.log.epoch_at(prev) or 0, self.log.slice(peer.next_index),
+            self.commit_index, self.round, grant, self.settings_hash,
+        )
+
+    def may_renew(self, peer: str, now: float) -> bool:
+        """Overridden by the node: a holder that leaves a cut unanswered is not renewed."""
+        return True
+
+    def on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> bool:
+        """Returns True when the commit index advanced."""
+        if msg.epoch > self.term:
+            self._become_follower(msg.epoch, None, ready)
+            self.election_due = now + self.election_timeout()
+            return False
+        if self.role != LEADER or msg.epoch < self.term or msg.sender not in self.peers:
+            return False
+        peer = self.peers[msg.sender]
+        peer.last_heard = now
+        if msg.settings_hash and self.settings_hash and msg.settings_hash != self.settings_hash:
+            ready.event("settings_mismatch", server=msg.sender)
+            return False
+        peer.acked_round = max(peer.acked_round, msg.round)
+        self._extend_lease()
+        if msg.renewal and self.echo_ok(peer, msg.echo_grant):
+            peer.renewal = msg.renewal
+        if msg.success:
+            peer.match_index = max(peer.match_index, msg.match_index)
+            peer.next_index = peer.match_index + 1
+        else:
+            peer.next_index = max(1, min(peer.next_index - 1, msg.match_index + 1))
+        return self._advance_commit()
+
+    def _extend_lease(self) -> None:
+        rounds = sorted([self.round] + [p.acked_round for p in self.peers.values()], reverse=True)
+        acked = rounds[self.majority - 1]
+        sent = self.round_sent.get(acked)
+        if sent is not None:
+            self.lease_until = max(self.lease_until, sent + self.timing.holder_valid_for(self.timing.leader_lease))
+
+    def _advance_commit(self) -> bool:
+        for index in range(self.log.last_index, self.commit_index, -1):
+            replicas = 1 + sum(1 for p in self.peers.values() if p.match_index >= index)
+            if replicas >= self.majority and self.may_commit(index):
+                self.commit_index = index
+                return True
+        return False
+
+    # ---- the follower's side ------------------------------------------------------------
+
+    def on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
+        if msg.epoch < self.term:
+            ready.to(msg.sender, SyncReply(self.name, self.term, False, self.log.last_index, msg.round))
+            return
+        if msg.settings_hash and self.settings_hash and msg.settings_hash != self.settings_hash:
+            ready.event("settings_mismatch", server=msg.sender)
+            return
+        if msg.epoch > self.term or self.role != FOLLOWER or self.leader != msg.sender:
+            self._become_follower(msg.epoch, msg.sender, ready)
+        self.last_leader_contact = now
+        self.election_due = now + self.election_timeout()
+        success = self._accept(msg, ready)
+        if msg.serving is not None and msg.serving.request in self.renewal_sent:
+            sent = self.renewal_sent[msg.serving.request]
+            self.serving_until = max(self.serving_until, self.serving_lease_end(sent, now, msg.serving.duration))
+            self.last_grant_id = msg.serving.grant_id
+            self.renewal_sent = {r: t for r, t in self.renewal_sent.items() if r > msg.serving.request}
+        self.renewal_no += 1
+        self.renewal_sent[self.renewal_no] = now
+        match = msg.prev_index + len(msg.entries) if success else min(self.log.last_index, msg.prev_index - 1)
+        ready.to(msg.sender, SyncReply(
+            self.name, self.term, success, match, msg.round, self.last_grant_id, self.renewal_no,
+            self.incarnation, self.settings_hash, self.pending_report,
+        ))
+
+    def _accept(self, msg: DistributionCriteriaSync, ready: Ready) -> bool:
+        if msg.prev_index < self.log.snap_index:
+            # Entries up to our snapshot are committed: skip the overlap.
+            skip = self.log.snap_index - msg.prev_index
+            if skip > len(msg.entries):
+                return False
+            msg = DistributionCriteriaSync(msg.sender, msg.epoch, self.log.snap_index, self.log.snap_epoch,
+                                           msg.entries[skip:], msg.commit_index, msg.round)
+        if self.log.epoch_at(msg.prev_index) != msg.prev_epoch:
+            return False
+        first_new = None
+        for item in msg.entries:
+            have = self.log.epoch_at(item.index)
+            if have is None or have != item.epoch:
+                first_new = item.index
+                break
+        if first_new is not None:
+            if first_new <= self.commit_index:
+                raise AssertionError("a committed entry would be overwritten")
+            self.log.truncate_after(first_new - 1)
+            new = [x for x in msg.entries if x.index >= first_new]
+            self.log.entries.extend(new)
+            ready.persist.append(log_record(first_new, new))
+        last_new = msg.prev_index + len(msg.entries)
+        self.commit_index = max(self.commit_index, min(msg.commit_index, last_new))
+        return True

@@ -1,0 +1,67 @@
+"""Plain-data form of protocol objects, for journals and snapshots.
+
+Stored data is loaded by an unpickler that admits builtin types only, so log
+entries (frozen dataclasses) are stored as ``("@", ClassName, {field: value})``
+and rebuilt from the protocol package's own classes by name.  Unknown class
+names or fields are refused, never imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any
+
+from actors.protocol import client, entries, pool, raft
+
+__all__ = ["to_plain", "from_plain", "CodecError"]
+
+_CLASSES: dict[str, type] = {}
+for _module in (client, entries, pool, raft):
+    for _name in _module.__all__:
+        _obj = getattr(_module, _name)
+        if isinstance(_obj, type) and (dataclasses.is_dataclass(_obj) or issubclass(_obj, Enum)):
+            _CLASSES[_name] = _obj
+
+
+class CodecError(ValueError):
+    """Stored data names a class or field the protocol does not have."""
+
+
+def to_plain(obj: Any) -> Any:
+    """Protocol dataclasses and enums become tagged tuples; containers recurse."""
+    if isinstance(obj, Enum):
+        return ("#", type(obj).__name__, obj.value)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return ("@", type(obj).__name__, fields)
+    if isinstance(obj, tuple):
+        return tuple(to_plain(x) for x in obj)
+    if isinstance(obj, list):
+        return [to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def from_plain(data: Any) -> Any:
+    if isinstance(data, tuple) and len(data) == 3 and data[0] in ("@", "#") and isinstance(data[1], str):
+        cls = _CLASSES.get(data[1])
+        if cls is None:
+            raise CodecError(f"unknown protocol class {data[1]!r} in stored data")
+        if data[0] == "#":
+            return cls(data[2])
+        if not isinstance(data[2], dict):
+            raise CodecError(f"bad fields for {data[1]}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(data[2]) - known
+        if extra:
+            raise CodecError(f"{data[1]} has unknown field(s) {sorted(extra)} in stored data")
+        return cls(**{k: from_plain(v) for k, v in data[2].items()})
+    if isinstance(data, tuple):
+        return tuple(from_plain(x) for x in data)
+    if isinstance(data, list):
+        return [from_plain(x) for x in data]
+    if isinstance(data, dict):
+        return {k: from_plain(v) for k, v in data.items()}
+    return data
