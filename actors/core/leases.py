@@ -227,13 +227,13 @@ class LocalLeases:
             else:
                 self.adopt(lease)
         elif kind == "release":
-            lease = self.leases.get(op[1])
-            if lease is not None:
-                self.release(op[1], lease.client_id)
+            held = self.leases.get(op[1])
+            if held is not None:
+                self.release(op[1], held.client_id)
         elif kind == "expire":
-            lease = self.leases.get(op[1])
-            if lease is not None:
-                self._expire_one(lease)
+            held = self.leases.get(op[1])
+            if held is not None:
+                self._expire_one(held)
         elif kind == "drop":
             self.drop(op[1])
         elif kind == "revoke":
