@@ -24,7 +24,9 @@ applies committed entries to the pool state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from actors.core.effects import Ready
 from actors.core.timing import Timing
@@ -99,7 +101,9 @@ class _Peer:
     last_heard: float = float("-inf")
     # serving lease (grantor side)
     last_grant: int | None = None
-    """The grant id it must echo; None: no grant from this leader yet."""
+    """The latest grant id issued to it; None: no grant from this leader yet."""
+    issued: dict[int, float] = field(default_factory=dict)
+    """grant id -> when it was issued, for the grants of the last ``fence_timeout``."""
     renewal: int | None = None
     """A renewal request waiting to be answered in the next sync."""
     serving_until: float = float("-inf")
@@ -107,8 +111,18 @@ class _Peer:
 
 
 class Raft:
-    def __init__(self, name: str, servers: tuple[str, ...], timing: Timing, settings_hash: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        servers: tuple[str, ...],
+        timing: Timing,
+        settings_hash: str = "",
+        may_renew: Callable[[str, float], bool] | None = None,
+    ) -> None:
         self.name, self.servers, self.timing, self.settings_hash = name, servers, timing, settings_hash
+        self.may_renew: Callable[[str, float], bool] = may_renew or (lambda peer, now: True)
+        self.snapshot_state: dict[str, Any] = {}
+        """The pool state at ``log.snap_index``, sent to servers that lag behind it."""
         self.peers_names = tuple(s for s in servers if s != name)
         self.rank = servers.index(name)
         self.majority = len(servers) // 2 + 1
@@ -157,9 +171,15 @@ class Raft:
         """Holder side: from its own send of the request, ``d(1-rho)``."""
         return renewal_sent_at + self.timing.holder_valid_for(duration)
 
-    def echo_ok(self, peer: _Peer, echo: int) -> bool:
-        """A serving lease is renewed only by a heartbeat echoing the last grant."""
-        return peer.last_grant is None or echo == peer.last_grant
+    def echo_ok(self, peer: _Peer, echo: int, now: float) -> bool:
+        """A serving lease is renewed only by a heartbeat that echoes a grant of
+        this leader issued within ``fence_timeout``: when the leader's messages
+        stop reaching the holder, its echo ages and renewals stop, so a one-way
+        link fences in either direction.  (One lost grant is tolerated.)"""
+        if peer.last_grant is None:
+            return True
+        issued = peer.issued.get(echo)
+        return issued is not None and now - issued <= self.timing.fence_timeout
 
     def log_up_to_date(self, last_index: int, last_epoch: int) -> bool:
         return (last_epoch, last_index) >= (self.log.last_epoch, self.log.last_index)
@@ -314,25 +334,28 @@ class Raft:
 
     def sync_for(self, name: str, peer: _Peer, now: float) -> DistributionCriteriaSync | InstallSnapshot:
         if peer.next_index <= self.log.snap_index:
-            return InstallSnapshot(self.name, self.term, self.log.snap_index, self.log.snap_epoch, {}, self.round)
+            return InstallSnapshot(
+                self.name, self.term, self.log.snap_index, self.log.snap_epoch, self.snapshot_state, self.round
+            )
         prev = peer.next_index - 1
         grant = None
         if peer.renewal is not None and self.leader_active(now) and self.may_renew(name, now):
             duration = self.serving_duration(now)
             if duration > 0:
+                # Unique across leaders, so an old leader's grant never echoes as ours.
                 self.grant_seq += 1
-                grant = ServingGrant(self.grant_seq, peer.renewal, duration)
-                peer.last_grant = self.grant_seq
+                grant_id = self.term * 1_000_000_000 + self.grant_seq
+                grant = ServingGrant(grant_id, peer.renewal, duration)
+                peer.last_grant = grant_id
+                horizon = now - self.timing.fence_timeout
+                peer.issued = {g: t for g, t in peer.issued.items() if t >= horizon}
+                peer.issued[grant_id] = now
                 peer.serving_until = max(peer.serving_until, now + self.timing.grantor_valid_for(duration))
             peer.renewal = None
         return DistributionCriteriaSync(
             self.name, self.term, prev, self.log.epoch_at(prev) or 0, self.log.slice(peer.next_index),
             self.commit_index, self.round, grant, self.settings_hash,
         )
-
-    def may_renew(self, peer: str, now: float) -> bool:
-        """Overridden by the node: a holder that leaves a cut unanswered is not renewed."""
-        return True
 
     def on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> bool:
         """Returns True when the commit index advanced."""
@@ -349,7 +372,7 @@ class Raft:
             return False
         peer.acked_round = max(peer.acked_round, msg.round)
         self._extend_lease()
-        if msg.renewal and self.echo_ok(peer, msg.echo_grant):
+        if msg.renewal and self.echo_ok(peer, msg.echo_grant, now):
             peer.renewal = msg.renewal
         if msg.success:
             peer.match_index = max(peer.match_index, msg.match_index)

@@ -1,0 +1,146 @@
+"""The state one server's core holds, and the plumbing shared by its parts.
+
+``ServerNode`` (node.py) is assembled from three parts that share this state:
+the log and its committed entries (node.py), the leader's duties
+(leading.py) and the client fast path (serving.py).  Everything here is pure:
+``now`` is the server's monotonic clock, passed in by the shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors.core.effects import ClientRef, Ready
+from actors.core.member import Member
+from actors.core.node_settings import NodeSettings
+from actors.core.pool import DOWN, LIVE, PoolState
+from actors.core.raft import Raft
+from actors.core.table import FeatureKey, FeatureTable
+from actors.protocol import entries as e
+from actors.protocol.client import CheckoutRequest, DenyReason
+
+__all__ = ["WaitingCheckout", "NodeBase"]
+
+
+@dataclass
+class WaitingCheckout:
+    """A checkout held while this server borrows (claims 3, 31)."""
+
+    client: ClientRef
+    request: CheckoutRequest
+    since: float
+
+
+@dataclass
+class LeaderBook:
+    """What only the current leader tracks; reset at every change of leader."""
+
+    epoch: int = 0
+    fence_proposed: dict[str, int] = field(default_factory=dict)
+    fenced_seen: dict[str, float] = field(default_factory=dict)
+    rejoin_proposed: dict[str, int] = field(default_factory=dict)
+    reclaim_proposed: set[str] = field(default_factory=set)
+    report_proposed: dict[str, int] = field(default_factory=dict)
+    confirms: dict[str, int] = field(default_factory=dict)
+    completing: set[str] = field(default_factory=set)
+    intent_seen: dict[str, float] = field(default_factory=dict)
+    asked_at: dict[str, float] = field(default_factory=dict)
+    borrowing: dict[tuple[str, FeatureKey], int] = field(default_factory=dict)
+    """(borrower, feature) -> log index of its last planned entry."""
+    seating: dict[str, int] = field(default_factory=dict)
+    """lease id -> log index of a fail-over seat proposal not yet applied."""
+    admin: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """log index -> (server the request came through, request id)."""
+    rebalance_index: int = 0
+    last_busy: dict[tuple[str, FeatureKey], float] = field(default_factory=dict)
+    last_use: dict[tuple[str, FeatureKey], tuple[int, int]] = field(default_factory=dict)
+    next_rebalance: float = 0.0
+    incarnations: dict[str, int] = field(default_factory=dict)
+    """Incarnation each server reported in its latest heartbeat."""
+
+
+class NodeBase:
+    """Shared state and helpers of one server's core."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.timing = settings.timing
+        self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash, self._may_renew)
+        self.member = Member.new(
+            settings.name, settings.servers, settings.threshold(settings.name),
+            settings.timing.grantor_valid_for(settings.timing.lease_ttl),
+        )
+        self.applied = 0
+        self.book = LeaderBook()
+        self.waiting: list[WaitingCheckout] = []
+        self.borrow_asked: dict[FeatureKey, float] = {}
+        self.borrow_no = 0
+        self.admin_refs: dict[str, ClientRef] = {}
+        self.failover_refs: dict[str, tuple[ClientRef, int, bool, int]] = {}
+        """lease id -> (client, update seq, reply as checkout?, request id)."""
+        self.recent_grants: dict[tuple[str, int], object] = {}
+
+    # ---- views ----------------------------------------------------------------------
+
+    @property
+    def pool(self) -> PoolState:
+        return self.member.pool
+
+    @property
+    def epoch(self) -> int:
+        return self.raft.term
+
+    @property
+    def role(self) -> str:
+        return self.raft.role
+
+    @property
+    def leader(self) -> str | None:
+        return self.raft.leader
+
+    def rejoined(self) -> bool:
+        """The committed log shows this incarnation back in the pool."""
+        me = self.member.pool.servers[self.name]
+        return me.incarnation == self.raft.incarnation and me.status != DOWN
+
+    def serve_problem(self, table: FeatureTable | None, now: float) -> DenyReason | None:
+        """Why this server may not serve ``table``'s feature now (None: it may).
+
+        Majority-ruled features need this incarnation rejoined, live and under
+        a serving lease.  A ``--no-majority`` feature needs only the rejoin: a
+        fenced server keeps serving its own seats of it (DESIGN.md 2b item 11).
+        """
+        me = self.member.pool.servers[self.name]
+        if me.incarnation != self.raft.incarnation:
+            return DenyReason.NOT_SERVING
+        if table is not None and not table.majority and not me.all_reclaimed:
+            return None
+        if me.status != LIVE:
+            return DenyReason.NOT_SERVING
+        if not self.raft.holds_serving_lease(now):
+            return DenyReason.NO_MAJORITY
+        return None
+
+    def _may_renew(self, peer: str, now: float) -> bool:
+        """A holder that leaves a cut unanswered for a few heartbeats is not
+        renewed, so it is fenced and the fence rules finish the cut."""
+        limit = 4 * self.timing.heartbeat_interval
+        for t in self.member.pool.transfers.values():
+            seen = self.book.intent_seen.get(t.transfer_id)
+            if t.giver == peer and t.transfer_id not in self.book.confirms and seen is not None and now - seen > limit:
+                return False
+        return True
+
+    def send_leader(self, msg: object, ready: Ready) -> bool:
+        """Send to the leader, if one is known and it is not us."""
+        if self.raft.leader is None or self.raft.leader == self.name:
+            return False
+        ready.to(self.raft.leader, msg)
+        return True
+
+    def propose(self, entries: list[e.Entry], ready: Ready) -> int:
+        """Append entries as leader; returns the index of the last one (0: none)."""
+        if not entries:
+            return 0
+        return self.raft.append(entries, ready)

@@ -1,0 +1,234 @@
+"""The client fast path of one server (DESIGN.md 2b item 2; claims 3, 13, 30, 31).
+
+A server grants, renews and releases leases from its own committed allocation
+under its serving lease, with no log round trip.  When it has no spare seat it
+holds the checkout and borrows from the leader; when a client fails over to it
+it forwards the update to the leader and answers as seats are committed.
+Pure: ``now`` is the server's clock.
+"""
+
+from __future__ import annotations
+
+from actors.core import leaseid
+from actors.core.effects import ClientRef, Ready
+from actors.core.leading import AdminRequest, LeaderDuties
+from actors.core.member import Deny, Grant, Wait
+from actors.core.nodebase import WaitingCheckout
+from actors.core.table import FeatureKey
+from actors.protocol import client as c
+from actors.protocol import pool as p
+
+__all__ = ["ClientSide"]
+
+
+class ClientSide(LeaderDuties):
+    def hold_limit(self) -> float:
+        """How long a checkout may wait for a borrow before NO_SEATS."""
+        return 2 * self.timing.failure_timeout
+
+    # ---- checkout ------------------------------------------------------------------
+
+    def on_checkout(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready) -> None:
+        done = self.recent_grants.get((req.session_id, req.request_id))
+        if isinstance(done, c.CheckoutGranted):
+            ready.to(ref, done)
+            return
+        if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id for w in self.waiting):
+            return
+        key = (req.feature, req.version)
+        if (
+            req.lease_id is not None
+            and req.lease_id not in self.member.leases.leases
+            and not self.pool.registry.is_dead(req.lease_id)
+            and leaseid.lease_id_valid_for(self.settings.lease_key, req.lease_id, req.client_id)
+        ):
+            # Reconnecting with a lease held elsewhere: move it here, never a second seat.
+            self.failover_refs[req.lease_id] = (ref, 0, True, req.request_id)
+            forward = p.FailoverForward(self.name, self.raft.term, req.client_id, 0,
+                                        (c.HeldLease(req.lease_id, req.feature, req.version),))
+            self._forward_failover(forward, now, ready)
+            return
+        if not self._decide(ref, req, now, ready, waiting=self._waiting_for(key)):
+            self.waiting.append(WaitingCheckout(ref, req, now))
+
+    def _waiting_for(self, key: FeatureKey) -> int:
+        return sum(1 for w in self.waiting if (w.request.feature, w.request.version) == key)
+
+    def _decide(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready, waiting: int) -> bool:
+        """Answer a checkout if possible; False means it must wait for a borrow."""
+        key = (req.feature, req.version)
+        table = self.pool.features.get(key)
+        problem = self.serve_problem(table, now)
+        if problem is None and table is None:
+            problem = c.DenyReason.UNKNOWN_FEATURE
+        if problem is not None:
+            self._deny(ref, req, problem, ready)
+            return True
+        new_id = self._new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
+        decision = self.member.checkout(req.client_id, req.session_id, key, now, self.settings.today(), new_id,
+                                        req.lease_id, waiting)
+        if isinstance(decision, Deny):
+            self._deny(ref, req, decision.reason, ready, decision.detail)
+            return True
+        if isinstance(decision, Wait):
+            self._ask_borrow(key, decision.borrow, now, ready)
+            return False
+        self._grant(ref, req, decision, now, ready)
+        return True
+
+    def _new_lease_id(self, client_id: str) -> str:
+        counter = self.member.leases.next_counter()
+        return leaseid.make_lease_id(self.settings.lease_key, server=self.name, incarnation=self.raft.incarnation,
+                                     counter=counter, nonce=self.settings.nonce(), client_id=client_id)
+
+    def _grant(self, ref: ClientRef, req: c.CheckoutRequest, decision: Grant, now: float, ready: Ready) -> None:
+        lease = decision.lease
+        reply = c.CheckoutGranted(req.request_id, lease.lease_id, self.name, req.feature, req.version,
+                                  self.timing.lease_ttl, decision.resumed)
+        self.recent_grants[(req.session_id, req.request_id)] = reply
+        if len(self.recent_grants) > 4096:
+            self.recent_grants.pop(next(iter(self.recent_grants)))
+        ready.to(ref, reply)
+        ready.event("grant", lease_id=lease.lease_id, client_id=req.client_id, feature=req.feature,
+                    version=req.version, resumed=decision.resumed)
+        if decision.borrow:
+            self._ask_borrow((req.feature, req.version), decision.borrow, now, ready)
+
+    def _deny(self, ref: ClientRef, req: c.CheckoutRequest, reason: c.DenyReason, ready: Ready,
+              detail: str = "") -> None:
+        ready.to(ref, c.CheckoutDenied(req.request_id, reason, detail, self.name))
+        ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version,
+                    reason=reason.value)
+
+    def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:
+        if now - self.borrow_asked.get(key, float("-inf")) < 2 * self.timing.heartbeat_interval:
+            return
+        self.borrow_asked[key] = now
+        self.borrow_no += 1
+        msg = p.BorrowRequest(self.name, self.raft.term, key[0], key[1], count, self.member.leases.in_use(key),
+                              self.member.usable(key), self.borrow_no)
+        if self.raft.is_leader:
+            self.on_borrow(msg, now, ready)
+        else:
+            self.send_leader(msg, ready)
+
+    def retry_waiting(self, now: float, ready: Ready) -> None:
+        """Seats may have arrived (or the hold ran out): answer what can be."""
+        still: list[WaitingCheckout] = []
+        for w in self.waiting:
+            if not self._decide(w.client, w.request, now, ready, waiting=len(still)):
+                if now - w.since >= self.hold_limit():
+                    self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "no seat came free in time")
+                else:
+                    still.append(w)
+        self.waiting = still
+
+    def on_borrow_reply(self, msg: p.BorrowReply, now: float, ready: Ready) -> None:
+        if not msg.exhausted:
+            return
+        self.retry_waiting(now, ready)
+        key = (msg.feature, msg.version)
+        for w in [w for w in self.waiting if (w.request.feature, w.request.version) == key]:
+            self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "every seat in the pool is in use")
+            self.waiting.remove(w)
+
+    # ---- heartbeats and releases ----------------------------------------------------
+
+    def on_heartbeat(self, ref: ClientRef, hb: c.SessionHeartbeat, now: float, ready: Ready) -> None:
+        servable: list[str] = []
+        refused: list[str] = []
+        for lid in hb.lease_ids:
+            lease = self.member.leases.leases.get(lid)
+            table = self.pool.features.get(lease.key) if lease else None
+            (servable if lease is None or self.serve_problem(table, now) is None else refused).append(lid)
+        hold = now + self.member.ttl_hold
+        renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
+        ready.to(ref, c.HeartbeatAck(hb.seq, self.name, tuple(renewed), tuple(lost), bool(refused),
+                                     self.timing.lease_ttl))
+
+    def on_release(self, ref: ClientRef, msg: c.ReleaseRequest, now: float, ready: Ready) -> None:
+        released = self.member.leases.release(msg.lease_id, msg.client_id)
+        ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, released))
+        if released:
+            ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
+
+    # ---- fail-over (claims 13-15) -------------------------------------------------------
+
+    def on_failover_update(self, ref: ClientRef, upd: c.FailoverUpdate, now: float, ready: Ready) -> None:
+        if self.serve_problem(None, now) is not None:
+            return  # not serving: silence sends the client on to the next server
+        seated, refused, forward = [], [], []
+        for held in upd.leases:
+            lease = self.member.leases.leases.get(held.lease_id)
+            if not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id):
+                refused.append(held.lease_id)
+            elif lease is not None and lease.client_id == upd.client_id:
+                lease.expires_at = max(lease.expires_at, now + self.member.ttl_hold)
+                if not lease.session_id:
+                    lease.session_id = upd.session_id
+                seated.append(held.lease_id)
+            else:
+                forward.append(held)
+                self.failover_refs[held.lease_id] = (ref, upd.seq, False, 0)
+        ready.to(ref, c.FailoverReply(upd.seq, self.name, tuple(seated), (), tuple(refused), self.timing.lease_ttl))
+        if forward:
+            msg = p.FailoverForward(self.name, self.raft.term, upd.client_id, upd.seq, tuple(forward))
+            self._forward_failover(msg, now, ready)
+
+    def _forward_failover(self, msg: p.FailoverForward, now: float, ready: Ready) -> None:
+        if self.raft.is_leader:
+            self.on_failover_forward(msg, now, ready)
+        elif not self.send_leader(msg, ready):
+            self.on_failover_outcome(p.FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
+                                                       pending=tuple(x.lease_id for x in msg.leases)), now, ready)
+
+    def on_failover_outcome(self, msg: p.FailoverOutcome, now: float, ready: Ready) -> None:
+        for lid in msg.pending + msg.refused:
+            entry = self.failover_refs.get(lid)
+            if entry is None:
+                continue
+            ref, seq, as_checkout, request_id = entry
+            if lid in msg.refused:
+                del self.failover_refs[lid]
+            if as_checkout:
+                if lid in msg.refused:
+                    ready.to(ref, c.CheckoutDenied(request_id, c.DenyReason.NOT_SERVING, "lease is dead", self.name))
+                continue
+            pending, refused = ((lid,), ()) if lid in msg.pending else ((), (lid,))
+            ready.to(ref, c.FailoverReply(seq, self.name, (), pending, refused, self.timing.lease_ttl))
+
+    def lease_arrived(self, lease_id: str, ready: Ready) -> None:
+        """A lease was committed to this server: answer the client that asked."""
+        entry = self.failover_refs.pop(lease_id, None)
+        if entry is None:
+            return
+        ref, seq, as_checkout, request_id = entry
+        lease = self.member.leases.leases.get(lease_id)
+        if lease is None:
+            return
+        if as_checkout:
+            ready.to(ref, c.CheckoutGranted(request_id, lease_id, self.name, lease.feature, lease.version,
+                                            self.timing.lease_ttl, resumed=True))
+        else:
+            ready.to(ref, c.FailoverReply(seq, self.name, (lease_id,), (), (), self.timing.lease_ttl))
+
+    # ---- transfers this server gives (claim 33) ----------------------------------------
+
+    def on_transfer_request(self, msg: p.TransferRequest, ready: Ready) -> None:
+        given = self.member.consents.get(msg.transfer_id)
+        if given is not None:
+            ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, msg.transfer_id, given))
+
+    # ---- admin changes go to the leader ------------------------------------------------
+
+    def admin_from(self, ref: ClientRef, msg: AdminRequest, now: float, ready: Ready) -> None:
+        self.admin_refs[msg.request_id] = ref
+        if self.raft.is_leader:
+            self.on_admin(msg, self.name, now, ready)
+            return
+        forwarded = type(msg)(**{**msg.__dict__, "sender": self.name, "epoch": self.raft.term})
+        if not self.send_leader(forwarded, ready):
+            self.relay_admin_reply(p.AdminReply(self.name, self.raft.term, msg.request_id, False,
+                                                error="no leader is known yet (election in progress); retry"),
+                                   ready)
+

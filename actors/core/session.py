@@ -1,0 +1,483 @@
+"""The client session's decisions: checkouts, renewals, fail-over, deadlines.
+
+One ``ClientSessionCore`` per app process (DESIGN.md 2b item 10, claims 13-15
+and 27-29).  It owns what the session believes it holds and when each belief
+ends, and it says what to send; the Thespian actor (or the simulator) carries
+out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
+
+* **Deadlines are timed from the send.**  A lease's deadline is the local send
+  time of its last *acknowledged* renewal plus ``T(1-rho)``: the checkout for a
+  grant, the heartbeat whose ack lists it as renewed, the fail-over update whose
+  reply lists it as seated.  A pending fail-over reply never extends it.  At the
+  deadline the lease is reported ``lost`` and forgotten.
+* **One heartbeat per server per interval** renews every lease held there, so
+  the cost follows client processes, not leases.
+* **Fail-over.**  A server is suspected when it stays silent for
+  ``failure_timeout`` while something was outstanding, or when its ack says
+  ``fail_over``.  Every lease held there goes, in one ``FailoverUpdate``, to the
+  next server of the fail-over list (the config order rotated to the start
+  server); a target silent for ``2h`` is replaced by the next one, and a
+  ``pending`` answer is re-sent to the same target every ``2h``.  A lease that a
+  server reports ``lost`` or ``refused`` is dead and is never failed over.
+* Checkouts retry at the next server after ``2h`` of silence or a
+  ``NOT_SERVING``/``NO_MAJORITY`` denial, with the same request id.  A grant
+  nobody waits for any more is released at once, so no seat leaks.
+
+Events for the app (``Ready.events``): ``granted``, ``denied``, ``lost``,
+``failed_over``, ``released``.  Pure: ``now`` is the client's own monotonic
+clock; nothing here reads a clock, a file or the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.core.effects import Ready
+from actors.core.timing import Timing
+from actors.protocol.client import (
+    CheckoutDenied,
+    CheckoutGranted,
+    CheckoutRequest,
+    DenyReason,
+    FailoverReply,
+    FailoverUpdate,
+    HeartbeatAck,
+    HeldLease,
+    ReleaseAck,
+    ReleaseRequest,
+    SessionHeartbeat,
+)
+
+__all__ = ["HeldInfo", "ClientSessionCore", "start_server", "RETRY_ELSEWHERE", "TERMINAL_DENIALS"]
+
+RETRY_ELSEWHERE = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
+"""Denials that say "not here": the checkout moves on to the next server."""
+TERMINAL_DENIALS = frozenset({DenyReason.NO_SEATS, DenyReason.UNKNOWN_FEATURE, DenyReason.EXPIRED})
+"""Denials that hold for the whole pool: the app hears them at once."""
+
+
+def start_server(client_id: str, servers: tuple[str, ...], prefer: str | None = None) -> str:
+    """The first server a client tries: ``prefer`` if given, else a stable hash
+    of ``client_id`` (sha256, so every process and host agrees)."""
+    if prefer is not None:
+        if prefer not in servers:
+            raise ValueError(f"prefer={prefer!r} is not one of the servers {servers}")
+        return prefer
+    digest = hashlib.sha256(client_id.encode("utf-8")).digest()
+    return servers[int.from_bytes(digest[:8], "big") % len(servers)]
+
+
+@dataclass(frozen=True)
+class HeldInfo:
+    """A lease the session believes it holds, as shown to the app."""
+
+    lease_id: str
+    feature: str
+    version: str
+    server: str
+    """Where it was last seated (it may be failing over from there)."""
+    deadline: float
+    """Local time at which the app must stop using it."""
+    granted_at: float
+    failing_over: bool = False
+
+
+@dataclass
+class _Lease:
+    lease_id: str
+    feature: str
+    version: str
+    server: str
+    deadline: float
+    granted_at: float
+    placed_seq: int
+    """Session seq when it was placed at ``server``: older acks say nothing about it."""
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What a session sequence number was sent as, and when."""
+
+    kind: str
+    """``"hb"`` or ``"fo"``."""
+    server: str
+    at: float
+    lease_ids: tuple[str, ...]
+
+
+@dataclass
+class _Failover:
+    """Leases on their way from a suspected server to a new one."""
+
+    from_server: str
+    lease_ids: list[str]
+    targets: tuple[str, ...]
+    """The fail-over list after ``from_server``, cycled through."""
+    target_index: int = 0
+    seq: int = 0
+    """Seq of the latest update sent."""
+    next_at: float = 0.0
+    """When to act again: re-send (after pending) or try the next target (silence)."""
+    answered: bool = False
+    """The latest update got a reply (pending): re-send to the same target."""
+
+    @property
+    def target(self) -> str:
+        return self.targets[self.target_index % len(self.targets)]
+
+
+@dataclass
+class _Checkout:
+    request_id: int
+    feature: str
+    version: str
+    lease_id: str | None
+    server: str
+    """The server the request was last sent to."""
+    retry_at: float
+    sends: list[tuple[str, float]] = field(default_factory=list)
+    tried: set[str] = field(default_factory=set)
+    denials: dict[str, DenyReason] = field(default_factory=dict)
+
+
+class ClientSessionCore:
+    """One client session: see the module docstring."""
+
+    def __init__(
+        self,
+        client_id: str,
+        session_id: str,
+        servers: tuple[str, ...],
+        timing: Timing,
+        prefer: str | None = None,
+    ) -> None:
+        if not servers:
+            raise ValueError("a session needs at least one server")
+        self.client_id = client_id
+        self.session_id = session_id
+        self.timing = timing
+        first = start_server(client_id, servers, prefer)
+        start = servers.index(first)
+        self.order: tuple[str, ...] = servers[start:] + servers[:start]
+        """The fail-over list: the start server, then the config order rotated from it."""
+        self.current = first
+        """Where new checkouts go."""
+        self._seq = 0
+        self._sent: dict[int, _Sent] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._failovers: list[_Failover] = []
+        self._checkouts: dict[int, _Checkout] = {}
+        self._last_hb: dict[str, float] = {}
+        self._awaiting: dict[str, float] = {}
+        """server -> local time of the oldest send it has not answered since its last message."""
+        self._release_no = 0
+
+    # ---- queries ---------------------------------------------------------------
+
+    def held(self, now: float) -> dict[str, HeldInfo]:
+        """Leases this session may use at ``now``: deadline not passed."""
+        moving = {lid for fo in self._failovers for lid in fo.lease_ids}
+        return {
+            lid: HeldInfo(lid, x.feature, x.version, x.server, x.deadline, x.granted_at, lid in moving)
+            for lid, x in self._leases.items()
+            if x.deadline > now
+        }
+
+    def outstanding(self) -> tuple[int, ...]:
+        """Request ids of checkouts still waiting for an answer."""
+        return tuple(self._checkouts)
+
+    # ---- app calls -------------------------------------------------------------
+
+    def checkout(self, feature: str, version: str, request_id: int, now: float, lease_id: str | None = None) -> Ready:
+        """Ask the current server for a seat (or to resume ``lease_id``)."""
+        ready = Ready()
+        if request_id in self._checkouts:
+            raise ValueError(f"request {request_id} is already outstanding")
+        co = _Checkout(request_id, feature, version, lease_id, self.current, now)
+        self._checkouts[request_id] = co
+        self._send_checkout(co, self.current, now, ready)
+        return self._finish(ready, now)
+
+    def abandon(self, request_id: int) -> None:
+        """The caller gave up on a checkout; a late grant for it is released."""
+        self._checkouts.pop(request_id, None)
+
+    def release(self, lease_id: str, now: float) -> Ready:
+        """Give a lease back.  It is dead for ever: forgotten here at once."""
+        ready = Ready()
+        lease = self._leases.get(lease_id)
+        if lease is not None:
+            targets = {lease.server}
+            for fo in self._failovers:
+                if lease_id in fo.lease_ids:
+                    targets.add(fo.target)
+            for server in sorted(targets):
+                self._send_release(server, lease_id, now, ready)
+            self._forget(lease_id)
+            ready.event("released", lease_id=lease_id)
+        return self._finish(ready, now)
+
+    def close(self, now: float) -> Ready:
+        """Release everything and abandon every checkout (the session ends)."""
+        ready = Ready()
+        for request_id in list(self._checkouts):
+            self.abandon(request_id)
+        for lease_id in list(self._leases):
+            ready.merge(self.release(lease_id, now))
+        ready.wake_at = None
+        return ready
+
+    # ---- messages from servers -------------------------------------------------
+
+    def receive(self, server: str, msg: Any, now: float) -> Ready:
+        """A message from ``server`` (by config name)."""
+        ready = Ready()
+        self._awaiting.pop(server, None)
+        if isinstance(msg, CheckoutGranted):
+            self._on_granted(server, msg, now, ready)
+        elif isinstance(msg, CheckoutDenied):
+            self._on_denied(server, msg, now, ready)
+        elif isinstance(msg, HeartbeatAck):
+            self._on_heartbeat_ack(server, msg, now, ready)
+        elif isinstance(msg, FailoverReply):
+            self._on_failover_reply(server, msg, now, ready)
+        elif isinstance(msg, ReleaseAck):
+            pass  # nothing depends on it: the lease was forgotten at the send
+        return self._finish(ready, now)
+
+    def _ttl(self, ttl: float) -> float:
+        return self.timing.holder_valid_for(ttl if ttl > 0 else self.timing.lease_ttl)
+
+    def _on_granted(self, server: str, msg: CheckoutGranted, now: float, ready: Ready) -> None:
+        co = self._checkouts.get(msg.request_id)
+        lease = self._leases.get(msg.lease_id)
+        if co is None or co.feature != msg.feature or co.version != msg.version:
+            if lease is None:
+                # Nobody waits for this seat any more: give it back at once.
+                self._send_release(server, msg.lease_id, now, ready)
+            return
+        del self._checkouts[msg.request_id]
+        sends = [at for to, at in co.sends if to == server] or [at for _, at in co.sends]
+        renewed_at = min(sends)
+        deadline = renewed_at + self._ttl(msg.ttl)
+        if lease is None:
+            lease = _Lease(msg.lease_id, msg.feature, msg.version, server, deadline, now, self._seq)
+            self._leases[msg.lease_id] = lease
+        else:
+            self._drop_from_failovers(msg.lease_id)
+            lease.server, lease.placed_seq = server, self._seq
+            lease.deadline = max(lease.deadline, deadline)
+        # The checkout counts as this server's renewal: the next heartbeat is h after it.
+        self._last_hb.setdefault(server, renewed_at)
+        self.current = server
+        ready.event(
+            "granted", request_id=msg.request_id, lease_id=msg.lease_id, server=server,
+            feature=msg.feature, version=msg.version, resumed=msg.resumed,
+        )
+
+    def _on_denied(self, server: str, msg: CheckoutDenied, now: float, ready: Ready) -> None:
+        co = self._checkouts.get(msg.request_id)
+        if co is None:
+            return
+        reason = DenyReason(msg.reason)
+        co.denials[server] = reason
+        co.tried.add(server)
+        if reason in RETRY_ELSEWHERE and not co.tried.issuperset(self.order):
+            if server == co.server:
+                nxt = self._next_server(co.server, exclude=co.tried)
+                self._send_checkout(co, nxt, now, ready)
+            return
+        del self._checkouts[msg.request_id]
+        ready.event("denied", request_id=msg.request_id, reason=reason.value, server=server, detail=msg.detail)
+
+    def _on_heartbeat_ack(self, server: str, msg: HeartbeatAck, now: float, ready: Ready) -> None:
+        sent = self._sent.get(msg.seq)
+        if sent is None or sent.kind != "hb" or sent.server != server:
+            return
+        moving = self._moving()
+        listed = set(sent.lease_ids)
+        until = sent.at + self._ttl(msg.ttl)
+        for lid in msg.renewed:
+            lease = self._leases.get(lid)
+            if lease is not None and lid in listed and lease.server == server and msg.seq > lease.placed_seq:
+                lease.deadline = max(lease.deadline, until)
+        for lid in msg.lost:
+            lease = self._leases.get(lid)
+            # A moving lease may have been handed over by its server: only the
+            # fail-over reply decides its fate.
+            if lease is None or lid not in listed or lease.server != server or lid in moving:
+                continue
+            if msg.seq > lease.placed_seq:
+                self._forget(lid)
+                ready.event("lost", lease_id=lid, why=f"{server} says lost", server=server)
+        if msg.fail_over:
+            self._suspect(server, now, ready, why="fail_over")
+
+    def _on_failover_reply(self, server: str, msg: FailoverReply, now: float, ready: Ready) -> None:
+        sent = self._sent.get(msg.seq)
+        if sent is None or sent.kind != "fo" or sent.server != server:
+            return
+        listed = set(sent.lease_ids)
+        until = sent.at + self._ttl(msg.ttl)
+        seated: dict[str, list[str]] = {}
+        for lid in msg.seated:
+            lease = self._leases.get(lid)
+            if lease is None or lid not in listed or msg.seq <= lease.placed_seq:
+                continue
+            seated.setdefault(lease.server, []).append(lid)
+            self._drop_from_failovers(lid)
+            lease.server, lease.placed_seq = server, msg.seq
+            lease.deadline = max(lease.deadline, until)
+        for from_server, lids in sorted(seated.items()):
+            self._last_hb.setdefault(server, sent.at)
+            self.current = server
+            ready.event("failed_over", from_server=from_server, to_server=server, lease_ids=tuple(lids))
+        for fo in list(self._failovers):
+            if fo.seq != msg.seq:
+                continue  # a stale reply: a newer update is on its way
+            for lid in msg.refused:
+                if lid in fo.lease_ids:
+                    self._forget(lid)
+                    ready.event("lost", lease_id=lid, why=f"{server} refused the fail-over", server=server)
+            if fo.lease_ids:
+                fo.answered = True
+                fo.next_at = self._sent[fo.seq].at + self.timing.client_retry
+
+    # ---- time ------------------------------------------------------------------
+
+    def tick(self, now: float) -> Ready:
+        """Run every timer due at ``now``: deadlines, suspicion, retries, heartbeats."""
+        ready = Ready()
+        for lid, lease in list(self._leases.items()):
+            if lease.deadline <= now:
+                self._forget(lid)
+                ready.event("lost", lease_id=lid, why="deadline", server=lease.server)
+        moving = self._moving()
+        for server in self._homes(moving):
+            since = self._awaiting.get(server)
+            if since is not None and now >= since + self.timing.failure_timeout:
+                self._suspect(server, now, ready, why="silent")
+        for fo in list(self._failovers):
+            if now >= fo.next_at:
+                if not fo.answered:
+                    fo.target_index += 1
+                self._send_failover(fo, now, ready)
+        for co in list(self._checkouts.values()):
+            if now >= co.retry_at:
+                co.tried.add(co.server)
+                self._send_checkout(co, self._next_server(co.server, exclude=set()), now, ready)
+        moving = self._moving()
+        for server in self._homes(moving):
+            if now >= self._last_hb.get(server, now) + self.timing.heartbeat_interval:
+                self._send_heartbeat(server, moving, now, ready)
+        self._prune(now)
+        return self._finish(ready, now)
+
+    def _finish(self, ready: Ready, now: float) -> Ready:
+        """Attach the next wake-up: the earliest timer still running."""
+        times: list[float] = [lease.deadline for lease in self._leases.values()]
+        moving = self._moving()
+        h, f = self.timing.heartbeat_interval, self.timing.failure_timeout
+        for server in self._homes(moving):
+            times.append(self._last_hb.get(server, now) + h)
+            if server in self._awaiting:
+                times.append(self._awaiting[server] + f)
+        times.extend(fo.next_at for fo in self._failovers)
+        times.extend(co.retry_at for co in self._checkouts.values())
+        ready.wake_at = min(times) if times else None
+        return ready
+
+    # ---- sending ---------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _note_send(self, server: str, now: float) -> None:
+        self._awaiting.setdefault(server, now)
+
+    def _send_checkout(self, co: _Checkout, server: str, now: float, ready: Ready) -> None:
+        co.server, co.retry_at = server, now + self.timing.client_retry
+        co.sends.append((server, now))
+        self.current = server
+        self._note_send(server, now)
+        ready.to(server, CheckoutRequest(
+            self.client_id, self.session_id, co.request_id, co.feature, co.version, co.lease_id,
+        ))
+
+    def _send_heartbeat(self, server: str, moving: set[str], now: float, ready: Ready) -> None:
+        lids = tuple(sorted(lid for lid, x in self._leases.items() if x.server == server and lid not in moving))
+        seq = self._next_seq()
+        self._sent[seq] = _Sent("hb", server, now, lids)
+        self._last_hb[server] = now
+        self._note_send(server, now)
+        ready.to(server, SessionHeartbeat(self.client_id, self.session_id, seq, lids))
+
+    def _send_failover(self, fo: _Failover, now: float, ready: Ready) -> None:
+        target = fo.target
+        seq = self._next_seq()
+        lids = tuple(fo.lease_ids)
+        self._sent[seq] = _Sent("fo", target, now, lids)
+        fo.seq, fo.answered, fo.next_at = seq, False, now + self.timing.client_retry
+        self._note_send(target, now)
+        held = tuple(HeldLease(lid, self._leases[lid].feature, self._leases[lid].version) for lid in lids)
+        ready.to(target, FailoverUpdate(self.client_id, self.session_id, seq, held))
+
+    def _send_release(self, server: str, lease_id: str, now: float, ready: Ready) -> None:
+        self._release_no += 1
+        ready.to(server, ReleaseRequest(self.client_id, lease_id, self._release_no))
+
+    # ---- fail-over -------------------------------------------------------------
+
+    def _suspect(self, server: str, now: float, ready: Ready, why: str) -> None:
+        """Move every lease settled at ``server`` to the next server, in one update."""
+        moving = self._moving()
+        lids = sorted(lid for lid, x in self._leases.items() if x.server == server and lid not in moving)
+        self._awaiting.pop(server, None)
+        if self.current == server:
+            self.current = self._next_server(server, exclude=set())
+        if not lids:
+            return
+        targets = tuple(s for s in self._rotated_after(server) if s != server) or (server,)
+        fo = _Failover(server, lids, targets)
+        self._failovers.append(fo)
+        ready.event("failing_over", from_server=server, to_server=fo.target, lease_ids=tuple(lids), why=why)
+        self._send_failover(fo, now, ready)
+
+    def _drop_from_failovers(self, lease_id: str) -> None:
+        for fo in self._failovers:
+            if lease_id in fo.lease_ids:
+                fo.lease_ids.remove(lease_id)
+        self._failovers = [fo for fo in self._failovers if fo.lease_ids]
+
+    def _forget(self, lease_id: str) -> None:
+        self._leases.pop(lease_id, None)
+        self._drop_from_failovers(lease_id)
+
+    def _moving(self) -> set[str]:
+        return {lid for fo in self._failovers for lid in fo.lease_ids}
+
+    def _homes(self, moving: set[str]) -> list[str]:
+        """Servers holding at least one settled (not moving) lease, in config order."""
+        homes = {x.server for lid, x in self._leases.items() if lid not in moving}
+        return [s for s in self.order if s in homes]
+
+    def _rotated_after(self, server: str) -> tuple[str, ...]:
+        i = self.order.index(server) if server in self.order else -1
+        return self.order[i + 1 :] + self.order[: i + 1]
+
+    def _next_server(self, server: str, exclude: set[str]) -> str:
+        for candidate in self._rotated_after(server):
+            if candidate not in exclude:
+                return candidate
+        return self._rotated_after(server)[0]
+
+    def _prune(self, now: float) -> None:
+        """Forget send records too old for any reply to extend a deadline."""
+        horizon = now - 2.0 * self.timing.lease_ttl
+        live = {fo.seq for fo in self._failovers}
+        for seq in [s for s, x in self._sent.items() if x.at < horizon and s not in live]:
+            del self._sent[seq]
