@@ -164,8 +164,12 @@ class Raft:
         return won_at + self.timing.new_leader_wait
 
     def serving_duration(self, now: float) -> float:
-        """min(F, what remains of the leader lease): never past the leader lease."""
-        return max(0.0, min(self.timing.fence_timeout, self.lease_until - now))
+        """min(F, what remains of the leader lease): never past the leader lease.
+
+        The remainder is divided by (1+rho): the holder measures the grant on
+        its own clock, which may run slower than ours by that much."""
+        remaining = (self.lease_until - now) / (1.0 + self.timing.clock_drift)
+        return max(0.0, min(self.timing.fence_timeout, remaining))
 
     def serving_lease_end(self, renewal_sent_at: float, received_at: float, duration: float) -> float:
         """Holder side: from its own send of the request, ``d(1-rho)``."""
