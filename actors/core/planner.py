@@ -120,7 +120,7 @@ def plan_failover(
             out.refused.append(held.lease_id)
         elif live is not None and live.holder == to_server:
             out.seated.append(held.lease_id)
-        elif live is not None and state.status(live.holder) == FENCED:
+        elif live is not None and state.status(live.holder) == FENCED and state.features[key].majority:
             out.entries.append(
                 e.FailoverSeat(held.lease_id, client_id, key[0], key[1], to_server, client_seq, live.holder)
             )
@@ -133,7 +133,8 @@ def plan_failover(
             )
             out.moving.append(held.lease_id)
         else:
-            # Never reported (or its holder went down): it needs a seat of its own.
+            # Never reported, or a --no-majority lease whose holder is fenced
+            # (its seats are never touched then): it needs a seat of its own.
             step = _one_seat(state, key, to_server, leader, spare_of, taken)
             if step is None:
                 out.entries.append(e.FailoverPending(held.lease_id, client_id, key[0], key[1], to_server, client_seq))

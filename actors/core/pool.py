@@ -307,10 +307,14 @@ class PoolState:
             return Applied(False, "revoked, stale or foreign fail-over update")
         if live is not None and live.holder == entry.source:
             # The lease moves together with its seat from its fenced holder.
-            if self.status(entry.source) != FENCED or table.allocated(entry.source) < 1:
-                return Applied(False, "holder is not fenced")
+            if self.status(entry.source) != FENCED or table.allocated(entry.source) < 1 or not table.majority:
+                return Applied(False, "holder is not fenced, or its seats are --no-majority")
             table.alloc[entry.source] -= 1
-        elif live is not None or not self._take_from(table, entry.source, 1):
+        elif live is not None and (table.majority or self.status(live.holder) == LIVE):
+            return Applied(False, "lease is live at its holder")
+        elif not self._take_from(table, entry.source, 1):
+            # (A --no-majority lease at a fenced holder gets a seat of its own:
+            # its holder's seats are never touched while it is fenced.)
             return Applied(False, f"source {entry.source or 'free pool'} has no seat")
         table.alloc[entry.to_server] = table.allocated(entry.to_server) + 1
         self._seat_moved_lease(entry.lease_id, entry.client_id, table.key, entry.to_server, entry.client_seq)
