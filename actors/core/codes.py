@@ -9,7 +9,7 @@ also owns Sentinel's criteria syntax (``s1:4^s2:3^s3:3``) and the first split of
 a code's seats over the servers.
 
 Pure: no clock (the caller passes ``today``), no file I/O (keys go in and out as
-PEM bytes), no thespian.  Every failure is a ``CodeError`` with a ``CodeProblem``
+PEM bytes), no actor runtime.  Every failure is a ``CodeError`` with a ``CodeProblem``
 reason and a one-line message; no raw base64, JSON or cryptography exception
 escapes.
 """
