@@ -61,10 +61,12 @@ class BorrowRequest:
 
 @dataclass(frozen=True)
 class BorrowReply:
-    """Leader -> LicenseServer: the outcome of a borrow.  No reply.
+    """Leader -> LicenseServer: no seat is unused anywhere in the pool, so the
+    server answers its waiting checkouts with NO_SEATS.  No reply.
 
-    ``granted`` seats are committed at log ``index`` (or will be, for a transfer
-    under way); 0 with ``exhausted`` means no seat is unused anywhere.
+    A borrow that finds seats needs no reply: the seats arrive as committed
+    entries in the distribution criteria sync.  ``granted`` and ``index`` are
+    kept for future use (always 0 today).
     """
 
     sender: str
@@ -119,9 +121,10 @@ class FailoverForward:
 
 @dataclass(frozen=True)
 class FailoverOutcome:
-    """Leader -> LicenseServer: what the leader did with each forwarded lease.
-    ``seated`` ones are committed to the sender; ``pending`` ones are held as
-    log entries.  No reply."""
+    """Leader -> LicenseServer: which forwarded leases are ``pending`` (held as
+    log entries until a seat appears) or ``refused`` (dead, or not this
+    client's).  No reply.  Seated leases need no outcome: the server learns of
+    them when their entry commits.  ``seated`` is kept for future use."""
 
     sender: str
     epoch: int
