@@ -82,28 +82,35 @@ class LeaderDuties(NodeBase):
         book, pool = self.book, self.pool
         for name, server in pool.servers.items():
             inc = self.raft.incarnation if name == self.name else book.incarnations.get(name, 0)
-            fence = server.status == LIVE and name != self.name and self.fence_due(name, now)
-            if fence and book.fence_proposed.get(name) != server.incarnation:
-                book.fence_proposed[name] = server.incarnation
-                self.propose([e.Fence(name, server.incarnation)], ready)
+            if self._in_flight(book.fence_proposed, name):
+                continue
+            if server.status == LIVE and name != self.name and self.fence_due(name, now):
+                book.fence_proposed[name] = self.propose([e.Fence(name, server.incarnation)], ready)
+                continue
+            if server.status != LIVE and name != self.name:
+                self.raft.restart_grants(name, now)
             if server.status == FENCED:
                 seen = book.fenced_seen.setdefault(name, now)
-                if now >= seen + self.reclaim_delay() and name not in book.reclaim_proposed:
-                    book.reclaim_proposed.add(name)
-                    self.propose([e.Reclaim(name)], ready)
+                if now >= seen + self.reclaim_delay() and not self._in_flight(book.reclaim_proposed, name):
+                    book.reclaim_proposed[name] = self.propose([e.Reclaim(name)], ready)
             rejoin = (server.status != LIVE or inc > server.incarnation) and self._caught_up(name, now)
-            if rejoin and book.rejoin_proposed.get(name) != inc:
-                book.rejoin_proposed[name] = inc
-                book.reclaim_proposed.discard(name)
+            if rejoin and not self._in_flight(book.rejoin_proposed, name):
                 book.fenced_seen.pop(name, None)
-                self.propose([e.Rejoin(name, inc)], ready)
+                book.rejoin_proposed[name] = self.propose([e.Rejoin(name, inc)], ready)
+
+    def _in_flight(self, proposed: dict[str, int], name: str) -> bool:
+        """A proposal for ``name`` is in the log but not applied yet."""
+        return proposed.get(name, 0) > self.applied
 
     def _caught_up(self, name: str, now: float) -> bool:
         if name == self.name:
             return self.applied >= self.raft.commit_index
+        # Caught up, and holding a serving lease from us: the link works both
+        # ways, so it will not be fenced again at once.
         peer = self.raft.peers.get(name)
-        heard = peer is not None and now - peer.last_heard < self.timing.failure_timeout
-        return heard and peer is not None and peer.match_index >= self.raft.commit_index
+        if peer is None or now - peer.last_heard >= self.timing.failure_timeout:
+            return False
+        return peer.two_way and peer.match_index >= self.raft.commit_index and peer.serving_until > now
 
     def on_report(self, report: e.LeaseReport | None) -> e.Entry | None:
         """A lease report from a heartbeat: propose it if it says anything new."""
@@ -205,7 +212,7 @@ class LeaderDuties(NodeBase):
                                       self.new_transfer_id)
         if not entries:
             reply = p.BorrowReply(self.name, self.raft.term, msg.feature, msg.version, msg.request_no, 0,
-                                  exhausted=True)
+                                  index=self.raft.log.last_index, exhausted=True)
             if msg.sender == self.name:
                 self.on_borrow_reply(reply, now, ready)
             else:

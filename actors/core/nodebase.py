@@ -29,6 +29,9 @@ class WaitingCheckout:
     client: ClientRef
     request: CheckoutRequest
     since: float
+    deny_after: int | None = None
+    """The leader found no seat anywhere as of this log index: once it is
+    applied here and still no seat is spare, the answer is NO_SEATS."""
 
 
 @dataclass
@@ -37,9 +40,10 @@ class LeaderBook:
 
     epoch: int = 0
     fence_proposed: dict[str, int] = field(default_factory=dict)
+    """server -> log index of the last Fence proposed for it (likewise below)."""
     fenced_seen: dict[str, float] = field(default_factory=dict)
     rejoin_proposed: dict[str, int] = field(default_factory=dict)
-    reclaim_proposed: set[str] = field(default_factory=set)
+    reclaim_proposed: dict[str, int] = field(default_factory=dict)
     report_proposed: dict[str, int] = field(default_factory=dict)
     confirms: dict[str, int] = field(default_factory=dict)
     completing: set[str] = field(default_factory=set)

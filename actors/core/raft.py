@@ -108,6 +108,10 @@ class _Peer:
     """A renewal request waiting to be answered in the next sync."""
     serving_until: float = float("-inf")
     """Grantor-side end of its serving lease (``now + d(1+rho)`` at the grant)."""
+    incarnation: int = 0
+    """A restarted server has no grant to echo: its first request is answered."""
+    two_way: bool = False
+    """Its latest heartbeat echoed a recent grant of ours: the link works both ways."""
 
 
 class Raft:
@@ -162,6 +166,16 @@ class Raft:
 
     def new_leader_wait(self, won_at: float) -> float:
         return won_at + self.timing.new_leader_wait
+
+    def restart_grants(self, peer_name: str, now: float) -> None:
+        """Let a server we no longer rely on ask afresh: once it is fenced, a
+        stale echo must not keep it fenced for ever after its link heals."""
+        peer = self.peers.get(peer_name)
+        if peer is None or peer.last_grant is None:
+            return
+        latest = max(peer.issued.values(), default=float("-inf"))
+        if now - latest > self.timing.fence_timeout:
+            peer.last_grant, peer.issued = None, {}
 
     def serving_duration(self, now: float) -> float:
         """min(F, what remains of the leader lease): never past the leader lease.
@@ -374,8 +388,12 @@ class Raft:
         if msg.settings_hash and self.settings_hash and msg.settings_hash != self.settings_hash:
             ready.event("settings_mismatch", server=msg.sender)
             return False
+        if msg.incarnation != peer.incarnation:
+            peer.incarnation, peer.last_grant, peer.issued = msg.incarnation, None, {}
         peer.acked_round = max(peer.acked_round, msg.round)
         self._extend_lease()
+        issued = peer.issued.get(msg.echo_grant)
+        peer.two_way = issued is not None and now - issued <= self.timing.fence_timeout
         if msg.renewal and self.echo_ok(peer, msg.echo_grant, now):
             peer.renewal = msg.renewal
         if msg.success:

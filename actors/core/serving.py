@@ -117,7 +117,9 @@ class ClientSide(LeaderDuties):
         still: list[WaitingCheckout] = []
         for w in self.waiting:
             if not self._decide(w.client, w.request, now, ready, waiting=len(still)):
-                if now - w.since >= self.hold_limit():
+                if w.deny_after is not None and self.applied >= w.deny_after:
+                    self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "every seat in the pool is in use")
+                elif now - w.since >= self.hold_limit():
                     self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "no seat came free in time")
                 else:
                     still.append(w)
@@ -126,11 +128,13 @@ class ClientSide(LeaderDuties):
     def on_borrow_reply(self, msg: p.BorrowReply, now: float, ready: Ready) -> None:
         if not msg.exhausted:
             return
-        self.retry_waiting(now, ready)
+        # Seats the leader already moved here may not be applied yet: deny
+        # only once this server has applied the log as far as the leader had.
         key = (msg.feature, msg.version)
-        for w in [w for w in self.waiting if (w.request.feature, w.request.version) == key]:
-            self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "every seat in the pool is in use")
-            self.waiting.remove(w)
+        for w in self.waiting:
+            if (w.request.feature, w.request.version) == key and w.deny_after is None:
+                w.deny_after = msg.index
+        self.retry_waiting(now, ready)
 
     # ---- heartbeats and releases ----------------------------------------------------
 

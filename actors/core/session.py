@@ -235,6 +235,8 @@ class ClientSessionCore:
     def receive(self, server: str, msg: Any, now: float) -> Ready:
         """A message from ``server`` (by config name)."""
         ready = Ready()
+        # A deadline that passed stays passed, whatever a late ack says.
+        self._expire(now, ready)
         self._awaiting.pop(server, None)
         if isinstance(msg, CheckoutGranted):
             self._on_granted(server, msg, now, ready)
@@ -351,10 +353,7 @@ class ClientSessionCore:
     def tick(self, now: float) -> Ready:
         """Run every timer due at ``now``: deadlines, suspicion, retries, heartbeats."""
         ready = Ready()
-        for lid, lease in list(self._leases.items()):
-            if lease.deadline <= now:
-                self._forget(lid)
-                ready.event("lost", lease_id=lid, why="deadline", server=lease.server)
+        self._expire(now, ready)
         moving = self._moving()
         for server in self._homes(moving):
             since = self._awaiting.get(server)
@@ -375,6 +374,12 @@ class ClientSessionCore:
                 self._send_heartbeat(server, moving, now, ready)
         self._prune(now)
         return self._finish(ready, now)
+
+    def _expire(self, now: float, ready: Ready) -> None:
+        for lid, lease in list(self._leases.items()):
+            if lease.deadline <= now:
+                self._forget(lid)
+                ready.event("lost", lease_id=lid, why="deadline", server=lease.server)
 
     def _finish(self, ready: Ready, now: float) -> Ready:
         """Attach the next wake-up: the earliest timer still running."""

@@ -65,7 +65,9 @@ class BorrowReply:
     server answers its waiting checkouts with NO_SEATS.  No reply.
 
     A borrow that finds seats needs no reply: the seats arrive as committed
-    entries in the distribution criteria sync.  ``granted`` and ``index`` are
+    entries in the distribution criteria sync.  ``index`` is the leader's last
+    log index when it looked: the server denies only after applying that far,
+    since seats already on their way may be in those entries.  ``granted`` is
     kept for future use (always 0 today).
     """
 
