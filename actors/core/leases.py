@@ -118,19 +118,16 @@ class LocalLeases:
     ) -> tuple[list[str], list[str]]:
         """Renew the listed leases of one session; returns (renewed, lost).
 
-        A lease that moved here by fail-over has no session yet: the first
-        heartbeat of its client's session claims it."""
+        Leases are bound to their client, not to one session: a lease that
+        moved here by fail-over, or whose client restarted and resumed it,
+        belongs to whichever session of that client heartbeats it now."""
         renewed, lost = [], []
         for lease_id in lease_ids:
             lease = self.leases.get(lease_id)
             if lease is None or lease.client_id != client_id or lease.revoked:
                 lost.append(lease_id)
                 continue
-            if lease.session_id != session_id:
-                if lease.session_id:
-                    lost.append(lease_id)
-                    continue
-                lease.session_id = session_id
+            lease.session_id = session_id
             lease.expires_at = max(lease.expires_at, expires_at)
             renewed.append(lease_id)
         return renewed, lost

@@ -124,6 +124,7 @@ class Member:
             held = self.leases.leases.get(resume_id)
             if held is not None and held.client_id == client_id and held.key == key and not held.revoked:
                 held.expires_at = max(held.expires_at, now + self.ttl_hold)
+                held.session_id = session_id
                 return Grant(held, resumed=True)
         if self.spare(key) <= 0:
             in_use = self.leases.in_use(key) + waiting + 1
