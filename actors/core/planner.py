@@ -85,6 +85,8 @@ class FailoverPlan:
     """Handed over from a live holder: seated once the holder consents."""
     pending: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    """Placed elsewhere by a newer update of the same client: nothing to do."""
 
 
 def plan_failover(
@@ -120,6 +122,10 @@ def plan_failover(
             out.refused.append(held.lease_id)
         elif live is not None and live.holder == to_server:
             out.seated.append(held.lease_id)
+        elif live is not None and live.client_seq >= client_seq:
+            # A newer (or the same) update of this client already placed it:
+            # a late duplicate never moves it back.
+            out.stale.append(held.lease_id)
         elif live is not None and state.status(live.holder) == FENCED and state.features[key].majority:
             out.entries.append(
                 e.FailoverSeat(held.lease_id, client_id, key[0], key[1], to_server, client_seq, live.holder)

@@ -43,8 +43,8 @@ class ClientSide(LeaderDuties):
             and leaseid.lease_id_valid_for(self.settings.lease_key, req.lease_id, req.client_id)
         ):
             # Reconnecting with a lease held elsewhere: move it here, never a second seat.
-            self.failover_refs[req.lease_id] = (ref, 0, True, req.request_id)
-            forward = p.FailoverForward(self.name, self.raft.term, req.client_id, 0,
+            self.failover_refs[req.lease_id] = (ref, req.client_seq, True, req.request_id)
+            forward = p.FailoverForward(self.name, self.raft.term, req.client_id, req.client_seq,
                                         (c.HeldLease(req.lease_id, req.feature, req.version),))
             self._forward_failover(forward, now, ready)
             return

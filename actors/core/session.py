@@ -140,6 +140,8 @@ class _Checkout:
     sends: list[tuple[str, float]] = field(default_factory=list)
     tried: set[str] = field(default_factory=set)
     denials: dict[str, DenyReason] = field(default_factory=dict)
+    client_seq: int = 0
+    """For a resume: one sequence number for the request and all its retries."""
 
 
 class ClientSessionCore:
@@ -152,7 +154,11 @@ class ClientSessionCore:
         servers: tuple[str, ...],
         timing: Timing,
         prefer: str | None = None,
+        seq_base: int = 0,
     ) -> None:
+        """``seq_base``: where this session's sequence numbers start.  They order
+        a client's fail-over updates across its sessions too, so a restarted app
+        must start above its last session (the shell passes wall-clock ms)."""
         if not servers:
             raise ValueError("a session needs at least one server")
         self.client_id = client_id
@@ -164,7 +170,7 @@ class ClientSessionCore:
         """The fail-over list: the start server, then the config order rotated from it."""
         self.current = first
         """Where new checkouts go."""
-        self._seq = 0
+        self._seq = seq_base
         self._sent: dict[int, _Sent] = {}
         self._leases: dict[str, _Lease] = {}
         self._failovers: list[_Failover] = []
@@ -197,6 +203,8 @@ class ClientSessionCore:
         if request_id in self._checkouts:
             raise ValueError(f"request {request_id} is already outstanding")
         co = _Checkout(request_id, feature, version, lease_id, self.current, now)
+        if lease_id is not None:
+            co.client_seq = self._next_seq()
         self._checkouts[request_id] = co
         self._send_checkout(co, self.current, now, ready)
         return self._finish(ready, now)
@@ -409,8 +417,10 @@ class ClientSessionCore:
         co.sends.append((server, now))
         self.current = server
         self._note_send(server, now)
+        # A resume carries its own sequence number, the same on every retry:
+        # the first server to seat it wins, a later retry never moves it again.
         ready.to(server, CheckoutRequest(
-            self.client_id, self.session_id, co.request_id, co.feature, co.version, co.lease_id,
+            self.client_id, self.session_id, co.request_id, co.feature, co.version, co.lease_id, co.client_seq,
         ))
 
     def _send_heartbeat(self, server: str, moving: set[str], now: float, ready: Ready) -> None:

@@ -73,6 +73,10 @@ class CheckoutRequest:
     version: str
     lease_id: str | None = None
     """A lease this client already holds here: resume it, never take a second seat."""
+    client_seq: int = 0
+    """With ``lease_id``: the client's fail-over sequence number.  A resume at
+    another server moves the lease only if this is newer than the move that
+    placed it, so retries of one reconnect never bounce it between servers."""
 
 
 @dataclass(frozen=True)

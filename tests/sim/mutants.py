@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from actors.core import leading, member, node, nodebase, pool, raft, registry
+from actors.core.timing import Timing, timing_violations
+from tests.sim.net import NetParams
+from tests.sim.scenario import Scenario
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -179,8 +182,16 @@ def _renew_without_echo(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 MUTANTS: tuple[Mutant, ...] = (
-    Mutant(1, "new leader does not wait out the old leader's lease", _no_leader_wait),
-    Mutant(2, "an older table is applied", _older_table_applied),
+    # With the default timing a new leader's fence grace (f after its election,
+    # itself f after the old leader's last contact) already outlasts the old
+    # lease; a longer leader lease exposes the wait on its own.
+    Mutant(1, "new leader does not wait out the old leader's lease", _no_leader_wait,
+           overrides={"timing": Timing(heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=6.0,
+                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)}),
+    # Stale snapshot installs need duplicated and late messages.
+    Mutant(2, "an older table is applied", _older_table_applied,
+           overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0),
+                      "compact_every": 40}),
     Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used),
     Mutant(4, "transfer skips the giver's confirmation", _transfer_without_consent),
     Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry),
@@ -199,3 +210,26 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin),
     Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo),
 )
+
+
+def old_leader_cut_off(seed: int) -> Scenario:
+    """The leader and one follower are cut off from the other three servers for
+    longer than the lease time, while every client reaches every server and
+    contends for the seats: the cut-off pair keeps serving under the leases it
+    holds, and its seats come back only through ``Reclaim``.  This is the
+    schedule where a new leader that does not wait out the old leader's lease
+    (mutant 1) fences the pair while it still serves."""
+    return Scenario(
+        name=f"old_leader_cut_off/{seed}",
+        description=old_leader_cut_off.__doc__ or "",
+        servers=5,
+        clients=9,
+        seats=4,
+        duration=90.0,
+        workload=True,
+        seed=seed,
+        steps=[
+            ("at", 20.0, "partition", ["s1", "s2"], ["s3", "s4", "s5"]),
+            ("at", 70.0, "heal"),
+        ],
+    )
