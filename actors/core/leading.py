@@ -61,7 +61,10 @@ class LeaderDuties(NodeBase):
         peer = self.raft.peers.get(server)
         if peer is None:
             return False
-        return now >= self.raft.active_after + self.timing.failure_timeout and now > peer.serving_until
+        # A server that just became live (a new leader, or its Rejoin) gets f to
+        # ask for its first grant before its silence counts against it.
+        since = max(self.raft.active_after, self.book.live_since.get(server, float("-inf")))
+        return now >= since + self.timing.failure_timeout and now > peer.serving_until
 
     # ---- the periodic duties ---------------------------------------------------------
 
@@ -105,12 +108,11 @@ class LeaderDuties(NodeBase):
     def _caught_up(self, name: str, now: float) -> bool:
         if name == self.name:
             return self.applied >= self.raft.commit_index
-        # Caught up, and holding a serving lease from us: the link works both
-        # ways, so it will not be fenced again at once.
+        # Caught up, and echoing a recent grant of ours: the link works both ways.
         peer = self.raft.peers.get(name)
         if peer is None or now - peer.last_heard >= self.timing.failure_timeout:
             return False
-        return peer.two_way and peer.match_index >= self.raft.commit_index and peer.serving_until > now
+        return peer.two_way and peer.match_index >= self.raft.commit_index
 
     def on_report(self, report: e.LeaseReport | None) -> e.Entry | None:
         """A lease report from a heartbeat: propose it if it says anything new."""

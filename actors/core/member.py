@@ -143,7 +143,10 @@ class Member:
         self, entry: e.Entry, index: int, epoch: int, verify: Verifier, now: float
     ) -> tuple[Applied, list[Consent]]:
         """Apply a committed entry here; returns the consents to persist and send."""
-        transfer = self.pool.transfers.get(entry.transfer_id) if isinstance(entry, e.TransferComplete) else None
+        transfer = (
+            self.pool.transfers.get(entry.transfer_id)
+            if isinstance(entry, (e.TransferComplete, e.TransferAbort)) else None
+        )
         applied = self.pool.apply(entry, index, epoch, verify)
         consents: list[Consent] = []
         if not applied.ok:
@@ -151,10 +154,14 @@ class Member:
         if isinstance(entry, e.TransferIntent) and entry.giver == self.name:
             consents.append(self._consent(entry))
         elif isinstance(entry, (e.TransferComplete, e.TransferAbort)):
-            self.consents.pop(entry.transfer_id, None)
+            given = self.consents.pop(entry.transfer_id, 0)
             moved = isinstance(entry, e.TransferComplete) and entry.given > 0
             if transfer is not None and transfer.lease_id is not None and moved:
                 self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now)
+            elif transfer is not None and transfer.lease_id is not None and given and transfer.giver == self.name:
+                # Rolled back after we had let the lease go: its seat is ours
+                # again, and so is the lease (its client may still hold it).
+                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, self.name, now)
         elif isinstance(entry, e.FailoverSeat):
             self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now)
         elif isinstance(entry, e.LeaseReport) and entry.server == self.name:

@@ -231,6 +231,7 @@ class ServerNode(ClientSide):
         return min(self.raft.commit_index, self.raft.log.last_index)
 
     def _apply_committed(self, now: float, ready: Ready) -> None:
+        self._now = now
         target = self.applicable_index()
         if target <= self.applied:
             return
@@ -268,6 +269,8 @@ class ServerNode(ClientSide):
             self.lease_arrived(moved, ready)
         if isinstance(entry, e.Rejoin) and ok and entry.server == self.name:
             self._reconcile_on_rejoin()
+        if isinstance(entry, e.Rejoin) and ok and self.raft.is_leader:
+            self.book.live_since[entry.server] = self._now
         if isinstance(entry, (e.Fence, e.Reclaim, e.Rejoin, e.ServerDown)) and ok:
             ready.event(type(entry).__name__.lower(), server=entry.server)
         if self.raft.is_leader:

@@ -43,6 +43,8 @@ class LeaderBook:
     """server -> log index of the last Fence proposed for it (likewise below)."""
     fenced_seen: dict[str, float] = field(default_factory=dict)
     rejoin_proposed: dict[str, int] = field(default_factory=dict)
+    live_since: dict[str, float] = field(default_factory=dict)
+    """When this leader saw a server's Rejoin applied."""
     reclaim_proposed: dict[str, int] = field(default_factory=dict)
     report_proposed: dict[str, int] = field(default_factory=dict)
     confirms: dict[str, int] = field(default_factory=dict)
@@ -70,12 +72,15 @@ class NodeBase:
         self.settings = settings
         self.name = settings.name
         self.timing = settings.timing
-        self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash, self._may_renew)
+        self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash, self._may_renew,
+                         self._may_serve)
         self.member = Member.new(
             settings.name, settings.servers, settings.threshold(settings.name),
             settings.timing.grantor_valid_for(settings.timing.lease_ttl),
         )
         self.applied = 0
+        self._now = 0.0
+        """The time of the input being handled (for bookkeeping inside apply)."""
         self.book = LeaderBook()
         self.waiting: list[WaitingCheckout] = []
         self.borrow_asked: dict[FeatureKey, float] = {}
@@ -135,6 +140,12 @@ class NodeBase:
             if t.giver == peer and t.transfer_id not in self.book.confirms and seen is not None and now - seen > limit:
                 return False
         return True
+
+    def _may_serve(self, peer: str) -> bool:
+        """Only a live server, with no fence on its way, gets a serving lease."""
+        state = self.member.pool.servers.get(peer)
+        fencing = self.book.fence_proposed.get(peer, 0) > self.applied
+        return state is not None and state.status == LIVE and not fencing
 
     def send_leader(self, msg: object, ready: Ready) -> bool:
         """Send to the leader, if one is known and it is not us."""

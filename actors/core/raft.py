@@ -122,9 +122,13 @@ class Raft:
         timing: Timing,
         settings_hash: str = "",
         may_renew: Callable[[str, float], bool] | None = None,
+        may_serve: Callable[[str], bool] | None = None,
     ) -> None:
         self.name, self.servers, self.timing, self.settings_hash = name, servers, timing, settings_hash
         self.may_renew: Callable[[str, float], bool] = may_renew or (lambda peer, now: True)
+        self.may_serve: Callable[[str], bool] = may_serve or (lambda peer: True)
+        """False for a server that is fenced, or about to be: its grants are
+        probes of zero duration, echoed to show the link works both ways."""
         self.snapshot_state: dict[str, Any] = {}
         """The pool state at ``log.snap_index``, sent to servers that lag behind it."""
         self.peers_names = tuple(s for s in servers if s != name)
@@ -358,8 +362,9 @@ class Raft:
         prev = peer.next_index - 1
         grant = None
         if peer.renewal is not None and self.leader_active(now) and self.may_renew(name, now):
-            duration = self.serving_duration(now)
-            if duration > 0:
+            serve = self.may_serve(name)
+            duration = self.serving_duration(now) if serve else 0.0
+            if duration > 0 or not serve:
                 # Unique across leaders, so an old leader's grant never echoes as ours.
                 self.grant_seq += 1
                 grant_id = self.term * 1_000_000_000 + self.grant_seq

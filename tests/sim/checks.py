@@ -1,0 +1,200 @@
+"""Invariant checkers, run after every simulator event.
+
+Safety, checked continuously:
+
+* **S1** from the clients' view: per feature, the distinct leases live clients
+  hold (``session.held(local now)``) never exceed the licensed total (the
+  largest committed total any server has shown: totals only grow).
+* **Table invariant**: every running server's committed pool state has no
+  ``problems()``.
+* **S4**: at most one leader per epoch; committed log entries never change
+  (one ``LogEntry`` per index, across all servers and restarts); a running
+  server's applied index never goes backwards.
+
+Liveness, checked where the design promises it (see docs/simulator.md):
+
+* **S2**: a loss is a violation unless an exemption applies (force-release,
+  more than one fault in the lease's last renewal window, no two-way path to a
+  healthy majority, or the documented exception: the lease's server was cut off
+  less than one report interval after the lease was placed there).
+* **S3**: ``liveness.S3Tracker``; **L1**: ``liveness.L1Tracker``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from actors.core.table import FeatureKey
+
+if TYPE_CHECKING:
+    from tests.sim.hosts import ClientHost, ServerHost
+    from tests.sim.world import World
+
+__all__ = ["InvariantViolation", "Checker"]
+
+
+class InvariantViolation(Exception):
+    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, TABLE or CRASH."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"{rule}: {detail}")
+        self.rule = rule
+        self.detail = detail
+
+
+class Checker:
+    """Safety checks and the S2 judgement; liveness trackers live in ``liveness``."""
+
+    def __init__(self, world: World) -> None:
+        from tests.sim.liveness import L1Tracker, S3Tracker
+
+        self.w = world
+        self.total: dict[FeatureKey, int] = {}
+        self.leaders: dict[int, str] = {}
+        self.committed: dict[int, Any] = {}
+        self.checked_commit: dict[str, int] = {}
+        self.stats: Counter[str] = Counter()
+        self._held: dict[str, dict[str, FeatureKey]] = {}
+        self.s3 = S3Tracker(world, self)
+        self.l1 = L1Tracker(world, self)
+
+    # ---- safety --------------------------------------------------------------------
+
+    def server_changed(self, host: ServerHost) -> None:
+        node = host.node
+        if node is None:
+            return
+        pool = node.pool
+        problems = pool.problems()
+        if problems:
+            raise InvariantViolation("TABLE", f"{host.name} at index {pool.index}: {'; '.join(problems)}")
+        for key, table in pool.features.items():
+            if table.total > self.total.get(key, 0):
+                self.total[key] = table.total
+        if node.role == "leader":
+            other = self.leaders.setdefault(node.epoch, host.name)
+            if other != host.name:
+                raise InvariantViolation("S4", f"two leaders in epoch {node.epoch}: {other} and {host.name}")
+        if node.applied < host.applied_seen:
+            raise InvariantViolation("S4", f"{host.name} applied index went back {host.applied_seen} -> {node.applied}")
+        host.applied_seen = node.applied
+        self._committed_prefix(host)
+
+    def _committed_prefix(self, host: ServerHost) -> None:
+        raft = host.node.raft
+        log = raft.log
+        upto = min(raft.commit_index, log.last_index)
+        start = max(self.checked_commit.get(host.name, 0), log.snap_index) + 1
+        for index in range(start, upto + 1):
+            item = log.entry(index)
+            seen = self.committed.setdefault(index, item)
+            if seen != item:
+                raise InvariantViolation(
+                    "S4", f"{host.name} committed {item!r} at {index}, but {seen!r} was committed there before"
+                )
+        self.checked_commit[host.name] = max(upto, self.checked_commit.get(host.name, 0))
+
+    def server_restarted(self, host: ServerHost) -> None:
+        self.checked_commit[host.name] = 0
+
+    def clients_changed(self, touched: set[str] | None = None) -> None:
+        """S1 from the clients' view.  Holdings only shrink with time, so the
+        cached sets of untouched clients can only over-count: a suspected
+        breach is recounted exactly before it is reported."""
+        now = self.w.now
+        for client in self.w.clients.values():
+            if touched is None or client.name in touched or client.name not in self._held:
+                self._held[client.name] = self._holding(client, now)
+        held: dict[FeatureKey, set[str]] = {}
+        for lids in self._held.values():
+            for lid, key in lids.items():
+                held.setdefault(key, set()).add(lid)
+        if all(len(lids) <= self.total.get(key, 0) for key, lids in held.items()):
+            return
+        if touched is not None:
+            self.clients_changed(None)
+            return
+        for key, ids in held.items():
+            if len(ids) > self.total.get(key, 0):
+                owners = {name: sorted(set(x) & ids) for name, x in self._held.items() if set(x) & ids}
+                raise InvariantViolation(
+                    "S1", f"{len(ids)} leases of {key} held by clients, licensed {self.total.get(key, 0)}: {owners}"
+                )
+
+    def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
+        if not client.alive:
+            return {}
+        return {lid: (x.feature, x.version) for lid, x in client.core.held(client.clock.local(now)).items()}
+
+    # ---- S2 ---------------------------------------------------------------------------
+
+    def lost(self, client: ClientHost, lease_id: str, why: str) -> None:
+        """Judge one loss: a violation unless an exemption applies."""
+        w, t = self.w, self.w.now
+        self.stats["S2 losses"] += 1
+        if lease_id in w.forced:
+            self.stats["S2 exempt: force-released"] += 1
+            return
+        deadline = client.deadlines.get(lease_id)
+        placed = client.placed.get(lease_id, [])
+        if deadline is None or not placed:
+            self.stats["S2 exempt: unknown lease"] += 1
+            return
+        ri = w.bounds.report_interval
+        renewed = client.clock.real(deadline - w.timing.holder_valid_for(w.timing.lease_ttl))
+        a = min(renewed, placed[-1][0]) - ri
+        relevant = [
+            f for f in w.history.active(a, t)
+            if f.kind != "cut" or client.name in f.subjects or len(f.subjects & set(w.servers)) >= 2
+        ]
+        if len(relevant) > 1:
+            self.stats["S2 exempt: several faults"] += 1
+            return
+        if not w.history.had_majority_path(client.name, a, t):
+            self.stats["S2 exempt: no majority path"] += 1
+            return
+        for at, server in placed:
+            if any(server in f.subjects and f.start <= at + ri and f.end >= at - ri for f in relevant):
+                self.stats["S2 exempt: cut off within a report interval"] += 1
+                return
+        self.stats["S2 checked"] += 1
+        raise InvariantViolation(
+            "S2",
+            f"{client.name} lost {lease_id} ({why}) at {t:.3f}; placed {placed}, last renewal sent at "
+            f"{renewed:.3f}; faults in the window: {[(f.kind, sorted(f.subjects), f.start, f.end) for f in relevant]}",
+        )
+
+    # ---- per event ----------------------------------------------------------------------
+
+    def after_event(self) -> None:
+        self.s3.due()
+        self.l1.sample()
+        self._fenced_means_stopped()
+
+    def _fenced_means_stopped(self) -> None:
+        """F1: once any server has applied Fence (or Reclaim) of a server's
+        incarnation, that server no longer serves majority-ruled seats.  This is
+        the invariant the fence rests on: its seats are moved and reclaimed on
+        the strength of it (DESIGN.md 2b items 3-5)."""
+        w = self.w
+        views = [h.node for h in w.servers.values() if h.node is not None]
+        if not views:
+            return
+        latest = max(views, key=lambda n: n.applied).pool  # the most advanced committed table
+        fenced = {name: st.incarnation for name, st in latest.servers.items() if st.status != "live"}
+        for name, inc in fenced.items():
+            host = w.servers[name]
+            node = host.node
+            if node is None or host.stalled or node.raft.incarnation != inc:
+                continue
+            local = host.clock.local(w.now)
+            me = node.pool.servers[name]
+            serving = me.incarnation == inc and me.status == "live" and node.raft.holds_serving_lease(local)
+            if serving:
+                raise InvariantViolation(
+                    "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied")
+
+    def finish(self) -> None:
+        self.s3.due(final=True)
+        self.l1.finish()
