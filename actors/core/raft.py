@@ -152,6 +152,7 @@ class Raft:
         self.round_sent: dict[int, float] = {}
         self.lease_until = float("-inf")
         self.active_after = float("inf")
+        self.won_at = float("-inf")
         self.grant_seq = 0
         # follower serving lease (holder side)
         self.renewal_no = 0
@@ -249,7 +250,7 @@ class Raft:
 
     def tick(self, now: float, ready: Ready) -> None:
         if self.role == LEADER:
-            if len(self.servers) > 1 and now >= self.active_after and now >= self.lease_until:
+            if len(self.servers) > 1 and now >= self.won_at + self.timing.failure_timeout and now >= self.lease_until:
                 # CheckQuorum: no majority acknowledged us within a lease.
                 ready.event("leader_lease_lost", epoch=self.term)
                 self._become_follower(self.term, None, ready)
@@ -262,9 +263,10 @@ class Raft:
 
     def next_wake(self, now: float) -> float:
         if self.role == LEADER:
-            return min(self.next_heartbeat, max(self.lease_until, self.active_after)) if len(self.servers) > 1 else (
-                self.next_heartbeat
-            )
+            if len(self.servers) == 1:
+                return self.next_heartbeat
+            return min(self.next_heartbeat, max(self.lease_until, self.active_after,
+                                                self.won_at + self.timing.failure_timeout))
         return self.election_due
 
     def _start_pre_vote(self, now: float, ready: Ready) -> None:
@@ -291,6 +293,7 @@ class Raft:
 
     def _become_leader(self, now: float, ready: Ready) -> None:
         self.role, self.leader = LEADER, self.name
+        self.won_at = now
         self.active_after = self.new_leader_wait(now)
         self.lease_until = float("-inf")
         self.peers = {p: _Peer(next_index=self.log.last_index + 1) for p in self.peers_names}

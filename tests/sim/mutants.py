@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from actors.core import leading, member, node, nodebase, pool, raft, registry
-from actors.core.timing import Timing, timing_violations
+from actors.core.timing import Timing
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
 
@@ -33,6 +33,8 @@ class Mutant:
     budget: float = 120.0
     servers: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    scenario: Callable[[int], Scenario] | None = None
+    """Run this seeded scenario instead of the random fault schedules."""
 
 
 def _no_leader_wait(mp: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -187,7 +189,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # lease; a longer leader lease exposes the wait on its own.
     Mutant(1, "new leader does not wait out the old leader's lease", _no_leader_wait,
            overrides={"timing": Timing(heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=6.0,
-                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)}),
+                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)},
+           scenario=lambda seed: old_leader_cut_off(seed)),
     # Stale snapshot installs need duplicated and late messages.
     Mutant(2, "an older table is applied", _older_table_applied,
            overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0),

@@ -1,0 +1,48 @@
+"""Check the checker: every mutant in ``tests/sim/mutants.py`` breaks one guard
+of the core, and the simulator must find a violation within its budget.
+
+For each mutant the test also replays the violating seed *without* the mutant
+and requires it to pass, so a violation is credited to the mutant only when
+the real code survives the same schedule.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.sim.mutants import MUTANTS, Mutant
+from tests.sim.runner import run_scenario, run_seed
+from tests.sim.world import RunResult
+
+pytestmark = pytest.mark.mutant
+
+
+def _run(mutant: Mutant, seed: int, overrides: dict[str, object]) -> RunResult:
+    if mutant.scenario is not None:
+        return run_scenario(mutant.scenario(seed), **overrides)
+    return run_seed(seed, mutant.servers, **overrides)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[f"mutant_{m.number:02d}" for m in MUTANTS])
+def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> None:
+    overrides = {**mutant.overrides}
+    with monkeypatch.context() as mp:
+        overrides.update(mutant.patch(mp))
+        started = time.monotonic()
+        caught = None
+        for seed in mutant.seeds:
+            result = _run(mutant, seed, overrides)
+            if result.violation is not None:
+                caught = result
+                break
+            if time.monotonic() - started > mutant.budget:
+                break
+    assert caught is not None and caught.violation is not None, (
+        f"mutant {mutant.number} ({mutant.name}) survived {mutant.budget:.0f}s of schedules"
+    )
+    clean = _run(mutant, caught.seed, {**mutant.overrides})
+    assert clean.violation is None, (
+        f"seed {caught.seed} fails without mutant {mutant.number} too:\n{clean.violation.report()}"
+    )
