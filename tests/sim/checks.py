@@ -35,7 +35,8 @@ __all__ = ["InvariantViolation", "Checker"]
 
 
 class InvariantViolation(Exception):
-    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, TABLE or CRASH."""
+    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, TABLE, EXPECT (a scenario
+    expectation), CRASH (a core raised) or BUDGET (a run that never ends)."""
 
     def __init__(self, rule: str, detail: str) -> None:
         super().__init__(f"{rule}: {detail}")
@@ -78,6 +79,11 @@ class Checker:
                 raise InvariantViolation("S4", f"two leaders in epoch {node.epoch}: {other} and {host.name}")
         if node.applied < host.applied_seen:
             raise InvariantViolation("S4", f"{host.name} applied index went back {host.applied_seen} -> {node.applied}")
+        if pool.index != node.applied:
+            # The table's own version must be the applied index: an older table
+            # installed under a newer index is the table going backwards.
+            raise InvariantViolation(
+                "S4", f"{host.name} holds the table of index {pool.index} but has applied up to {node.applied}")
         host.applied_seen = node.applied
         self._committed_prefix(host)
 
