@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from actors.cli_pool import register as register_pool_commands
 from actors.cli_vendor import read_public_key, today_iso, vendor
 from actors.config import ConfigError, load_config
 from actors.core.codes import AddOn, CodeError, LicenseCode, check_criteria, verify_code
@@ -189,6 +190,7 @@ def license_verify(code: str, config_path: Path | None, public_path: Path | None
 # -- attach groups that live in their own modules ----------------------------------
 
 licpool.add_command(vendor)
+register_pool_commands(licpool, license_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

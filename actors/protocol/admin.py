@@ -100,7 +100,8 @@ class PeerEnvelope:
 
     ``address`` is the sending LicenseServer's own actor address, so every
     message announces where its sender lives now (after a restart it changes).
-    A receiver drops envelopes of another pool.  Replies travel in envelopes too.
+    A receiver drops envelopes of another pool.  Reply: what ``body``'s own
+    docstring says, in an envelope too.
     """
 
     pool: str
@@ -111,8 +112,8 @@ class PeerEnvelope:
 
 @dataclass(frozen=True)
 class PeerHello:
-    """Body of a ``PeerEnvelope`` sent when a server has just found a peer: it
-    only announces the sender's address.  No reply."""
+    """LicenseServer -> LicenseServer, as the body of a ``PeerEnvelope``, when it
+    has just found that peer: it only announces the sender's address.  No reply."""
 
     incarnation: int = 0
 

@@ -283,3 +283,182 @@ def actor_systems() -> Iterator[ActorSystems]:
         problems = systems.shutdown_all()
     if problems:
         pytest.fail("; ".join(problems))
+
+
+# --- a licpool pool of server processes (tests/integration/test_pool_*.py) ----
+
+FAST_TIMING = {
+    "heartbeat_interval": 0.1,
+    "failure_timeout": 0.4,
+    "leader_lease": 0.6,
+    "fence_timeout": 0.6,
+    "lease_ttl": 8.0,
+}
+"""Short timings for tests; they pass actors.core.timing.timing_violations."""
+
+
+class PoolHarness:
+    """A pool of ``python -m actors server`` processes, each in its own process
+    group, with a throwaway vendor key, plus a ``PoolLink`` to query it.
+
+    Teardown stops every server (SIGTERM, then SIGKILL of its group), closes
+    every client and link, and fails the test if any process of the pool is
+    still alive after the deadline."""
+
+    def __init__(self, root: Path, servers: int, timing: dict[str, float], rebalance_idle: float) -> None:
+        from actors.config import write_default_pool
+        from actors.core.codes import load_private_key
+        from actors.shell.launcher import PoolProcesses
+
+        self.root = root
+        config = write_default_pool(root)
+        ports = [free_port() for _ in range(servers)]
+        lines = []
+        for line in config.read_text().splitlines():
+            key = line.split("=")[0].strip()
+            if key in timing:
+                line = f"{key} = {timing[key]}"
+            elif key == "rebalance_idle":
+                line = f"rebalance_idle = {rebalance_idle}"
+            lines.append(line)
+        text = "\n".join(lines).split("[[server]]")[0]
+        for index, port in enumerate(ports, start=1):
+            text += f'[[server]]\nname = "s{index}"\nhost = "{LOOPBACK}"\nport = {port}\n\n'
+        config.write_text(text)
+        self.config = config
+        self.names = tuple(f"s{i}" for i in range(1, servers + 1))
+        self.vendor = load_private_key((root / "vendor.key").read_bytes())
+        self.procs = PoolProcesses(config, quiet=True, output=root / "out")
+        self.clients: list[Any] = []
+        self._link: Any = None
+        self._serials = 0
+
+    @property
+    def cfg(self) -> Any:
+        return self.procs.cfg
+
+    @property
+    def link(self) -> Any:
+        from actors.shell.remote import PoolLink
+
+        if self._link is None:
+            self._link = PoolLink(self.cfg, timeout=1.0)
+        return self._link
+
+    def start(self, *names: str) -> None:
+        for name in names or self.names:
+            self.procs.start(name)
+
+    def license(self, count: int = 10, feature: str = "cad", version: str = "2.0", **kw: Any) -> str:
+        from actors.core.codes import sign_license
+
+        self._serials += 1
+        kw.setdefault("serial", f"T{self._serials}")
+        kw.setdefault("majority", True)
+        return sign_license(self.vendor, feature=feature, version=version, count=count, expires="2099-12-31",
+                            distribution=kw.pop("distribution", None), **kw)
+
+    def addon(self, of_serial: str, count: int, serial: str) -> str:
+        from actors.core.codes import sign_addon
+
+        return sign_addon(self.vendor, of_serial=of_serial, count=count, serial=serial)
+
+    def status(self, name: str | None = None) -> Any:
+        return self.link.status() if name is None else self.link.status_of(name)
+
+    def wait_status(self, predicate: Callable[[Any], bool], timeout: float, what: str,
+                    name: str | None = None) -> Any:
+        """Poll the pool's status until ``predicate`` holds; return that status."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.status(name)
+            if last is not None and predicate(last):
+                return last
+            time.sleep(0.05)
+        pytest.fail(f"timed out after {timeout} s waiting for {what}; last status: {last}")
+
+    def wait_formed(self, timeout: float = 20.0, up: tuple[str, ...] | None = None) -> Any:
+        expect = set(up or self.names)
+
+        def formed(s: Any) -> bool:
+            ups = {x.name for x in s.servers if x.up and x.status == "live"}
+            return s.leader is not None and s.answered_by == s.leader and s.serving and expect <= ups
+        return self.wait_status(formed, timeout, f"an acting leader and servers {sorted(expect)} up")
+
+    def admin(self, make: Callable[[str], Any], via: str | None = None) -> Any:
+        import uuid
+
+        if via is None:
+            return self.link.admin(make)
+        return self.link.ask(via, make(uuid.uuid4().hex), 5.0)
+
+    def add_license(self, code: str, via: str | None = None) -> Any:
+        from actors.protocol import pool as p
+
+        reply = self.admin(lambda rid: p.AddLicenseCode("test", 0, rid, code), via)
+        assert reply is not None and reply.ok, reply
+        self.wait_applied(reply.index)
+        return reply
+
+    def wait_applied(self, index: int, timeout: float = 5.0) -> None:
+        """Wait until every running server has applied the log up to ``index``."""
+        for name, proc in self.procs.procs.items():
+            if proc.poll() is None:
+                self.wait_status(lambda s: s.applied >= index, timeout, f"{name} to apply index {index}", name=name)
+
+    def client(self, client_id: str, prefer: str | None = None) -> Any:
+        from actors.client import LicenseClient
+
+        c = LicenseClient.from_config(self.config, client_id=client_id, prefer=prefer)
+        self.clients.append(c)
+        return c
+
+    def leader(self) -> str:
+        s = self.wait_formed()
+        return str(s.leader)
+
+    def close(self) -> list[str]:
+        problems: list[str] = []
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception as exc:
+                problems.append(f"client close raised {exc!r}")
+        if self._link is not None:
+            self._link.close()
+        self.procs.stop_all(grace=5.0)
+        left = self.procs.wait_gone(EXIT_DEADLINE_S)
+        if left:
+            problems.append(f"pool processes left behind (killed now): {left}")
+        return problems
+
+
+@pytest.fixture
+def licpool_pool(tmp_path: Path) -> Iterator[Callable[..., PoolHarness]]:
+    """``licpool_pool(servers=3)`` starts a pool with FAST_TIMING; all of it is
+    stopped and checked for leftovers at teardown."""
+    import thespian.system.transport as transport
+    import thespian.system.transport.asyncTransportBase as async_base
+
+    # Clients and links tune this process's transport (actors.shell.system); keep
+    # that from leaking into the other integration tests of the session.
+    saved = (transport.DEFAULT_MAX_TRANSMIT_PERIOD, async_base.MAX_PENDING_TRANSMITS)
+    made: list[PoolHarness] = []
+
+    def make(servers: int = 3, start: bool = True, timing: dict[str, float] | None = None,
+             rebalance_idle: float = 60.0) -> PoolHarness:
+        harness = PoolHarness(tmp_path / f"pool{len(made)}", servers, {**FAST_TIMING, **(timing or {})},
+                              rebalance_idle)
+        made.append(harness)
+        if start:
+            harness.start()
+        return harness
+
+    try:
+        yield make
+    finally:
+        problems = [x for h in made for x in h.close()]
+        transport.DEFAULT_MAX_TRANSMIT_PERIOD, async_base.MAX_PENDING_TRANSMITS = saved
+    if problems:
+        pytest.fail("; ".join(problems))

@@ -1,0 +1,268 @@
+"""The Python client API: ``LicenseClient``, ``Authorization``, ``LicenseDenied``.
+
+    from actors.client import LicenseClient, LicenseDenied
+    with LicenseClient.from_config("pool.toml", client_id="ws17/cad") as client:
+        with client.checkout("cad", version="2.0", timeout=5.0) as auth:
+            ...  # auth.lease_id, auth.server, auth.lost (threading.Event)
+
+A ``LicenseClient`` starts the app's own actor system (a free port, or the
+config's ``client_port``) and one ``ClientSession`` actor in it, which
+heartbeats, renews and fails over by itself.  The proxy only asks it for
+checkouts and releases, and a listener thread receives its ``LeaseNotice``s:
+``auth.lost`` is set (and the callback called) when a lease could not be kept.
+The listener also keeps each lease's deadline and sets ``lost`` itself when it
+passes, so the app stops in time even if its session process died.  Closing
+the client releases everything and shuts its actor system down, always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+
+from loguru import logger
+
+from actors.config import PoolConfig, load_config
+from actors.core.session import start_server
+from actors.protocol import admin as a
+from actors.protocol.client import DenyReason
+from actors.shell.launcher import transmit_timeout
+from actors.shell.system import StartedSystem, free_port, process_start_time, route_ip, start_system, stop_system
+
+__all__ = ["Authorization", "DenyReason", "LicenseClient", "LicenseDenied"]
+
+LostCallback = Callable[["Authorization"], None]
+_ASK = 5.0
+"""Seconds to wait for the local session on calls that do not wait for a server."""
+
+
+class LicenseDenied(Exception):
+    """A checkout was refused; ``reason`` is a ``DenyReason`` (a ``str``)."""
+
+    def __init__(self, reason: DenyReason | str, detail: str = "") -> None:
+        self.reason = DenyReason(reason)
+        self.detail = detail
+        super().__init__(f"{self.reason.value}: {detail}" if detail else self.reason.value)
+
+
+class Authorization:
+    """One seat held by this app.  Use it as a context manager, or call ``release``."""
+
+    def __init__(self, client: LicenseClient, lease_id: str, server: str, feature: str, version: str,
+                 deadline: float, on_lost: LostCallback | None) -> None:
+        self.client = client
+        self.lease_id = lease_id
+        self.server = server
+        self.feature = feature
+        self.version = version
+        self.deadline = deadline
+        """Monotonic time (this host's clock) until which the app may use the seat."""
+        self.lost = threading.Event()
+        self.lost_reason = ""
+        self.on_lost = on_lost
+        self.released = False
+        self.failovers = 0
+
+    def __enter__(self) -> Authorization:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give the seat back (idempotent)."""
+        if not self.released:
+            self.released = True
+            self.client._release(self)
+
+    def _lose(self, why: str) -> None:
+        if self.lost.is_set() or self.released:
+            return
+        self.lost_reason = why
+        self.lost.set()
+        logger.warning("lease {} of {} {} lost: {}", self.lease_id, self.feature, self.version, why)
+        if self.on_lost is not None:
+            try:
+                self.on_lost(self)
+            except Exception:
+                logger.exception("the on_lost callback of lease {} raised", self.lease_id)
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost.is_set() else "released" if self.released else "held"
+        return f"Authorization({self.feature}:{self.version}, {self.lease_id}, at {self.server}, {state})"
+
+
+class LicenseClient:
+    """The app's connection to a pool (DESIGN.md 3)."""
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], *, client_id: str, prefer: str | None = None,
+                    log_level: str = "WARNING") -> LicenseClient:
+        return cls(load_config(path, client=True), client_id=client_id, prefer=prefer, log_level=log_level)
+
+    def __init__(self, cfg: PoolConfig, *, client_id: str, prefer: str | None = None,
+                 log_level: str = "WARNING") -> None:
+        if prefer is not None and prefer not in cfg.server_names:
+            raise ValueError(f"prefer={prefer!r} is not a server of pool {cfg.name!r}")
+        self.cfg = cfg
+        self.client_id = client_id
+        self.session_id = uuid.uuid4().hex
+        self.first_server = start_server(client_id, cfg.server_names, prefer)
+        self._ids = itertools.count(1)
+        self._auths: dict[str, Authorization] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._started: StartedSystem | None = None
+        try:
+            self._start(prefer, log_level)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, prefer: str | None, log_level: str) -> None:
+        from actors.session import ClientSession
+
+        first = self.cfg.server(self.first_server)
+        ip = route_ip(first.host, first.port)
+        port = self.cfg.client_port or free_port(ip)
+        self._started = start_system(ip, port, transmit_timeout=max(transmit_timeout(self.cfg.timing), 1.0),
+                                     own_group=False, log_level=log_level)
+        asys = self._started.asys
+        self.session = asys.createActor(ClientSession)
+        start = a.SessionStart(
+            self.cfg.name, self.client_id, self.session_id,
+            tuple(a.ResolveTarget(s.name, s.host, s.port) for s in self.cfg.servers),
+            _timing_tuple(self.cfg), prefer, os.getpid(), process_start_time(os.getpid()), log_level,
+        )
+        with asys.private() as ctx:
+            if not isinstance(ctx.ask(self.session, start, _ASK), a.SessionReady):
+                raise RuntimeError("the client session actor did not start")
+        subscribed = threading.Event()
+        self._listener = threading.Thread(target=self._listen, args=(subscribed,), name="licpool-listener",
+                                          daemon=True)
+        self._listener.start()
+        if not subscribed.wait(_ASK):
+            raise RuntimeError("the client session did not accept the lease listener")
+
+    def __enter__(self) -> LicenseClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---- the API -----------------------------------------------------------------------
+
+    def checkout(self, feature: str, version: str = "", timeout: float = 10.0,
+                 on_lost: LostCallback | None = None, lease_id: str | None = None) -> Authorization:
+        """One seat of (feature, version), or ``LicenseDenied``.  ``feature`` may be
+        written ``FEATURE:VERSION``.  ``lease_id`` resumes a lease this client
+        holds (after a restart of the app): never a second seat."""
+        if not version:
+            feature, _, version = feature.partition(":")
+        if not feature or not version:
+            raise ValueError("checkout needs a feature and a version (or 'FEATURE:VERSION')")
+        if self._started is None or self._closing.is_set():
+            raise RuntimeError("the LicenseClient is closed")
+        request_id = next(self._ids)
+        with self._started.asys.private() as ctx:
+            reply = ctx.ask(self.session, a.OpenCheckout(request_id, feature, version, lease_id), timeout)
+            if reply is None:
+                gave_up = ctx.ask(self.session, a.AbandonCheckout(request_id), _ASK)
+                heard = isinstance(gave_up, a.CheckoutAbandoned) and gave_up.heard
+                raise LicenseDenied(DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE,
+                                    f"no grant within {timeout:g} s" if heard else "no server of the pool answered")
+        if not isinstance(reply, a.CheckoutResult):
+            raise LicenseDenied(DenyReason.UNREACHABLE, f"unexpected answer {type(reply).__name__}")
+        if not reply.granted:
+            raise LicenseDenied(reply.reason or DenyReason.UNREACHABLE, reply.detail)
+        auth = Authorization(self, reply.lease_id, reply.server, feature, version, reply.deadline, on_lost)
+        with self._lock:
+            self._auths[auth.lease_id] = auth
+        return auth
+
+    def held(self) -> list[Authorization]:
+        with self._lock:
+            return [x for x in self._auths.values() if not x.lost.is_set() and not x.released]
+
+    def close(self) -> None:
+        """Release every lease and stop the app's actor system (always)."""
+        if self._closing.is_set() and self._started is None:
+            return
+        self._closing.set()
+        started, self._started = self._started, None
+        try:
+            if started is not None:
+                with self._lock:
+                    auths = list(self._auths.values())
+                for auth in auths:
+                    auth.released = True
+                with contextlib.suppress(Exception), started.asys.private() as ctx:
+                    ctx.ask(self.session, a.CloseSession(), _ASK)
+        finally:
+            if self._listener is not None:
+                self._listener.join(2.0)
+            if started is not None:
+                stop_system(started)
+
+    # ---- inside ------------------------------------------------------------------------
+
+    def _release(self, auth: Authorization) -> None:
+        started = self._started
+        with self._lock:
+            self._auths.pop(auth.lease_id, None)
+        if started is None:
+            return
+        with started.asys.private() as ctx:
+            ctx.ask(self.session, a.ReleaseLease(auth.lease_id), _ASK)
+
+    def _listen(self, subscribed: threading.Event) -> None:
+        started = self._started
+        if started is None:
+            return
+        try:
+            with started.asys.private() as ctx:
+                ctx.tell(self.session, a.Subscribe())
+                while not self._closing.is_set():
+                    msg = ctx.listen(0.1)
+                    if isinstance(msg, a.LeaseNotice):
+                        if msg.kind == "subscribed":
+                            subscribed.set()
+                        self._notice(msg)
+                    self._expire(time.monotonic())
+        except Exception:
+            if not self._closing.is_set():
+                logger.exception("the lease listener stopped")
+
+    def _notice(self, msg: a.LeaseNotice) -> None:
+        with self._lock:
+            auth = self._auths.get(msg.lease_id)
+        if auth is None:
+            return
+        if msg.kind == "deadline":
+            auth.deadline = max(auth.deadline, msg.deadline)
+            auth.server = msg.server or auth.server
+        elif msg.kind == "failed_over":
+            auth.server = msg.server
+            auth.failovers += 1
+        elif msg.kind == "lost":
+            auth._lose(msg.detail or "lost")
+
+    def _expire(self, now: float) -> None:
+        with self._lock:
+            auths = list(self._auths.values())
+        for auth in auths:
+            if auth.deadline and now >= auth.deadline:
+                auth._lose("its deadline passed without a renewal")
+
+
+def _timing_tuple(cfg: PoolConfig) -> tuple[float, float, float, float, float, float]:
+    t = cfg.timing
+    return (t.heartbeat_interval, t.failure_timeout, t.leader_lease, t.fence_timeout, t.lease_ttl, t.clock_drift)

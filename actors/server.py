@@ -1,0 +1,395 @@
+"""The LicenseServer actor: one per host, a thin shell around ``ServerNode``.
+
+Every handler does the same three things (STYLE.md habit 1): call the core,
+persist what its ``Ready`` says (append, fsync), then send.  Around that the
+shell owns only what the core cannot know:
+
+* **addresses**: server names <-> actor addresses (``AddressBook``, fed by the
+  ``Resolver`` child and by the sender address inside every ``PeerEnvelope``),
+  and ``ClientRef`` <-> the actor address of a client session or CLI;
+* **time**: ``tick`` is driven by ``wakeupAfter``; wakeups cannot be
+  cancelled, so each carries a generation and only the latest one ticks;
+* **the leader's fan-out**: while the core leads, its peer-bound messages go to
+  the ``LeaderRole`` child in one ``FanOut`` per Ready (docs/operations.md);
+* **queries**: ``StatusQuery`` and ``SessionsQuery`` are answered from the
+  node's real state (``actors.shell.views``).
+
+An exception in the core, or a failed write, restarts the core from disk: the
+half-changed state is thrown away and the server rejoins as a new incarnation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    ChildActorExited,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+from actors import logs
+from actors.config import ConfigError, PoolConfig, load_config
+from actors.core.codes import CodeError
+from actors.core.effects import ClientRef, Ready
+from actors.core.node import ServerNode
+from actors.leader import LeaderRole
+from actors.persist import PersistError
+from actors.protocol import admin as a
+from actors.protocol import client as c
+from actors.protocol import pool as p
+from actors.protocol.raft import SyncReply
+from actors.shell.book import AddressBook
+from actors.shell.flow import SyncWindow
+from actors.shell.persistence import NodeStore
+from actors.shell.resolver import Resolver
+from actors.shell.system import SERVER_GLOBAL_NAME, kill_own_family, process_alive, process_start_time
+from actors.shell.views import node_settings, sessions_reply, status_reply
+
+__all__ = ["LicenseServer"]
+
+_TICK = "licpool-server-tick"
+_CLIENT_IDLE = 120.0
+"""Seconds after which an address of a silent client is forgotten."""
+_EVENTS_AT_INFO = frozenset({"leader", "step_down", "leader_lease_lost", "fence", "reclaim", "rejoin",
+                             "serverdown", "boot", "borrow", "transfer", "failover", "rebalance",
+                             "settings_mismatch"})
+
+
+def _fanout_enabled() -> bool:
+    """``LICPOOL_FANOUT=0`` sends peer messages from the server itself (for measuring)."""
+    return os.environ.get("LICPOOL_FANOUT", "1") != "0"
+
+
+def _sync_window() -> int:
+    """Unanswered syncs allowed per peer; ``LICPOOL_SYNC_WINDOW=0`` turns flow control off (for measuring)."""
+    try:
+        window = int(os.environ.get("LICPOOL_SYNC_WINDOW", "2"))
+    except ValueError:
+        window = 2
+    return window if window > 0 else 1_000_000
+
+
+class LicenseServer(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cfg: PoolConfig | None = None
+        self.name = ""
+        self.node: ServerNode | None = None
+        self.store: NodeStore | None = None
+        self.book: AddressBook | None = None
+        self.resolver: Any = None
+        self.leader_role: Any = None
+        self.clients: dict[str, tuple[Any, float]] = {}
+        self.wake_gen = 0
+        self.wake_due = float("inf")
+        self.launcher = (0, 0)
+        self.next_watch = 0.0
+        self.dropped_sends = 0
+        self.exiting = False
+        self.window = SyncWindow(window=2, max_hold=0.25)
+        self.window_term = -1
+
+    # ---- start ---------------------------------------------------------------------
+
+    def receiveMsg_StartServer(self, msg: a.StartServer, sender: Any) -> None:
+        if self.node is not None:
+            self.send(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+            return
+        try:
+            self._open(msg)
+        except (ConfigError, CodeError, PersistError, OSError, ValueError) as exc:
+            logger.error("server {} cannot start: {}", msg.name, exc)
+            self.send(sender, a.ServerStartFailed(" ".join(str(exc).split())))
+            return
+        assert self.node is not None
+        self.send(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+
+    def _open(self, msg: a.StartServer) -> None:
+        cfg = load_config(msg.config_path)
+        settings = node_settings(cfg, msg.name)
+        self.cfg, self.name = cfg, msg.name
+        self.launcher = (msg.launcher_pid, process_start_time(msg.launcher_pid) if msg.launcher_pid else 0)
+        peers = tuple(s for s in cfg.server_names if s != msg.name)
+        self.book = AddressBook(peers, cfg.timing.failure_timeout)
+        self.window = SyncWindow(window=_sync_window(), max_hold=cfg.timing.heartbeat_interval / 2)
+        self.store = NodeStore(cfg.data_dir / msg.name)
+        self._boot(settings)
+        self.resolver = self.createActor(Resolver)
+        targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in cfg.servers if s.name != msg.name)
+        self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, cfg.timing.failure_timeout))
+        self._resolve_stale(time.monotonic())
+
+    def _boot(self, settings: Any = None) -> None:
+        """(Re)start the core from disk: a new incarnation that rejoins as a follower."""
+        assert self.store is not None and self.cfg is not None
+        if settings is None:
+            settings = self.node.settings if self.node is not None else node_settings(self.cfg, self.name)
+        now = time.monotonic()
+        node, ready = ServerNode.boot(settings, self.store.load(), now)
+        self.node = node
+        logger.info("server {} up: incarnation {}, epoch {}, applied {}", self.name, node.raft.incarnation,
+                    node.raft.term, node.applied)
+        self._carry(ready, now)
+
+    def _restart_core(self, why: str) -> None:
+        logger.error("server {}: {}; restarting the core from disk", self.name, why)
+        self._stop_leader_role()
+        try:
+            assert self.store is not None and self.cfg is not None
+            settings = self.node.settings if self.node is not None else None
+            self.store.close()
+            self.node = None
+            self.store = NodeStore(self.cfg.data_dir / self.name)
+            self._boot(settings)
+        except Exception as exc:
+            logger.critical("server {} cannot recover from disk ({}); it stops serving", self.name, exc)
+            self.node = None
+
+    # ---- messages from peers ----------------------------------------------------
+
+    def receiveMsg_PeerEnvelope(self, env: a.PeerEnvelope, sender: Any) -> None:
+        if self.node is None or self.cfg is None or self.book is None:
+            return
+        if env.pool != self.cfg.name or env.sender not in self.book.names:
+            logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender,
+                           env.pool)
+            return
+        now = time.monotonic()
+        if self.book.learn(env.sender, env.address, now):
+            logger.info("server {}: {} is at {}", self.name, env.sender, env.address)
+        self.book.heard(env.sender, now)
+        if isinstance(env.body, a.PeerHello):
+            return
+        if isinstance(env.body, SyncReply):
+            released = self.window.answered(env.sender, env.body.round, now)
+            if released is not None:
+                self._send_peers([(env.sender, released)], now)
+        node = self.node
+        self._run(lambda t: node.receive(env.sender, env.body, t))
+
+    def receiveMsg_PeerResolved(self, msg: a.PeerResolved, sender: Any) -> None:
+        if self.book is None or self.node is None or self.cfg is None:
+            return
+        now = time.monotonic()
+        if self.book.learn(msg.name, msg.address, now, resolved=True):
+            logger.info("server {}: found {} at {}", self.name, msg.name, msg.address)
+            self.send(msg.address, a.PeerEnvelope(self.cfg.name, self.name, self.myAddress,
+                                                  a.PeerHello(self.node.raft.incarnation)))
+
+    # ---- messages from client sessions and the CLI --------------------------------
+
+    def _client(self, session_id: str, sender: Any) -> ClientRef:
+        self.clients[session_id] = (sender, time.monotonic())
+        return ClientRef(session_id)
+
+    def _from_client(self, ref: ClientRef, msg: Any) -> None:
+        node = self.node
+        if node is not None:
+            self._run(lambda t: node.from_client(ref, msg, t))
+
+    def receiveMsg_CheckoutRequest(self, msg: c.CheckoutRequest, sender: Any) -> None:
+        self._from_client(self._client(msg.session_id, sender), msg)
+
+    def receiveMsg_SessionHeartbeat(self, msg: c.SessionHeartbeat, sender: Any) -> None:
+        self._from_client(self._client(msg.session_id, sender), msg)
+
+    def receiveMsg_FailoverUpdate(self, msg: c.FailoverUpdate, sender: Any) -> None:
+        self._from_client(self._client(msg.session_id, sender), msg)
+
+    def receiveMsg_ReleaseRequest(self, msg: c.ReleaseRequest, sender: Any) -> None:
+        self._from_client(self._client(f"release:{msg.client_id}:{msg.request_id}", sender), msg)
+
+    def _admin(self, msg: Any, sender: Any) -> None:
+        if self.node is None:
+            self.send(sender, p.AdminReply("", 0, msg.request_id, False, error="the server is not serving"))
+            return
+        self._from_client(self._client(f"admin:{msg.request_id}", sender), msg)
+
+    receiveMsg_AddLicenseCode = _admin
+    receiveMsg_AddAllocations = _admin
+    receiveMsg_ChangeDistributionCriteria = _admin
+    receiveMsg_ForceReleaseLease = _admin
+    receiveMsg_DeclareServerDown = _admin
+
+    def receiveMsg_StatusQuery(self, msg: a.StatusQuery, sender: Any) -> None:
+        if self.node is not None and self.cfg is not None:
+            self.send(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id))
+
+    def receiveMsg_SessionsQuery(self, msg: a.SessionsQuery, sender: Any) -> None:
+        if self.node is not None:
+            self.send(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
+
+    # ---- time ---------------------------------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        payload = msg.payload
+        if not (isinstance(payload, tuple) and payload[0] == _TICK and payload[1] == self.wake_gen):
+            return  # an older wakeup: a newer, earlier one was scheduled after it
+        self.wake_due = float("inf")
+        now = time.monotonic()
+        self._housekeeping(now)
+        self._send_peers(list(self.window.due(now)), now)
+        node = self.node
+        if node is not None:
+            self._run(lambda t: node.tick(t))
+
+    def _schedule(self, wake_at: float | None, now: float) -> None:
+        assert self.cfg is not None
+        latest = now + self.cfg.timing.heartbeat_interval
+        wake_at = latest if wake_at is None else min(wake_at, latest)
+        held = self.window.next_due()
+        if held is not None:
+            wake_at = min(wake_at, max(held, now))
+        if wake_at < self.wake_due - 0.0005:
+            self.wake_gen += 1
+            self.wake_due = wake_at
+            self.wakeupAfter(timedelta(seconds=max(0.0, wake_at - now)), payload=(_TICK, self.wake_gen))
+
+    def _housekeeping(self, now: float) -> None:
+        self._resolve_stale(now)
+        if now >= self.next_watch:
+            self.next_watch = now + 0.5
+            pid, start = self.launcher
+            if pid and not process_alive(pid, start):
+                logger.critical("server {}: its launcher (pid {}) is gone; stopping this host's processes",
+                                self.name, pid)
+                kill_own_family()
+            self.clients = {k: v for k, v in self.clients.items() if now - v[1] < _CLIENT_IDLE}
+
+    def _resolve_stale(self, now: float) -> None:
+        if self.book is not None and self.resolver is not None:
+            stale = self.book.stale(now)
+            if stale:
+                self.send(self.resolver, a.Resolve(stale))
+
+    # ---- carrying out a Ready: persist, then send, then wake up ------------------------
+
+    def _run(self, step: Any) -> None:
+        now = time.monotonic()
+        try:
+            ready = step(now)
+        except Exception:
+            logger.exception("server {}: the core raised", self.name)
+            self._restart_core("the core raised an exception")
+            return
+        self._carry(ready, now)
+
+    def _carry(self, ready: Ready, now: float) -> None:
+        node, store = self.node, self.store
+        assert node is not None and store is not None
+        try:
+            store.write(ready.persist)
+        except (PersistError, OSError) as exc:
+            self._restart_core(f"persisting failed: {exc}")
+            return
+        self._events(ready)
+        self._sync_leader_role()
+        self._send_all(ready, now)
+        try:
+            if store.maybe_compact(node.snapshot):
+                logger.debug("server {}: compacted the journal into a snapshot", self.name)
+        except (PersistError, OSError) as exc:
+            self._restart_core(f"compaction failed: {exc}")
+            return
+        self._schedule(ready.wake_at, now)
+
+    def _events(self, ready: Ready) -> None:
+        for event in ready.events:
+            fields = dict(event.fields)
+            try:
+                logs.audit(event.kind, node=self.name, **fields)
+            except Exception as exc:  # an audit line must never stop the server
+                logger.warning("server {}: audit of {} failed: {}", self.name, event.kind, exc)
+            if event.kind in _EVENTS_AT_INFO:
+                logger.info("server {}: {} {}", self.name, event.kind, fields)
+
+    def _send_all(self, ready: Ready, now: float) -> None:
+        peers: list[tuple[str, Any]] = []
+        for out in ready.send:
+            if isinstance(out.to, ClientRef):
+                known = self.clients.get(out.to.session_id)
+                if known is None:
+                    self.dropped_sends += 1
+                    continue
+                self.send(known[0], out.msg)
+                continue
+            msg = self.window.offer(out.to, out.msg, now)
+            if msg is not None:
+                peers.append((out.to, msg))
+        self._send_peers(peers, now)
+
+    def _send_peers(self, sends: list[tuple[str, Any]], now: float) -> None:
+        """Peer-bound messages, in envelopes; through the LeaderRole while leading."""
+        assert self.cfg is not None and self.book is not None
+        fanout: list[a.Addressed] = []
+        for name, msg in sends:
+            address = self.book.address(name)
+            if address is None:
+                self.dropped_sends += 1  # not found yet: the core retries on its own timers
+                continue
+            self.book.sent(name, now)
+            envelope = a.PeerEnvelope(self.cfg.name, self.name, self.myAddress, msg)
+            if self.leader_role is not None:
+                fanout.append(a.Addressed(address, envelope))
+            else:
+                self.send(address, envelope)
+        if fanout:
+            assert self.node is not None
+            self.send(self.leader_role, a.FanOut(tuple(fanout), self.node.raft.term))
+
+    # ---- the LeaderRole child -----------------------------------------------------------
+
+    def _sync_leader_role(self) -> None:
+        leading = self.node is not None and self.node.raft.is_leader
+        if leading and self.leader_role is None and _fanout_enabled():
+            self.leader_role = self.createActor(LeaderRole)
+        elif not leading and self.leader_role is not None:
+            self._stop_leader_role()
+        if self.node is not None and self.node.raft.term != self.window_term:
+            self.window.reset()
+            self.window_term = self.node.raft.term
+
+    def _stop_leader_role(self) -> None:
+        if self.leader_role is not None:
+            self.send(self.leader_role, ActorExitRequest())
+            self.leader_role = None
+
+    # ---- lifecycle and the unexpected -------------------------------------------------
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        child = msg.childAddress
+        if self.exiting:
+            return
+        if child == self.leader_role:
+            logger.warning("server {}: its LeaderRole exited; sending directly until it is back", self.name)
+            self.leader_role = None
+            self._sync_leader_role()
+        elif child == self.resolver and self.cfg is not None:
+            logger.warning("server {}: its Resolver exited; starting a new one", self.name)
+            self.resolver = self.createActor(Resolver)
+            targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in self.cfg.servers if s.name != self.name)
+            self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, self.cfg.timing.failure_timeout))
+            if self.book is not None:
+                self.book.resolving.clear()
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        logger.info("server {} stopping", self.name or "(not started)")
+        self.exiting = True
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        self.node = None
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        logger.warning("server {}: a message it sent could not be handled: {}", self.name,
+                       type(msg.poisonMessage).__name__)
+
+    def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
+        logger.warning("server {}: dropped unknown message {} from {}", self.name, type(msg).__name__, sender)

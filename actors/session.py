@@ -1,0 +1,295 @@
+"""The ClientSession actor: one per app process, in the app's own actor system.
+
+A thin shell around ``ClientSessionCore`` (actors/core/session.py), which makes
+every decision: checkouts and their retries, one heartbeat per server per
+interval for all leases held there, fail-over, and each lease's deadline.  The
+shell carries out its ``Ready`` (send, then wake up at ``wake_at``) and owns:
+
+* **addresses**: server names -> LicenseServer addresses, through its
+  ``Resolver`` child; a message for a server not found yet waits (briefly) in
+  a small buffer, and a server that stays silent is looked up again;
+* **the app**: who waits for which checkout, and the ``LicenseClient``
+  listener that gets ``LeaseNotice``s (deadline, lost, failed_over);
+* **the app's life**: when the app process dies, the session stops its whole
+  actor system, so its leases stop being renewed and their seats come back
+  within ``lease_ttl + failure_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from loguru import logger
+from thespian.actors import (
+    ActorExitRequest,
+    ActorTypeDispatcher,
+    ChildActorExited,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+from actors.core.effects import Ready
+from actors.core.session import ClientSessionCore
+from actors.core.timing import Timing
+from actors.protocol import admin as a
+from actors.protocol import client as c
+from actors.shell.book import AddressBook
+from actors.shell.resolver import Resolver
+from actors.shell.system import SERVER_GLOBAL_NAME, process_alive
+
+__all__ = ["ClientSession"]
+
+_TICK = "licpool-session-tick"
+_BUFFER = 64
+"""Messages kept per server while its address is being found."""
+
+
+class ClientSession(ActorTypeDispatcher):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.core: ClientSessionCore | None = None
+        self.start: a.SessionStart | None = None
+        self.book: AddressBook | None = None
+        self.resolver: Any = None
+        self.listener: Any = None
+        self.waiters: dict[int, tuple[Any, float]] = {}
+        self.heard_at = float("-inf")
+        self.buffered: dict[str, list[Any]] = {}
+        self.deadlines: dict[str, float] = {}
+        self.wake_gen = 0
+        self.wake_due = float("inf")
+        self.next_watch = 0.0
+        self.closed = False
+
+    # ---- from the app ------------------------------------------------------------------
+
+    def receiveMsg_SessionStart(self, msg: a.SessionStart, sender: Any) -> None:
+        if self.core is None:
+            _quiet_below(msg.log_level)
+            timing = Timing(*msg.timing)
+            names = tuple(s.name for s in msg.servers)
+            self.start = msg
+            self.core = ClientSessionCore(msg.client_id, msg.session_id, names, timing, msg.prefer)
+            self.book = AddressBook(names, timing.failure_timeout)
+            self.resolver = self.createActor(Resolver)
+            self.send(self.resolver, a.ResolverStart(msg.servers, SERVER_GLOBAL_NAME, timing.failure_timeout))
+            self._resolve_stale(time.monotonic())
+            self._schedule(None, time.monotonic())
+        self.send(sender, a.SessionReady(msg.session_id))
+
+    def receiveMsg_Subscribe(self, msg: a.Subscribe, sender: Any) -> None:
+        self.listener = sender
+        self.send(sender, a.LeaseNotice("subscribed"))
+
+    def receiveMsg_OpenCheckout(self, msg: a.OpenCheckout, sender: Any) -> None:
+        core = self.core
+        if core is None or self.closed:
+            self.send(sender, a.CheckoutResult(msg.request_id, False, reason=c.DenyReason.UNREACHABLE.value,
+                                               detail="the client session is not running"))
+            return
+        now = time.monotonic()
+        self.waiters[msg.request_id] = (sender, now)
+        self._run(lambda t: core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
+
+    def receiveMsg_AbandonCheckout(self, msg: a.AbandonCheckout, sender: Any) -> None:
+        waiting = self.waiters.pop(msg.request_id, None)
+        if self.core is not None:
+            self.core.abandon(msg.request_id)
+        heard = waiting is not None and self.heard_at >= waiting[1]
+        self.send(sender, a.CheckoutAbandoned(msg.request_id, heard))
+
+    def receiveMsg_ReleaseLease(self, msg: a.ReleaseLease, sender: Any) -> None:
+        core = self.core
+        if core is not None:
+            self.deadlines.pop(msg.lease_id, None)
+            self._run(lambda t: core.release(msg.lease_id, t))
+        self.send(sender, a.LeaseReleased(msg.lease_id))
+
+    def receiveMsg_CloseSession(self, msg: a.CloseSession, sender: Any) -> None:
+        core = self.core
+        released = 0
+        if core is not None and not self.closed:
+            released = len(core.held(time.monotonic()))
+            self._run(lambda t: core.close(t))
+        self.closed = True
+        self.send(sender, a.SessionClosed(released))
+
+    # ---- from servers ---------------------------------------------------------------
+
+    def _from_server(self, msg: Any, sender: Any, named: str = "") -> None:
+        core, book = self.core, self.book
+        if core is None or book is None:
+            return
+        name = book.name_of(sender) or named
+        if name not in book.names:
+            logger.debug("session: {} from an unknown server {}", type(msg).__name__, sender)
+            return
+        now = time.monotonic()
+        book.heard(name, now)
+        self.heard_at = now
+        self._run(lambda t: core.receive(name, msg, t))
+
+    def receiveMsg_CheckoutGranted(self, msg: c.CheckoutGranted, sender: Any) -> None:
+        self._from_server(msg, sender, msg.server)
+
+    def receiveMsg_CheckoutDenied(self, msg: c.CheckoutDenied, sender: Any) -> None:
+        self._from_server(msg, sender, msg.server)
+
+    def receiveMsg_HeartbeatAck(self, msg: c.HeartbeatAck, sender: Any) -> None:
+        self._from_server(msg, sender, msg.server)
+
+    def receiveMsg_FailoverReply(self, msg: c.FailoverReply, sender: Any) -> None:
+        self._from_server(msg, sender, msg.server)
+
+    def receiveMsg_ReleaseAck(self, msg: c.ReleaseAck, sender: Any) -> None:
+        self._from_server(msg, sender)
+
+    def receiveMsg_PeerResolved(self, msg: a.PeerResolved, sender: Any) -> None:
+        if self.book is None:
+            return
+        if self.book.learn(msg.name, msg.address, time.monotonic(), resolved=True):
+            logger.debug("session: found {} at {}", msg.name, msg.address)
+        for out in self.buffered.pop(msg.name, []):
+            self.send(msg.address, out)
+
+    # ---- time ------------------------------------------------------------------------
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        payload = msg.payload
+        if not (isinstance(payload, tuple) and payload[0] == _TICK and payload[1] == self.wake_gen):
+            return
+        self.wake_due = float("inf")
+        now = time.monotonic()
+        self._watch_app(now)
+        self._resolve_stale(now)
+        core = self.core
+        if core is not None:
+            self._run(lambda t: core.tick(t))
+
+    def _schedule(self, wake_at: float | None, now: float) -> None:
+        assert self.core is not None
+        latest = now + self.core.timing.heartbeat_interval
+        wake_at = latest if wake_at is None else min(wake_at, latest)
+        if wake_at < self.wake_due - 0.0005:
+            self.wake_gen += 1
+            self.wake_due = wake_at
+            self.wakeupAfter(timedelta(seconds=max(0.0, wake_at - now)), payload=(_TICK, self.wake_gen))
+
+    def _watch_app(self, now: float) -> None:
+        if now < self.next_watch or self.start is None:
+            return
+        self.next_watch = now + 0.25
+        if not process_alive(self.start.app_pid, self.start.app_start):
+            logger.warning("session {}: the app (pid {}) is gone; stopping its actor system",
+                           self.start.session_id, self.start.app_pid)
+            # Thespian's setsid made this system's processes one group of their own.
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    def _resolve_stale(self, now: float) -> None:
+        if self.book is not None and self.resolver is not None:
+            stale = self.book.stale(now)
+            if stale:
+                self.send(self.resolver, a.Resolve(stale))
+
+    # ---- carrying out a Ready ----------------------------------------------------------
+
+    def _run(self, step: Any) -> None:
+        now = time.monotonic()
+        try:
+            ready = step(now)
+        except Exception:
+            logger.exception("session: the core raised")
+            return
+        self._send_all(ready, now)
+        self._events(ready, now)
+        self._notify_deadlines(now)
+        if not self.closed:
+            self._schedule(ready.wake_at, now)
+
+    def _send_all(self, ready: Ready, now: float) -> None:
+        assert self.book is not None
+        for out in ready.send:
+            name = out.to if isinstance(out.to, str) else out.to.session_id
+            self.book.sent(name, now)
+            address = self.book.address(name)
+            if address is None:
+                queue = self.buffered.setdefault(name, [])
+                if len(queue) < _BUFFER:
+                    queue.append(out.msg)
+                continue
+            self.send(address, out.msg)
+
+    def _events(self, ready: Ready, now: float) -> None:
+        assert self.core is not None
+        for event in ready.events:
+            kind = event.kind
+            if kind == "granted":
+                self._answer(event.get("request_id"), a.CheckoutResult(
+                    event.get("request_id"), True, event.get("lease_id"), event.get("server"),
+                    deadline=self._deadline_of(event.get("lease_id"), now)))
+            elif kind == "denied":
+                self._answer(event.get("request_id"), a.CheckoutResult(
+                    event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+            elif kind == "lost":
+                self.deadlines.pop(event.get("lease_id"), None)
+                logger.warning("session: lease {} lost: {}", event.get("lease_id"), event.get("why"))
+                self._notify(a.LeaseNotice("lost", event.get("lease_id"), event.get("server", ""),
+                                           detail=event.get("why", "")))
+            elif kind == "failed_over":
+                for lease_id in event.get("lease_ids", ()):
+                    self._notify(a.LeaseNotice("failed_over", lease_id, event.get("to_server")))
+                logger.info("session: failed over from {} to {}", event.get("from_server"), event.get("to_server"))
+
+    def _deadline_of(self, lease_id: str, now: float) -> float:
+        assert self.core is not None
+        held = self.core.held(now).get(lease_id)
+        return held.deadline if held is not None else 0.0
+
+    def _answer(self, request_id: int, result: a.CheckoutResult) -> None:
+        waiting = self.waiters.pop(request_id, None)
+        if waiting is not None:
+            self.send(waiting[0], result)
+
+    def _notify(self, notice: a.LeaseNotice) -> None:
+        if self.listener is not None:
+            self.send(self.listener, notice)
+
+    def _notify_deadlines(self, now: float) -> None:
+        assert self.core is not None
+        for lease_id, info in self.core.held(now).items():
+            if self.deadlines.get(lease_id) != info.deadline:
+                self.deadlines[lease_id] = info.deadline
+                self._notify(a.LeaseNotice("deadline", lease_id, info.server, info.deadline))
+
+    # ---- lifecycle and the unexpected ------------------------------------------------
+
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender: Any) -> None:
+        if msg.childAddress == self.resolver and self.start is not None and not self.closed:
+            self.resolver = self.createActor(Resolver)
+            timing = Timing(*self.start.timing)
+            self.send(self.resolver, a.ResolverStart(self.start.servers, SERVER_GLOBAL_NAME, timing.failure_timeout))
+            if self.book is not None:
+                self.book.resolving.clear()
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        logger.debug("session exiting")
+        self.closed = True
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        logger.warning("session: a message it sent could not be handled: {}", type(msg.poisonMessage).__name__)
+
+    def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
+        logger.warning("session: dropped unknown message {} from {}", type(msg).__name__, sender)
+
+
+def _quiet_below(level: str) -> None:
+    """This process inherited the app's loguru sinks; keep only lines at
+    ``level`` and above from it (the app's own process is not touched)."""
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper(),
+               format="{time:HH:mm:ss.SSS} | {level: <7} | licpool session | {message}")

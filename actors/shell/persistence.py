@@ -1,0 +1,100 @@
+"""One server's durable state on disk: the ``node`` stream in ``data_dir/<server>/``.
+
+``NodeStore`` is the glue between ``ServerNode`` and ``actors.persist``:
+
+* ``load()`` returns the ``durable`` argument of ``ServerNode.boot``;
+* ``write(records)`` appends every record of one ``Ready`` and fsyncs once
+  (group commit) -- the shell sends that Ready's messages only after it returns;
+* ``maybe_compact(node)`` replaces snapshot and journal with ``node.snapshot()``
+  once the journal has grown past its threshold.
+
+A lock file (``flock``) keeps two processes from serving from one directory.
+Any failure raises ``PersistError`` or ``OSError``; the server must then stop
+serving and recover from disk, never carry on (docs/persistence.md).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from actors.persist import DirStorage, PersistError, Store
+
+__all__ = ["STREAM", "DataDirLocked", "NodeStore", "load_readonly"]
+
+STREAM = "node"
+SCHEMA_VERSION = 1
+LOCK_FILE = "lock"
+
+
+class DataDirLocked(PersistError):
+    """Another process serves from this data directory."""
+
+
+class NodeStore:
+    def __init__(self, directory: Path, *, compact_every_records: int = 2000) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise DataDirLocked(f"{directory} is in use by another licpool server process") from None
+        os.ftruncate(self._lock_fd, 0)
+        os.write(self._lock_fd, f"{os.getpid()}\n".encode())
+        self.storage = DirStorage(directory)
+        self.store = Store(self.storage, STREAM, schema_version=SCHEMA_VERSION,
+                           compact_every_records=compact_every_records)
+        self.records_written = 0
+        self.syncs = 0
+
+    def load(self) -> tuple[dict[str, Any] | None, list[Any]] | None:
+        loaded = self.store.load()
+        if loaded.state is None and not loaded.records:
+            return None
+        return loaded.state, list(loaded.records)
+
+    def write(self, records: list[Any]) -> None:
+        if not records:
+            return
+        for record in records:
+            self.store.append(record)
+        self.store.sync()
+        self.records_written += len(records)
+        self.syncs += 1
+
+    def maybe_compact(self, snapshot: Any) -> bool:
+        """``snapshot`` is a callable returning ``node.snapshot()`` (called only when due)."""
+        if not self.store.needs_compaction():
+            return False
+        self.store.compact(snapshot())
+        return True
+
+    def close(self) -> None:
+        try:
+            self.storage.close()
+        finally:
+            os.close(self._lock_fd)
+
+
+def load_readonly(directory: Path) -> tuple[dict[str, Any] | None, list[Any]]:
+    """Read a server's persisted state without touching its directory: the
+    files are copied aside first (recovery may rewrite a journal).  Errors name
+    the real files."""
+    if not directory.is_dir():
+        raise FileNotFoundError(2, "no data directory (has this server ever run?)", str(directory))
+    with tempfile.TemporaryDirectory(prefix="licpool-show-") as tmp:
+        for name in (f"{STREAM}.snap", f"{STREAM}.journal"):
+            if (directory / name).exists():
+                shutil.copy2(directory / name, Path(tmp) / name)
+        try:
+            with DirStorage(tmp) as storage:
+                loaded = Store(storage, STREAM, schema_version=SCHEMA_VERSION).load()
+        except PersistError as exc:
+            raise PersistError(str(exc).replace(tmp, str(directory))) from None
+    return loaded.state, list(loaded.records)

@@ -1,0 +1,139 @@
+"""What a server answers to the operator's queries, read from its real state.
+
+``status_reply`` reads the node's committed pool state (``node.pool``), its
+Raft state (``node.raft``) and its local leases (``node.member.leases``);
+``sessions_reply`` lists leases.  Both are pure functions of the node, the
+config and the clocks passed in.  ``node_settings`` builds the core's
+``NodeSettings`` from a loaded config.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from actors.cli_vendor import today_iso
+from actors.config import PoolConfig
+from actors.core.codes import verify_code
+from actors.core.leaseid import derive_lease_key
+from actors.core.node import NodeSettings, ServerNode
+from actors.core.pool import DOWN, LIVE
+from actors.core.raft import LEADER
+from actors.core.sources import idle_excess
+from actors.protocol.admin import (
+    FeatureStatus,
+    PendingCut,
+    ServerStatus,
+    ServerUse,
+    SessionInfo,
+    SessionsReply,
+    StatusReply,
+)
+
+__all__ = ["node_settings", "sessions_reply", "status_reply"]
+
+
+def node_settings(cfg: PoolConfig, name: str) -> NodeSettings:
+    """The core's settings for server ``name``: keys bound, clock and randomness injected."""
+    cfg.server(name)  # ConfigError if unknown
+    public_key = cfg.vendor_key()
+    admin_secret = cfg.admin_secret()
+
+    def verify(text: str) -> Any:
+        return verify_code(text, public_key)
+
+    return NodeSettings(
+        name=name,
+        servers=cfg.server_names,
+        timing=cfg.timing,
+        verify=verify,
+        lease_key=derive_lease_key(admin_secret),
+        nonce=lambda: os.urandom(8),
+        today=today_iso,
+        thresholds={s.name: s.borrow_threshold for s in cfg.servers},
+        default_threshold=cfg.borrow_threshold,
+        settings_hash=cfg.settings_hash(),
+        rebalance_idle=cfg.rebalance_idle,
+        leader_preemption=cfg.leader_preemption,
+    )
+
+
+def _peer_up(node: ServerNode, name: str, now: float) -> bool:
+    """The leader knows who answers its heartbeats; a follower knows only whether
+    it hears the leader, and takes every other server's committed status."""
+    if name == node.name:
+        return True
+    state = node.pool.servers.get(name)
+    if state is None or state.status != LIVE:
+        return False
+    if node.raft.role == LEADER:
+        peer = node.raft.peers.get(name)
+        return peer is not None and now - peer.last_heard < node.timing.failure_timeout
+    if name == node.raft.leader:
+        return node.raft.heard_from_leader(now)
+    return True
+
+
+def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str) -> StatusReply:
+    leader = node.raft.leader if (node.raft.role == LEADER or node.raft.heard_from_leader(now)) else None
+    servers = []
+    for spec in cfg.servers:
+        state = node.pool.servers.get(spec.name)
+        servers.append(ServerStatus(
+            name=spec.name,
+            address=spec.address,
+            up=_peer_up(node, spec.name, now),
+            leader=spec.name == leader,
+            status=state.status if state is not None else "unknown",
+            incarnation=state.incarnation if state is not None else 0,
+        ))
+    features = []
+    pending = []
+    for key, table in sorted(node.pool.features.items()):
+        uses = []
+        for spec in cfg.servers:
+            if spec.name == node.name:
+                in_use = node.member.leases.held(key)
+            else:
+                in_use = node.pool.registry.in_use(spec.name, key)
+            allocated = table.allocated(spec.name)
+            target = table.targets.get(spec.name, 0)
+            uses.append(ServerUse(spec.name, allocated, in_use, target))
+            # A cut still to come: seats idle rebalancing will take back (never
+            # those a server needs for its own use, DESIGN.md 2b item 9).
+            excess = idle_excess(allocated, in_use, target, node.settings.threshold(spec.name))
+            if table.targets and excess > 0 and node.pool.servers[spec.name].status != DOWN:
+                pending.append(PendingCut(key[0], key[1], spec.name, allocated, allocated - excess))
+        features.append(FeatureStatus(key[0], key[1], table.total, table.free, table.in_flight, table.majority,
+                                      table.expires, tuple(uses)))
+    return StatusReply(
+        request_id=request_id,
+        answered_by=node.name,
+        pool=cfg.name,
+        epoch=node.raft.term,
+        leader=leader,
+        role=node.raft.role,
+        applied=node.applied,
+        servers=tuple(servers),
+        features=tuple(features),
+        pending=tuple(pending),
+        serving=node.serve_problem(None, now) is None,
+    )
+
+
+def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, version: str) -> SessionsReply:
+    def wanted(f: str, v: str) -> bool:
+        return (not feature or f == feature) and (not version or v == version)
+
+    local = tuple(
+        SessionInfo(x.lease_id, x.client_id, x.feature, x.version, node.name,
+                    wall_now - (now - x.granted_at), wall_now + (x.expires_at - now))
+        for x in sorted(node.member.leases.leases.values(), key=lambda x: x.granted_at)
+        if wanted(x.feature, x.version)
+    )
+    registry = tuple(
+        SessionInfo(x.lease_id, x.client_id, x.feature, x.version, x.holder, 0.0, 0.0)
+        for x in node.pool.registry.leases.values()
+        if wanted(x.feature, x.version) and x.holder != node.name
+    )
+    return SessionsReply(node.name, local, registry)
