@@ -90,7 +90,10 @@ class LeaderDuties(NodeBase):
             if server.status == LIVE and name != self.name and self.fence_due(name, now):
                 book.fence_proposed[name] = self.propose([e.Fence(name, server.incarnation)], ready)
                 continue
-            if server.status != LIVE and name != self.name:
+            if server.status == LIVE:
+                # The reclaim clock starts at each fence this leader sees, never earlier.
+                book.fenced_seen.pop(name, None)
+            elif name != self.name:
                 self.raft.restart_grants(name, now)
             if server.status == FENCED:
                 seen = book.fenced_seen.setdefault(name, now)
