@@ -44,6 +44,9 @@ class LocalLease:
     granted_at: float = 0.0
     revoked: bool = False
     """Force-released: never renewed again; its seat frees when it expires."""
+    client_seq: int = 0
+    """The newest fail-over or resume sequence number this server served for
+    it: a handover asked with an older one is refused (a stale copy)."""
 
     @property
     def key(self) -> FeatureKey:

@@ -110,6 +110,7 @@ class Member:
         new_lease_id: str,
         resume_id: str | None = None,
         waiting: int = 0,
+        client_seq: int = 0,
     ) -> Grant | Deny | Wait:
         """Decide a checkout.  ``new_lease_id`` is used only on a fresh grant;
         ``waiting`` counts requests already held for a borrow.  The caller has
@@ -125,6 +126,7 @@ class Member:
             if held is not None and held.client_id == client_id and held.key == key and not held.revoked:
                 held.expires_at = max(held.expires_at, now + self.ttl_hold)
                 held.session_id = session_id
+                held.client_seq = max(held.client_seq, client_seq)
                 return Grant(held, resumed=True)
         if self.spare(key) <= 0:
             in_use = self.leases.in_use(key) + waiting + 1
@@ -157,13 +159,15 @@ class Member:
             given = self.consents.pop(entry.transfer_id, 0)
             moved = isinstance(entry, e.TransferComplete) and entry.given > 0
             if transfer is not None and transfer.lease_id is not None and moved:
-                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now)
+                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now,
+                                  transfer.client_seq)
             elif transfer is not None and transfer.lease_id is not None and given and transfer.giver == self.name:
                 # Rolled back after we had let the lease go: its seat is ours
                 # again, and so is the lease (its client may still hold it).
                 self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, self.name, now)
         elif isinstance(entry, e.FailoverSeat):
-            self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now)
+            self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now,
+                              entry.client_seq)
         elif isinstance(entry, e.LeaseReport) and entry.server == self.name:
             self.leases.report_committed(self.pool.registry.report_seq.get(self.name, 0))
         elif isinstance(entry, e.Reclaim) and entry.server == self.name:
@@ -182,7 +186,10 @@ class Member:
         key = (intent.feature, intent.version)
         if intent.lease_id is not None and intent.reason == "handover":
             held = self.leases.leases.get(intent.lease_id)
-            given = 1 if held is not None and held.client_id == intent.client_id and not held.revoked else 0
+            given = 1 if (
+                held is not None and held.client_id == intent.client_id and not held.revoked
+                and intent.client_seq > held.client_seq
+            ) else 0
             if given:
                 # The lease leaves with its seat; its new holder renews it.
                 self.leases.drop(intent.lease_id)
@@ -209,10 +216,13 @@ class Member:
         """Consents of transfers whose outcome is committed are no longer needed."""
         self.consents = {t: g for t, g in self.consents.items() if t in self.pool.transfers}
 
-    def _lease_moved(self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float) -> None:
+    def _lease_moved(
+        self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float, client_seq: int = 0
+    ) -> None:
         if to == self.name:
             # Fresh grace from this commit: never shorter than the client's deadline.
-            self.leases.adopt(LocalLease(lease_id, client_id, "", key[0], key[1], now + self.ttl_hold, granted_at=now))
+            self.leases.adopt(LocalLease(lease_id, client_id, "", key[0], key[1], now + self.ttl_hold,
+                                         granted_at=now, client_seq=client_seq))
         else:
             self.leases.drop(lease_id)
 

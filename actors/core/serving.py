@@ -66,7 +66,7 @@ class ClientSide(LeaderDuties):
             return True
         new_id = self._new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
         decision = self.member.checkout(req.client_id, req.session_id, key, now, self.settings.today(), new_id,
-                                        req.lease_id, waiting)
+                                        req.lease_id, waiting, req.client_seq)
         if isinstance(decision, Deny):
             self._deny(ref, req, decision.reason, ready, decision.detail)
             return True
@@ -168,6 +168,7 @@ class ClientSide(LeaderDuties):
                 refused.append(held.lease_id)
             elif lease is not None and lease.client_id == upd.client_id:
                 lease.expires_at = max(lease.expires_at, now + self.member.ttl_hold)
+                lease.client_seq = max(lease.client_seq, upd.seq)
                 if not lease.session_id:
                     lease.session_id = upd.session_id
                 seated.append(held.lease_id)

@@ -110,7 +110,7 @@ def _second_seat_on_reconnect(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     original = member.Member.checkout
 
     def ignore_resume(self: member.Member, *args: Any, **kwargs: Any) -> Any:
-        args = args[:6] + (None,) + args[7:] if len(args) > 6 else args
+        args = (*args[:6], None, *args[7:]) if len(args) > 6 else args
         kwargs.pop("resume_id", None)
         return original(self, *args, **kwargs)
 

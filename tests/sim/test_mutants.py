@@ -25,6 +25,7 @@ def _run(mutant: Mutant, seed: int, overrides: dict[str, object]) -> RunResult:
     return run_seed(seed, mutant.servers, **overrides)
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[f"mutant_{m.number:02d}" for m in MUTANTS])
 def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> None:
     overrides = {**mutant.overrides}

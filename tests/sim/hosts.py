@@ -1,0 +1,119 @@
+"""The simulator's hosts: drifting clocks, server hosts with crashable storage,
+and client hosts running one session each.
+
+A host's clock is ``local = offset + rate * real`` with ``rate`` within
+``[1-rho, 1+rho]``; changing the rate keeps the local time continuous, and it
+keeps running across a process crash (it is the host's monotonic clock).
+
+A ``ServerHost`` owns the durable image of its server: a
+``CrashingMemoryStorage`` plus a ``Store``.  Its node object exists only while
+the process is up; a crash keeps the storage (minus what was not synced) and
+throws the node away.  ``gen`` counts incarnations of the process, so timers
+and delayed syncs of a dead process are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.core.session import ClientSessionCore
+from actors.persist import CrashingMemoryStorage, Store
+
+__all__ = ["Clock", "ServerHost", "ClientHost", "STREAM", "ADMIN", "FEATURE"]
+
+ADMIN = "cli"
+"""The admin CLI's endpoint and session id."""
+FEATURE = ("cad", "2.0")
+"""The feature every run licenses at t=0.1 (serial ``L1``)."""
+STREAM = "node"
+"""The store stream holding a server's snapshot and journal."""
+
+
+@dataclass
+class Clock:
+    offset: float
+    rate: float
+
+    def local(self, real: float) -> float:
+        return self.offset + self.rate * real
+
+    def real(self, local: float) -> float:
+        """The real time at which this clock shows ``local``."""
+        return (local - self.offset) / self.rate
+
+    def set_rate(self, real_now: float, rate: float) -> None:
+        here = self.local(real_now)
+        self.rate = rate
+        self.offset = here - rate * real_now
+
+
+@dataclass
+class ServerHost:
+    name: str
+    clock: Clock
+    storage: CrashingMemoryStorage
+    compact_every: int = 200
+    node: Any = None
+    """The ServerNode while the process runs, else None."""
+    store: Store | None = None
+    gen: int = 0
+    """Process incarnation counter: bumps at every crash."""
+    wake_gen: int = 0
+    wake_real: float | None = None
+    """Real time of the earliest timer scheduled for this process."""
+    stalled_until: float | None = None
+    backlog: list[tuple[str, Any, str]] = field(default_factory=list)
+    """Messages that arrived during a stall: (sender, message, session)."""
+    down_since: float | None = 0.0
+    up_since: float | None = None
+    applied_seen: int = 0
+    """The node's applied index at the last check (it must never go backwards)."""
+
+    @property
+    def up(self) -> bool:
+        return self.node is not None
+
+    @property
+    def stalled(self) -> bool:
+        return self.stalled_until is not None
+
+    def open_store(self) -> Store:
+        self.store = Store(self.storage, STREAM, schema_version=1, compact_every_records=self.compact_every)
+        return self.store
+
+    def crash(self, real_now: float) -> None:
+        self.storage.crash()
+        self.node = None
+        self.store = None
+        self.gen += 1
+        self.wake_real = None
+        self.stalled_until = None
+        self.backlog.clear()
+        self.down_since, self.up_since = real_now, None
+        self.applied_seen = 0
+
+
+@dataclass
+class ClientHost:
+    name: str
+    """Also the client id and the network endpoint."""
+    session_id: str
+    clock: Clock
+    core: ClientSessionCore
+    alive: bool = True
+    wake_gen: int = 0
+    wake_real: float | None = None
+    app_gen: int = 0
+    app_real: float | None = None
+    deadlines: dict[str, float] = field(default_factory=dict)
+    """lease id -> its local deadline as last seen (for S2's window)."""
+    placed: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    """lease id -> [(real time, server)] where it was granted or seated."""
+    lost: list[tuple[float, str, str]] = field(default_factory=list)
+    """(real time, lease id, why) of every loss."""
+    grants: int = 0
+    crashed_at: float | None = None
+    session_no: int = 1
+    resuming: dict[int, tuple[str, tuple[str, str]]] = field(default_factory=dict)
+    """request id -> (lease id, feature) a reconnected session asked to resume."""

@@ -1,0 +1,105 @@
+"""A small declarative scenario format, run by the simulator and replayable by a
+real-Thespian harness.
+
+A scenario is plain data (JSON-able): a pool shape and a list of timed steps.
+Times are seconds from the start of the run.
+
+Actions, ``("at", t, action, *args)``:
+
+=====================  ===============================================================
+``kill S``             crash server S (unsynced writes are lost)
+``restart S``          start S again from its durable image
+``stall S d``          S stops processing for d seconds (messages queue), then resumes
+``partition A B``      cut both directions between the lists of names A and B
+``oneway A B``         drop every message from A to B, not the way back
+``heal``               remove every cut and lossy link
+``lossy rate``         background loss on every link
+``clock H rate``       host H's clock runs at ``rate`` (within 1 +- rho)
+``checkout C F V``     client C asks for a seat of feature F version V
+``release C F V``      client C releases one lease of F V it holds
+``crash_client C``     client C's process dies (no release)
+``reconnect C``        client C's app restarts: a new session resumes its leases by id
+``license F V N S D``  admin: add a code of N seats, serial S, criteria D (or null)
+``addon SER N ASER``   admin: add N seats to the code with serial SER
+``criteria F V SPEC``  admin: distribution criteria ``s1:4^s2:3``
+``force_release C``    admin: force-release one lease client C holds
+``server_down S``      admin: assert S is stopped (only while it is)
+``quiet``              start of the quiet tail: heal, restart all, end stalls, no loss
+=====================  ===============================================================
+
+A server name may be ``$leader`` (the current leader), ``$follower`` (the first
+up server that is not the leader) or ``$holder:C`` (the server of client C's
+first lease), resolved when the step runs.
+
+Expectations, ``("expect", t, what, *args)``, checked at time t:
+``held C N`` (C holds exactly N leases), ``held_at_least C N``,
+``lost C N`` (C has lost N leases so far), ``leader`` (some server leads),
+``leader_not S`` (S is not the leader; names resolve at the step's time),
+``granted C N`` (C was granted N times so far), ``all_live`` (there is a
+leader and its committed table shows every server ``live``: all have rejoined).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Step", "Scenario", "ACTIONS", "EXPECTATIONS", "validate", "load_json", "dump_json"]
+
+Step = tuple[Any, ...]
+
+ACTIONS: dict[str, int] = {
+    "kill": 1, "restart": 1, "stall": 2, "partition": 2, "oneway": 2, "heal": 0, "lossy": 1,
+    "clock": 2, "checkout": 3, "release": 3, "crash_client": 1, "reconnect": 1, "license": 5, "addon": 3,
+    "criteria": 3, "force_release": 1, "server_down": 1, "quiet": 0,
+}
+"""Action name -> number of arguments."""
+
+EXPECTATIONS: dict[str, int] = {
+    "held": 2, "held_at_least": 2, "lost": 2, "leader": 0, "leader_not": 1, "granted": 2, "all_live": 0,
+}
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    servers: int = 3
+    clients: int = 2
+    seats: int = 4
+    """Seats of the initial license code ``cad 2.0`` (serial ``L1``), added at t=0."""
+    duration: float = 60.0
+    steps: list[Step] = field(default_factory=list)
+    workload: bool = False
+    """Also run the random app workload on every client (``criteria under load``)."""
+    seed: int = 1
+    """Fixes network delays and nonces; the steps themselves are exact."""
+    distribution: str | None = None
+    """Criteria of the initial code, e.g. ``s1:2^s2:1^s3:1``."""
+
+    def __post_init__(self) -> None:
+        validate(self.steps)
+
+
+def validate(steps: list[Step]) -> None:
+    """Raise ValueError on a malformed step (a typo must not silently pass)."""
+    for step in steps:
+        if len(step) < 3 or step[0] not in ("at", "expect") or not isinstance(step[1], (int, float)):
+            raise ValueError(f"malformed step {step!r}")
+        table = ACTIONS if step[0] == "at" else EXPECTATIONS
+        if step[2] not in table:
+            raise ValueError(f"unknown {step[0]} {step[2]!r} in {step!r}")
+        if len(step) - 3 != table[step[2]]:
+            raise ValueError(f"{step[2]!r} takes {table[step[2]]} arguments: {step!r}")
+
+
+def dump_json(scenario: Scenario) -> str:
+    return json.dumps(asdict(scenario), indent=1)
+
+
+def load_json(path: str | Path) -> Scenario:
+    data = json.loads(Path(path).read_text())
+    data["steps"] = [tuple(s) for s in data.get("steps", [])]
+    return Scenario(**data)

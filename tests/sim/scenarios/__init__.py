@@ -1,0 +1,27 @@
+"""Named scenarios: plain data in the ``scenario`` step format.
+
+Each module defines ``SCENARIO``; ``SCENARIOS`` maps names to them.  The
+simulator runs them in ``test_scenarios.py``; a real-Thespian harness can
+replay the same steps (``dump_json`` gives the portable form).
+"""
+
+from __future__ import annotations
+
+from tests.sim.scenario import Scenario
+from tests.sim.scenarios import (
+    client_server_kill,
+    criteria_under_load,
+    leader_kill,
+    oneway_partition,
+    pool_restart,
+    reconnect,
+    stall,
+)
+
+__all__ = ["SCENARIOS"]
+
+SCENARIOS: dict[str, Scenario] = {
+    m.SCENARIO.name: m.SCENARIO
+    for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
+              reconnect)
+}

@@ -1,0 +1,58 @@
+"""Named seeds: schedules that once broke a rule stay here as regressions.
+
+A seed names a schedule only for one version of the generator and workload
+(faults.py, workload.py, runner.config_for); when those change, re-find the
+schedule with ``python -m tests.sim.run`` and update the seed, or turn it into
+a named scenario (tests/sim/scenarios), which never drifts.
+
+Seeds marked xfail expose a known bug in the core; the reason says which.
+Remove the mark when the bug is fixed (they run with ``strict=False`` so a
+fix does not break the build in between).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sim.runner import run_seed
+
+REGRESSIONS: list[tuple[int, str, str | None]] = [
+    # (seed, what it once broke, xfail reason while the bug is open)
+    (28, "simulator: an operator's `server down` retried after the server restarted killed live leases "
+         "(now retried only while the server is down, and treated as a fault for S2)", None),
+    (0, "S2: an app restarted and resumed its lease by id; the server answered the new session lost "
+        "(fixed: leases are bound to their client, not one session)", None),
+    (6, "S2: same as seed 0", None),
+    (116, "S1: c3's resumed lease s2.1.7 handed over from s1, transfer aborted after s1 consented; "
+          "s1 then granted its seat to c6 (fixed: a rolled-back handover gives the lease back)", None),
+    (1454, "S2: c6's resume, stale in stalled s2's backlog, moved the lease that s3 had already resumed "
+           "(fixed: a holder refuses a handover whose sequence number it has already served)", None),
+    (67, "F1: the leader renewed the serving lease of a server it had just fenced "
+         "(fixed: fenced servers get zero-length probe grants)", None),
+    (165, "S2: a server fenced, rejoined and fenced again was reclaimed at once by a stale fence time "
+          "(fixed: the reclaim clock restarts at every fence)", None),
+    (705, "S2: a lease resumed from a new session was bound to the old one (same fix as seed 0)", None),
+    (3, "L1: NO_SEATS answered before the borrower applied seats already on their way "
+        "(fixed: an exhausted reply carries the leader's log index)", None),
+    (22, "L1: a server fenced with a stale echo could never be renewed again "
+         "(fixed: probe grants after a fence, Rejoin on a fresh echo)", None),
+]
+
+
+@pytest.mark.parametrize(
+    "seed, what",
+    [pytest.param(seed, what, marks=pytest.mark.xfail(reason=why, strict=False)) if why else
+     pytest.param(seed, what) for seed, what, why in REGRESSIONS],
+    ids=[f"seed{seed}" for seed, _, _ in REGRESSIONS],
+)
+def test_named_seed(seed: int, what: str) -> None:
+    result = run_seed(seed)
+    if result.violation is not None:
+        pytest.fail(f"{what}\n{result.violation.report()}", pytrace=False)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_a_seed_replays_exactly(seed: int) -> None:
+    first, second = run_seed(seed), run_seed(seed)
+    assert (first.trace_hash, first.events, first.stats) == (second.trace_hash, second.events, second.stats)
+    assert first.events > 1000
