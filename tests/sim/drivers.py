@@ -9,6 +9,7 @@ the world, typed ``Any`` because a mixin cannot name its subclass.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ class ClientDriver:
             self.log(client.name, f"* {ev.kind} {short(dict(ev.fields))}")
             lid = ev.get("lease_id")
             if ev.kind == "granted":
+                if lid in self.dead_ids and self.checker is not None:
+                    raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
+                client.features[lid] = (ev.get("feature"), ev.get("version"))
                 client.grants += 1
                 client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
                 if self.checker is not None:
@@ -36,6 +40,8 @@ class ClientDriver:
             elif ev.kind == "failed_over":
                 for moved in ev.get("lease_ids"):
                     client.placed.setdefault(moved, []).append((self.now, ev.get("to_server")))
+            elif ev.kind == "released":
+                client.released.add(lid)
             elif ev.kind == "lost":
                 client.lost.append((self.now, lid, ev.get("why")))
                 if self.checker is not None:
@@ -107,6 +113,14 @@ class ClientDriver:
             rid = app.resume(lid, self.now)
             client.resuming[rid] = (lid, (info.feature, info.version))
             ready.merge(client.core.checkout(info.feature, info.version, rid, local, lease_id=lid))
+        stale = random.Random(f"{self.config.seed}/stale/{client.name}/{client.session_no}")
+        if client.released and stale.random() < 0.5:
+            # The app restarted from a stale file that still lists a lease it
+            # had released: that id is dead for ever and must never come back.
+            lid = stale.choice(sorted(client.released))
+            feature, version = client.features[lid]
+            rid = app.resume(lid, self.now)
+            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid))
         self.client_out(client, ready)
 
     def check_resume(self: Any, client: ClientHost, request_id: int, lease_id: str) -> None:

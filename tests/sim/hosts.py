@@ -117,3 +117,7 @@ class ClientHost:
     session_no: int = 1
     resuming: dict[int, tuple[str, tuple[str, str]]] = field(default_factory=dict)
     """request id -> (lease id, feature) a reconnected session asked to resume."""
+    features: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """lease id -> feature, for every lease this client was ever granted."""
+    released: set[str] = field(default_factory=set)
+    """Lease ids this client gave back: dead for ever (S3)."""

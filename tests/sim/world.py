@@ -119,6 +119,8 @@ class World(ClientDriver, AdminDriver):
         sub = {name: random.Random(master.getrandbits(64)) for name in
                ("net", "faults", "apps", "nonce", "disk", "clock", "admin", "sync")}
         self.rng = sub
+        self.dead_ids: set[str] = set()
+        """Lease ids a server durably released: they must never be granted again."""
         self.net = Network(sub["net"], config.net)
         self.base_loss = config.net.drop_rate
         self.trace = Trace(config.trace_keep, echo)
@@ -286,6 +288,8 @@ class World(ClientDriver, AdminDriver):
         if self.config.durable_before_send:
             if ready.persist:
                 store.sync()
+            # A release the server has made durable kills its lease id for ever (S3).
+            self.dead_ids.update(ev.get("lease_id") for ev in ready.events if ev.kind == "release")
             self.send_all(host.name, ready)
         else:
             self.send_all(host.name, ready)
