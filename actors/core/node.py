@@ -219,12 +219,7 @@ class ServerNode(ClientSide):
         self.applied = max(self.applied, index)
         self.raft.commit_index = max(self.raft.commit_index, index)
         self.member.prune_consents()
-        # Leases the committed registry shows elsewhere, or dead, leave this server.
-        reg = self.member.pool.registry
-        for lid in list(self.member.leases.leases):
-            holder = reg.holder(lid)
-            if (holder is not None and holder != self.name) or (holder is None and reg.is_dead(lid)):
-                self.member.leases.drop(lid)
+        self._reconcile_on_rejoin()
 
     def applicable_index(self) -> int:
         """Only committed entries are applied: borrowed seats are used after the commit."""
@@ -282,7 +277,8 @@ class ServerNode(ClientSide):
 
     def _reconcile_on_rejoin(self) -> None:
         """DESIGN.md 2b item 6: keep every unexpired lease except those that
-        moved or were tombstoned, including leases never reported."""
+        moved or were tombstoned, including leases never reported.  (Also run
+        after a snapshot install, which skips the entries that moved them.)"""
         reg = self.member.pool.registry
         for lid in list(self.member.leases.leases):
             holder = reg.holder(lid)

@@ -17,6 +17,7 @@ from tests.sim.runner import run_scenario, run_seed
 from tests.sim.world import RunResult
 
 pytestmark = pytest.mark.mutant
+EVENT_BUDGET = 150_000
 
 
 def _run(mutant: Mutant, seed: int, overrides: dict[str, object]) -> RunResult:
@@ -28,7 +29,9 @@ def _run(mutant: Mutant, seed: int, overrides: dict[str, object]) -> RunResult:
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[f"mutant_{m.number:02d}" for m in MUTANTS])
 def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> None:
-    overrides = {**mutant.overrides}
+    # A healthy run takes 3,000-10,000 events; a mutant that makes the pool
+    # spin (a livelock is a finding too) is stopped at a bounded budget.
+    overrides: dict[str, object] = {"max_events": EVENT_BUDGET, **mutant.overrides}
     with monkeypatch.context() as mp:
         overrides.update(mutant.patch(mp))
         started = time.monotonic()
@@ -43,7 +46,7 @@ def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> No
     assert caught is not None and caught.violation is not None, (
         f"mutant {mutant.number} ({mutant.name}) survived {mutant.budget:.0f}s of schedules"
     )
-    clean = _run(mutant, caught.seed, {**mutant.overrides})
+    clean = _run(mutant, caught.seed, {"max_events": EVENT_BUDGET, **mutant.overrides})
     assert clean.violation is None, (
         f"seed {caught.seed} fails without mutant {mutant.number} too:\n{clean.violation.report()}"
     )
