@@ -27,7 +27,7 @@ from actors import logs
 from actors.config import PoolConfig, load_config
 from actors.core.timing import Timing
 from actors.protocol.admin import ServerStarted, ServerStartFailed, StartServer
-from actors.shell.system import SERVER_GLOBAL_NAME, port_is_free, start_system, stop_system
+from actors.shell.system import SERVER_GLOBAL_NAME, live_members, port_is_free, start_system, stop_system
 
 __all__ = ["LaunchError", "PoolProcesses", "run_server", "transmit_timeout"]
 
@@ -191,18 +191,7 @@ class PoolProcesses:
 
     def leftovers(self) -> list[int]:
         """Pids still alive in any process group this object started."""
-        left = []
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{name}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if fields[0] not in ("Z", "X") and int(fields[2]) in self.groups:
-                left.append(int(name))
-        return sorted(left)
+        return sorted(live_members("group", set(self.groups)))
 
     def wait_gone(self, timeout: float = 10.0) -> list[int]:
         """Wait for every process of the pool to exit; SIGKILL and report stragglers."""

@@ -142,7 +142,9 @@ def _children() -> set[int]:
     return found
 
 
-def _session_members(session: int) -> set[int]:
+def live_members(field: str, ids: set[int]) -> set[int]:
+    """Live (not zombie) pids whose process ``group`` or ``session`` is in ``ids``."""
+    index = {"group": 2, "session": 3}[field]
     members: set[int] = set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -152,9 +154,13 @@ def _session_members(session: int) -> set[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] not in ("Z", "X") and int(fields[3]) == session:
+        if fields[0] not in ("Z", "X") and int(fields[index]) in ids:
             members.add(int(name))
     return members
+
+
+def _session_members(session: int) -> set[int]:
+    return live_members("session", {session})
 
 
 @contextlib.contextmanager
@@ -257,18 +263,7 @@ def stop_system(started: StartedSystem) -> list[int]:
 
 def _group_members(pgid: int) -> set[int]:
     """Live (not zombie) processes of process group ``pgid``."""
-    members: set[int] = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            members.add(int(name))
-    return members
+    return live_members("group", {pgid})
 
 
 def kill_own_family() -> None:
