@@ -101,7 +101,9 @@ class LeaderDuties(NodeBase):
                     book.reclaim_proposed[name] = self.propose([e.Reclaim(name)], ready)
             rejoin = (server.status != LIVE or inc > server.incarnation) and self._caught_up(name, now)
             if rejoin and not self._in_flight(book.rejoin_proposed, name):
-                book.fenced_seen.pop(name, None)
+                # DESIGN 2b item 5: only a *committed* Rejoin stops the Reclaim; one
+                # proposed here may still be followed by a Reclaim, which the state
+                # machine then ignores (PoolState._reclaim).
                 book.rejoin_proposed[name] = self.propose([e.Rejoin(name, inc)], ready)
 
     def _in_flight(self, proposed: dict[str, int], name: str) -> bool:
@@ -123,10 +125,12 @@ class LeaderDuties(NodeBase):
             return None
         reg = self.pool.registry
         done = max(reg.report_seq.get(report.server, 0), self.book.report_proposed.get(report.server, 0))
+        mark = max(reg.watermark.get(report.server, 0), self.book.watermark_proposed.get(report.server, 0))
         last = max((c.seq for c in report.changes), default=0)
-        if last <= done and report.watermark <= reg.watermark.get(report.server, 0):
-            return None
+        if last <= done and report.watermark <= mark:
+            return None  # nothing new, or already in the log and not committed yet
         self.book.report_proposed[report.server] = max(last, done)
+        self.book.watermark_proposed[report.server] = max(report.watermark, mark)
         return report
 
     def _own_report(self, ready: Ready) -> None:
@@ -233,20 +237,31 @@ class LeaderDuties(NodeBase):
         self.reset_book()
         moving = {t.lease_id for t in self.pool.transfers.values() if t.lease_id}
         fresh = {lid for lid, idx in self.book.seating.items() if idx > self.applied}
-        leases = tuple(x for x in msg.leases if x.lease_id not in moving and x.lease_id not in fresh)
+        killing = {lid for lid, idx in self.book.killing.items() if idx > self.applied}
+        refused = tuple(x.lease_id for x in msg.leases if x.lease_id in killing)
+        leases = tuple(x for x in msg.leases
+                       if x.lease_id not in moving and x.lease_id not in fresh and x.lease_id not in killing)
         plan = planner.plan_failover(self.pool, self.name, msg.sender, msg.client_id, msg.client_seq, leases,
                                      self.spare_of, self.new_transfer_id)
         index = self.propose(plan.entries, ready)
         for lid in plan.seated + plan.moving + plan.pending:
             self.book.seating[lid] = index
         outcome = p.FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
-                                    pending=tuple(plan.pending), refused=tuple(plan.refused))
+                                    pending=tuple(plan.pending), refused=tuple(plan.refused) + refused)
         ready.event("failover", server=msg.sender, client_id=msg.client_id, seated=len(plan.seated),
                     moving=len(plan.moving), pending=len(plan.pending), refused=len(plan.refused))
         if msg.sender == self.name:
             self.on_failover_outcome(outcome, now, ready)
         else:
             ready.to(msg.sender, outcome)
+
+    def on_release_forward(self, msg: p.ReleaseForward, now: float, ready: Ready) -> None:
+        """A client released a lease at a server that does not hold it: kill the id."""
+        if not self.raft.leader_active(now) or self.pool.registry.is_dead(msg.lease_id):
+            return  # the sender resends until the id is dead
+        self.reset_book()
+        if self.book.killing.get(msg.lease_id, 0) <= self.applied:
+            self.book.killing[msg.lease_id] = self.propose([e.ForceRelease(msg.lease_id)], ready)
 
     # ---- admin changes (claims 7-12) ---------------------------------------------------
 

@@ -151,6 +151,8 @@ class ServerNode(ClientSide):
             self.on_confirm(msg)
         elif isinstance(msg, p.FailoverForward):
             self.on_failover_forward(msg, now, ready)
+        elif isinstance(msg, p.ReleaseForward):
+            self.on_release_forward(msg, now, ready)
         elif isinstance(msg, p.FailoverOutcome):
             self.on_failover_outcome(msg, now, ready)
         elif isinstance(msg, _ADMIN):
@@ -188,6 +190,8 @@ class ServerNode(ClientSide):
         self.raft.on_sync_reply(msg, now, ready)
         if self.raft.role != LEADER or msg.epoch != self.raft.term:
             return
+        if msg.success:
+            self.raft.catch_up(msg.sender, now, ready)
         self.reset_book()
         self.book.incarnations[msg.sender] = msg.incarnation
         if self.raft.leader_active(now):
@@ -266,6 +270,7 @@ class ServerNode(ClientSide):
             self._reconcile_on_rejoin()
         if isinstance(entry, e.Rejoin) and ok and self.raft.is_leader:
             self.book.live_since[entry.server] = self._now
+            self.book.fenced_seen.pop(entry.server, None)  # a later fence starts a new clock
         if isinstance(entry, (e.Fence, e.Reclaim, e.Rejoin, e.ServerDown)) and ok:
             ready.event(type(entry).__name__.lower(), server=entry.server)
         if self.raft.is_leader:
@@ -287,6 +292,9 @@ class ServerNode(ClientSide):
 
     def _finish(self, now: float, ready: Ready) -> Ready:
         self._apply_committed(now, ready)
+        if self.released_here and now >= self.releases_sent_at + self.timing.heartbeat_interval:
+            self.releases_sent_at = now
+            self.forward_releases(now, ready)
         if self.raft.is_leader:
             self.lead(now, ready)
             self._apply_committed(now, ready)

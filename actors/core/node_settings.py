@@ -38,6 +38,8 @@ class NodeSettings:
     leader_preemption: bool = False
     compact_every: int = 500
     """Log entries kept before the applied prefix is compacted into a snapshot."""
+    max_batch: int = 64
+    """Most log entries per sync message."""
 
     def threshold(self, server: str) -> float:
         return self.thresholds.get(server, self.default_threshold)

@@ -47,12 +47,15 @@ class LeaderBook:
     """When this leader saw a server's Rejoin applied."""
     reclaim_proposed: dict[str, int] = field(default_factory=dict)
     report_proposed: dict[str, int] = field(default_factory=dict)
+    watermark_proposed: dict[str, int] = field(default_factory=dict)
     confirms: dict[str, int] = field(default_factory=dict)
     completing: set[str] = field(default_factory=set)
     intent_seen: dict[str, float] = field(default_factory=dict)
     asked_at: dict[str, float] = field(default_factory=dict)
     borrowing: dict[tuple[str, FeatureKey], int] = field(default_factory=dict)
     """(borrower, feature) -> log index of its last planned entry."""
+    killing: dict[str, int] = field(default_factory=dict)
+    """lease id -> log index of a ForceRelease proposed for a forwarded release."""
     seating: dict[str, int] = field(default_factory=dict)
     """lease id -> log index of a fail-over seat proposal not yet applied."""
     admin: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -73,7 +76,7 @@ class NodeBase:
         self.name = settings.name
         self.timing = settings.timing
         self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash, self._may_renew,
-                         self._may_serve)
+                         self._may_serve, settings.max_batch)
         self.member = Member.new(
             settings.name, settings.servers, settings.threshold(settings.name),
             settings.timing.grantor_valid_for(settings.timing.lease_ttl),
@@ -87,6 +90,9 @@ class NodeBase:
         self.borrow_no = 0
         self.admin_refs: dict[str, ClientRef] = {}
         self.failover_refs: dict[str, tuple[ClientRef, int, bool, int]] = {}
+        self.released_here: dict[str, tuple[str, float]] = {}
+        """lease id -> (client, when): released here, held elsewhere, not yet dead in the log."""
+        self.releases_sent_at = float("-inf")
         """lease id -> (client, update seq, reply as checkout?, request id)."""
         self.recent_grants: dict[tuple[str, int], object] = {}
 

@@ -123,8 +123,11 @@ class Raft:
         settings_hash: str = "",
         may_renew: Callable[[str, float], bool] | None = None,
         may_serve: Callable[[str], bool] | None = None,
+        max_batch: int = MAX_BATCH,
     ) -> None:
         self.name, self.servers, self.timing, self.settings_hash = name, servers, timing, settings_hash
+        self.max_batch = max_batch
+        """Most entries per sync message (a lagging follower catches up in batches)."""
         self.may_renew: Callable[[str, float], bool] = may_renew or (lambda peer, now: True)
         self.may_serve: Callable[[str], bool] = may_serve or (lambda peer: True)
         """False for a server that is fenced, or about to be: its grants are
@@ -357,14 +360,15 @@ class Raft:
         for name, peer in self.peers.items():
             ready.to(name, self.sync_for(name, peer, now))
 
-    def sync_for(self, name: str, peer: _Peer, now: float) -> DistributionCriteriaSync | InstallSnapshot:
+    def sync_for(self, name: str, peer: _Peer, now: float,
+                 renew: bool = True) -> DistributionCriteriaSync | InstallSnapshot:
         if peer.next_index <= self.log.snap_index:
             return InstallSnapshot(
                 self.name, self.term, self.log.snap_index, self.log.snap_epoch, self.snapshot_state, self.round
             )
         prev = peer.next_index - 1
         grant = None
-        if peer.renewal is not None and self.leader_active(now) and self.may_renew(name, now):
+        if renew and peer.renewal is not None and self.leader_active(now) and self.may_renew(name, now):
             serve = self.may_serve(name)
             duration = self.serving_duration(now) if serve else 0.0
             if duration > 0 or not serve:
@@ -379,7 +383,7 @@ class Raft:
                 peer.serving_until = max(peer.serving_until, now + self.timing.grantor_valid_for(duration))
             peer.renewal = None
         return DistributionCriteriaSync(
-            self.name, self.term, prev, self.log.epoch_at(prev) or 0, self.log.slice(peer.next_index),
+            self.name, self.term, prev, self.log.epoch_at(prev) or 0, self.log.slice(peer.next_index, self.max_batch),
             self.commit_index, self.round, grant, self.settings_hash,
         )
 
@@ -410,6 +414,13 @@ class Raft:
         else:
             peer.next_index = max(1, min(peer.next_index - 1, msg.match_index + 1))
         return self._advance_commit()
+
+    def catch_up(self, peer_name: str, now: float, ready: Ready) -> None:
+        """A follower acknowledged a batch and still lags: send it the next one
+        now instead of at the next heartbeat (no serving grant rides on it)."""
+        peer = self.peers.get(peer_name)
+        if self.role == LEADER and peer is not None and peer.next_index <= self.log.last_index:
+            ready.to(peer_name, self.sync_for(peer_name, peer, now, renew=False))
 
     def _extend_lease(self) -> None:
         rounds = sorted([self.round] + [p.acked_round for p in self.peers.values()], reverse=True)

@@ -40,6 +40,7 @@ class ClientSide(LeaderDuties):
             req.lease_id is not None
             and req.lease_id not in self.member.leases.leases
             and not self.pool.registry.is_dead(req.lease_id)
+            and req.lease_id not in self.released_here
             and leaseid.lease_id_valid_for(self.settings.lease_key, req.lease_id, req.client_id)
         ):
             # Reconnecting with a lease held elsewhere: move it here, never a second seat.
@@ -151,10 +152,34 @@ class ClientSide(LeaderDuties):
                                      self.timing.lease_ttl))
 
     def on_release(self, ref: ClientRef, msg: c.ReleaseRequest, now: float, ready: Ready) -> None:
+        held = self.member.leases.leases.get(msg.lease_id)
+        if held is not None and held.session_id and held.session_id != ref.session_id:
+            # A restarted app resumed this lease from a new session before its old
+            # session's release arrived: the lease is the new session's now.
+            ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, False))
+            return
         released = self.member.leases.release(msg.lease_id, msg.client_id)
         ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, released))
         if released:
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
+        elif (msg.lease_id not in self.member.leases.leases
+              and leaseid.lease_id_valid_for(self.settings.lease_key, msg.lease_id, msg.client_id)):
+            # Its holder may be cut off with the release unreported: have the id
+            # killed in the log, or a stale resume could bring it back (S3).
+            self.released_here[msg.lease_id] = (msg.client_id, now)
+            self.releases_sent_at = float("-inf")  # send at once (from _finish)
+
+    def forward_releases(self, now: float, ready: Ready) -> None:
+        """(Re)send each release made here until the log shows its id dead."""
+        for lid, (client_id, at) in list(self.released_here.items()):
+            if self.pool.registry.is_dead(lid) or now - at > 2 * self.timing.lease_ttl:
+                del self.released_here[lid]
+                continue
+            forward = p.ReleaseForward(self.name, self.raft.term, client_id, lid)
+            if self.raft.is_leader:
+                self.on_release_forward(forward, now, ready)
+            else:
+                self.send_leader(forward, ready)
 
     # ---- fail-over (claims 13-15) -------------------------------------------------------
 
@@ -164,7 +189,8 @@ class ClientSide(LeaderDuties):
         seated, refused, forward = [], [], []
         for held in upd.leases:
             lease = self.member.leases.leases.get(held.lease_id)
-            if not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id):
+            if (not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id)
+                    or held.lease_id in self.released_here):
                 refused.append(held.lease_id)
             elif lease is not None and lease.client_id == upd.client_id:
                 lease.expires_at = max(lease.expires_at, now + self.member.ttl_hold)

@@ -122,6 +122,19 @@ class FailoverForward:
 
 
 @dataclass(frozen=True)
+class ReleaseForward:
+    """LicenseServer -> leader: a client released a lease that I do not hold (it
+    was failing over from a server it cannot reach).  The leader commits
+    ``ForceRelease`` so the id can never be resumed or failed over again
+    (S3), even while its holder's own release is unreported.  No reply."""
+
+    sender: str
+    epoch: int
+    client_id: str
+    lease_id: str
+
+
+@dataclass(frozen=True)
 class FailoverOutcome:
     """Leader -> LicenseServer: which forwarded leases are ``pending`` (held as
     log entries until a seat appears) or ``refused`` (dead, or not this

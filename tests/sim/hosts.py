@@ -115,6 +115,8 @@ class ClientHost:
     grants: int = 0
     crashed_at: float | None = None
     session_no: int = 1
+    reconnected_at: float = 0.0
+    """Real time of the app's last restart."""
     resuming: dict[int, tuple[str, tuple[str, str]]] = field(default_factory=dict)
     """request id -> (lease id, feature) a reconnected session asked to resume."""
     features: dict[str, tuple[str, str]] = field(default_factory=dict)

@@ -93,7 +93,17 @@ def _timed_from_receive(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _vote_before_persist(mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    return {"durable_before_send": False}
+    """The vote (and the term it moves to) is answered at once and written
+    later, with the next hard-state record: a crash in between forgets it."""
+    original = raft.Raft.on_vote_request
+
+    def unsaved(self: raft.Raft, msg: Any, now: float, ready: Any) -> None:
+        before = len(ready.persist)
+        original(self, msg, now, ready)
+        ready.persist[before:] = [x for x in ready.persist[before:] if not (isinstance(x, tuple) and x[0] == "hard")]
+
+    mp.setattr(raft.Raft, "on_vote_request", unsaved)
+    return {}
 
 
 def _serve_before_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -168,6 +178,29 @@ def _drop_unreported_on_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _reclaim_after_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Both checks that a Rejoin came first are gone: the leader keeps the
+    fence's reclaim clock running across the Rejoin and proposes the Reclaim
+    anyway, and the state machine applies it to a live server.  (Breaking the
+    apply check alone is an equivalent mutant here: the leader proposes a
+    Reclaim only for a server its table shows fenced, so a Reclaim can follow
+    a Rejoin only when both were in flight together, and then it commits
+    before the rejoined server can serve.  docs/simulator.md says so.)"""
+    original = leading.LeaderDuties._membership
+
+    def stale_clock(self: leading.LeaderDuties, now: float, ready: Any) -> None:
+        clocks: dict[str, float] = self.book.__dict__.setdefault("first_fenced", {})
+        for name, seen in self.book.fenced_seen.items():
+            clocks.setdefault(name, seen)
+        original(self, now, ready)
+        for name, seen in list(clocks.items()):
+            server = self.pool.servers.get(name)
+            if (server is not None and server.status == "live" and now >= seen + self.reclaim_delay()
+                    and not self._in_flight(self.book.reclaim_proposed, name)):
+                self.book.reclaim_proposed[name] = self.propose([pool.e.Reclaim(name)], ready)
+                del clocks[name]
+
+    mp.setattr(leading.LeaderDuties, "_membership", stale_clock)
+
     def reclaim_anyway(self: pool.PoolState, entry: Any, _verify: Any) -> Any:
         server = self.servers.get(entry.server)
         if server is None:
@@ -200,17 +233,22 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry),
     Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone),
     Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive),
-    Mutant(8, "a vote is answered before it is persisted", _vote_before_persist),
+    Mutant(8, "a vote is answered before it is persisted", _vote_before_persist, scenario=lambda seed: lost_vote(seed)),
     Mutant(9, "a healed server serves before applying the current table", _serve_before_rejoin),
     Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
     Mutant(12, "a serving lease granted past the end of the leader lease", _serving_past_leader_lease),
     Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence),
-    Mutant(14, "a rejoining server resumes a lease whose seat was reclaimed", _keep_reclaimed_leases),
+    Mutant(14, "a rejoining server resumes a lease whose seat was reclaimed", _keep_reclaimed_leases,
+           scenario=lambda seed: reclaimed_then_resumed(seed)),
     Mutant(15, "a candidate wins without the up-to-date check", _no_up_to_date_check),
-    Mutant(16, "older-epoch replicas counted as committed (Figure 8)", _figure_8),
+    # One entry per sync message, so a lagging follower can hold the old
+    # leader's entries without the new leader's own (Raft's Figure 8).
+    Mutant(16, "older-epoch replicas counted as committed (Figure 8)", _figure_8,
+           overrides={"max_batch": 1}, scenario=lambda seed: figure_8(seed)),
     Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin),
-    Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin),
+    Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin,
+           scenario=lambda seed: rejoin_at_reclaim(seed)),
     Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo),
 )
 
@@ -234,5 +272,124 @@ def old_leader_cut_off(seed: int) -> Scenario:
         steps=[
             ("at", 20.0, "partition", ["s1", "s2"], ["s3", "s4", "s5"]),
             ("at", 70.0, "heal"),
+        ],
+    )
+
+
+def lost_vote(seed: int) -> Scenario:
+    """The leader is cut off; of the two others one campaigns and the other
+    votes for it.  Then the new leader is cut off, and the other two crash and
+    restart.  A voter that answered before persisting has forgotten its vote
+    and its term, so it can win the same epoch again with the old leader's
+    vote: two leaders in one epoch (mutant 8)."""
+    return Scenario(
+        name=f"lost_vote/{seed}",
+        description=lost_vote.__doc__ or "",
+        servers=3,
+        clients=2,
+        seats=4,
+        duration=60.0,
+        seed=seed,
+        steps=[
+            ("at", 5.0, "checkout", "c1", "cad", "2.0"),
+            ("at", 5.0, "checkout", "c2", "cad", "2.0"),
+            ("at", 10.0, "partition", ["$leader"], ["$rest"]),
+            ("at", 16.0, "heal"),
+            ("at", 16.0, "partition", ["$leader"], ["$rest"]),
+            ("at", 16.1, "kill", "$follower"),
+            ("at", 16.2, "kill", "$follower"),
+            ("at", 17.0, "restart", "$down"),
+            ("at", 17.0, "restart", "$down"),
+            ("at", 30.0, "heal"),
+            ("expect", 59.0, "all_live"),
+        ],
+    )
+
+
+def reclaimed_then_resumed(seed: int) -> Scenario:
+    """c1's server dies a moment after granting it a lease, before reporting
+    it, while c1 is cut off from every server.  The server stays down past its
+    Reclaim, so c1's seat goes to c4; then it restarts (its leases get a fresh
+    grace), rejoins, and c1's app restarts and asks to resume the lease it lost.
+    A server that kept its reclaimed leases resumes it: five seats held of four
+    (mutant 14)."""
+    return Scenario(
+        name=f"reclaimed_then_resumed/{seed}",
+        description=reclaimed_then_resumed.__doc__ or "",
+        servers=3,
+        clients=5,
+        seats=4,
+        duration=110.0,
+        seed=seed,
+        steps=[
+            ("at", 7.0, "checkout", "c2", "cad", "2.0"),
+            ("at", 7.0, "checkout", "c3", "cad", "2.0"),
+            ("at", 7.0, "checkout", "c4", "cad", "2.0"),
+            ("at", 9.0, "checkout", "c1", "cad", "2.0"),
+            ("at", 9.03 + 0.003 * (seed % 20), "partition", ["c1"], ["s1", "s2", "s3"]),
+            ("at", 9.03 + 0.003 * (seed % 20), "kill", "$holder:c1"),
+            ("at", 11.0, "checkout", "c5", "cad", "2.0"),
+            ("at", 60.0, "checkout", "c5", "cad", "2.0"),
+            ("at", 70.0, "restart", "$down"),
+            ("at", 80.0, "heal"),
+            ("at", 82.0, "reconnect", "c1"),
+            ("expect", 109.0, "all_live"),
+        ],
+    )
+
+
+def rejoin_at_reclaim(seed: int) -> Scenario:
+    """The leader is cut off and fenced, and the partition heals well before
+    its Reclaim is due: it rejoins and serves again under contention.  A
+    Reclaim applied after the Rejoin takes its seats back while its clients
+    hold them (mutant 18)."""
+    return Scenario(
+        name=f"rejoin_at_reclaim/{seed}",
+        description=rejoin_at_reclaim.__doc__ or "",
+        servers=3,
+        clients=6,
+        seats=4,
+        duration=100.0,
+        workload=True,
+        seed=seed,
+        steps=[
+            ("at", 8.0, "partition", ["$leader"], ["$rest"]),
+            ("at", 25.0, "heal"),
+            ("expect", 99.0, "all_live"),
+        ],
+    )
+
+
+def figure_8(seed: int) -> Scenario:
+    """Raft's Figure 8 on five servers.  The leader and one follower are cut
+    off, and the leader appends entries (lease reports) that only that follower
+    gets.  The other three elect a leader, which persists its first entry and
+    dies before sending it.  The old leader dies too; after the heal its
+    follower wins and ships the old entries one per message; it dies as soon
+    as its commit index first moves.  Then the server that died holding the
+    newer-epoch entry comes back and wins.  Had the old entries been committed by counting replicas,
+    it would now overwrite a committed entry (mutant 16)."""
+    return Scenario(
+        name=f"figure_8/{seed}",
+        description=figure_8.__doc__ or "",
+        servers=5,
+        clients=7,
+        seats=6,
+        duration=90.0,
+        workload=True,
+        seed=seed,
+        steps=[
+            ("at", 8.0, "crash_on", "leader"),
+            ("at", 8.0, "partition", ["$leader", "$follower"], ["$rest"]),
+            # s1 leads first (priority order): the old leader goes, so the
+            # follower holding its entries is the one that wins after the heal.
+            ("at", 14.9, "kill", "s1"),
+            ("at", 15.0, "crash_on", "commit"),
+            ("at", 15.0, "heal"),
+            ("at", 25.0, "restart", "s3"),
+            ("at", 25.0, "restart", "s4"),
+            ("at", 25.0, "restart", "s5"),
+            ("at", 45.0, "quiet"),
+            ("expect", 89.0, "all_live"),
         ],
     )

@@ -11,6 +11,7 @@ Actions, ``("at", t, action, *args)``:
 ``restart S``          start S again from its durable image
 ``stall S d``          S stops processing for d seconds (messages queue), then resumes
 ``partition A B``      cut both directions between the lists of names A and B
+                       (a name in both lists stays on side A)
 ``oneway A B``         drop every message from A to B, not the way back
 ``heal``               remove every cut and lossy link
 ``lossy rate``         background loss on every link
@@ -25,11 +26,15 @@ Actions, ``("at", t, action, *args)``:
 ``force_release C``    admin: force-release one lease client C holds
 ``server_down S``      admin: assert S is stopped (only while it is)
 ``quiet``              start of the quiet tail: heal, restart all, end stalls, no loss
+``crash_on P``         arm a crash point: ``leader`` (the next new leader dies after
+                       persisting its first entry, before sending it) or ``commit``
+                       (the next new leader dies right after its commit index moves)
 =====================  ===============================================================
 
 A server name may be ``$leader`` (the current leader), ``$follower`` (the first
-up server that is not the leader) or ``$holder:C`` (the server of client C's
-first lease), resolved when the step runs.
+up server that is not the leader), ``$down`` (the first server that is down) or
+``$holder:C`` (the server of client C's first lease), resolved when the step
+runs.  In a list of names, ``$rest`` stands for every server but the leader.
 
 Expectations, ``("expect", t, what, *args)``, checked at time t:
 ``held C N`` (C holds exactly N leases), ``held_at_least C N``,
@@ -53,7 +58,7 @@ Step = tuple[Any, ...]
 ACTIONS: dict[str, int] = {
     "kill": 1, "restart": 1, "stall": 2, "partition": 2, "oneway": 2, "heal": 0, "lossy": 1,
     "clock": 2, "checkout": 3, "release": 3, "crash_client": 1, "reconnect": 1, "license": 5, "addon": 3,
-    "criteria": 3, "force_release": 1, "server_down": 1, "quiet": 0,
+    "criteria": 3, "force_release": 1, "server_down": 1, "quiet": 0, "crash_on": 1,
 }
 """Action name -> number of arguments."""
 

@@ -22,9 +22,14 @@ __all__ = ["run_step", "resolve"]
 
 
 def resolve(w: World, name: Any) -> Any:
-    """``$leader``, ``$follower``, ``$holder:C`` -> a server name (None if there is none)."""
+    """``$leader``, ``$follower``, ``$down``, ``$holder:C`` -> a server name (None
+    if there is none); ``$rest`` -> every other server than the leader, spliced
+    into the list it appears in."""
     if isinstance(name, list):
-        return [x for x in (resolve(w, n) for n in name) if x is not None]
+        out: list[Any] = []
+        for x in (resolve(w, n) for n in name):
+            out.extend(x if isinstance(x, list) else [] if x is None else [x])
+        return out
     if not isinstance(name, str) or not name.startswith("$"):
         return name
     leader = w.leader()
@@ -32,6 +37,10 @@ def resolve(w: World, name: Any) -> Any:
         return leader
     if name == "$follower":
         return next((n for n, h in w.servers.items() if h.up and n != leader), None)
+    if name == "$down":
+        return next((n for n, h in w.servers.items() if not h.up), None)
+    if name == "$rest":
+        return [n for n in w.servers if n != leader]
     if name.startswith("$holder:"):
         client = w.clients[name.split(":", 1)[1]]
         held = client.core.held(client.clock.local(w.now))
@@ -75,13 +84,21 @@ def _stall(w: World, name: str, duration: float) -> None:
         w.topology_changed()
 
 
+def _crash_on(w: World, point: str) -> None:
+    if point not in ("leader", "commit"):
+        raise ValueError(f"crash_on takes leader or commit, not {point!r}")
+    w.crash_armed[point] = max((h.node.epoch for h in w.servers.values() if h.node is not None), default=0)
+
+
 def _partition(w: World, side_a: list[str], side_b: list[str]) -> None:
+    side_b = [n for n in side_b if n not in side_a]
     w.net.partition(side_a, side_b)
     w.history.open("cut", set(side_a) | set(side_b), w.now)
     w.topology_changed()
 
 
 def _oneway(w: World, srcs: list[str], dsts: list[str]) -> None:
+    dsts = [n for n in dsts if n not in srcs]
     w.net.oneway(srcs, dsts)
     w.history.open("cut", set(srcs) | set(dsts), w.now)
     w.topology_changed()
@@ -213,7 +230,7 @@ ACTIONS: dict[str, Any] = {
     "kill": _kill, "restart": _restart, "stall": _stall, "partition": _partition, "oneway": _oneway,
     "heal": _heal, "lossy": _lossy, "clock": _clock, "checkout": _checkout, "release": _release,
     "crash_client": _crash_client, "reconnect": _reconnect, "license": _license, "addon": _addon, "criteria": _criteria,
-    "force_release": _force_release, "server_down": _server_down, "quiet": _quiet,
+    "force_release": _force_release, "server_down": _server_down, "quiet": _quiet, "crash_on": _crash_on,
 }
 
 

@@ -59,6 +59,7 @@ class SimConfig:
     faults: bool = True
     durable_before_send: bool = True
     compact_every: int = 150
+    max_batch: int = 64
     torn_writes: bool = True
     net: NetParams = field(default_factory=lambda: NetParams(drop_rate=0.005, dup_rate=0.002))
     checks: bool = True
@@ -119,8 +120,12 @@ class World(ClientDriver, AdminDriver):
         sub = {name: random.Random(master.getrandbits(64)) for name in
                ("net", "faults", "apps", "nonce", "disk", "clock", "admin", "sync")}
         self.rng = sub
-        self.dead_ids: set[str] = set()
-        """Lease ids a server durably released: they must never be granted again."""
+        self.crash_armed: dict[str, int] = {}
+        """Armed scenario crash points -> the highest epoch when armed."""
+        self.won_commit: dict[str, tuple[int, int]] = {}
+        """server -> (epoch, commit index) when it last won an election."""
+        self.dead_ids: dict[str, tuple[str, float]] = {}
+        """Lease id -> (server, time) of its durable release: never to be granted again."""
         self.net = Network(sub["net"], config.net)
         self.base_loss = config.net.drop_rate
         self.trace = Trace(config.trace_keep, echo)
@@ -249,7 +254,7 @@ class World(ClientDriver, AdminDriver):
         return NodeSettings(
             name=name, servers=tuple(self.servers), timing=self.timing, verify=factories.verify,
             lease_key=factories.LEASE_KEY, nonce=lambda: nonce_rng.randbytes(8), today=lambda: "2030-01-01",
-            compact_every=self.config.compact_every,
+            compact_every=self.config.compact_every, max_batch=self.config.max_batch,
         )
 
     def _on_boot(self, name: str) -> None:
@@ -285,11 +290,17 @@ class World(ClientDriver, AdminDriver):
         assert store is not None
         for record in ready.persist:
             store.append(record)
+        for ev in ready.events:
+            if ev.kind == "leader":
+                self.won_commit[host.name] = (host.node.epoch, host.node.raft.commit_index)
         if self.config.durable_before_send:
             if ready.persist:
                 store.sync()
+            if self._crash_now(host, ready, before_send=True):
+                return
             # A release the server has made durable kills its lease id for ever (S3).
-            self.dead_ids.update(ev.get("lease_id") for ev in ready.events if ev.kind == "release")
+            self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events
+                                  if ev.kind == "release"})
             self.send_all(host.name, ready)
         else:
             self.send_all(host.name, ready)
@@ -300,6 +311,32 @@ class World(ClientDriver, AdminDriver):
         self.schedule_wake(host, ready.wake_at)
         if self.checker is not None:
             self.checker.server_changed(host)
+        self._crash_now(host, ready, before_send=False)
+
+    def _crash_now(self, host: ServerHost, ready: Ready, before_send: bool) -> bool:
+        """Scenario crash points (``crash_on``): ``leader`` kills the next new
+        leader after it persisted its first entry, before it sent anything;
+        ``commit`` kills the next new leader right after its commit index first
+        moves (its messages of that step are out)."""
+        armed = self.crash_armed
+        if not armed or host.node is None:
+            return False
+        node = host.node
+        fire = None
+        if before_send and "leader" in armed and any(ev.kind == "leader" for ev in ready.events):
+            fire = "leader"
+        elif not before_send and "commit" in armed and node.role == "leader" and node.epoch > armed["commit"]:
+            epoch, commit = self.won_commit.get(host.name, (-1, 0))
+            if epoch == node.epoch and node.raft.commit_index > commit:
+                fire = "commit"
+        if fire is None:
+            return False
+        del armed[fire]
+        self.log(host.name, f"CRASH at its first {fire}")
+        host.crash(self.now)
+        self.history.open("down", {host.name}, self.now)
+        self.topology_changed()
+        return True
 
     def _on_sync(self, name: str, gen: int) -> None:
         host = self.servers[name]
