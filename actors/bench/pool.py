@@ -186,14 +186,15 @@ def _use(status: Any, server: str) -> Any:
 # ---- (a) throughput ------------------------------------------------------------------------
 
 
-def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag: str) -> float:
-    """``n`` checkouts at ``server`` from ``concurrency`` apps at once; the seats are
-    released afterwards (not timed)."""
+def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
+    """``n`` checkouts at ``server`` from ``concurrency`` apps at once: the rate and
+    each checkout's latency.  The seats are released afterwards (not timed)."""
     clients = [pool.client(f"bench-{tag}-{i}", server) for i in range(concurrency)]
     for c in clients:  # warm up each app's session and its address lookup
         c.checkout("cad:2.0", timeout=10.0).release()
     per = n // concurrency
     held: list[list[Any]] = [[] for _ in clients]
+    latencies: list[float] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(concurrency + 1)
 
@@ -201,7 +202,9 @@ def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag:
         try:
             barrier.wait()
             for _ in range(per):
+                t0 = time.perf_counter()
                 held[index].append(clients[index].checkout("cad:2.0", timeout=10.0))
+                latencies.append(time.perf_counter() - t0)
         except BaseException as exc:
             errors.append(exc)
 
@@ -221,7 +224,14 @@ def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag:
             a.release()
     if wrong:
         raise BenchFailed(f"checkouts meant for {server} were granted at {sorted(wrong)}")
-    return per * concurrency / elapsed
+    return per * concurrency / elapsed, latencies
+
+
+def _spread(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+    median = statistics.median(ordered)
+    return f"median {median * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms"
 
 
 def fsync_ms(directory: Path, rounds: int = 200) -> float:
@@ -263,11 +273,12 @@ def phase_throughput(workdir: Path, timing: dict[str, float], n: int, concurrenc
         pool.add_license(3000)
         for role, server in (("follower", follower), ("leader", leader)):
             for c in concurrencies:
-                rate = checkouts_per_second(pool, server, n, c, f"{role}{c}")
+                rate, latencies = checkouts_per_second(pool, server, n, c, f"{role}{c}")
                 rows.append({"where": f"{role} {server}", "concurrency": c, "checkouts": rate, "echo": echo[c],
                              "ratio": rate / echo[c]})
                 out(f"  checkouts at the {role} {server}, {c} app(s) at once: {rate:7.1f}/s; raw echo "
                     f"{echo[c]:7.1f} asks/s; ratio {rate / echo[c]:.3f} (goal >= {RATIO_GOAL})")
+                out(f"    each checkout: {_spread(latencies)}")
     return rows
 
 
