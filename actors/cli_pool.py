@@ -85,6 +85,11 @@ def _check_code(cfg: PoolConfig, text: str, kind: type) -> None:
 def _run_admin(cfg: PoolConfig, make: Callable[[str], Any], done: str) -> None:
     with _link(cfg) as link:
         reply = link.admin(make)
+    _report_admin(reply, done)
+
+
+def _report_admin(reply: p.AdminReply, done: str) -> None:
+    """One line for an admin change's answer; a refusal is a ``ClickException``."""
     if reply.already_present:
         click.echo(f"already present: {reply.error}")
         return
@@ -322,9 +327,7 @@ def register(licpool: click.Group, license_group: click.Group) -> None:
         with _link(cfg) as link:
             key = _feature_key(feature, link)
             reply = link.admin(lambda rid: p.ChangeDistributionCriteria("cli", 0, rid, key[0], key[1], criteria))
-        if not reply.ok:
-            raise click.ClickException(reply.error or "the change was refused")
-        click.echo(f"distribution of {key[0]} {key[1]} set to {criteria} (committed at log index {reply.index})")
+        _report_admin(reply, f"distribution of {key[0]} {key[1]} set to {criteria}")
 
     @licpool.group("snapshot")
     def snapshot() -> None:

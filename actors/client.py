@@ -242,6 +242,10 @@ class LicenseClient:
                 logger.exception("the lease listener stopped")
 
     def _notice(self, msg: a.LeaseNotice) -> None:
+        if msg.kind == "deadlines":
+            for lease_id, server, deadline in msg.deadlines:
+                self._notice(a.LeaseNotice("deadline", lease_id, server, deadline))
+            return
         with self._lock:
             auth = self._auths.get(msg.lease_id)
         if auth is None:

@@ -261,10 +261,18 @@ class ClientSession(ActorTypeDispatcher):
 
     def _notify_deadlines(self, now: float) -> None:
         assert self.core is not None
+        changed = []
         for lease_id, info in self.core.held(now).items():
             if self.deadlines.get(lease_id) != info.deadline:
                 self.deadlines[lease_id] = info.deadline
-                self._notify(a.LeaseNotice("deadline", lease_id, info.server, info.deadline))
+                changed.append((lease_id, info.server, info.deadline))
+        # One message for all of them: a renewal renews every lease held at a
+        # server, and a notice per lease cost the session one Thespian send per
+        # lease per heartbeat (measured: ~150 leases saturated it).
+        if len(changed) == 1:
+            self._notify(a.LeaseNotice("deadline", *changed[0]))
+        elif changed:
+            self._notify(a.LeaseNotice("deadlines", deadlines=tuple(changed)))
 
     # ---- lifecycle and the unexpected ------------------------------------------------
 

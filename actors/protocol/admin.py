@@ -380,8 +380,9 @@ class Subscribe:
 class LeaseNotice:
     """ClientSession -> LicenseClient listener: something happened to a lease.
 
-    ``kind``: ``deadline`` (renewed: new deadline), ``lost`` (the app must stop
-    using it), ``failed_over`` (now at ``server``), ``subscribed``.  No reply.
+    ``kind``: ``deadline`` (renewed: new deadline), ``deadlines`` (several
+    renewed at once, in ``deadlines``), ``lost`` (the app must stop using it),
+    ``failed_over`` (now at ``server``), ``subscribed``.  No reply.
     """
 
     kind: str
@@ -389,6 +390,10 @@ class LeaseNotice:
     server: str = ""
     deadline: float = 0.0
     detail: str = ""
+    deadlines: tuple[tuple[str, str, float], ...] = ()
+    """``(lease_id, server, deadline)`` of every lease renewed in one session step:
+    one message per step, not one per lease, so that a session holding many
+    leases does not spend its time telling the app about renewals."""
 
 
 @dataclass(frozen=True)

@@ -305,14 +305,17 @@ class PoolHarness:
     every client and link, and fails the test if any process of the pool is
     still alive after the deadline."""
 
-    def __init__(self, root: Path, servers: int, timing: dict[str, float], rebalance_idle: float) -> None:
+    def __init__(self, root: Path, servers: int, timing: dict[str, float], rebalance_idle: float,
+                 addresses: list[tuple[str, int]] | None = None,
+                 wrap: Callable[[str], list[str]] | None = None) -> None:
+        """``addresses``: each server's (host, port), default free loopback ports;
+        ``wrap(name)``: a command prefix for server ``name`` (``ip netns exec NS``)."""
         from actors.config import write_default_pool
         from actors.core.codes import load_private_key
-        from actors.shell.launcher import PoolProcesses
 
         self.root = root
         config = write_default_pool(root)
-        ports = [free_port() for _ in range(servers)]
+        addresses = addresses or [(LOOPBACK, free_port()) for _ in range(servers)]
         lines = []
         for line in config.read_text().splitlines():
             key = line.split("=")[0].strip()
@@ -322,13 +325,13 @@ class PoolHarness:
                 line = f"rebalance_idle = {rebalance_idle}"
             lines.append(line)
         text = "\n".join(lines).split("[[server]]")[0]
-        for index, port in enumerate(ports, start=1):
-            text += f'[[server]]\nname = "s{index}"\nhost = "{LOOPBACK}"\nport = {port}\n\n'
+        for index, (host, port) in enumerate(addresses, start=1):
+            text += f'[[server]]\nname = "s{index}"\nhost = "{host}"\nport = {port}\n\n'
         config.write_text(text)
         self.config = config
         self.names = tuple(f"s{i}" for i in range(1, servers + 1))
         self.vendor = load_private_key((root / "vendor.key").read_bytes())
-        self.procs = PoolProcesses(config, quiet=True, output=root / "out")
+        self.procs = _pool_processes(config, root / "out", wrap)
         self.clients: list[Any] = []
         self._link: Any = None
         self._serials = 0
@@ -434,6 +437,17 @@ class PoolHarness:
         return problems
 
 
+def _pool_processes(config: Path, output: Path, wrap: Callable[[str], list[str]] | None) -> Any:
+    """``PoolProcesses`` whose server commands start with ``wrap(name)``."""
+    from actors.shell.launcher import PoolProcesses
+
+    class Wrapped(PoolProcesses):
+        def command(self, name: str) -> list[str]:
+            return [*(wrap(name) if wrap is not None else []), *super().command(name)]
+
+    return Wrapped(config, quiet=True, output=output)
+
+
 @pytest.fixture
 def licpool_pool(tmp_path: Path) -> Iterator[Callable[..., PoolHarness]]:
     """``licpool_pool(servers=3)`` starts a pool with FAST_TIMING; all of it is
@@ -447,9 +461,9 @@ def licpool_pool(tmp_path: Path) -> Iterator[Callable[..., PoolHarness]]:
     made: list[PoolHarness] = []
 
     def make(servers: int = 3, start: bool = True, timing: dict[str, float] | None = None,
-             rebalance_idle: float = 60.0) -> PoolHarness:
+             rebalance_idle: float = 60.0, **placement: Any) -> PoolHarness:
         harness = PoolHarness(tmp_path / f"pool{len(made)}", servers, {**FAST_TIMING, **(timing or {})},
-                              rebalance_idle)
+                              rebalance_idle, **placement)
         made.append(harness)
         if start:
             harness.start()
@@ -460,5 +474,136 @@ def licpool_pool(tmp_path: Path) -> Iterator[Callable[..., PoolHarness]]:
     finally:
         problems = [x for h in made for x in h.close()]
         transport.DEFAULT_MAX_TRANSMIT_PERIOD, async_base.MAX_PENDING_TRANSMITS = saved
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+# --- client apps in their own processes (tests/integration/clientapp.py) ---------
+
+CLIENT_APP = Path(__file__).resolve().parent / "clientapp.py"
+
+
+def processes_with_token(token: bytes) -> set[int]:
+    """Live pids whose command line contains ``token`` (an app and its forks)."""
+    return {p.pid for p in all_procs() if token in p.cmdline.split(b"\0")}
+
+
+class ClientApp:
+    """One ``clientapp.py`` process: a LicenseClient driven over stdin/stdout.
+
+    ``prefix`` runs it elsewhere (``["ip", "netns", "exec", NS]``).  Every
+    process of the app (it, and the forks of its actor system, which keep its
+    command line) carries a unique token, so teardown finds them all."""
+
+    def __init__(self, config: Path, client_id: str, prefer: str | None, out: Path,
+                 prefix: tuple[str, ...] = ()) -> None:
+        import subprocess
+        import sys
+        import uuid
+
+        self.client_id = client_id
+        self.token = f"licpool-test-app-{uuid.uuid4().hex}"
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": root}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "ab") as err:
+            self.proc = subprocess.Popen(
+                [*prefix, sys.executable, str(CLIENT_APP), str(config), client_id, prefer or "-", self.token],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True)
+        self.out = out
+        self._buffer = b""
+
+    def wait_ready(self, timeout: float = 30.0) -> ClientApp:
+        ready = self._read(timeout)
+        if not ready.get("ready"):
+            raise RuntimeError(f"client app {self.client_id} did not start: {ready}")
+        return self
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        import json
+        import select
+
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"client app {self.client_id} gave no answer within {timeout} s (see {self.out})")
+            ready, _, _ = select.select([self.proc.stdout], [], [], remaining)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    raise RuntimeError(f"client app {self.client_id} exited (see {self.out})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        doc: dict[str, Any] = json.loads(line)
+        return doc
+
+    def call(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
+        import json
+
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"op": op, **args}) + "\n").encode())
+        self.proc.stdin.flush()
+        return self._read(wait)
+
+    def checkout(self, feature: str = "cad", version: str = "2.0", timeout: float = 5.0,
+                 lease_id: str | None = None) -> dict[str, Any]:
+        return self.call("checkout", timeout + 10.0, feature=feature, version=version, timeout=timeout,
+                         lease_id=lease_id)
+
+    def state(self) -> list[dict[str, Any]]:
+        auths: list[dict[str, Any]] = self.call("state")["auths"]
+        return auths
+
+    def crash(self) -> None:
+        """SIGKILL the app (no release): its session stops its own actor system."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait(5)
+
+    def close(self) -> list[str]:
+        """Quit cleanly if it still runs; kill whatever of it is left; report that."""
+        import subprocess
+
+        problems: list[str] = []
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b'{"op": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                problems.append(f"client app {self.client_id} did not quit: {exc!r}")
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(5)
+        token = self.token.encode()
+        deadline = time.monotonic() + EXIT_DEADLINE_S
+        while (left := processes_with_token(token)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if left:
+            _kill(left)
+            problems.append(f"client app {self.client_id} left processes {sorted(left)} (killed)")
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return problems
+
+
+@pytest.fixture
+def client_apps(tmp_path: Path) -> Iterator[Callable[..., ClientApp]]:
+    """``client_apps(config, client_id, prefer=None, prefix=())`` starts a client
+    app process; every one is closed and checked for leftovers at teardown."""
+    started: list[ClientApp] = []
+
+    def make(config: Path, client_id: str, prefer: str | None = None, prefix: tuple[str, ...] = ()) -> ClientApp:
+        app = ClientApp(config, client_id, prefer, tmp_path / "apps" / f"{client_id}-{len(started)}.err", prefix)
+        started.append(app)
+        return app.wait_ready()
+
+    try:
+        yield make
+    finally:
+        problems = [x for app in reversed(started) for x in app.close()]
     if problems:
         pytest.fail("; ".join(problems))

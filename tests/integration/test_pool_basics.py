@@ -204,3 +204,17 @@ def test_cli_errors_are_one_line(licpool_pool: Any, tmp_path: Any) -> None:
         result = _licpool(*args)
         assert result.returncode != 0, args
         assert result.stderr.startswith("licpool: error: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+
+
+def test_cli_admin_commands_report_commits_and_repeats(licpool_pool: Any) -> None:
+    pool = licpool_pool()
+    pool.wait_formed()
+    code = pool.license(10)
+    config = str(pool.config)
+    added = _licpool("license", "add", code, "--config", config)
+    assert added.returncode == 0 and added.stdout.startswith("license code added (committed at log index"), added
+    again = _licpool("license", "add", code, "--config", config)
+    assert again.returncode == 0 and again.stdout.startswith("already present: "), again
+    moved = _licpool("distribution", "set", "cad", "s1:4^s2:3^s3:3", "--config", config)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith("distribution of cad 2.0 set to s1:4^s2:3^s3:3 (committed at log index"), moved
