@@ -148,8 +148,18 @@ class ClientSide(LeaderDuties):
             (servable if lease is None or self.serve_problem(table, now) is None else refused).append(lid)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
-        ready.to(ref, c.HeartbeatAck(hb.seq, self.name, tuple(renewed), tuple(lost), bool(refused),
-                                     self.timing.lease_ttl))
+        moved = tuple((lid, to) for lid in lost if (to := self._moved_to(lid)) is not None)
+        gone = tuple(lid for lid in lost if lid not in dict(moved))
+        ready.to(ref, c.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
+                                     self.timing.lease_ttl, moved))
+
+    def _moved_to(self, lease_id: str) -> str | None:
+        """Where a lease I no longer hold was handed over to (in flight or committed)."""
+        for t in self.pool.transfers.values():
+            if t.lease_id == lease_id and t.taker != self.name:
+                return t.taker
+        holder = self.pool.registry.holder(lease_id)
+        return holder if holder is not None and holder != self.name else None
 
     def on_release(self, ref: ClientRef, msg: c.ReleaseRequest, now: float, ready: Ready) -> None:
         held = self.member.leases.leases.get(msg.lease_id)

@@ -329,6 +329,18 @@ class ClientSessionCore:
             if msg.seq > lease.placed_seq:
                 self._forget(lid)
                 ready.event("lost", lease_id=lid, why=f"{server} says lost", server=server)
+        for lid, to in msg.moved:
+            lease = self._leases.get(lid)
+            if (lease is None or lid not in listed or lease.server != server or lid in moving
+                    or msg.seq <= lease.placed_seq or to not in self.order):
+                continue
+            # A later update of ours handed it over while an earlier one seated
+            # it here: follow it to its new server instead of losing it.
+            targets = (to, *(s for s in self._rotated_after(to) if s != to))
+            fo = _Failover(server, [lid], targets)
+            self._failovers.append(fo)
+            ready.event("failing_over", from_server=server, to_server=to, lease_ids=(lid,), why="moved")
+            self._send_failover(fo, now, ready)
         if msg.fail_over:
             self._suspect(server, now, ready, why="fail_over")
 

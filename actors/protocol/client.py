@@ -128,9 +128,10 @@ class SessionHeartbeat:
 class HeartbeatAck:
     """LicenseServer -> ClientSession: which of the listed leases were renewed.
 
-    A lease in ``lost`` is dead here (released, expired, moved or never known);
-    ``fail_over`` tells the session to move to another server (this one is not
-    serving).  No reply.
+    A lease in ``lost`` is dead here (released, expired or never known); one in
+    ``moved`` was handed over to the named server (a later fail-over update of
+    this client moved it), so the session follows it there.  ``fail_over`` tells
+    the session to move to another server (this one is not serving).  No reply.
     """
 
     seq: int
@@ -139,6 +140,8 @@ class HeartbeatAck:
     lost: tuple[str, ...] = ()
     fail_over: bool = False
     ttl: float = 0.0
+    moved: tuple[tuple[str, str], ...] = ()
+    """(lease id, the server it moved to)."""
 
 
 @dataclass(frozen=True)

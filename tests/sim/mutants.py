@@ -30,6 +30,10 @@ class Mutant:
     name: str
     patch: Patch
     seeds: range = range(400)
+    first: int = 0
+    """The seed the search starts at: the one that caught the mutant when its
+    entry was last checked (``LICPOOL_MUTANT_SEARCH=1`` starts at 0 instead).
+    A checker that stopped catching it there still searches on."""
     budget: float = 120.0
     servers: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)

@@ -4,10 +4,15 @@ of the core, and the simulator must find a violation within its budget.
 For each mutant the test also replays the violating seed *without* the mutant
 and requires it to pass, so a violation is credited to the mutant only when
 the real code survives the same schedule.
+
+The search starts at the seed that last caught each mutant (``Mutant.first``)
+and goes on through the rest of its seeds within the budget;
+``LICPOOL_MUTANT_SEARCH=1`` searches from seed 0, as when a mutant is new.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -36,7 +41,9 @@ def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> No
         overrides.update(mutant.patch(mp))
         started = time.monotonic()
         caught = None
-        for seed in mutant.seeds:
+        start = 0 if os.environ.get("LICPOOL_MUTANT_SEARCH") == "1" else mutant.first
+        order = [s for s in mutant.seeds if s >= start] + [s for s in mutant.seeds if s < start]
+        for seed in order:
             result = _run(mutant, seed, overrides)
             if result.violation is not None:
                 caught = result

@@ -36,6 +36,11 @@ REGRESSIONS: list[tuple[int, str, str | None]] = [
         "(fixed: an exhausted reply carries the leader's log index)", None),
     (22, "L1: a server fenced with a stale echo could never be renewed again "
          "(fixed: probe grants after a fence, Rejoin on a fresh echo)", None),
+    (216, "S1 risk (S3 seen): an app released a lease and restarted; the new session's resume overtook the "
+          "old session's release, which then released the resumed lease (fixed: only the lease's current "
+          "session may release it)", None),
+    (52, "S2: two fail-over updates in flight; the earlier seated c1's lease at s1, the later handed it on "
+         "to s2, and s1 answered c1's heartbeat 'lost' (fixed: HeartbeatAck.moved, the session follows)", None),
 ]
 
 

@@ -248,6 +248,21 @@ def test_a_lease_the_server_says_is_lost_is_dead_and_never_failed_over() -> None
     assert list(core.held(0.6)) == ["L2"]
 
 
+def test_a_lease_the_server_says_moved_is_followed_to_its_new_server_not_lost() -> None:
+    # Two fail-over updates were in flight; the earlier seated the lease at s1,
+    # the later handed it on to s2.  s1 says "moved to s2": the session follows.
+    core = session()
+    grant(core, lease_id="L1", request_id=1)
+    hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
+    ready = core.receive("s1", HeartbeatAck(hb.seq, "s1", moved=(("L1", "s2"),)), 0.6)
+    assert events(ready, "lost") == []
+    [(to, upd)] = sent(ready, FailoverUpdate)
+    assert to == "s2" and [x.lease_id for x in upd.leases] == ["L1"]
+    assert events(ready, "failing_over")[0]["why"] == "moved"
+    core.receive("s2", FailoverReply(upd.seq, "s2", seated=("L1",), ttl=T.lease_ttl), 0.7)
+    assert core.held(0.7)["L1"].server == "s2"
+
+
 # ---- checkouts ------------------------------------------------------------------
 
 
