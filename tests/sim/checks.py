@@ -201,6 +201,23 @@ class Checker:
                 raise InvariantViolation(
                     "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied")
 
+    def granted_by(self, host: ServerHost, events: Any) -> None:
+        """F1, the serving side (DESIGN 2b item 6): a server grants or resumes a
+        majority-ruled lease only once its own committed table shows its
+        current incarnation live, i.e. after its Rejoin committed."""
+        node = host.node
+        for ev in events:
+            if ev.kind != "grant":
+                continue
+            table = node.pool.features.get((ev.get("feature"), ev.get("version")))
+            me = node.pool.servers.get(host.name)
+            if table is not None and table.majority and (
+                    me is None or me.status != "live" or me.incarnation != node.raft.incarnation):
+                raise InvariantViolation(
+                    "F1", f"{host.name} granted {ev.get('lease_id')} while its table shows it "
+                    f"{me.status if me else 'unknown'} (incarnation {me.incarnation if me else '?'}, "
+                    f"running {node.raft.incarnation})")
+
     def finish(self) -> None:
         self.s3.due(final=True)
         self.l1.finish()

@@ -111,6 +111,13 @@ def _vote_before_persist(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _serve_before_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Both halves of "serve only after Rejoin" are gone: the server serves on
+    any serving lease, and the leader grants real ones to servers that are not
+    live.  (The server's half alone is an equivalent mutant: a server that is
+    not live only ever gets zero-length probe grants, so it holds no serving
+    lease to serve under; docs/simulator.md.)"""
+    mp.setattr(nodebase.NodeBase, "_may_serve", lambda self, peer: peer in self.member.pool.servers)
+
     def lax(self: nodebase.NodeBase, table: Any, now: float) -> Any:
         if table is not None and not table.majority:
             return None
@@ -238,10 +245,17 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone),
     Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive),
     Mutant(8, "a vote is answered before it is persisted", _vote_before_persist, scenario=lambda seed: lost_vote(seed)),
-    Mutant(9, "a healed server serves before applying the current table", _serve_before_rejoin),
+    Mutant(9, "a healed server serves before applying the current table", _serve_before_rejoin,
+           scenario=lambda seed: healed_server_asked(seed)),
     Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
-    Mutant(12, "a serving lease granted past the end of the leader lease", _serving_past_leader_lease),
+    # With the default timing (F = L) a serving lease past the leader lease is
+    # outlasted by the new leader's wait plus its fence grace (as for mutant 1);
+    # a fence timeout longer than the leader lease exposes it.
+    Mutant(12, "a serving lease granted past the end of the leader lease", _serving_past_leader_lease,
+           overrides={"timing": Timing(heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=3.0,
+                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)},
+           scenario=lambda seed: old_leader_cut_off(seed)),
     Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence),
     Mutant(14, "a rejoining server resumes a lease whose seat was reclaimed", _keep_reclaimed_leases,
            scenario=lambda seed: reclaimed_then_resumed(seed)),
@@ -395,5 +409,29 @@ def figure_8(seed: int) -> Scenario:
             ("at", 25.0, "restart", "s5"),
             ("at", 45.0, "quiet"),
             ("expect", 89.0, "all_live"),
+        ],
+    )
+
+
+def healed_server_asked(seed: int) -> Scenario:
+    """The leader and every client are cut off from the other two servers; the
+    leader is fenced and, after the heal, catches up and rejoins.  Right after
+    the heal the clients, still at that server, ask for seats one after the
+    other: it must not serve before its Rejoin commits (mutant 9)."""
+    clients = [f"c{i}" for i in range(1, 9)]
+    asks = [("at", 25.0 + 0.04 * k, "checkout", c, "cad", "2.0") for k, c in enumerate(clients, start=1)]
+    return Scenario(
+        name=f"healed_server_asked/{seed}",
+        description=healed_server_asked.__doc__ or "",
+        servers=3,
+        clients=len(clients),
+        seats=12,
+        duration=80.0,
+        seed=seed,
+        steps=[
+            ("at", 8.0, "partition", ["$leader", *clients], ["$rest"]),
+            ("at", 25.0, "heal"),
+            *asks,
+            ("expect", 79.0, "all_live"),
         ],
     )

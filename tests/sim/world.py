@@ -293,6 +293,8 @@ class World(ClientDriver, AdminDriver):
         for ev in ready.events:
             if ev.kind == "leader":
                 self.won_commit[host.name] = (host.node.epoch, host.node.raft.commit_index)
+        if self.checker is not None:
+            self.checker.granted_by(host, ready.events)
         if self.config.durable_before_send:
             if ready.persist:
                 store.sync()
