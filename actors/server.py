@@ -76,6 +76,15 @@ def _sync_window() -> int:
     return window if window > 0 else 1_000_000
 
 
+def _compact_every() -> int:
+    """Journal records between snapshots; ``LICPOOL_COMPACT_EVERY`` lowers it (tests, measuring)."""
+    try:
+        every = int(os.environ.get("LICPOOL_COMPACT_EVERY", "2000"))
+    except ValueError:
+        every = 2000
+    return max(every, 1)
+
+
 class LicenseServer(ActorTypeDispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -129,7 +138,7 @@ class LicenseServer(ActorTypeDispatcher):
     def _open_store(self) -> NodeStore:
         """The server's durable store, ``data_dir/<name>/`` (the shell crash tests inject a storage double)."""
         assert self.cfg is not None
-        return NodeStore(self.cfg.data_dir / self.name)
+        return NodeStore(self.cfg.data_dir / self.name, compact_every_records=_compact_every())
 
     def _boot(self, settings: Any = None) -> None:
         """(Re)start the core from disk: a new incarnation that rejoins as a follower."""
