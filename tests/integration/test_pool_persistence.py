@@ -222,6 +222,60 @@ def test_torn_journal_flipped_snapshot_and_hostile_pickle_through_the_real_start
     assert not marker.exists()
 
 
+# ---- the whole pool restarts within lease_ttl ------------------------------------------------------
+
+
+def test_whole_pool_restart_within_lease_ttl_keeps_leases_and_gives_one_fresh_grace(licpool_pool: Any) -> None:
+    from actors.shell.system import live_members
+
+    ttl = 12.0
+    pool = licpool_pool(timing={"lease_ttl": ttl})
+    rho = pool.cfg.timing.clock_drift
+    pool.wait_formed()
+    pool.add_license(pool.license(10))
+    keeper = pool.client("ws-keeper", prefer="s1")
+    kept = [keeper.checkout("cad:2.0", timeout=5.0) for _ in range(2)]
+    gone = pool.client("ws-gone", prefer="s2")
+    orphan = gone.checkout("cad:2.0", timeout=5.0)
+
+    # The orphan's app dies (its whole actor system): nobody renews that lease again.
+    assert gone._started is not None
+    for pid in live_members("session", {gone._started.helper}):
+        os.kill(pid, signal.SIGKILL)
+    t_dead = time.monotonic()
+    time.sleep(ttl / 2)
+
+    _kill_all_at_once(pool)
+    for name in pool.names:
+        pool.start(name)
+    pool.wait_formed(timeout=30.0)
+    t_back = time.monotonic()
+    assert t_back - t_dead < ttl * (1 - rho), "the restart took longer than the test allows"
+    held, silent = _held_by_servers(pool)
+    assert not silent
+    assert {a.lease_id for a in kept} | {orphan.lease_id} <= held, "a lease did not survive the restart"
+
+    # Its first lease_ttl, counted from the client's last renewal, is over: a
+    # fresh grace from the restart keeps it.
+    time.sleep(max(0.0, t_dead + ttl * (1 + rho) + 1.5 - time.monotonic()))
+    held, _ = _held_by_servers(pool)
+    assert orphan.lease_id in held, "the restored lease did not get a fresh lease_ttl of grace"
+
+    # ... and only one: it expires within lease_ttl of the restart (plus the tick and margin).
+    limit = t_back + ttl * (1 + rho) + pool.cfg.timing.failure_timeout + 2.0
+    while orphan.lease_id in held and time.monotonic() < limit:
+        time.sleep(0.2)
+        held, _ = _held_by_servers(pool)
+    freed = time.monotonic()
+    assert orphan.lease_id not in held, "the orphaned lease outlived its one grace period"
+    assert {a.lease_id for a in kept} <= held and not any(a.lost.is_set() for a in kept)
+    status = pool.status()
+    assert status is not None and not _feature_ok(status)
+    print(f"\nwhole pool back {t_back - t_dead - ttl / 2:.2f} s after the kill; the orphaned lease was freed "
+          f"{freed - t_back:.2f} s after the pool was back ({freed - t_dead:.2f} s after its client died); "
+          f"the kept leases are still held")
+
+
 # ---- crash under load --------------------------------------------------------------------------
 
 LEASES = 50
