@@ -18,7 +18,6 @@ there).  The default is a fresh directory under the current one.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:<45} {rate:>9,.0f} checkouts/s  ({syncs} fsyncs)")
         r = recovery(base, args.leases)
         print(f"\na server holding {r.leases:,} leases (built in {r.build_s:.1f} s, compaction every 2000 records):")
-        print(f"  files: " + ", ".join(f"{k} {v:,} B" for k, v in sorted(r.files.items()) if k != "lock"))
+        print("  files: " + ", ".join(f"{k} {v:,} B" for k, v in sorted(r.files.items()) if k != "lock"))
         worst = max(r.pauses, default=(0.0, 0))
         typical = statistics.median(x for x, _ in r.pauses) if r.pauses else 0.0
         print(f"  compactions: {len(r.pauses)}, median pause {typical * 1000:.1f} ms, worst {worst[0] * 1000:.1f} ms "
