@@ -372,19 +372,21 @@ def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -
                 pool.start(name)
             status = pool.wait_formed(timeout=40.0)
             back = time.monotonic() - t0
+            # Persistence: right after the restart every grant confirmed so far is
+            # known to a server (its lease table, or the registry while it moves).
+            with load.lock:
+                so_far = [a.lease_id for a in load.confirmed]
+            registry: set[str] = set()
+            held, silent = _held_by_servers(pool, registry)
+            unknown = set(so_far) - held - registry
+            assert not unknown and not silent, f"seed {seed}: confirmed grants known to no server: {sorted(unknown)}"
             load.join(40.0)
         finally:
             load.stop.set()
         assert not load.errors, load.errors
         confirmed = list(load.confirmed)
         assert at_kill >= kill_after and len(confirmed) == LEASES, (seed, at_kill, len(confirmed))
-        # Persistence: right after the restart every confirmed grant is known to
-        # a server (its lease table, or the registry while it moves) ...
-        registry: set[str] = set()
-        held, silent = _held_by_servers(pool, registry)
-        unknown = {a.lease_id for a in confirmed} - held - registry
-        assert not unknown and not silent, f"seed {seed}: confirmed grants known to no server: {sorted(unknown)}"
-        # ... and every one its client still holds settles in a lease table.
+        # Every grant its client still holds settles in a lease table.
         missing, settled = _wait_held(pool, confirmed, 20.0)
         assert not missing, f"seed {seed}: confirmed grants in no server's lease table: {sorted(missing)}"
         held, _ = _held_by_servers(pool)
