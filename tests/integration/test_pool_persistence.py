@@ -153,7 +153,9 @@ def _wait_start_fails(pool: Any, name: str, timeout: float = 40.0) -> int:
 def test_torn_journal_flipped_snapshot_and_hostile_pickle_through_the_real_start_up(
         licpool_pool: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LICPOOL_COMPACT_EVERY", "10")  # so that a snapshot exists early
-    pool = licpool_pool()
+    # s2 stays down through three refused starts: a lease_ttl longer than all of
+    # that keeps the client's lease alive whichever server ends up holding it.
+    pool = licpool_pool(timing={"lease_ttl": 30.0})
     pool.wait_formed()
     pool.add_license(pool.license(10))
     client = pool.client("ws-files", prefer="s2")
