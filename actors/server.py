@@ -76,6 +76,15 @@ def _sync_window() -> int:
     return window if window > 0 else 1_000_000
 
 
+def _compact_every() -> int:
+    """Journal records between snapshots; ``LICPOOL_COMPACT_EVERY`` lowers it (tests, measuring)."""
+    try:
+        every = int(os.environ.get("LICPOOL_COMPACT_EVERY", "2000"))
+    except ValueError:
+        every = 2000
+    return max(every, 1)
+
+
 class LicenseServer(ActorTypeDispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -119,12 +128,17 @@ class LicenseServer(ActorTypeDispatcher):
         peers = tuple(s for s in cfg.server_names if s != msg.name)
         self.book = AddressBook(peers, cfg.timing.failure_timeout)
         self.window = SyncWindow(window=_sync_window(), max_hold=cfg.timing.heartbeat_interval / 2)
-        self.store = NodeStore(cfg.data_dir / msg.name)
+        self.store = self._open_store()
         self._boot(settings)
         self.resolver = self.createActor(Resolver)
         targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in cfg.servers if s.name != msg.name)
         self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, cfg.timing.failure_timeout))
         self._resolve_stale(time.monotonic())
+
+    def _open_store(self) -> NodeStore:
+        """The server's durable store, ``data_dir/<name>/`` (the shell crash tests inject a storage double)."""
+        assert self.cfg is not None
+        return NodeStore(self.cfg.data_dir / self.name, compact_every_records=_compact_every())
 
     def _boot(self, settings: Any = None) -> None:
         """(Re)start the core from disk: a new incarnation that rejoins as a follower."""
@@ -146,7 +160,7 @@ class LicenseServer(ActorTypeDispatcher):
             settings = self.node.settings if self.node is not None else None
             self.store.close()
             self.node = None
-            self.store = NodeStore(self.cfg.data_dir / self.name)
+            self.store = self._open_store()
             self._boot(settings)
         except Exception as exc:
             logger.critical("server {} cannot recover from disk ({}); it stops serving", self.name, exc)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from actors.core.plain import flat
 from actors.core.registry import lease_origin
 from actors.core.table import FeatureKey
 from actors.protocol.entries import LeaseChange, LeaseReport
@@ -105,7 +106,7 @@ class LocalLeases:
             raise ValueError(f"lease {lease.lease_id} already held")
         self._add(lease)
         self._record(GRANT, lease)
-        self.ops.append(("grant", asdict(lease)))
+        self.ops.append(("grant", flat(lease)))
 
     def adopt(self, lease: LocalLease) -> None:
         """Take a lease that moved here with its seat (fail-over, handover).
@@ -114,7 +115,7 @@ class LocalLeases:
         """
         if lease.lease_id not in self.leases:
             self._add(lease)
-            self.ops.append(("adopt", asdict(lease)))
+            self.ops.append(("adopt", flat(lease)))
 
     def renew(
         self, client_id: str, session_id: str, lease_ids: tuple[str, ...], expires_at: float
@@ -271,10 +272,10 @@ class LocalLeases:
     def to_plain(self) -> dict[str, Any]:
         return {
             "server": self.server,
-            "leases": [asdict(lease) for lease in self.leases.values()],
+            "leases": [flat(lease) for lease in self.leases.values()],
             "counter": self.counter,
             "change_seq": self.change_seq,
-            "changes": [asdict(c) for c in self.changes],
+            "changes": [flat(c) for c in self.changes],
             "committed_seq": self.committed_seq,
             "releasing": {seq: list(k) for seq, k in self.releasing.items()},
         }

@@ -18,10 +18,11 @@ Pure plain data: no clock, no I/O.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core.leaseid import parse_lease_id
+from actors.core.plain import flat
 from actors.core.table import FeatureKey
 
 __all__ = ["RegisteredLease", "PendingUpdate", "LeaseRegistry", "lease_origin"]
@@ -150,11 +151,11 @@ class LeaseRegistry:
 
     def to_plain(self) -> dict[str, Any]:
         return {
-            "leases": [asdict(lease) for lease in self.leases.values()],
+            "leases": [flat(lease) for lease in self.leases.values()],
             "watermark": dict(self.watermark),
             "tombstones": {s: sorted(ids) for s, ids in self.tombstones.items()},
             "report_seq": dict(self.report_seq),
-            "pending": [asdict(p) for p in self.pending.values()],
+            "pending": [flat(p) for p in self.pending.values()],
         }
 
     @classmethod

@@ -78,6 +78,8 @@ def check_plain(obj: Any) -> None:
     reader refuses. The walk is iterative, so deep nesting cannot overflow the
     C stack here.
     """
+    if _all_plain(obj):
+        return
     stack: list[tuple[Any, str]] = [(obj, "state")]
     while stack:
         value, path = stack.pop()
@@ -93,6 +95,28 @@ def check_plain(obj: Any) -> None:
         else:
             for index, item in enumerate(value):
                 stack.append((item, f"{path}[{index}]"))
+
+
+def _all_plain(obj: Any) -> bool:
+    """The same walk without building paths (a snapshot has millions of
+    values): True if everything is plain; :func:`check_plain` then names the
+    culprit only when there is one."""
+    scalars, containers = _SCALARS, _CONTAINERS
+    stack: list[Any] = [obj]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        kind = type(value)
+        if kind in scalars:
+            continue
+        if kind not in containers:
+            return False
+        if kind is dict or kind is collections.OrderedDict:
+            extend(value.keys())
+            extend(value.values())
+        else:
+            extend(value)
+    return True
 
 
 def safe_dumps(obj: Any) -> bytes:

@@ -9,6 +9,8 @@
   once the journal has grown past its threshold.
 
 A lock file (``flock``) keeps two processes from serving from one directory.
+``NodeStore.over(storage)`` runs the same code on any ``Storage``, without a
+lock: the shell crash tests inject ``CrashingMemoryStorage`` this way.
 Any failure raises ``PersistError`` or ``OSError``; the server must then stop
 serving and recover from disk, never carry on (docs/persistence.md).
 """
@@ -22,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from actors.persist import DirStorage, PersistError, Store
+from actors.persist import DirStorage, PersistError, Storage, Store
 
 __all__ = ["STREAM", "DataDirLocked", "NodeStore", "load_readonly"]
 
@@ -37,9 +39,9 @@ class DataDirLocked(PersistError):
 
 class NodeStore:
     def __init__(self, directory: Path, *, compact_every_records: int = 2000) -> None:
-        self.directory = directory
+        self.directory: Path | None = directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._lock_fd: int | None = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -47,7 +49,19 @@ class NodeStore:
             raise DataDirLocked(f"{directory} is in use by another licpool server process") from None
         os.ftruncate(self._lock_fd, 0)
         os.write(self._lock_fd, f"{os.getpid()}\n".encode())
-        self.storage = DirStorage(directory)
+        self._setup(DirStorage(directory), compact_every_records)
+
+    @classmethod
+    def over(cls, storage: Storage, *, compact_every_records: int = 2000) -> NodeStore:
+        """The same store on an injected ``Storage`` (no directory, no lock file)."""
+        made = cls.__new__(cls)
+        made.directory = None
+        made._lock_fd = None
+        made._setup(storage, compact_every_records)
+        return made
+
+    def _setup(self, storage: Storage, compact_every_records: int) -> None:
+        self.storage = storage
         self.store = Store(self.storage, STREAM, schema_version=SCHEMA_VERSION,
                            compact_every_records=compact_every_records)
         self.records_written = 0
@@ -79,7 +93,9 @@ class NodeStore:
         try:
             self.storage.close()
         finally:
-            os.close(self._lock_fd)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
 def load_readonly(directory: Path) -> tuple[dict[str, Any] | None, list[Any]]:

@@ -1,0 +1,30 @@
+"""``flat`` must stay equal to ``dataclasses.asdict`` for the per-lease dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from actors.core.leases import LocalLease
+from actors.core.plain import flat
+from actors.core.registry import PendingUpdate, RegisteredLease
+from actors.protocol.entries import LeaseChange
+
+SCALAR = {"str", "int", "float", "bool", "None", "str | None", "int | None", "float | None"}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        LocalLease("s1.1.1.x.y", "c1", "sess", "cad", "2.0", 12.5, granted_at=1.0, revoked=True, client_seq=3),
+        RegisteredLease("s1.1.1.x.y", "c1", "cad", "2.0", "s2", 4, False),
+        PendingUpdate("s1.1.1.x.y", "c1", "cad", "2.0", "s3", 7),
+        LeaseChange(9, "grant", "s1.1.1.x.y", "c1", "cad", "2.0"),
+    ],
+)
+def test_flat_is_asdict_for_flat_dataclasses(obj: object) -> None:
+    assert flat(obj) == dataclasses.asdict(obj)  # type: ignore[call-overload]
+    assert list(flat(obj)) == [f.name for f in dataclasses.fields(obj)]  # type: ignore[arg-type]
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        assert str(f.type) in SCALAR, f"{type(obj).__name__}.{f.name} is {f.type}: flat() would share it"
