@@ -391,7 +391,7 @@ class PoolHarness:
 
         if via is None:
             return self.link.admin(make)
-        return self.link.ask(via, make(uuid.uuid4().hex), 5.0)
+        return self.link.ask(via, self.link.sign(make(uuid.uuid4().hex)), 5.0)
 
     def add_license(self, code: str, via: str | None = None) -> Any:
         from actors.protocol import pool as p
