@@ -62,6 +62,9 @@ class ServerNode(ClientSide):
                 node._replay(tuple(record), now)
             node.member.prune_consents()
             node.member.leases.restart(now, node.member.ttl_hold)
+        problems = node.member.pool.count_problems(settings.verify)
+        if problems:
+            raise ValueError("the persisted pool state is refused: " + "; ".join(problems)[:500])
         node.raft.incarnation += 1
         node.raft.commit_index = node.applied
         node.raft.election_due = now + node.raft.election_timeout()
@@ -199,14 +202,35 @@ class ServerNode(ClientSide):
         if msg.epoch < self.raft.term:
             return
         self.raft.on_sync(r.DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
+        refused = self.snapshot_problems(msg.state) if msg.state else []
         if self.older_table(msg.last_index):
             ready.event("stale_snapshot", index=msg.last_index, applied=self.applied)
+        elif refused:
+            # Counts come only from signed codes: a snapshot that says otherwise is not installed.
+            ready.event("refused_snapshot", sender=msg.sender, index=msg.last_index, problems="; ".join(refused)[:500])
+            ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
+                                             self.raft.last_grant_id, 0, self.raft.incarnation,
+                                             self.settings.settings_hash))
+            return
         elif msg.state:
             self._install(msg.last_index, msg.last_epoch, msg.state)
             ready.persist.append(("install", msg.last_index, msg.last_epoch, msg.state))
         ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
                                          self.settings.settings_hash))
+
+    def snapshot_problems(self, state: Any) -> list[str]:
+        """Why a pool state in plain form must not be installed: it does not
+        decode, or its seats are not exactly what its signed codes grant."""
+        try:
+            pool = PoolState.from_plain(state)
+            servers_ok = list(pool.servers) == list(self.settings.servers)
+            problems = pool.count_problems(self.settings.verify)
+        except Exception as err:  # any malformed plain data
+            return [f"malformed pool state ({type(err).__name__})"]
+        if not servers_ok:
+            problems.append("its servers are not the configured ones")
+        return problems
 
     def older_table(self, index: int) -> bool:
         """The committed table never goes backwards (S4)."""
