@@ -77,10 +77,13 @@ def _value(value: Any, hint: Any, where: str, depth: int) -> str | None:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
+        if type(value) in options:  # a dataclass or scalar of one of the declared types: say what is wrong in it
+            return _value(value, type(value), where, depth)
         for option in options:
             if option is not type(None) and _value(value, option, where, depth) is None:
                 return None
-        return f"{where} is a {type(value).__name__}, not {hint}"
+        names = " | ".join(getattr(x, "__name__", str(x)) for x in options)
+        return f"{where} is a {type(value).__name__}, not {names}"
     if origin is tuple:
         return _tuple(value, typing.get_args(hint), where, depth)
     if origin is dict:
