@@ -33,6 +33,7 @@ from typing import Any, Final
 from loguru import logger
 
 __all__ = [
+    "MalformedFrame",
     "PROTOCOL_PACKAGE",
     "SAFE_STDLIB",
     "SERIALIZER",
@@ -215,6 +216,59 @@ def _frame_peer(start: FrameType | None) -> str:
     return "unknown"
 
 
+class MalformedFrame(pickle.UnpicklingError):
+    """A frame decoded to something that is not a Thespian envelope or ACK."""
+
+
+_CONTROL: Final = frozenset({"ACK", "ACK+DATAERR"})
+"""The ACK frames Thespian answers each data frame with (``streamBuffer.ackPacket``)."""
+
+
+def _good_address(address: Any) -> bool:
+    """An ``ActorAddress`` holding a TCP address with a ``(host, port)`` sockname.
+
+    Thespian trusts the envelope's sender: a frame whose sender is a string
+    made the receiving actor process exit (measured), so the shape is checked here.
+    """
+    from thespian.actors import ActorAddress
+    from thespian.system.transport.IPBase import TCPv4ActorAddress
+
+    if type(address) is not ActorAddress:
+        return False
+    details = getattr(address, "addressDetails", None)
+    if not isinstance(details, TCPv4ActorAddress):
+        return False
+    sockname = getattr(details, "sockname", None)
+    return (
+        isinstance(sockname, tuple)
+        and len(sockname) == 2
+        and isinstance(sockname[0], str)
+        and isinstance(sockname[1], int)
+        and not isinstance(sockname[1], bool)
+    )
+
+
+def _check_frame(obj: Any) -> None:
+    """Raise ``MalformedFrame`` unless ``obj`` is an ACK or ``(ActorAddress, message)``."""
+    if isinstance(obj, str) and obj in _CONTROL:
+        return
+    if not (isinstance(obj, tuple) and len(obj) == 2 and _good_address(obj[0])):
+        raise MalformedFrame("not an (ActorAddress, message) envelope")
+    from thespian.system.transport import ForwardMessage
+
+    message = obj[1]
+    if isinstance(message, ForwardMessage):
+        targets = getattr(message, "fwdTargets", None)
+        if not (
+            _good_address(getattr(message, "fwdTo", None))
+            and _good_address(getattr(message, "fwdFrom", None))
+            and isinstance(targets, list)
+            and targets
+            and all(_good_address(t) for t in targets)
+        ):
+            raise MalformedFrame("malformed ForwardMessage")
+
+
 class _WireSerializer:
     """Stands in for the ``pickle`` module inside Thespian's TCP transport."""
 
@@ -223,7 +277,9 @@ class _WireSerializer:
     @staticmethod
     def loads(data: bytes) -> Any:
         try:
-            return _AllowlistUnpickler(io.BytesIO(data)).load()
+            obj = _AllowlistUnpickler(io.BytesIO(data)).load()
+            _check_frame(obj)
+            return obj
         except RefusedGlobal as refused:
             logger.bind(via="wire").warning(
                 "refused Thespian frame from {peer} (pid {pid}): {module}.{name}",
@@ -231,6 +287,14 @@ class _WireSerializer:
                 pid=os.getpid(),
                 module=refused.module,
                 name=refused.name,
+            )
+            raise
+        except MalformedFrame as bad:
+            logger.bind(via="wire").warning(
+                "refused Thespian frame from {peer} (pid {pid}): {why}",
+                peer=_frame_peer(sys._getframe(1)),
+                pid=os.getpid(),
+                why=str(bad),
             )
             raise
 
