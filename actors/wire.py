@@ -33,6 +33,7 @@ from typing import Any, Final
 from loguru import logger
 
 __all__ = [
+    "MAX_FRAME",
     "MalformedFrame",
     "PROTOCOL_PACKAGE",
     "SAFE_STDLIB",
@@ -301,6 +302,56 @@ class _WireSerializer:
 
 SERIALIZER: Final = _WireSerializer()
 
+MAX_FRAME: Final = 32 * 1024 * 1024
+"""Largest frame accepted, in bytes; Thespian itself believes any ``<len>``."""
+
+_guarded_buffer: Any = None
+
+
+def _receive_buffer_class() -> Any:
+    """Thespian's ``ReceiveBuffer`` with a checked length prefix.
+
+    ``ReceiveBuffer.addMore`` raises ``ValueError`` on a prefix that is not a
+    number (``b'notanumber>'``), outside any ``try`` of the transport: one such
+    frame made an admin process exit, taking its whole system down (measured).
+    A negative or oversized length (over :data:`MAX_FRAME`) is as bad.  This
+    subclass turns all three into an empty frame that fails to decode, so
+    Thespian answers ``ACK+DATAERR``, drops the connection and keeps serving.
+    """
+    global _guarded_buffer
+    if _guarded_buffer is not None:
+        return _guarded_buffer
+    from thespian.system.transport.streamBuffer import ReceiveBuffer
+
+    class GuardedReceiveBuffer(ReceiveBuffer):
+        bad = ""
+
+        def addMore(self, buf: bytes) -> None:
+            if self.bad:
+                return
+            try:
+                super().addMore(buf)
+            except ValueError:
+                self._corrupt("a frame length that is not a number")
+                return
+            size = self._size
+            if size is not None and (size < 0 or size > MAX_FRAME):
+                self._corrupt(f"a frame length of {size} bytes (limit {MAX_FRAME})")
+
+        def _corrupt(self, why: str) -> None:
+            self.bad = why
+            self._size, self._buf, self._blen, self._extra = 0, b"", 0, b""
+
+        def completed(self) -> Any:
+            if self.bad:
+                logger.bind(via="wire").warning("refused Thespian frame (pid {pid}): {why}", pid=os.getpid(),
+                                                why=self.bad)
+                raise MalformedFrame(self.bad)
+            return super().completed()
+
+    _guarded_buffer = GuardedReceiveBuffer
+    return _guarded_buffer
+
 
 def _tcp_transport_module() -> Any:
     return importlib.import_module("thespian.system.transport.TCPTransport")
@@ -322,7 +373,9 @@ def install(extra_allowed: Iterable[tuple[str, str]] = ()) -> None:
             raise ValueError(f"extra_allowed entry {module}.{name} is not a class")
     with _lock:
         _extra.update(extras)
-        _tcp_transport_module().serializer = SERIALIZER
+        tcp = _tcp_transport_module()
+        tcp.serializer = SERIALIZER
+        tcp.ReceiveBuffer = _receive_buffer_class()
         _installed = True
 
 
@@ -340,7 +393,8 @@ def require_fork(capabilities: Mapping[str, Any]) -> None:
 
 def installed() -> bool:
     """Whether this process's TCP transport decodes through the allowlist."""
-    return _installed and _tcp_transport_module().serializer is SERIALIZER
+    tcp = _tcp_transport_module()
+    return _installed and tcp.serializer is SERIALIZER and tcp.ReceiveBuffer is _receive_buffer_class()
 
 
 # --- bind address ----------------------------------------------------------

@@ -210,6 +210,8 @@ def test_garbage_frames_crash_nothing_and_change_nothing(
         server_pids, server_ports = _server_ports(actor_systems, spec.port)
         pids |= server_pids
         ports.update(dict.fromkeys(server_ports, spec.name))
+    for port in _unread_endpoints(pool, actor_systems):
+        ports.pop(port, None)  # nothing decodes there until its process asks (see the test above)
     sender = sender_address(pool.cfg.servers[0].port)
     rng = random.Random(20260601)
     sent = 0
@@ -218,13 +220,13 @@ def test_garbage_frames_crash_nothing_and_change_nothing(
             peer = RawPeer(port)
             try:
                 peer.sock.sendall(data)
-                peer.sock.settimeout(0.2)
+                peer.sock.settimeout(0.05)
                 with contextlib.suppress(OSError):
                     peer.sock.recv(4096)
             finally:
                 peer.close()
             sent += 1
-    assert sent > 500
+    assert sent > 500 and len(ports) >= 12, (sent, ports)
     # Every process is still there, the pool serves, the table and the lease are unchanged.
     alive = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
     assert alive == pids, f"processes gone: {sorted(pids - alive)}"
@@ -308,3 +310,30 @@ def test_cli_admin_changes_are_signed_and_bad_ones_refused_with_one_line(licpool
     follower_audit = [json.loads(x) for x in (pool.cfg.data_dir / follower / "audit.jsonl").read_text().splitlines()]
     assert any(r.get("event") == "admin_refused" and r.get("hop") == "received" for r in follower_audit)
     assert all(s.status == "live" for s in pool.status().servers)
+
+
+def test_garbage_frames_keep_an_admin_and_its_logger_alive(actor_systems: Any) -> None:
+    """Regression: a ``notanumber>`` length prefix made Thespian's admin exit
+    (``ReceiveBuffer.addMore`` raises outside the transport's ``try``), and a
+    str sender made an actor exit; ``wire.install`` guards both."""
+    system = actor_systems.start()
+    rng = random.Random(7)
+    sender = sender_address(system.admin_port)
+    for port in (system.admin_port, system.logger_port):
+        for data in _garbage_frames(rng, sender):
+            peer = RawPeer(port)  # ConnectionRefusedError here: the process died
+            try:
+                peer.sock.sendall(data)
+                peer.sock.settimeout(0.05)
+                with contextlib.suppress(OSError):
+                    peer.sock.recv(4096)
+            finally:
+                peer.close()
+    assert Path(f"/proc/{system.admin_pid}").exists() and Path(f"/proc/{system.logger_pid}").exists()
+    peer = RawPeer(system.admin_port)
+    try:
+        peer.sock.sendall(b"notanumber>" + pickle.dumps((sender, a.StatusQuery("x"))))
+        assert peer.answer() == ACK_DATAERR
+    finally:
+        peer.close()
+    assert _exchange(system.admin_port, pickle.dumps((sender, a.StatusQuery("x")))) == ACK
