@@ -244,7 +244,7 @@ def test_garbage_frames_crash_nothing_and_change_nothing(
 
 def _wrong_key_config(pool: Any, tmp_path: Path, key_text: str | None) -> Path:
     """A copy of the pool's config whose admin_key_file holds ``key_text`` (None: no such file)."""
-    key = tmp_path / "other-admin.key"
+    key = tmp_path / f"other-admin-{uuid.uuid4().hex[:6]}.key"
     if key_text is not None:
         key.write_text(key_text)
     lines = []
