@@ -188,6 +188,7 @@ def test_the_fuzz_feeds_the_core() -> None:
     """Runs after the fuzz test (file order): most messages must have reached the core."""
     if FED["fed"] + FED["dropped"] == 0:
         pytest.skip("the fuzz test did not run")
+    print(f"\nfuzz: {FED['fed']} messages reached the core, {FED['dropped']} dropped as malformed")
     assert FED["fed"] > FED["dropped"], FED
 
 
