@@ -62,7 +62,7 @@ class ServerNode(ClientSide):
                 node._replay(tuple(record), now)
             node.member.prune_consents()
             node.member.leases.restart(now, node.member.ttl_hold)
-        problems = node.member.pool.count_problems(settings.verify)
+        problems = node.member.pool.count_problems(node.verify_cached)
         if problems:
             raise ValueError("the persisted pool state is refused: " + "; ".join(problems)[:500])
         node.raft.incarnation += 1
@@ -202,7 +202,8 @@ class ServerNode(ClientSide):
         if msg.epoch < self.raft.term:
             return
         self.raft.on_sync(r.DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
-        refused = self.snapshot_problems(msg.state) if msg.state else []
+        checked = self.checked_snapshot(msg.state) if msg.state else None
+        refused = checked[1] if checked is not None else []
         if self.older_table(msg.last_index):
             ready.event("stale_snapshot", index=msg.last_index, applied=self.applied)
         elif refused:
@@ -213,31 +214,42 @@ class ServerNode(ClientSide):
                                              self.settings.settings_hash))
             return
         elif msg.state:
-            self._install(msg.last_index, msg.last_epoch, msg.state)
+            self._install(msg.last_index, msg.last_epoch, msg.state, checked[0] if checked else None)
             ready.persist.append(("install", msg.last_index, msg.last_epoch, msg.state))
         ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
                                          self.settings.settings_hash))
 
-    def snapshot_problems(self, state: Any) -> list[str]:
-        """Why a pool state in plain form must not be installed: it does not
-        decode, or its seats are not exactly what its signed codes grant."""
+    def checked_snapshot(self, state: Any) -> tuple[PoolState | None, list[str]]:
+        """A pool state in plain form, decoded, and why it must not be installed:
+        it does not decode, or its seats are not exactly what its signed codes
+        grant (``PoolState.count_problems``)."""
         try:
             pool = PoolState.from_plain(state)
-            servers_ok = list(pool.servers) == list(self.settings.servers)
-            problems = pool.count_problems(self.settings.verify)
+            problems = pool.count_problems(self.verify_cached)
         except Exception as err:  # any malformed plain data
-            return [f"malformed pool state ({type(err).__name__})"]
-        if not servers_ok:
+            return None, [f"malformed pool state ({type(err).__name__})"]
+        if list(pool.servers) != list(self.settings.servers):
             problems.append("its servers are not the configured ones")
-        return problems
+        return pool, problems
+
+    def verify_cached(self, text: str) -> Any:
+        """``settings.verify``, remembered per code text (a signature check is
+        pure, and a lagging server may be sent many snapshots)."""
+        cache: dict[str, Any] = self.__dict__.setdefault("_verified", {})
+        found = cache.get(text)
+        if found is None:
+            if len(cache) > 10_000:
+                cache.clear()
+            found = cache[text] = self.settings.verify(text)  # CodeError is not cached: it is raised
+        return found
 
     def older_table(self, index: int) -> bool:
         """The committed table never goes backwards (S4)."""
         return index <= self.applied
 
-    def _install(self, index: int, epoch: int, state: dict[str, Any]) -> None:
-        self.member.pool = PoolState.from_plain(state)
+    def _install(self, index: int, epoch: int, state: dict[str, Any], pool: PoolState | None = None) -> None:
+        self.member.pool = pool if pool is not None else PoolState.from_plain(state)
         self.raft.log.compact_to(index, epoch)
         self.raft.snapshot_state = state
         self.applied = max(self.applied, index)
