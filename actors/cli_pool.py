@@ -45,8 +45,8 @@ def _link(cfg: PoolConfig, timeout: float = 2.0) -> PoolLink:
 
 
 def _admin_config(config_path: Path) -> PoolConfig:
-    """An admin change needs a server config whose admin key file is readable
-    (its HMAC comes with the security work; the path is checked now)."""
+    """An admin change needs a server config whose admin key file is readable:
+    ``PoolLink.admin`` signs each change with it (``actors.core.adminauth``)."""
     cfg = load_config(config_path)
     cfg.admin_secret()
     return cfg

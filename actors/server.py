@@ -36,6 +36,7 @@ from thespian.actors import (
 
 from actors import logs
 from actors.config import ConfigError, PoolConfig, load_config
+from actors.core import shape
 from actors.core.codes import CodeError
 from actors.core.effects import ClientRef, Ready
 from actors.core.node import ServerNode
@@ -168,8 +169,24 @@ class LicenseServer(ActorTypeDispatcher):
 
     # ---- messages from peers ----------------------------------------------------
 
+    def _malformed(self, msg: Any, sender: Any) -> str | None:
+        """Why ``msg`` is not shaped as its class says (``actors.core.shape``), after
+        logging and auditing it; ``None`` if it is well formed."""
+        problem = shape.problem(msg)
+        if problem is not None:
+            logger.warning("server {}: dropped a malformed {} from {}: {}", self.name, type(msg).__name__, sender,
+                           problem)
+            try:
+                logs.audit("bad_message", node=self.name, message=type(msg).__name__, origin=str(sender)[:100],
+                           problem=problem[:300])
+            except Exception as exc:  # an audit line must never stop the server
+                logger.warning("server {}: audit of a bad message failed: {}", self.name, exc)
+        return problem
+
     def receiveMsg_PeerEnvelope(self, env: a.PeerEnvelope, sender: Any) -> None:
         if self.node is None or self.cfg is None or self.book is None:
+            return
+        if self._malformed(env, sender) is not None or self._malformed(env.body, sender) is not None:
             return
         if env.pool != self.cfg.name or env.sender not in self.book.names:
             logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender,
@@ -199,6 +216,10 @@ class LicenseServer(ActorTypeDispatcher):
 
     # ---- messages from client sessions and the CLI --------------------------------
 
+    def _client_msg(self, msg: Any, sender: Any) -> bool:
+        """A client or CLI message the core may see (well formed, server started)."""
+        return self.node is not None and self._malformed(msg, sender) is None
+
     def _client(self, session_id: str, sender: Any) -> ClientRef:
         self.clients[session_id] = (sender, time.monotonic())
         return ClientRef(session_id)
@@ -209,20 +230,30 @@ class LicenseServer(ActorTypeDispatcher):
             self._run(lambda t: node.from_client(ref, msg, t))
 
     def receiveMsg_CheckoutRequest(self, msg: c.CheckoutRequest, sender: Any) -> None:
-        self._from_client(self._client(msg.session_id, sender), msg)
+        if self._client_msg(msg, sender):
+            self._from_client(self._client(msg.session_id, sender), msg)
 
     def receiveMsg_SessionHeartbeat(self, msg: c.SessionHeartbeat, sender: Any) -> None:
-        self._from_client(self._client(msg.session_id, sender), msg)
+        if self._client_msg(msg, sender):
+            self._from_client(self._client(msg.session_id, sender), msg)
 
     def receiveMsg_FailoverUpdate(self, msg: c.FailoverUpdate, sender: Any) -> None:
-        self._from_client(self._client(msg.session_id, sender), msg)
+        if self._client_msg(msg, sender):
+            self._from_client(self._client(msg.session_id, sender), msg)
 
     def receiveMsg_ReleaseRequest(self, msg: c.ReleaseRequest, sender: Any) -> None:
-        self._from_client(self._client(f"release:{msg.client_id}:{msg.request_id}", sender), msg)
+        if self._client_msg(msg, sender):
+            self._from_client(self._client(f"release:{msg.client_id}:{msg.request_id}", sender), msg)
 
     def _admin(self, msg: Any, sender: Any) -> None:
+        request_id = getattr(msg, "request_id", "")
+        request_id = request_id if isinstance(request_id, str) else ""
+        problem = self._malformed(msg, sender)
+        if problem is not None:
+            self.send(sender, p.AdminReply(self.name, 0, request_id, False, error=f"malformed admin change: {problem}"))
+            return
         if self.node is None:
-            self.send(sender, p.AdminReply("", 0, msg.request_id, False, error="the server is not serving"))
+            self.send(sender, p.AdminReply("", 0, request_id, False, error="the server is not serving"))
             return
         self._from_client(self._client(f"admin:{msg.request_id}", sender), msg)
 
@@ -233,11 +264,11 @@ class LicenseServer(ActorTypeDispatcher):
     receiveMsg_DeclareServerDown = _admin
 
     def receiveMsg_StatusQuery(self, msg: a.StatusQuery, sender: Any) -> None:
-        if self.node is not None and self.cfg is not None:
+        if self.node is not None and self.cfg is not None and self._malformed(msg, sender) is None:
             self.send(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id))
 
     def receiveMsg_SessionsQuery(self, msg: a.SessionsQuery, sender: Any) -> None:
-        if self.node is not None:
+        if self.node is not None and self._malformed(msg, sender) is None:
             self.send(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
 
     # ---- time ---------------------------------------------------------------------

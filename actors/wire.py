@@ -33,6 +33,8 @@ from typing import Any, Final
 from loguru import logger
 
 __all__ = [
+    "MAX_FRAME",
+    "MalformedFrame",
     "PROTOCOL_PACKAGE",
     "SAFE_STDLIB",
     "SERIALIZER",
@@ -215,6 +217,59 @@ def _frame_peer(start: FrameType | None) -> str:
     return "unknown"
 
 
+class MalformedFrame(pickle.UnpicklingError):
+    """A frame decoded to something that is not a Thespian envelope or ACK."""
+
+
+_CONTROL: Final = frozenset({"ACK", "ACK+DATAERR"})
+"""The ACK frames Thespian answers each data frame with (``streamBuffer.ackPacket``)."""
+
+
+def _good_address(address: Any) -> bool:
+    """An ``ActorAddress`` holding a TCP address with a ``(host, port)`` sockname.
+
+    Thespian trusts the envelope's sender: a frame whose sender is a string
+    made the receiving actor process exit (measured), so the shape is checked here.
+    """
+    from thespian.actors import ActorAddress
+    from thespian.system.transport.IPBase import TCPv4ActorAddress
+
+    if type(address) is not ActorAddress:
+        return False
+    details = getattr(address, "addressDetails", None)
+    if not isinstance(details, TCPv4ActorAddress):
+        return False
+    sockname = getattr(details, "sockname", None)
+    return (
+        isinstance(sockname, tuple)
+        and len(sockname) == 2
+        and isinstance(sockname[0], str)
+        and isinstance(sockname[1], int)
+        and not isinstance(sockname[1], bool)
+    )
+
+
+def _check_frame(obj: Any) -> None:
+    """Raise ``MalformedFrame`` unless ``obj`` is an ACK or ``(ActorAddress, message)``."""
+    if isinstance(obj, str) and obj in _CONTROL:
+        return
+    if not (isinstance(obj, tuple) and len(obj) == 2 and _good_address(obj[0])):
+        raise MalformedFrame("not an (ActorAddress, message) envelope")
+    from thespian.system.transport import ForwardMessage
+
+    message = obj[1]
+    if isinstance(message, ForwardMessage):
+        targets = getattr(message, "fwdTargets", None)
+        if not (
+            _good_address(getattr(message, "fwdTo", None))
+            and _good_address(getattr(message, "fwdFrom", None))
+            and isinstance(targets, list)
+            and targets
+            and all(_good_address(t) for t in targets)
+        ):
+            raise MalformedFrame("malformed ForwardMessage")
+
+
 class _WireSerializer:
     """Stands in for the ``pickle`` module inside Thespian's TCP transport."""
 
@@ -223,7 +278,9 @@ class _WireSerializer:
     @staticmethod
     def loads(data: bytes) -> Any:
         try:
-            return _AllowlistUnpickler(io.BytesIO(data)).load()
+            obj = _AllowlistUnpickler(io.BytesIO(data)).load()
+            _check_frame(obj)
+            return obj
         except RefusedGlobal as refused:
             logger.bind(via="wire").warning(
                 "refused Thespian frame from {peer} (pid {pid}): {module}.{name}",
@@ -233,9 +290,67 @@ class _WireSerializer:
                 name=refused.name,
             )
             raise
+        except MalformedFrame as bad:
+            logger.bind(via="wire").warning(
+                "refused Thespian frame from {peer} (pid {pid}): {why}",
+                peer=_frame_peer(sys._getframe(1)),
+                pid=os.getpid(),
+                why=str(bad),
+            )
+            raise
 
 
 SERIALIZER: Final = _WireSerializer()
+
+MAX_FRAME: Final = 32 * 1024 * 1024
+"""Largest frame accepted, in bytes; Thespian itself believes any ``<len>``."""
+
+_guarded_buffer: Any = None
+
+
+def _receive_buffer_class() -> Any:
+    """Thespian's ``ReceiveBuffer`` with a checked length prefix.
+
+    ``ReceiveBuffer.addMore`` raises ``ValueError`` on a prefix that is not a
+    number (``b'notanumber>'``), outside any ``try`` of the transport: one such
+    frame made an admin process exit, taking its whole system down (measured).
+    A negative or oversized length (over :data:`MAX_FRAME`) is as bad.  This
+    subclass turns all three into an empty frame that fails to decode, so
+    Thespian answers ``ACK+DATAERR``, drops the connection and keeps serving.
+    """
+    global _guarded_buffer
+    if _guarded_buffer is not None:
+        return _guarded_buffer
+    from thespian.system.transport.streamBuffer import ReceiveBuffer
+
+    class GuardedReceiveBuffer(ReceiveBuffer):
+        bad = ""
+
+        def addMore(self, buf: bytes) -> None:
+            if self.bad:
+                return
+            try:
+                super().addMore(buf)
+            except ValueError:
+                self._corrupt("a frame length that is not a number")
+                return
+            size = self._size
+            if size is not None and (size < 0 or size > MAX_FRAME):
+                self._corrupt(f"a frame length of {size} bytes (limit {MAX_FRAME})")
+
+        def _corrupt(self, why: str) -> None:
+            self.bad = why
+            self._size, self._buf, self._blen, self._extra = 0, b"", 0, b""
+
+        def completed(self) -> Any:
+            if self.bad:
+                logger.bind(via="wire").warning("refused Thespian frame (pid {pid}): {why}", pid=os.getpid(),
+                                                why=self.bad)
+                raise MalformedFrame(self.bad)
+            return super().completed()
+
+    _guarded_buffer = GuardedReceiveBuffer
+    return _guarded_buffer
 
 
 def _tcp_transport_module() -> Any:
@@ -258,7 +373,9 @@ def install(extra_allowed: Iterable[tuple[str, str]] = ()) -> None:
             raise ValueError(f"extra_allowed entry {module}.{name} is not a class")
     with _lock:
         _extra.update(extras)
-        _tcp_transport_module().serializer = SERIALIZER
+        tcp = _tcp_transport_module()
+        tcp.serializer = SERIALIZER
+        tcp.ReceiveBuffer = _receive_buffer_class()
         _installed = True
 
 
@@ -276,7 +393,8 @@ def require_fork(capabilities: Mapping[str, Any]) -> None:
 
 def installed() -> bool:
     """Whether this process's TCP transport decodes through the allowlist."""
-    return _installed and _tcp_transport_module().serializer is SERIALIZER
+    tcp = _tcp_transport_module()
+    return _installed and tcp.serializer is SERIALIZER and tcp.ReceiveBuffer is _receive_buffer_class()
 
 
 # --- bind address ----------------------------------------------------------

@@ -272,11 +272,17 @@ class LeaderDuties(NodeBase):
                              ready=ready)
             return
         self.reset_book()
+        auth, refused = self.admin_problem(msg, "leader", ready)
+        if refused:
+            self.admin_reply(via, msg.request_id, False, refused, ready=ready)
+            return
         entry, problem, present = self._admin_entry(msg)
         if entry is None:
             self.admin_reply(via, msg.request_id, present, problem, already_present=present, ready=ready)
             return
-        index = self.propose([entry], ready)
+        # The nonce goes first in the same append: the change never commits without it.
+        nonce = [] if auth is None else [e.AdminNonce(auth.nonce, float(auth.timestamp))]
+        index = self.propose([*nonce, entry], ready)
         self.book.admin[index] = (via, msg.request_id)
 
     def _admin_entry(self, msg: AdminRequest) -> tuple[e.Entry | None, str, bool]:

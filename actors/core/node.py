@@ -62,6 +62,9 @@ class ServerNode(ClientSide):
                 node._replay(tuple(record), now)
             node.member.prune_consents()
             node.member.leases.restart(now, node.member.ttl_hold)
+        problems = node.member.pool.count_problems(node.verify_cached)
+        if problems:
+            raise ValueError("the persisted pool state is refused: " + "; ".join(problems)[:500])
         node.raft.incarnation += 1
         node.raft.commit_index = node.applied
         node.raft.election_due = now + node.raft.election_timeout()
@@ -203,21 +206,54 @@ class ServerNode(ClientSide):
         if msg.epoch < self.raft.term:
             return
         self.raft.on_sync(r.DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
+        checked = self.checked_snapshot(msg.state) if msg.state else None
+        refused = checked[1] if checked is not None else []
         if self.older_table(msg.last_index):
             ready.event("stale_snapshot", index=msg.last_index, applied=self.applied)
+        elif refused:
+            # Counts come only from signed codes: a snapshot that says otherwise is not installed.
+            ready.event("refused_snapshot", sender=msg.sender, index=msg.last_index, problems="; ".join(refused)[:500])
+            ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
+                                             self.raft.last_grant_id, 0, self.raft.incarnation,
+                                             self.settings.settings_hash))
+            return
         elif msg.state:
-            self._install(msg.last_index, msg.last_epoch, msg.state)
+            self._install(msg.last_index, msg.last_epoch, msg.state, checked[0] if checked else None)
             ready.persist.append(("install", msg.last_index, msg.last_epoch, msg.state))
         ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
                                          self.settings.settings_hash))
 
+    def checked_snapshot(self, state: Any) -> tuple[PoolState | None, list[str]]:
+        """A pool state in plain form, decoded, and why it must not be installed:
+        it does not decode, or its seats are not exactly what its signed codes
+        grant (``PoolState.count_problems``)."""
+        try:
+            pool = PoolState.from_plain(state)
+            problems = pool.count_problems(self.verify_cached)
+        except Exception as err:  # any malformed plain data
+            return None, [f"malformed pool state ({type(err).__name__})"]
+        if list(pool.servers) != list(self.settings.servers):
+            problems.append("its servers are not the configured ones")
+        return pool, problems
+
+    def verify_cached(self, text: str) -> Any:
+        """``settings.verify``, remembered per code text (a signature check is
+        pure, and a lagging server may be sent many snapshots)."""
+        cache: dict[str, Any] = self.__dict__.setdefault("_verified", {})
+        found = cache.get(text)
+        if found is None:
+            if len(cache) > 10_000:
+                cache.clear()
+            found = cache[text] = self.settings.verify(text)  # CodeError is not cached: it is raised
+        return found
+
     def older_table(self, index: int) -> bool:
         """The committed table never goes backwards (S4)."""
         return index <= self.applied
 
-    def _install(self, index: int, epoch: int, state: dict[str, Any]) -> None:
-        self.member.pool = PoolState.from_plain(state)
+    def _install(self, index: int, epoch: int, state: dict[str, Any], pool: PoolState | None = None) -> None:
+        self.member.pool = pool if pool is not None else PoolState.from_plain(state)
         self.raft.log.compact_to(index, epoch)
         self.raft.snapshot_state = state
         self.applied = max(self.applied, index)

@@ -40,6 +40,12 @@ class NodeSettings:
     """Log entries kept before the applied prefix is compacted into a snapshot."""
     max_batch: int = 64
     """Most log entries per sync message."""
+    admin_key: bytes | None = None
+    """MAC key of signed admin changes (``adminauth.derive_admin_key``).  The
+    shell always binds it (``actors.shell.views.node_settings``); ``None``, in
+    the simulator and unit tests only, accepts unsigned admin changes."""
+    wall: Callable[[], float] | None = None
+    """The wall clock (seconds since the epoch) for admin timestamps; needed with ``admin_key``."""
 
     def threshold(self, server: str) -> float:
         return self.thresholds.get(server, self.default_threshold)

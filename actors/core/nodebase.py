@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from actors.core import adminauth
 from actors.core.effects import ClientRef, Ready
 from actors.core.member import Member
 from actors.core.node_settings import NodeSettings
@@ -17,6 +18,7 @@ from actors.core.pool import DOWN, LIVE, PoolState
 from actors.core.raft import Raft
 from actors.core.table import FeatureKey, FeatureTable
 from actors.protocol import entries as e
+from actors.protocol import pool as p
 from actors.protocol.client import CheckoutRequest, DenyReason
 
 __all__ = ["WaitingCheckout", "NodeBase"]
@@ -159,6 +161,30 @@ class NodeBase:
             return False
         ready.to(self.raft.leader, msg)
         return True
+
+    def admin_problem(self, msg: object, hop: str, ready: Ready) -> tuple[p.AdminAuth | None, str]:
+        """Check an admin change's signature, timestamp and nonce (``adminauth``).
+
+        Returns its ``AdminAuth`` and ``""``, or ``None`` and the one-line
+        reason, which is also recorded as an ``admin_refused`` event (an audit
+        line).  ``hop`` is ``received`` (from the CLI) or ``leader``.  The
+        nonces checked are the committed ones and those in the log not yet
+        applied, so a replay is refused also across a leader change.
+        """
+        key, wall = self.settings.admin_key, self.settings.wall
+        if key is None or wall is None:
+            return None, ""  # simulator and unit tests: an authenticated operator is modelled
+        used = set(self.member.pool.admin_nonces)
+        for item in self.raft.log.entries:
+            if item.index > self.applied and isinstance(item.entry, e.AdminNonce):
+                used.add(item.entry.nonce)
+        try:
+            return adminauth.check(key, msg, wall(), used), ""
+        except adminauth.AdminRefused as refused:
+            ready.event("admin_refused", hop=hop, message=type(msg).__name__,
+                        request_id=str(getattr(msg, "request_id", ""))[:64],
+                        via=str(getattr(msg, "sender", ""))[:64], reason=str(refused))
+            return None, str(refused)
 
     def propose(self, entries: list[e.Entry], ready: Ready) -> int:
         """Append entries as leader; returns the index of the last one (0: none)."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from actors.core import codes
+from actors.core.adminauth import NONCE_KEEP
 from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease
 from actors.core.table import FeatureKey, FeatureTable
 from actors.protocol import entries as e
@@ -88,6 +89,8 @@ class PoolState:
     serial_feature: dict[str, FeatureKey] = field(default_factory=dict)
     registry: LeaseRegistry = field(default_factory=LeaseRegistry)
     transfers: dict[str, Transfer] = field(default_factory=dict)
+    admin_nonces: dict[str, float] = field(default_factory=dict)
+    """nonce -> operator timestamp of the signed admin changes applied lately (replay guard)."""
     index: int = 0
     """Index of the last applied log entry: the table's version."""
     epoch: int = 0
@@ -119,6 +122,36 @@ class PoolState:
             out.extend(table.problems())
             if table.in_flight != flight.get(key, 0):
                 out.append(f"{key}: in_flight {table.in_flight} but transfers hold {flight.get(key, 0)}")
+        return out
+
+    def count_problems(self, verify: Verifier) -> list[str]:
+        """Every feature whose seats are not exactly what its signed codes and
+        add-ons grant (DESIGN.md 4: counts come only from vendor signatures).
+
+        Each stored code and add-on is verified again; a table total that
+        differs from the sum of the valid ones is a problem, as is a code that
+        does not verify, and every broken table invariant (``problems``).
+        """
+        out: list[str] = []
+        signed: dict[FeatureKey, int] = {}
+        for serial, text in [*self.licenses.items(), *self.addons.items()]:
+            try:
+                code = verify(text)
+            except codes.CodeError as err:
+                out.append(f"serial {serial}: {err}")
+                continue
+            key = code.key if isinstance(code, codes.LicenseCode) else self.serial_feature.get(code.of_serial)
+            if code.serial != serial or key is None or self.serial_feature.get(serial) != key:
+                out.append(f"serial {serial}: stored under the wrong serial or feature")
+                continue
+            signed[key] = signed.get(key, 0) + code.count
+        for key, table in self.features.items():
+            if table.total != signed.get(key, 0):
+                out.append(f"{key[0]} {key[1]}: total {table.total} but its signed codes grant {signed.get(key, 0)}")
+        out.extend(self.problems())
+        for key in signed:
+            if key not in self.features:
+                out.append(f"{key[0]} {key[1]}: signed codes but no table")
         return out
 
     # ---- apply -----------------------------------------------------------------
@@ -388,6 +421,16 @@ class PoolState:
     def _noop(self, _entry: e.NoOp, _verify: Verifier) -> Applied:
         return Applied(True)
 
+    def _admin_nonce(self, entry: e.AdminNonce, _verify: Verifier) -> Applied:
+        if not isinstance(entry.nonce, str) or not isinstance(entry.stamp, (int, float)):
+            return Applied(False, "malformed nonce")
+        newest = max([float(entry.stamp), *self.admin_nonces.values()])
+        self.admin_nonces = {n: t for n, t in self.admin_nonces.items() if t >= newest - NONCE_KEEP}
+        if entry.nonce in self.admin_nonces:
+            return Applied(False, "nonce used before")
+        self.admin_nonces[entry.nonce] = float(entry.stamp)
+        return Applied(True)
+
     # ---- plain data --------------------------------------------------------------
 
     def to_plain(self) -> dict[str, Any]:
@@ -399,6 +442,7 @@ class PoolState:
             "serial_feature": {s: list(k) for s, k in self.serial_feature.items()},
             "registry": self.registry.to_plain(),
             "transfers": [asdict(t) for t in self.transfers.values()],
+            "admin_nonces": dict(self.admin_nonces),
             "index": self.index,
             "epoch": self.epoch,
         }
@@ -411,6 +455,7 @@ class PoolState:
             addons=dict(data.get("addons", {})),
             serial_feature={s: (k[0], k[1]) for s, k in data.get("serial_feature", {}).items()},
             registry=LeaseRegistry.from_plain(data.get("registry", {})),
+            admin_nonces={str(n): float(t) for n, t in data.get("admin_nonces", {}).items()},
             index=data.get("index", 0),
             epoch=data.get("epoch", 0),
         )
@@ -440,4 +485,5 @@ _HANDLERS: dict[type, Callable[[PoolState, Any, Verifier], Applied]] = {
     e.Reclaim: PoolState._reclaim,
     e.ServerDown: PoolState._server_down,
     e.Rejoin: PoolState._rejoin,
+    e.AdminNonce: PoolState._admin_nonce,
 }

@@ -24,6 +24,7 @@ applies committed entries to the pool state.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -465,6 +466,17 @@ class Raft:
         ))
 
     def _accept(self, msg: DistributionCriteriaSync, ready: Ready) -> bool:
+        # A leader sends consecutive entries of epochs up to its own; anything else
+        # is forged or corrupt and would break the log's index arithmetic.
+        epochs = [item.epoch for item in msg.entries]
+        if (
+            msg.prev_index < 0
+            or any(item.index != msg.prev_index + 1 + i for i, item in enumerate(msg.entries))
+            or any(x > y for x, y in itertools.pairwise(epochs))
+            or any(x < msg.prev_epoch or x > msg.epoch for x in epochs)
+        ):
+            ready.event("refused_sync", sender=msg.sender, reason="entries not consecutive or of later epochs")
+            return False
         if msg.prev_index < self.log.snap_index:
             # Entries up to our snapshot are committed: skip the overlap.
             skip = self.log.snap_index - msg.prev_index
@@ -482,7 +494,9 @@ class Raft:
                 break
         if first_new is not None:
             if first_new <= self.commit_index:
-                raise AssertionError("a committed entry would be overwritten")
+                # Never in a correct pool (Raft's log matching); a forged sync.  Refuse, don't crash.
+                ready.event("refused_sync", sender=msg.sender, reason="it would overwrite a committed entry")
+                return False
             self.log.truncate_after(first_new - 1)
             new = [x for x in msg.entries if x.index >= first_new]
             self.log.entries.extend(new)

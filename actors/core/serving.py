@@ -264,6 +264,13 @@ class ClientSide(LeaderDuties):
 
     def admin_from(self, ref: ClientRef, msg: AdminRequest, now: float, ready: Ready) -> None:
         self.admin_refs[msg.request_id] = ref
+        if not self.raft.is_leader:
+            # The receiving server checks too: a bad change never reaches the leader.
+            _auth, refused = self.admin_problem(msg, "received", ready)
+            if refused:
+                self.relay_admin_reply(p.AdminReply(self.name, self.raft.term, msg.request_id, False,
+                                                    error=refused), ready)
+                return
         if self.raft.is_leader:
             self.on_admin(msg, self.name, now, ready)
             return

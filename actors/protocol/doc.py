@@ -102,6 +102,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "Rejoin": (),
     "ServerDown": (5, 14, 19, 28),
     "ForceRelease": (),
+    "AdminNonce": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
 the mechanism of DESIGN.md section 2b).  A docstring's own ``(claims ...)``
@@ -152,6 +153,7 @@ PROPOSED_BY: dict[str, str] = {
     ),
     "ServerDown": "the leader, for `DeclareServerDown`: `leading.LeaderDuties.on_admin`",
     "ForceRelease": "the leader, for `ForceReleaseLease`: `leading.LeaderDuties.on_admin`",
+    "AdminNonce": "the leader, just before every admin change's entry: `leading.LeaderDuties.on_admin`",
 }
 """Who proposes each log entry, naming the code in ``actors.core`` that does it."""
 

@@ -33,6 +33,7 @@ __all__ = [
     "Rejoin",
     "ServerDown",
     "ForceRelease",
+    "AdminNonce",
 ]
 
 FREE_POOL = ""
@@ -236,6 +237,21 @@ class ForceRelease:
     lease_id: str
 
 
+@dataclass(frozen=True)
+class AdminNonce:
+    """The nonce and timestamp of a signed admin change, committed in the same
+    append just before the change itself, so that every server, and every later
+    leader, refuses a replay of it (``actors.core.adminauth``).
+
+    ``stamp`` is the operator's timestamp from the signature, not a server's
+    clock: applying forgets nonces stamped more than ``NONCE_KEEP`` before the
+    newest stamp applied, the same way on every server.
+    """
+
+    nonce: str
+    stamp: float
+
+
 Entry = (
     NoOp
     | AddLicense
@@ -253,5 +269,6 @@ Entry = (
     | Rejoin
     | ServerDown
     | ForceRelease
+    | AdminNonce
 )
 """Any pool log entry."""

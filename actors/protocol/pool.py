@@ -31,8 +31,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AdminAuth:
-    """An HMAC under the pool's admin key over the canonical encoding of an admin
-    change, with a timestamp and nonce against replays (security issue)."""
+    """An HMAC-SHA256 under the pool's admin key over the canonical encoding of
+    an admin change, its timestamp and its nonce; checked by the receiving
+    server and by the leader, which commits the nonce so a replay is refused
+    (``actors.core.adminauth``, docs/security.md)."""
 
     timestamp: float
     nonce: str

@@ -9,12 +9,14 @@ kills anything of it left behind, even after an error.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
 from typing import Any
 
 from actors.config import PoolConfig
+from actors.core import adminauth
 from actors.protocol import pool as p
 from actors.protocol.admin import SessionInfo, SessionsQuery, SessionsReply, StatusQuery, StatusReply
 from actors.shell.launcher import transmit_timeout
@@ -134,9 +136,23 @@ class PoolLink:
                 found[lease_id] = info
         return sorted(found.values(), key=lambda x: (x.feature, x.version, x.server, x.granted_at)), silent
 
-    def admin(self, make: Any, *, timeout: float = 10.0) -> p.AdminReply:
+    def sign(self, msg: Any) -> Any:
+        """``msg`` signed with the config's admin key, now, with a fresh nonce
+        (``actors.core.adminauth``); ``ConfigError`` if the key file is missing,
+        unreadable or too short."""
+        key = adminauth.derive_admin_key(self.cfg.admin_secret(), self.cfg.name)
+        return adminauth.sign(key, msg, time.time(), os.urandom(16).hex())
+
+    def admin(self, make: Any, *, timeout: float = 10.0, sign: bool = True) -> p.AdminReply:
         """Send an admin change (``make(request_id)`` builds it) to the leader if
-        known, else to any server, retrying while an election is under way."""
+        known, else to any server, retrying while an election is under way.
+        Each attempt is signed afresh (``sign``: tests send unsigned ones)."""
+        if sign:
+            self.cfg.admin_secret()  # a missing key fails here, before any server is asked
+            unsigned = make
+
+            def make(request_id: str) -> Any:
+                return self.sign(unsigned(request_id))
         deadline = time.monotonic() + timeout
         last = "no server of the pool answered"
         while True:

@@ -10,10 +10,12 @@ config and the clocks passed in.  ``node_settings`` builds the core's
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from actors.cli_vendor import today_iso
 from actors.config import PoolConfig
+from actors.core.adminauth import derive_admin_key
 from actors.core.codes import verify_code
 from actors.core.leaseid import derive_lease_key
 from actors.core.node import NodeSettings, ServerNode
@@ -55,6 +57,8 @@ def node_settings(cfg: PoolConfig, name: str) -> NodeSettings:
         settings_hash=cfg.settings_hash(),
         rebalance_idle=cfg.rebalance_idle,
         leader_preemption=cfg.leader_preemption,
+        admin_key=derive_admin_key(admin_secret, cfg.name),
+        wall=time.time,
     )
 
 

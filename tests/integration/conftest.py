@@ -221,13 +221,25 @@ class ActorSystems:
         capabilities: dict[str, Any] | None = None,
         log_level: str = "INFO",
         extra_allowed: tuple[tuple[str, str], ...] = (),
+        hooked: bool = True,
     ) -> StartedSystem:
+        """``hooked=False`` (positive controls only): the admin, logger and actors
+        are forked while the transport decodes with plain ``pickle``; this
+        process's own transport gets the allowlist back at once."""
+        import thespian.system.transport.TCPTransport as tcp
+
         wire.install(extra_allowed)
         wire.restrict_bind(LOOPBACK)
         port = free_port()
         caps = {"Admin Port": port, **(capabilities or {})}
         wire.require_fork(caps)
-        asys = ActorSystem("multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level), transientUnique=True)
+        if not hooked:
+            tcp.serializer = __import__("pickle")
+        try:
+            asys = ActorSystem("multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level),
+                               transientUnique=True)
+        finally:
+            wire.install()
         try:
             # The logger process is forked from the admin and keeps the
             # admin's listening socket: the admin is the holder whose parent
@@ -394,7 +406,7 @@ class PoolHarness:
 
         if via is None:
             return self.link.admin(make)
-        return self.link.ask(via, make(uuid.uuid4().hex), 5.0)
+        return self.link.ask(via, self.link.sign(make(uuid.uuid4().hex)), 5.0)
 
     def add_license(self, code: str, via: str | None = None) -> Any:
         from actors.protocol import pool as p

@@ -38,6 +38,7 @@ from thespian.actors import (
     WakeupMessage,
 )
 from thespian.system.messages.status import Thespian_ActorStatus, Thespian_StatusReq, Thespian_SystemStatus
+from thespian.system.transport import ForwardMessage
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
 from actors import logs, wire
@@ -327,7 +328,7 @@ def test_protocol_package_classes_are_allowed_and_its_imports_are_not() -> None:
             ours = isinstance(obj, type) and obj.__module__.startswith(protocol.__name__ + ".")
             assert wire.allowed(info.name, name) == ours, f"{info.name}.{name}"
             if ours:
-                assert wire.SERIALIZER.loads(pickle.dumps(obj)) is obj
+                assert wire.SERIALIZER.loads(pickle.dumps((sender_address(19999), obj)))[1] is obj
                 checked += 1
     assert checked > 0
     assert not wire.allowed("actors.protocol.client", "Enum")
@@ -515,3 +516,27 @@ def _create_when_possible(asys: Any, actor_class: type, requirements: dict[str, 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_malformed_envelopes_are_refused_and_the_actor_lives(system: Any, recorder: Any, log_file: Path,
+                                                              wait_until: Any) -> None:
+    """Thespian trusts the envelope: a sender that is not an ActorAddress made the
+    actor process exit (measured before ``wire._check_frame``).  Now it is refused."""
+    sender = sender_address(system.admin_port)
+    bogus_forward = ForwardMessage(Ping("fwd"), "not an address", sender)
+    cases = {
+        "str sender": pickle.dumps(("not an address", Ping("a"))),
+        "no envelope": pickle.dumps(None),
+        "three items": pickle.dumps((sender, Ping("b"), 3)),
+        "bare ACK-like text": pickle.dumps("ACKNOWLEDGED"),
+        "forward to a str": pickle.dumps((sender, bogus_forward)),
+    }
+    for name, payload in cases.items():
+        peer = RawPeer(port_of(recorder))
+        try:
+            peer.send(payload)
+            assert peer.answer() == ACK_DATAERR, name
+        finally:
+            peer.close()
+        assert system.asys.ask(recorder, "tokens?", 5) == [], f"actor dead after {name}"
+    wait_until(lambda: "not an (ActorAddress, message) envelope" in log_file.read_text(), 5, "the refusal line")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -43,7 +44,8 @@ from loguru import logger
 from thespian.actors import ActorExitRequest, WakeupMessage
 
 import actors.server as server_module
-from actors.config import write_default_pool
+from actors.config import load_config, write_default_pool
+from actors.core import adminauth
 from actors.core.codes import load_private_key, sign_license
 from actors.persist import CrashingMemoryStorage, SimulatedCrash
 from actors.protocol import admin as a
@@ -296,7 +298,10 @@ def formed_pool(config: Path, key: Any, clock: FakeTime, seed: int, count: int) 
     assert leader is not None, "no leader after 3 s"
     code = sign_license(key, feature="cad", version="2.0", count=count, expires="2099-12-31", serial="S1",
                         majority=True)
-    net.client_send("cli:admin", leader, p.AddLicenseCode("test", 0, "r1", code))
+    cfg = load_config(config)
+    admin_key = adminauth.derive_admin_key(cfg.admin_secret(), cfg.name)
+    signed = adminauth.sign(admin_key, p.AddLicenseCode("test", 0, "r1", code), time.time(), "0" * 32)
+    net.client_send("cli:admin", leader, signed)
     net.run_until(clock.now + 2.0)
     replies = [m for m in net.inbox.get("cli:admin", []) if isinstance(m, p.AdminReply)]
     assert replies and replies[-1].ok, replies

@@ -1,0 +1,133 @@
+"""Is a decoded message shaped as its class says?  Checked before the core sees it.
+
+The wire allowlist (``actors.wire``) only limits *which* classes a frame may
+name.  Pickle builds a dataclass without calling its constructor (``NEWOBJ``
+then ``BUILD`` with a peer-chosen ``__dict__``), so a frame can deliver a
+``CheckoutRequest`` whose ``feature`` is a list, or that has no ``feature`` at
+all.  ``problem(msg)`` walks a protocol object against its type hints:
+
+* every field is present, and holds the declared type: ``str``, ``int`` (not
+  ``bool``), ``float`` (an ``int`` too; finite), ``bool``, an ``Enum``, a
+  protocol dataclass (checked recursively), ``X | None``, a union of
+  dataclasses, ``tuple[X, ...]`` and fixed ``tuple[A, B]``, ``dict[str, Any]``;
+* fields typed ``Any`` (actor addresses, message bodies) are left to their
+  handlers, and strings and tuples longer than the limits below are refused.
+
+Pure: no I/O.  Returns ``None`` for a well-formed message, else one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from enum import Enum
+from typing import Any
+
+__all__ = ["MAX_ITEMS", "MAX_TEXT", "problem"]
+
+MAX_TEXT = 64 * 1024
+"""Longest string accepted in any field (a license code is a few hundred characters)."""
+MAX_ITEMS = 100_000
+"""Most items accepted in one tuple field."""
+_MAX_DEPTH = 8
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def problem(msg: Any) -> str | None:
+    """``None`` if ``msg`` (a protocol dataclass instance) is well formed, else why not."""
+    if not dataclasses.is_dataclass(msg) or isinstance(msg, type):
+        return f"{type(msg).__name__} is not a protocol message"
+    return _object(msg, type(msg).__name__, 0)
+
+
+def _object(obj: Any, where: str, depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return f"{where}: nested too deep"
+    try:
+        hints = _hints(type(obj))
+    except Exception:  # a class whose hints do not resolve is not ours to accept
+        return f"{where}: unknown field types"
+    missing = object()
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name, missing)
+        if value is missing:
+            return f"{where}.{f.name} is missing"
+        bad = _value(value, hints.get(f.name, Any), f"{where}.{f.name}", depth)
+        if bad is not None:
+            return bad
+    return None
+
+
+def _value(value: Any, hint: Any, where: str, depth: int) -> str | None:
+    if hint is Any:
+        return None
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        if type(value) in options:  # a dataclass or scalar of one of the declared types: say what is wrong in it
+            return _value(value, type(value), where, depth)
+        for option in options:
+            if option is not type(None) and _value(value, option, where, depth) is None:
+                return None
+        names = " | ".join(getattr(x, "__name__", str(x)) for x in options)
+        return f"{where} is a {type(value).__name__}, not {names}"
+    if origin is tuple:
+        return _tuple(value, typing.get_args(hint), where, depth)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            return f"{where} is a {type(value).__name__}, not a dict with str keys"
+        return None
+    if hint is bool:
+        return None if isinstance(value, bool) else f"{where} is a {type(value).__name__}, not bool"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"{where} is a {type(value).__name__}, not int"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return None if ok else f"{where} is {value!r:.40}, not a finite float"
+    if hint is str:
+        if not isinstance(value, str):
+            return f"{where} is a {type(value).__name__}, not str"
+        return None if len(value) <= MAX_TEXT else f"{where} is longer than {MAX_TEXT} characters"
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return None if isinstance(value, hint) else f"{where} is a {type(value).__name__}, not {hint.__name__}"
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if type(value) is not hint:
+            return f"{where} is a {type(value).__name__}, not {hint.__name__}"
+        return _object(value, where, depth + 1)
+    if hint is type(None):
+        return None if value is None else f"{where} is not None"
+    return f"{where}: field type {hint} is not checked"
+
+
+def _tuple(value: Any, args: tuple[Any, ...], where: str, depth: int) -> str | None:
+    if not isinstance(value, tuple):
+        return f"{where} is a {type(value).__name__}, not a tuple"
+    if len(value) > MAX_ITEMS:
+        return f"{where} has more than {MAX_ITEMS} items"
+    if len(args) == 2 and args[1] is Ellipsis:
+        for i, item in enumerate(value):
+            bad = _value(item, args[0], f"{where}[{i}]", depth + 1)
+            if bad is not None:
+                return bad
+        return None
+    if len(value) != len(args):
+        return f"{where} has {len(value)} items, not {len(args)}"
+    for i, (item, hint) in enumerate(zip(value, args, strict=True)):
+        bad = _value(item, hint, f"{where}[{i}]", depth + 1)
+        if bad is not None:
+            return bad
+    return None
