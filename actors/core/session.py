@@ -295,16 +295,10 @@ class ClientSessionCore:
         reason = DenyReason(msg.reason)
         co.denials[server] = reason
         co.tried.add(server)
-        if reason in RETRY_ELSEWHERE:
-            if not co.tried.issuperset(self.order):
-                if server == co.server:
-                    nxt = self._next_server(co.server, exclude=co.tried)
-                    self._send_checkout(co, nxt, now, ready)
-            elif server == co.server:
-                # Every server said "not now" (a leader change, a partition):
-                # ask again, one round per client_retry, until the app gives up.
-                co.tried.clear()
-                co.retry_at = now + self.timing.client_retry
+        if reason in RETRY_ELSEWHERE and not co.tried.issuperset(self.order):
+            if server == co.server:
+                nxt = self._next_server(co.server, exclude=co.tried)
+                self._send_checkout(co, nxt, now, ready)
             return
         del self._checkouts[msg.request_id]
         ready.event("denied", request_id=msg.request_id, reason=reason.value, server=server, detail=msg.detail)
