@@ -267,7 +267,10 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin),
     Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin,
            scenario=lambda seed: rejoin_at_reclaim(seed)),
-    Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo),
+    # Renewals travel only in replies to syncs, so without duplicated and late
+    # messages a stale echo never reaches the leader.
+    Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo,
+           overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0)}),
 )
 
 

@@ -50,6 +50,9 @@ def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> No
                 break
             if time.monotonic() - started > mutant.budget:
                 break
+    if caught is not None and caught.violation is not None:
+        print(f"mutant {mutant.number}: seed {caught.seed} gave {caught.violation.rule} "
+              f"after {time.monotonic() - started:.1f}s")
     assert caught is not None and caught.violation is not None, (
         f"mutant {mutant.number} ({mutant.name}) survived {mutant.budget:.0f}s of schedules"
     )
