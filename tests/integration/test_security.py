@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,22 @@ def test_control_the_same_frames_run_code_on_a_system_without_the_hook(
     wait_until(lambda: {x.name for x in tmp_path.iterdir()} >= set(payloads), 5, "every marker file")
 
 
+def _spray(port: int, frames: Iterable[bytes]) -> int:
+    """Send each frame on a fresh connection, read whatever comes back; returns the count."""
+    sent = 0
+    for data in frames:
+        peer = RawPeer(port)
+        try:
+            peer.sock.sendall(data)
+            peer.sock.settimeout(0.05)
+            with contextlib.suppress(OSError):
+                peer.sock.recv(4096)
+        finally:
+            peer.close()
+        sent += 1
+    return sent
+
+
 def _garbage_frames(rng: random.Random, sender: Any) -> list[bytes]:
     """Raw bytes to write to a port: framed and unframed, truncated, random, ill-typed."""
     good = pickle.dumps((sender, a.StatusQuery("garbage")))
@@ -216,16 +233,7 @@ def test_garbage_frames_crash_nothing_and_change_nothing(
     rng = random.Random(20260601)
     sent = 0
     for port in sorted(ports):
-        for data in _garbage_frames(rng, sender):
-            peer = RawPeer(port)
-            try:
-                peer.sock.sendall(data)
-                peer.sock.settimeout(0.05)
-                with contextlib.suppress(OSError):
-                    peer.sock.recv(4096)
-            finally:
-                peer.close()
-            sent += 1
+        sent += _spray(port, _garbage_frames(rng, sender))
     assert sent > 500 and len(ports) >= 12, (sent, ports)
     # Every process is still there, the pool serves, the table and the lease are unchanged.
     alive = {pid for pid in pids if Path(f"/proc/{pid}").exists()}
@@ -320,15 +328,7 @@ def test_garbage_frames_keep_an_admin_and_its_logger_alive(actor_systems: Any) -
     rng = random.Random(7)
     sender = sender_address(system.admin_port)
     for port in (system.admin_port, system.logger_port):
-        for data in _garbage_frames(rng, sender):
-            peer = RawPeer(port)  # ConnectionRefusedError here: the process died
-            try:
-                peer.sock.sendall(data)
-                peer.sock.settimeout(0.05)
-                with contextlib.suppress(OSError):
-                    peer.sock.recv(4096)
-            finally:
-                peer.close()
+        _spray(port, _garbage_frames(rng, sender))  # ConnectionRefusedError: the process died
     assert Path(f"/proc/{system.admin_pid}").exists() and Path(f"/proc/{system.logger_pid}").exists()
     peer = RawPeer(system.admin_port)
     try:
