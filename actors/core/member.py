@@ -173,8 +173,9 @@ class Member:
         elif isinstance(entry, e.Reclaim) and entry.server == self.name:
             self._drop_leases(self._majority)
         elif isinstance(entry, e.ServerDown) and entry.server == self.name:
-            # The operator asserted this server was stopped: nothing it held survives.
-            self._drop_leases(lambda key: True)
+            # The operator asserted this server was stopped: its --no-majority
+            # seats went at once; majority-ruled leases follow the fence rules.
+            self._drop_leases(lambda key: not self._majority(key))
         elif isinstance(entry, e.ForceRelease):
             self.leases.revoke(entry.lease_id)
         return applied, consents

@@ -27,7 +27,7 @@ from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease
 from actors.core.table import FeatureKey, FeatureTable
 from actors.protocol import entries as e
 
-__all__ = ["LIVE", "FENCED", "DOWN", "ServerState", "Transfer", "Applied", "PoolState", "Verifier"]
+__all__ = ["LIVE", "FENCED", "DOWN", "ServerState", "down_source", "Transfer", "Applied", "PoolState", "Verifier"]
 
 LIVE, FENCED, DOWN = "live", "fenced", "down"
 """Server statuses.  ``down`` means fenced and reclaimed: its seats are a source."""
@@ -42,9 +42,18 @@ class ServerState:
     status: str = LIVE
     incarnation: int = 0
     all_reclaimed: bool = False
-    """Set by ``ServerDown``: even ``--no-majority`` seats were taken back."""
+    """Set by ``ServerDown``: its ``--no-majority`` seats were taken back too."""
     reclaims: int = 0
     """How many times its seats were reclaimed: reports built before are void."""
+
+
+def down_source(server: ServerState, table: FeatureTable) -> bool:
+    """May ``server``'s seats of ``table`` be taken without its consent?  A
+    majority-ruled feature's once it is down (fenced and reclaimed); a
+    ``--no-majority`` one's only after ``ServerDown`` (fenced or down)."""
+    if table.majority:
+        return server.status == DOWN
+    return server.all_reclaimed and server.status != LIVE
 
 
 @dataclass
@@ -246,9 +255,7 @@ class PoolState:
             table.free -= count
             return True
         server = self.servers.get(source)
-        if server is None or server.status != DOWN or table.allocated(source) < count:
-            return False
-        if not table.majority and not server.all_reclaimed:
+        if server is None or not down_source(server, table) or table.allocated(source) < count:
             return False
         table.alloc[source] -= count
         return True
@@ -389,22 +396,36 @@ class PoolState:
         if server is None or server.status != FENCED:
             # DESIGN 2b item 5: a Reclaim after a Rejoin must do nothing.
             return Applied(False, "not fenced")
-        return self._take_down(server, everything=False)
+        return self._take_down(server)
 
     def _server_down(self, entry: e.ServerDown, _verify: Verifier) -> Applied:
         server = self.servers.get(entry.server)
         if server is None:
             return Applied(False, "unknown server")
-        return self._take_down(server, everything=True)
-
-    def _take_down(self, server: ServerState, everything: bool) -> Applied:
-        server.status = DOWN
-        server.all_reclaimed = server.all_reclaimed or everything
+        # DESIGN 2b item 11: the operator's assertion frees at once what the
+        # fence rules never free, the --no-majority seats.  Majority-ruled
+        # leases may still be held by clients until their own deadlines, so
+        # those seats keep following the fence rules: they move with fail-overs
+        # and the rest come back with Reclaim, T(1+rho) after the fence.
+        if server.status == LIVE:
+            server.status = FENCED
+        server.all_reclaimed = True
         server.reclaims += 1
         dropped = []
         for lease in self.registry.held_at(server.name):
             table = self.features.get(lease.key)
-            if everything or table is None or table.majority:
+            if table is not None and not table.majority:
+                self.registry.kill(lease.lease_id)
+                dropped.append(lease.lease_id)
+        return Applied(True, "", tuple(dropped))
+
+    def _take_down(self, server: ServerState) -> Applied:
+        server.status = DOWN
+        server.reclaims += 1
+        dropped = []
+        for lease in self.registry.held_at(server.name):
+            table = self.features.get(lease.key)
+            if server.all_reclaimed or table is None or table.majority:
                 self.registry.kill(lease.lease_id)
                 dropped.append(lease.lease_id)
         return Applied(True, "", tuple(dropped))

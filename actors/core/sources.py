@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
-from actors.core.pool import DOWN, LIVE, PoolState
+from actors.core.pool import LIVE, PoolState, down_source
 from actors.core.table import FeatureKey
 
 __all__ = [
@@ -132,7 +132,7 @@ def find_sources(
         elif kind == DOWN_SERVERS:
             for name in others:
                 server = state.servers[name]
-                if server.status == DOWN and (table.majority or server.all_reclaimed):
+                if down_source(server, table):
                     take(DOWN_SERVERS, name, table.allocated(name))
         elif kind == LEADER:
             if leader != taker and state.status(leader) == LIVE:

@@ -216,7 +216,7 @@ def _reclaim_after_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
         server = self.servers.get(entry.server)
         if server is None:
             return pool.Applied(False, "unknown server")
-        return self._take_down(server, everything=False)
+        return self._take_down(server)
 
     mp.setitem(pool._HANDLERS, pool.e.Reclaim, reclaim_anyway)
     return {}

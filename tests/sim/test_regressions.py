@@ -39,6 +39,8 @@ REGRESSIONS: list[tuple[int, str, str | None]] = [
     (216, "S1 risk (S3 seen): an app released a lease and restarted; the new session's resume overtook the "
           "old session's release, which then released the resumed lease (fixed: only the lease's current "
           "session may release it)", None),
+    (307, "S1: `server down` of a stopped server freed its majority-ruled seats while a client still held a "
+          "lease from it (fixed: ServerDown frees only --no-majority seats; the rest follow the fence rules)", None),
     (52, "S2: two fail-over updates in flight; the earlier seated c1's lease at s1, the later handed it on "
          "to s2, and s1 answered c1's heartbeat 'lost' (fixed: HeartbeatAck.moved, the session follows)", None),
 ]
