@@ -266,7 +266,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # leader's entries without the new leader's own (Raft's Figure 8).
     Mutant(16, "older-epoch replicas counted as committed (Figure 8)", _figure_8, first=3,
            overrides={"max_batch": 1}, scenario=lambda seed: figure_8(seed)),
-    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=192),
+    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=42),
     Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin,
            scenario=lambda seed: rejoin_at_reclaim(seed)),
     Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo,
