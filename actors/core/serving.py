@@ -163,7 +163,7 @@ class ClientSide(LeaderDuties):
 
     def on_release(self, ref: ClientRef, msg: c.ReleaseRequest, now: float, ready: Ready) -> None:
         held = self.member.leases.leases.get(msg.lease_id)
-        if held is not None and held.session_id and held.session_id != ref.session_id:
+        if held is not None and held.session_id and msg.session_id and held.session_id != msg.session_id:
             # A restarted app resumed this lease from a new session before its old
             # session's release arrived: the lease is the new session's now.
             ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, False))

@@ -455,7 +455,7 @@ class ClientSessionCore:
 
     def _send_release(self, server: str, lease_id: str, now: float, ready: Ready) -> None:
         self._release_no += 1
-        ready.to(server, ReleaseRequest(self.client_id, lease_id, self._release_no))
+        ready.to(server, ReleaseRequest(self.client_id, lease_id, self._release_no, self.session_id))
 
     # ---- fail-over -------------------------------------------------------------
 

@@ -154,6 +154,9 @@ class ReleaseRequest:
     client_id: str
     lease_id: str
     request_id: int
+    session_id: str = ""
+    """The releasing session: a release from an older session of the same
+    client (an app that restarted and resumed the lease) is ignored."""
 
 
 @dataclass(frozen=True)
