@@ -41,6 +41,11 @@ REGRESSIONS: list[tuple[int, str, str | None]] = [
           "session may release it)", None),
     (307, "S1: `server down` of a stopped server freed its majority-ruled seats while a client still held a "
           "lease from it (fixed: ServerDown frees only --no-majority seats; the rest follow the fence rules)", None),
+    (4712, "S3: s3 released c1's lease while cut off, then was fenced, crashed and restarted; the release "
+           "never reached the registry, so the lease id stayed live there past the S3 bound (seat leak)",
+     "open: found by the 10,000-seed run, not yet fixed"),
+    (4971, "L1: in the quiet tail s5 stayed fenced with one unused seat, and a checkout was denied NO_SEATS",
+     "open: found by the 10,000-seed run, not yet fixed"),
     (52, "S2: two fail-over updates in flight; the earlier seated c1's lease at s1, the later handed it on "
          "to s2, and s1 answered c1's heartbeat 'lost' (fixed: HeartbeatAck.moved, the session follows)", None),
 ]
