@@ -54,6 +54,17 @@ def _feature_ok(status: Any) -> list[str]:
     return problems
 
 
+def _wait_until_held(pool: Any, lease_id: str, timeout: float = 10.0) -> tuple[set[str], list[str]]:
+    """``_held_by_servers`` once ``lease_id`` shows in a server's table (a lease
+    that failed over while its server was down may still be on its way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held, silent = _held_by_servers(pool)
+        if (lease_id in held and not silent) or time.monotonic() > deadline:
+            return held, silent
+        time.sleep(0.2)
+
+
 def _held_by_servers(pool: Any, registry: set[str] | None = None) -> tuple[set[str], list[str]]:
     """Lease ids in the servers' own lease tables, and who did not answer.  Ids
     in the committed registries (a lease on its way between servers) are added
@@ -186,7 +197,7 @@ def test_torn_journal_flipped_snapshot_and_hostile_pickle_through_the_real_start
     dropped = [line for line in log.splitlines() if "dropping 58 bytes" in line]
     assert dropped, "no log line says what was dropped"
     assert str(data / JOURNAL) in dropped[-1] and "runs past the end of the file" in dropped[-1]
-    held, silent = _held_by_servers(pool)
+    held, silent = _wait_until_held(pool, auth.lease_id)
     assert not silent and auth.lease_id in held
     assert not auth.lost.is_set(), auth.lost_reason
 
@@ -222,7 +233,7 @@ def test_torn_journal_flipped_snapshot_and_hostile_pickle_through_the_real_start
     # The good file back: the server starts and holds the lease again.
     (data / SNAPSHOT).write_bytes(good)
     _restart(pool, name, incarnation)
-    held, silent = _held_by_servers(pool)
+    held, silent = _wait_until_held(pool, auth.lease_id)
     assert not silent and auth.lease_id in held
     assert not marker.exists()
 
