@@ -49,7 +49,7 @@ from actors.protocol.raft import SyncReply
 from actors.shell.book import AddressBook
 from actors.shell.flow import SyncWindow
 from actors.shell.persistence import NodeStore
-from actors.shell.resolver import Resolver
+from actors.shell.resolver import Resolver, ask_for_stale
 from actors.shell.system import SERVER_GLOBAL_NAME, kill_own_family, process_alive, process_start_time
 from actors.shell.views import node_settings, sessions_reply, status_reply
 
@@ -134,7 +134,7 @@ class LicenseServer(ActorTypeDispatcher):
         self.resolver = self.createActor(Resolver)
         targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in cfg.servers if s.name != msg.name)
         self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, cfg.timing.failure_timeout))
-        self._resolve_stale(time.monotonic())
+        ask_for_stale(self, self.book, self.resolver, time.monotonic())
 
     def _open_store(self) -> NodeStore:
         """The server's durable store, ``data_dir/<name>/`` (the shell crash tests inject a storage double)."""
@@ -298,7 +298,7 @@ class LicenseServer(ActorTypeDispatcher):
             self.wakeupAfter(timedelta(seconds=max(0.0, wake_at - now)), payload=(_TICK, self.wake_gen))
 
     def _housekeeping(self, now: float) -> None:
-        self._resolve_stale(now)
+        ask_for_stale(self, self.book, self.resolver, now)
         if now >= self.next_watch:
             self.next_watch = now + 0.5
             pid, start = self.launcher
@@ -307,12 +307,6 @@ class LicenseServer(ActorTypeDispatcher):
                                 self.name, pid)
                 kill_own_family()
             self.clients = {k: v for k, v in self.clients.items() if now - v[1] < _CLIENT_IDLE}
-
-    def _resolve_stale(self, now: float) -> None:
-        if self.book is not None and self.resolver is not None:
-            stale = self.book.stale(now)
-            if stale:
-                self.send(self.resolver, a.Resolve(stale))
 
     # ---- carrying out a Ready: persist, then send, then wake up ------------------------
 

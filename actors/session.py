@@ -39,7 +39,7 @@ from actors.core.timing import Timing
 from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.shell.book import AddressBook
-from actors.shell.resolver import Resolver
+from actors.shell.resolver import Resolver, ask_for_stale
 from actors.shell.system import SERVER_GLOBAL_NAME, process_alive
 
 __all__ = ["ClientSession"]
@@ -78,7 +78,7 @@ class ClientSession(ActorTypeDispatcher):
             self.book = AddressBook(names, timing.failure_timeout)
             self.resolver = self.createActor(Resolver)
             self.send(self.resolver, a.ResolverStart(msg.servers, SERVER_GLOBAL_NAME, timing.failure_timeout))
-            self._resolve_stale(time.monotonic())
+            ask_for_stale(self, self.book, self.resolver, time.monotonic())
             self._schedule(None, time.monotonic())
         self.send(sender, a.SessionReady(msg.session_id))
 
@@ -166,7 +166,7 @@ class ClientSession(ActorTypeDispatcher):
         self.wake_due = float("inf")
         now = time.monotonic()
         self._watch_app(now)
-        self._resolve_stale(now)
+        ask_for_stale(self, self.book, self.resolver, now)
         core = self.core
         if core is not None:
             self._run(lambda t: core.tick(t))
@@ -189,12 +189,6 @@ class ClientSession(ActorTypeDispatcher):
                            self.start.session_id, self.start.app_pid)
             # Thespian's setsid made this system's processes one group of their own.
             os.killpg(os.getpgrp(), signal.SIGKILL)
-
-    def _resolve_stale(self, now: float) -> None:
-        if self.book is not None and self.resolver is not None:
-            stale = self.book.stale(now)
-            if stale:
-                self.send(self.resolver, a.Resolve(stale))
 
     # ---- carrying out a Ready ----------------------------------------------------------
 

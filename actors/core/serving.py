@@ -148,10 +148,10 @@ class ClientSide(LeaderDuties):
             (servable if lease is None or self.serve_problem(table, now) is None else refused).append(lid)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
-        moved = tuple((lid, to) for lid in lost if (to := self._moved_to(lid)) is not None)
-        gone = tuple(lid for lid in lost if lid not in dict(moved))
+        moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
+        gone = tuple(lid for lid in lost if lid not in moved)
         ready.to(ref, c.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
-                                     self.timing.lease_ttl, moved))
+                                     self.timing.lease_ttl, tuple(moved.items())))
 
     def _moved_to(self, lease_id: str) -> str | None:
         """Where a lease I no longer hold was handed over to (in flight or committed)."""

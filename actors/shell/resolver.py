@@ -35,9 +35,17 @@ from thespian.system.messages.status import Thespian_StatusReq, Thespian_SystemS
 from actors.protocol.admin import PeerResolved, Resolve, ResolverStart
 from actors.shell.system import admin_address
 
-__all__ = ["Resolver"]
+__all__ = ["Resolver", "ask_for_stale"]
 
 _TICK = "licpool-resolver-tick"
+
+
+def ask_for_stale(actor: Any, book: Any, resolver: Any, now: float) -> None:
+    """Have ``resolver`` look up again every peer ``book`` has not heard from lately."""
+    if book is not None and resolver is not None:
+        stale = book.stale(now)
+        if stale:
+            actor.send(resolver, Resolve(stale))
 
 
 class Resolver(ActorTypeDispatcher):
