@@ -180,6 +180,21 @@ class Member:
             self.leases.revoke(entry.lease_id)
         return applied, consents
 
+    def missing_consents(self) -> list[Consent]:
+        """Decide the transfers this server gives whose intent it never applied:
+        a snapshot install skips the entries, so the intent arrives already in
+        ``pool.transfers`` (seed 4971: the giver never answered and was fenced).
+        The allocation in the snapshot is already cut, which is what
+        ``_consent`` assumes."""
+        return [
+            self._consent(e.TransferIntent(
+                t.transfer_id, t.feature, t.version, t.giver, t.taker, t.count,
+                lease_id=t.lease_id, client_id=t.client_id, client_seq=t.client_seq, reason=t.reason,
+            ))
+            for t in self.pool.transfers.values()
+            if t.giver == self.name and t.transfer_id not in self.consents
+        ]
+
     def _consent(self, intent: e.TransferIntent) -> Consent:
         if intent.transfer_id in self.consents:
             # Already decided (and persisted): a replayed apply never re-decides.

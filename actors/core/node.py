@@ -197,9 +197,12 @@ class ServerNode(ClientSide):
             self.raft.catch_up(msg.sender, now, ready)
         self.reset_book()
         self.book.incarnations[msg.sender] = msg.incarnation
-        if self.raft.leader_active(now):
+        if self.raft.leader_active(now) and self.pool.servers[msg.sender].incarnation == msg.incarnation:
+            # Check the incarnation first: on_report books the report as proposed,
+            # and a report booked but never proposed is never proposed again
+            # (seeds 4712, 6246: a release made while fenced leaked its seat).
             entry = self.on_report(msg.report)
-            if entry is not None and self.pool.servers[msg.sender].incarnation == msg.incarnation:
+            if entry is not None:
                 self.propose([entry], ready)
 
     def _on_install_snapshot(self, msg: r.InstallSnapshot, now: float, ready: Ready) -> None:
@@ -220,6 +223,9 @@ class ServerNode(ClientSide):
         elif msg.state:
             self._install(msg.last_index, msg.last_epoch, msg.state, checked[0] if checked else None)
             ready.persist.append(("install", msg.last_index, msg.last_epoch, msg.state))
+            for consent in self.member.missing_consents():
+                ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
+                ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
         ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
                                          self.settings.settings_hash))

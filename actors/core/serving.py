@@ -256,6 +256,8 @@ class ClientSide(LeaderDuties):
     # ---- transfers this server gives (claim 33) ----------------------------------------
 
     def on_transfer_request(self, msg: p.TransferRequest, ready: Ready) -> None:
+        if msg.transfer_id not in self.member.consents:
+            self.member.missing_consents()
         given = self.member.consents.get(msg.transfer_id)
         if given is not None:
             ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, msg.transfer_id, given))

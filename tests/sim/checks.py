@@ -142,6 +142,12 @@ class Checker:
         if lease_id in w.forced:
             self.stats["S2 exempt: force-released"] += 1
             return
+        if lease_id in client.released:
+            # The app released it, then restarted from a stale file that still
+            # listed it: the resume can win the race with the release, and the
+            # release, when it lands, rightly ends the lease (seed 7946).
+            self.stats["S2 exempt: released by the app itself"] += 1
+            return
         deadline = client.deadlines.get(lease_id)
         placed = client.placed.get(lease_id, [])
         if deadline is None or not placed:
