@@ -1,0 +1,81 @@
+"""ServerNode bugs found by the 10,000-schedule simulator run, pinned as
+single-node unit tests with a fake clock (the seeds stay in
+tests/sim/test_regressions.py; these name the exact rule)."""
+
+from __future__ import annotations
+
+from actors.core.pool import PoolState
+from actors.protocol import entries as e
+from actors.protocol import pool as p
+from actors.protocol import raft as r
+from tests.factories import verify
+from tests.unit.test_node_smoke import started_pool
+
+
+def _release_report(server: str, seq: int) -> e.LeaseReport:
+    change = e.LeaseChange(seq, "release", f"{server}.1.1", "c1", "cad", "2.0")
+    return e.LeaseReport(server, (change,), watermark=0, generation=0)
+
+
+def _reply(leader: object, follower: str, incarnation: int, report: e.LeaseReport) -> r.SyncReply:
+    raft = leader.raft  # type: ignore[attr-defined]
+    return r.SyncReply(follower, raft.term, True, raft.log.last_index, raft.round, 0, 0, incarnation, "", report)
+
+
+def test_a_report_from_a_restarted_server_waits_for_its_rejoin_and_is_proposed_after_it() -> None:
+    """Seeds 4712 and 6246: the leader booked a report as proposed, then dropped
+    it because the sender's new incarnation had not rejoined yet; the booked
+    sequence number blocked the report for ever, and its release leaked a seat."""
+    net = started_pool(6)
+    leader = net.leader()
+    follower = next(n for n in net.nodes if n != leader.name)
+    known = leader.pool.servers[follower].incarnation
+    report = _release_report(follower, seq=99)
+
+    early = leader.receive(follower, _reply(leader, follower, known + 1, report), net.now)
+    assert leader.book.report_proposed.get(follower, 0) < 99
+    assert not any(isinstance(x.entry, e.LeaseReport) for x in leader.raft.log.entries[-1:]), early
+
+    leader.receive(follower, _reply(leader, follower, known, report), net.now)
+    assert leader.book.report_proposed[follower] == 99
+    assert leader.raft.log.entries[-1].entry == report
+
+
+def test_a_giver_that_learns_its_transfer_from_a_snapshot_consents_at_once() -> None:
+    """Seed 4971: a snapshot install skips the TransferIntent entry, so the giver
+    never decided its consent; the leader stopped renewing it and fenced it."""
+    net = started_pool(6)  # 2 / 2 / 2, nothing in use
+    leader = net.leader()
+    giver = next(n for n in net.nodes if n != leader.name)
+    node = net.nodes[giver]
+    shadow = PoolState.from_plain(leader.pool.to_plain())
+    intent = e.TransferIntent("9.1", "cad", "2.0", giver, leader.name, 1)
+    assert shadow.apply(intent, leader.applied + 1, leader.raft.term, verify).ok
+    snapshot = r.InstallSnapshot(leader.name, leader.raft.term, leader.applied + 1, leader.raft.term,
+                                 shadow.to_plain(), leader.raft.round)
+
+    ready = node.receive(leader.name, snapshot, net.now)
+    confirms = [out.msg for out in ready.send if isinstance(out.msg, p.TransferConfirm)]
+    assert [(m.transfer_id, m.given) for m in confirms] == [("9.1", 1)]
+    assert node.member.consents == {"9.1": 1}
+    # Asked again (the confirm was lost): the same, persisted answer.
+    again = node.receive(leader.name, p.TransferRequest(leader.name, leader.raft.term, "9.1", "cad", "2.0", 1),
+                         net.now)
+    assert [(o.msg.transfer_id, o.msg.given) for o in again.send if isinstance(o.msg, p.TransferConfirm)] \
+        == [("9.1", 1)]
+
+
+def test_a_transfer_request_decides_a_consent_missed_before_a_restart() -> None:
+    """The same gap after a restart that replayed the install but not a consent:
+    the next TransferRequest decides it."""
+    net = started_pool(6)
+    leader = net.leader()
+    giver = next(n for n in net.nodes if n != leader.name)
+    node = net.nodes[giver]
+    intent = e.TransferIntent("9.2", "cad", "2.0", giver, leader.name, 1)
+    assert node.member.pool.apply(intent, node.applied + 1, leader.raft.term, verify).ok
+    assert "9.2" not in node.member.consents
+    ready = node.receive(leader.name, p.TransferRequest(leader.name, leader.raft.term, "9.2", "cad", "2.0", 1),
+                         net.now)
+    assert [(o.msg.transfer_id, o.msg.given) for o in ready.send if isinstance(o.msg, p.TransferConfirm)] \
+        == [("9.2", 1)]
