@@ -32,6 +32,7 @@ from typing import Any, Literal
 from thespian.actors import Actor, ActorExitRequest, ActorSystem
 
 from actors import logs, wire
+from actors.shell.system import free_port
 
 __all__ = ["Echo", "echo_asks_per_second", "machine"]
 
@@ -70,21 +71,12 @@ def machine() -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _echo_system(admin_port: int | None, allowlist: bool) -> Iterator[tuple[Any, Any, int]]:
     if allowlist:
         wire.install()
     wire.restrict_bind(LOOPBACK)
-    port = admin_port or _free_port()
+    port = admin_port or free_port(LOOPBACK)
     asys = ActorSystem(
         "multiprocTCPBase",
         {"Admin Port": port},

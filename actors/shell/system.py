@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
@@ -85,11 +86,36 @@ def route_ip(host: str, port: int) -> str:
             return "127.0.0.1"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for automatically bound ports (Linux; else its default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, chosen outside the kernel's ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` is one it may hand out again at
+    once: a Thespian system started a moment earlier binds an ephemeral port
+    for every actor, and one of them can take the port chosen for the next
+    server before that server binds it (seen in CI: a pool's second server
+    never started).  Ports outside the range are never handed out on their own.
+    """
+    low, high = _ephemeral_range()
+    spans = [(max(1024, low - 10_000), low), (high + 1, 65_536)]
+    span = max(spans, key=lambda s: s[1] - s[0])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(*span) if span[1] - span[0] > 100 else 0
+        if port and port_is_free(host, port):
+            return port
+    with socket.socket() as s:  # no room outside the range: take the kernel's pick
         s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        picked: int = s.getsockname()[1]
+        return picked
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -136,10 +136,10 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port outside the ephemeral range (``actors.shell.system.free_port``)."""
+    from actors.shell.system import free_port as pick
+
+    return pick(LOOPBACK)
 
 
 def _kill(pids: set[int]) -> None:
@@ -391,7 +391,17 @@ class PoolHarness:
             if last is not None and predicate(last):
                 return last
             time.sleep(0.05)
-        pytest.fail(f"timed out after {timeout} s waiting for {what}; last status: {last}")
+        pytest.fail(f"timed out after {timeout} s waiting for {what}; last status: {last}\n{self.diagnosis()}")
+
+    def diagnosis(self) -> str:
+        """Each server process: running or its exit code, and its launcher output's tail."""
+        lines = []
+        for name, proc in self.procs.procs.items():
+            state = "running" if proc.poll() is None else f"exited {proc.returncode}"
+            out = self.root / "out" / f"{name}.out"
+            tail = out.read_text(errors="replace").splitlines()[-5:] if out.exists() else []
+            lines.append(f"{name}: {state}" + "".join(f"\n    {line}" for line in tail))
+        return "\n".join(lines)
 
     def wait_formed(self, timeout: float = 20.0, up: tuple[str, ...] | None = None) -> Any:
         expect = set(up or self.names)
