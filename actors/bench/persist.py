@@ -36,6 +36,7 @@ from actors.persist import DirStorage, Storage
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.shell.persistence import NodeStore
+from actors.shell.remote import sign_admin
 from actors.shell.views import node_settings
 
 __all__ = ["NoSyncStorage", "main"]
@@ -124,8 +125,8 @@ def _serving(cfg: Any, store: NodeStore, code: str | None, group: int = 1) -> Dr
     driver.run_until(lambda: driver.node.raft.is_leader and driver.node.rejoined())
     if code is not None:
         admin = ClientRef("admin")
-        driver.carry(driver.node.from_client(admin, p.AddLicenseCode("bench", 0, "r1", code), time.monotonic()),
-                     flush=True)
+        change = sign_admin(cfg, p.AddLicenseCode("bench", 0, "r1", code))
+        driver.carry(driver.node.from_client(admin, change, time.monotonic()), flush=True)
         driver.run_until(lambda: bool(driver.node.pool.features))
     return driver
 
@@ -188,9 +189,8 @@ def _grant_directly(driver: Driver, leases: int) -> None:
     per fsync, then let the leader commit its own lease report, so that the
     registry holds them too.
 
-    Not through ``from_client``: the core scans every lease for the next expiry
-    on each message (``ServerNode._finish``), which makes building 100,000
-    leases by checkouts quadratic (about half an hour here).
+    Not through ``from_client``: 100,000 checkouts with one fsync each would
+    take minutes and measure the disk, not the state.
     """
     node = driver.node
     now = time.monotonic()
@@ -201,6 +201,25 @@ def _grant_directly(driver: Driver, leases: int) -> None:
         if i % 1000 == 999 or i == leases - 1:
             driver.carry(Ready(persist=[("lease", op) for op in node.member.drain()]), flush=True)
     driver.run_until(lambda: len(node.pool.registry.leases) >= leases, timeout=600.0)
+
+
+def core_cost(base: Path, held: int, ops: int = 500) -> float:
+    """Microseconds of core work per checkout while ``held`` leases are held
+    (``from_client`` alone: no disk, no network)."""
+    root = Path(tempfile.mkdtemp(prefix="core-", dir=base))
+    cfg, code = _one_server_pool(root, held + ops + 10)
+    store = NodeStore(cfg.data_dir / "s1", compact_every_records=10**9)
+    driver = _serving(cfg, store, code)
+    if held:
+        _grant_directly(driver, held)
+    node = driver.node
+    t0 = time.perf_counter()
+    for i in range(ops):
+        node.from_client(ClientRef(f"k{i}"), c.CheckoutRequest(f"k{i}", f"k{i}", 1, "cad", "2.0"), time.monotonic())
+    seconds = time.perf_counter() - t0
+    store.close()
+    shutil.rmtree(root)
+    return seconds / ops * 1e6
 
 
 def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int]]:
@@ -275,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncheckout throughput, {args.ops} checkouts each (one-server pool, core + NodeStore):")
         for label, rate, syncs in throughput(base, args.ops):
             print(f"  {label:<45} {rate:>9,.0f} checkouts/s  ({syncs} fsyncs)")
+        print("\ncore work per checkout (ServerNode.from_client alone, no disk), by leases already held:")
+        for held in (0, args.leases):
+            print(f"  {held:>7,} leases held: {core_cost(base, held):>7,.0f} µs")
         print("\ncompaction pause (node.snapshot() + write, fsync, rename, fsync dir; the actor handles nothing "
               "meanwhile):")
         for size, seconds, size_b in _pauses(base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]):

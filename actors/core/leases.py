@@ -18,6 +18,7 @@ Pure: times are passed in (the shell's monotonic clock), nothing is read.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,12 @@ class LocalLeases:
     """Journal records of every durable change since the last drain (renewals
     are not durable: restored leases get a fresh ``lease_ttl`` instead)."""
     _held: Counter[FeatureKey] = field(default_factory=Counter, repr=False)
+    _expiry: list[tuple[float, str]] = field(default_factory=list, repr=False, compare=False)
+    """Min-heap of (expires_at, lease id), checked lazily: an expiry only ever
+    grows while a lease is held (``restart`` rebuilds the heap), so a stale
+    entry is re-pushed at its lease's current expiry when it reaches the top,
+    and an entry of a lease gone is dropped there.  The next wake-up and
+    ``expire`` cost O(log n), not a scan of every lease per message."""
 
     # ---- queries -------------------------------------------------------------
 
@@ -148,11 +155,27 @@ class LocalLeases:
         self.ops.append(("release", lease_id))
         return True
 
+    def next_expiry(self) -> float | None:
+        """The earliest grantor-side expiry of a lease held here."""
+        heap = self._expiry
+        while heap:
+            at, lease_id = heap[0]
+            lease = self.leases.get(lease_id)
+            if lease is None:
+                heapq.heappop(heap)
+            elif lease.expires_at != at:
+                heapq.heapreplace(heap, (lease.expires_at, lease_id))
+            else:
+                return at
+        return None
+
     def expire(self, now: float) -> list[LocalLease]:
         """Drop every lease whose grantor-side expiry has passed."""
-        gone = [lease for lease in self.leases.values() if lease.expires_at <= now]
-        for lease in gone:
+        gone = []
+        while (at := self.next_expiry()) is not None and at <= now:
+            lease = self.leases[heapq.heappop(self._expiry)[1]]
             self._expire_one(lease)
+            gone.append(lease)
         return gone
 
     def _expire_one(self, lease: LocalLease) -> None:
@@ -249,12 +272,15 @@ class LocalLeases:
         """After loading a snapshot: every lease gets one fresh ``hold``."""
         for lease in self.leases.values():
             lease.expires_at = now + hold
+        self._expiry = [(lease.expires_at, lease_id) for lease_id, lease in self.leases.items()]
+        heapq.heapify(self._expiry)
 
     # ---- internals -------------------------------------------------------------
 
     def _add(self, lease: LocalLease) -> None:
         self.leases[lease.lease_id] = lease
         self._held[lease.key] += 1
+        heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
 
     def _remove(self, lease: LocalLease) -> None:
         del self.leases[lease.lease_id]

@@ -345,8 +345,9 @@ class ServerNode(ClientSide):
         for op in self.member.drain():
             ready.persist.append(("lease", op))
         wake = self.raft.next_wake(now)
-        if self.member.leases.leases:
-            wake = min(wake, min(lease.expires_at for lease in self.member.leases.leases.values()))
+        expiry = self.member.leases.next_expiry()
+        if expiry is not None:
+            wake = min(wake, expiry)
         if self.waiting:
             wake = min(wake, now + self.timing.heartbeat_interval)
         if self.raft.is_leader:

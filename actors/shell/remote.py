@@ -30,9 +30,15 @@ from actors.shell.system import (
     stop_system,
 )
 
-__all__ = ["PoolLink", "status_json"]
+__all__ = ["PoolLink", "sign_admin", "status_json"]
 
 _RETRY_ERRORS = ("no leader is known yet", "no active leader yet")
+
+
+def sign_admin(cfg: PoolConfig, msg: Any) -> Any:
+    """``msg`` signed with the config's admin key, now, with a fresh nonce."""
+    key = adminauth.derive_admin_key(cfg.admin_secret(), cfg.name)
+    return adminauth.sign(key, msg, time.time(), os.urandom(16).hex())
 
 
 class PoolLink:
@@ -140,8 +146,7 @@ class PoolLink:
         """``msg`` signed with the config's admin key, now, with a fresh nonce
         (``actors.core.adminauth``); ``ConfigError`` if the key file is missing,
         unreadable or too short."""
-        key = adminauth.derive_admin_key(self.cfg.admin_secret(), self.cfg.name)
-        return adminauth.sign(key, msg, time.time(), os.urandom(16).hex())
+        return sign_admin(self.cfg, msg)
 
     def admin(self, make: Any, *, timeout: float = 10.0, sign: bool = True) -> p.AdminReply:
         """Send an admin change (``make(request_id)`` builds it) to the leader if
