@@ -40,6 +40,10 @@ __all__ = ["Authorization", "DenyReason", "LicenseClient", "LicenseDenied"]
 LostCallback = Callable[["Authorization"], None]
 _ASK = 5.0
 """Seconds to wait for the local session on calls that do not wait for a server."""
+_TRANSIENT = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
+"""Denials a checkout waits out (within its timeout): the pool is between leaders."""
+_RETRY_FIRST, _RETRY_MAX = 0.2, 1.0
+"""Seconds between checkout attempts while the denials are transient (doubling)."""
 
 
 class LicenseDenied(Exception):
@@ -164,11 +168,32 @@ class LicenseClient:
                  on_lost: LostCallback | None = None, lease_id: str | None = None) -> Authorization:
         """One seat of (feature, version), or ``LicenseDenied``.  ``feature`` may be
         written ``FEATURE:VERSION``.  ``lease_id`` resumes a lease this client
-        holds (after a restart of the app): never a second seat."""
+        holds (after a restart of the app): never a second seat.
+
+        While every server answers ``NOT_SERVING`` or ``NO_MAJORITY`` (a leader
+        change, a partition healing) the checkout is asked again, with a
+        growing pause, until ``timeout`` runs out; the last such answer is
+        raised only then.  Every other denial is raised at once."""
         if not version:
             feature, _, version = feature.partition(":")
         if not feature or not version:
             raise ValueError("checkout needs a feature and a version (or 'FEATURE:VERSION')")
+        deadline = time.monotonic() + timeout
+        pause = _RETRY_FIRST
+        while True:
+            try:
+                return self._checkout_once(feature, version, deadline - time.monotonic(), on_lost, lease_id)
+            except LicenseDenied as denied:
+                if denied.reason not in _TRANSIENT or time.monotonic() + pause >= deadline:
+                    raise
+                logger.debug("checkout of {}:{} denied {}; asking again in {:.2f} s", feature, version,
+                             denied.reason.value, pause)
+            if self._closing.wait(pause):
+                raise RuntimeError("the LicenseClient is closed")
+            pause = min(2 * pause, _RETRY_MAX)
+
+    def _checkout_once(self, feature: str, version: str, timeout: float, on_lost: LostCallback | None,
+                       lease_id: str | None) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
         request_id = next(self._ids)

@@ -8,6 +8,7 @@ A client holds a lease through all of it without doing anything.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from typing import Any
 
@@ -107,3 +108,42 @@ def test_a_server_stopped_for_two_failure_timeouts_comes_back(licpool_pool: Any)
     assert auth.deadline >= time.monotonic() + t.lease_ttl * 0.8
     print(f"\nleader {leader} SIGSTOPped {stall:.1f} s: a new leader after {elected:.3f} s; all servers up "
           f"{back:.3f} s after SIGCONT; the lease is at {auth.server}")
+
+
+def test_a_checkout_waits_out_a_lost_majority_within_its_timeout(licpool_pool: Any) -> None:
+    """With two of three servers stopped, the third answers NO_MAJORITY; the
+    checkout keeps asking and is granted once one of them is back."""
+    pool = licpool_pool()
+    leader = pool.wait_formed().leader
+    pool.add_license(pool.license(10))
+    stopped = [n for n in pool.names if n != "s3"]
+    for name in stopped:
+        pool.procs.signal(name, signal.SIGSTOP)
+    try:
+        # s3's serving lease runs out: it now denies every checkout.
+        pool.wait_status(lambda s: not s.serving, 10.0, "s3 to stop serving", name="s3")
+        client = pool.client("ws-wait", prefer="s3")
+        back_at: list[float] = []
+
+        def resume() -> None:
+            back_at.append(time.monotonic())
+            pool.procs.signal(stopped[0], signal.SIGCONT)
+
+        timer = threading.Timer(1.5, resume)
+        timer.start()
+        t0 = time.monotonic()
+        try:
+            auth = client.checkout("cad:2.0", timeout=20.0)
+        finally:
+            timer.cancel()
+            timer.join()
+        granted_at = time.monotonic()
+        granted = granted_at - t0
+    finally:
+        for name in stopped:
+            pool.procs.signal(name, signal.SIGCONT)
+    # Without the retry the first NO_MAJORITY is raised at once, before the timer fires.
+    assert back_at and back_at[0] <= granted_at, "granted while no majority was up"
+    assert auth.lease_id and not auth.lost.is_set()
+    print(f"\n{' and '.join(stopped)} SIGSTOPped (the leader was {leader}): a checkout at s3 was granted by "
+          f"{auth.server} {granted:.3f} s after it was asked, {granted - 1.5:.3f} s after {stopped[0]} resumed")
