@@ -42,7 +42,7 @@ _ASK = 5.0
 """Seconds to wait for the local session on calls that do not wait for a server."""
 _TRANSIENT = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
 """Denials a checkout waits out (within its timeout): the pool is between leaders."""
-_RETRY_FIRST, _RETRY_MAX = 0.2, 1.0
+_RETRY_FIRST, _RETRY_MAX = 0.1, 0.5
 """Seconds between checkout attempts while the denials are transient (doubling)."""
 
 
