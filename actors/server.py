@@ -46,6 +46,7 @@ from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.protocol.raft import SyncReply
+from actors.shell import peerauth
 from actors.shell.book import AddressBook
 from actors.shell.flow import SyncWindow
 from actors.shell.persistence import NodeStore
@@ -102,6 +103,7 @@ class LicenseServer(ActorTypeDispatcher):
         self.launcher = (0, 0)
         self.next_watch = 0.0
         self.dropped_sends = 0
+        self.peer_key = b""
         self.exiting = False
         self.window = SyncWindow(window=2, max_hold=0.25)
         self.window_term = -1
@@ -125,6 +127,7 @@ class LicenseServer(ActorTypeDispatcher):
         cfg = load_config(msg.config_path)
         settings = node_settings(cfg, msg.name)
         self.cfg, self.name = cfg, msg.name
+        self.peer_key = peerauth.derive_peer_key(cfg.admin_secret(), cfg.name)
         self.launcher = (msg.launcher_pid, process_start_time(msg.launcher_pid) if msg.launcher_pid else 0)
         peers = tuple(s for s in cfg.server_names if s != msg.name)
         self.book = AddressBook(peers, cfg.timing.failure_timeout)
@@ -192,6 +195,9 @@ class LicenseServer(ActorTypeDispatcher):
             logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender,
                            env.pool)
             return
+        if not peerauth.genuine(self.peer_key, env):
+            self._refuse_peer(env, sender)
+            return
         now = time.monotonic()
         if self.book.learn(env.sender, env.address, now):
             logger.info("server {}: {} is at {}", self.name, env.sender, env.address)
@@ -205,14 +211,28 @@ class LicenseServer(ActorTypeDispatcher):
         node = self.node
         self._run(lambda t: node.receive(env.sender, env.body, t))
 
+    def _refuse_peer(self, env: a.PeerEnvelope, sender: Any) -> None:
+        """A well-formed envelope of our pool that no server of it sealed: a
+        forgery, or a server whose admin key file differs from ours."""
+        logger.warning("server {}: dropped a {} claiming to be from {} (wrong MAC; is its admin key file the same "
+                       "as ours?)", self.name, type(env.body).__name__, env.sender)
+        try:
+            logs.audit("peer_refused", node=self.name, claimed=env.sender, message=type(env.body).__name__,
+                       origin=str(sender)[:100])
+        except Exception as exc:  # an audit line must never stop the server
+            logger.warning("server {}: audit of a refused peer message failed: {}", self.name, exc)
+
+    def _seal(self, body: Any) -> a.PeerEnvelope:
+        assert self.cfg is not None
+        return peerauth.seal(self.peer_key, self.cfg.name, self.name, self.myAddress, body)
+
     def receiveMsg_PeerResolved(self, msg: a.PeerResolved, sender: Any) -> None:
         if self.book is None or self.node is None or self.cfg is None:
             return
         now = time.monotonic()
         if self.book.learn(msg.name, msg.address, now, resolved=True):
             logger.info("server {}: found {} at {}", self.name, msg.name, msg.address)
-            self.send(msg.address, a.PeerEnvelope(self.cfg.name, self.name, self.myAddress,
-                                                  a.PeerHello(self.node.raft.incarnation)))
+            self.send(msg.address, self._seal(a.PeerHello(self.node.raft.incarnation)))
 
     # ---- messages from client sessions and the CLI --------------------------------
 
@@ -374,7 +394,7 @@ class LicenseServer(ActorTypeDispatcher):
                 self.dropped_sends += 1  # not found yet: the core retries on its own timers
                 continue
             self.book.sent(name, now)
-            envelope = a.PeerEnvelope(self.cfg.name, self.name, self.myAddress, msg)
+            envelope = self._seal(msg)
             if self.leader_role is not None:
                 fanout.append(a.Addressed(address, envelope))
             else:

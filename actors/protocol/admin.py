@@ -100,14 +100,17 @@ class PeerEnvelope:
 
     ``address`` is the sending LicenseServer's own actor address, so every
     message announces where its sender lives now (after a restart it changes).
-    A receiver drops envelopes of another pool.  Reply: what ``body``'s own
-    docstring says, in an envelope too.
+    A receiver drops envelopes of another pool, and envelopes whose ``mac``
+    is wrong.  Reply: what ``body``'s own docstring says, in an envelope too.
     """
 
     pool: str
     sender: str
     address: Any
     body: Any
+    mac: str = ""
+    """HMAC of the rest under the pool's peer key (``actors.shell.peerauth``):
+    an envelope without the right one is dropped and audited."""
 
 
 @dataclass(frozen=True)

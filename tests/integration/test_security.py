@@ -39,6 +39,7 @@ import pytest
 from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
+from actors.shell.peerauth import derive_peer_key, seal
 from tests.integration.test_wire import (
     ACK,
     ACK_DATAERR,
@@ -302,22 +303,31 @@ def test_cli_admin_changes_are_signed_and_bad_ones_refused_with_one_line(licpool
         assert isinstance(again, p.AdminReply) and not again.ok and "replayed" in again.error, (to, again)
     assert _feature(pool.status()).total == 15
 
-    # A forged forward straight to the leader (as if from the follower): the leader checks too.
-    forged = a.PeerEnvelope(pool.cfg.name, follower, pool.link.resolve(follower),
-                            p.DeclareServerDown(follower, 99, "f1", follower))
-    pool.link.asys.tell(pool.link.resolve(leader), forged)
-    audit_file = pool.cfg.data_dir / leader / "audit.jsonl"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        records = [json.loads(x) for x in audit_file.read_text().splitlines()]
-        if any(r.get("event") == "admin_refused" and r.get("hop") == "leader" for r in records):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"no admin_refused audit record at the leader {leader}")
+    # A forged forward straight to the leader (as if from the follower), without the
+    # peer MAC: dropped before anything reads it.
+    change = p.DeclareServerDown(follower, 99, "f1", follower)
+    follower_at = pool.link.resolve(follower)
+    pool.link.asys.tell(pool.link.resolve(leader), a.PeerEnvelope(pool.cfg.name, follower, follower_at, change))
+    _wait_audit(pool.cfg.data_dir / leader / "audit.jsonl",
+                lambda r: r.get("event") == "peer_refused" and r.get("claimed") == follower, "peer_refused")
+    # Sealed with the peer key (someone who holds the admin key file), but the change
+    # itself is unsigned: the leader checks the admin signature too.
+    key = derive_peer_key(pool.cfg.admin_secret(), pool.cfg.name)
+    pool.link.asys.tell(pool.link.resolve(leader), seal(key, pool.cfg.name, follower, follower_at, change))
+    _wait_audit(pool.cfg.data_dir / leader / "audit.jsonl",
+                lambda r: r.get("event") == "admin_refused" and r.get("hop") == "leader", "admin_refused")
     follower_audit = [json.loads(x) for x in (pool.cfg.data_dir / follower / "audit.jsonl").read_text().splitlines()]
     assert any(r.get("event") == "admin_refused" and r.get("hop") == "received" for r in follower_audit)
     assert all(s.status == "live" for s in pool.status().servers)
+
+
+def _wait_audit(path: Any, match: Any, what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(match(json.loads(x)) for x in path.read_text().splitlines()):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no {what} audit record in {path}")
 
 
 def test_garbage_frames_keep_an_admin_and_its_logger_alive(actor_systems: Any) -> None:

@@ -8,7 +8,6 @@ admin changes, checkout, borrow, fail-over, restart from the journal.
 from __future__ import annotations
 
 import heapq
-import itertools
 from typing import Any
 
 from actors.core.effects import ClientRef, Ready
@@ -29,12 +28,14 @@ class Net:
     def __init__(self, servers: tuple[str, ...] = SERVERS) -> None:
         self.now = 0.0
         self.queue: list[tuple[float, int, str, Any]] = []
-        self.seq = itertools.count()
+        # Plain iterators, not itertools.count: the fuzz tests deepcopy a Net, and
+        # copying an itertools object is deprecated (gone in Python 3.14).
+        self.seq = iter(range(1 << 62))
         self.nodes: dict[str, ServerNode] = {}
         self.durable: dict[str, list[Any]] = {}
         self.inbox: dict[str, list[Any]] = {}
         self.down: set[str] = set()
-        nonces = itertools.count()
+        nonces = iter(range(1 << 62))
         self.settings = {
             name: NodeSettings(name, servers, Timing(), verify, LEASE_KEY,
                                nonce=lambda: next(nonces).to_bytes(8, "big"), today=lambda: "2026-11-28")

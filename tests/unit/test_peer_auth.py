@@ -1,0 +1,43 @@
+"""Peer envelopes are sealed with an HMAC under the pool's peer key; a pickled
+round trip keeps them genuine, and any change to what they carry does not."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+from actors.protocol import admin as a
+from actors.protocol import entries as e
+from actors.protocol import raft as r
+from actors.shell.peerauth import derive_peer_key, genuine, seal
+
+KEY = derive_peer_key("s3cret-admin-key-file-content-0123456789", "licpool")
+
+BODIES = [
+    a.PeerHello(3),
+    r.DistributionCriteriaSync(
+        "s1", 4, 10, 4,
+        (r.LogEntry(11, 4, e.LeaseReport("s2", (e.LeaseChange(1, "grant", "s2.1.1.x.y", "c1", "cad", "2.0"),),
+                                         watermark=1, generation=0)),),
+        10, 77, r.ServingGrant(4000000001, 12, 2.446), "abc",
+    ),
+    r.InstallSnapshot("s1", 4, 100, 4, {"features": [{"total": 10, "alloc": {"s1": 4.0}}], "é": ("x", None)}, 9),
+]
+
+
+def test_a_sealed_envelope_survives_a_pickle_round_trip() -> None:
+    for body in BODIES:
+        env = seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", body)
+        assert genuine(KEY, pickle.loads(pickle.dumps(env))), body
+
+
+def test_an_unsealed_or_altered_envelope_is_not_genuine() -> None:
+    env = seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", BODIES[1])
+    assert not genuine(KEY, dataclasses.replace(env, mac=""))
+    assert not genuine(KEY, dataclasses.replace(env, sender="s2"))
+    assert not genuine(KEY, dataclasses.replace(env, address="ActorAddr-(T|:6666)"))
+    assert not genuine(KEY, dataclasses.replace(env, pool="other"))
+    assert not genuine(KEY, dataclasses.replace(env, body=dataclasses.replace(BODIES[1], commit_index=11)))
+    assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
+    assert not genuine(derive_peer_key("s3cret-admin-key-file-content-0123456789", "other-pool"), env)
+    assert not genuine(KEY, dataclasses.replace(env, mac=["not", "a", "str"]))  # type: ignore[arg-type]
