@@ -312,7 +312,7 @@ class SessionStart:
 
 @dataclass(frozen=True)
 class SessionReady:
-    """ClientSession -> LicenseClient.  No reply."""
+    """ClientSession -> LicenseClient: the session is up under ``session_id``.  No reply."""
 
     session_id: str
 
@@ -368,7 +368,7 @@ class ReleaseLease:
 
 @dataclass(frozen=True)
 class LeaseReleased:
-    """ClientSession -> LicenseClient.  No reply."""
+    """ClientSession -> LicenseClient: the release of ``lease_id`` was sent.  No reply."""
 
     lease_id: str
 
@@ -407,6 +407,6 @@ class CloseSession:
 
 @dataclass(frozen=True)
 class SessionClosed:
-    """ClientSession -> LicenseClient.  No reply."""
+    """ClientSession -> LicenseClient: closed; ``released`` leases were given back.  No reply."""
 
     released: int = 0

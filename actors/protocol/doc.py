@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from types import ModuleType
 
-from actors.protocol import client, entries, pool, raft
+from actors.protocol import admin, client, entries, pool, raft
 
 __all__ = [
     "CLAIMS",
@@ -38,6 +38,7 @@ __all__ = [
     "parse_message",
     "carried_in",
     "message_table",
+    "shell_table",
     "entry_table",
     "value_table",
     "generated",
@@ -49,6 +50,11 @@ __all__ = [
 
 MESSAGE_MODULES: tuple[ModuleType, ...] = (client, pool, raft)
 """The modules whose classes are sent between actors, one per conversation."""
+
+SHELL_VALUES: frozenset[str] = frozenset(
+    {"Addressed", "ResolveTarget", "ServerStatus", "ServerUse", "FeatureStatus", "PendingCut", "SessionInfo"}
+)
+"""Classes of ``actors.protocol.admin`` that only travel inside shell messages."""
 
 VALUES: frozenset[str] = frozenset(
     {"DenyReason", "HeldLease", "AdminAuth", "LogEntry", "ServingGrant", "LeaseChange"}
@@ -339,6 +345,18 @@ def message_table() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def shell_table() -> str:
+    """The shell's own messages (``actors/protocol/admin.py``): message | sender → receiver | says | replies."""
+    parts = [_row("message", "sender → receiver", "says", "replies"), _row("---", "---", "---", "---")]
+    for cls in _classes(admin):
+        if cls.__name__ in SHELL_VALUES:
+            continue
+        doc = parse_message(cls)
+        parts.append(_row(f"`{doc.name}`", _md(doc.route.replace("->", "→")), _md(doc.says),
+                          _md(doc.replies) or "none"))
+    return "\n".join(parts) + "\n"
+
+
 def entry_table() -> str:
     """entry | proposed by | what applying it does | claims."""
     rows = [
@@ -375,6 +393,10 @@ def generated() -> str:
     return "\n".join([
         "## Messages\n",
         message_table(),
+        "## Shell messages\n",
+        "Between the actors, the launcher, the CLI and an app's `LicenseClient`; they never reach the core "
+        "(`PeerEnvelope` carries a core message between servers). Defined in `actors/protocol/admin.py`.\n",
+        shell_table(),
         "## Log entries\n",
         "Proposed by the leader, committed by a majority, then applied by every server in log order "
         "(`PoolState.apply` in `actors/core/pool.py`, and `Member.apply` in `actors/core/member.py` "
