@@ -1,6 +1,6 @@
 """Peer messages are authenticated: every ``PeerEnvelope`` carries an HMAC.
 
-    mac = HMAC-SHA256(peer_key, pool | sender | str(address) | repr(to_plain(body)))
+    mac = HMAC-SHA256(peer_key, pool | sender | address_text(address) | repr(to_plain(body)))
 
 * ``peer_key = HMAC-SHA256(admin_secret, "licpool peer messages v1|" + pool)``:
   every server holds the admin secret already (it checks admin changes), and
@@ -27,7 +27,7 @@ from typing import Any
 from actors.protocol import admin as a
 from actors.protocol.codec import to_plain
 
-__all__ = ["PEER_KEY_LABEL", "derive_peer_key", "peer_mac", "seal", "genuine"]
+__all__ = ["PEER_KEY_LABEL", "address_text", "derive_peer_key", "peer_mac", "seal", "genuine"]
 
 PEER_KEY_LABEL = b"licpool peer messages v1"
 
@@ -38,8 +38,20 @@ def derive_peer_key(admin_secret: str, pool: str) -> bytes:
                     hashlib.sha256).digest()
 
 
+def address_text(address: Any) -> str:
+    """The same text for an actor address on every host: its kind and socket
+    name.  (``str()`` of a Thespian address leaves out the IP when it is one of
+    the *local* host's addresses, so the sender and a receiver on another host
+    would disagree; the multihost test caught that.)"""
+    details = getattr(address, "addressDetails", None)
+    sockname = getattr(details, "sockname", None)
+    if sockname is None:
+        return str(address)
+    return repr((type(details).__name__, tuple(sockname)))
+
+
 def peer_mac(key: bytes, pool: str, sender: str, address: Any, body: Any) -> str:
-    text = "|".join((pool, sender, str(address), repr(to_plain(body))))
+    text = "|".join((pool, sender, address_text(address), repr(to_plain(body))))
     return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import pytest
+
 from actors.protocol import admin as a
 from actors.protocol import entries as e
 from actors.protocol import raft as r
@@ -41,3 +43,18 @@ def test_an_unsealed_or_altered_envelope_is_not_genuine() -> None:
     assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
     assert not genuine(derive_peer_key("s3cret-admin-key-file-content-0123456789", "other-pool"), env)
     assert not genuine(KEY, dataclasses.replace(env, mac=["not", "a", "str"]))  # type: ignore[arg-type]
+
+
+def test_a_thespian_address_seals_the_same_on_another_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``str()`` of a Thespian address omits the IP on its own host; the MAC must
+    not depend on which host computes it (the multihost test caught this)."""
+    from thespian.actors import ActorAddress
+    from thespian.system.transport import IPBase
+
+    address = ActorAddress(IPBase.TCPv4ActorAddress("127.0.0.1", 4101))
+    here = str(address)
+    env = seal(KEY, "licpool", "s1", address, BODIES[0])
+    monkeypatch.setattr(IPBase.thisSystem, "isLocalAddr", lambda _ip: False)  # as seen from another host
+    remote = pickle.loads(pickle.dumps(env))
+    assert str(remote.address) != here  # the text really differs there
+    assert genuine(KEY, remote)
