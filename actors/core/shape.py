@@ -1,6 +1,6 @@
 """Is a decoded message shaped as its class says?  Checked before the core sees it.
 
-The wire allowlist (``actors.wire``) only limits *which* classes a frame may
+The wire allowlist (``actors.shell.wire``) only limits *which* classes a frame may
 name.  Pickle builds a dataclass without calling its constructor (``NEWOBJ``
 then ``BUILD`` with a peer-chosen ``__dict__``), so a frame can deliver a
 ``CheckoutRequest`` whose ``feature`` is a list, or that has no ``feature`` at

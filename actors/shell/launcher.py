@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from actors import logs
-from actors.config import PoolConfig, load_config
 from actors.core.timing import Timing
 from actors.protocol.admin import ServerStarted, ServerStartFailed, StartServer
+from actors.shell import logs
+from actors.shell.config import PoolConfig, load_config
 from actors.shell.system import SERVER_GLOBAL_NAME, live_members, port_is_free, start_system, stop_system
 
 __all__ = ["LaunchError", "PoolProcesses", "run_server", "transmit_timeout"]
@@ -70,7 +70,7 @@ def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console
     started = start_system(ip, spec.port, transmit_timeout=transmit_timeout(cfg.timing), own_group=True,
                            log_level=log_level)
     try:
-        from actors.server import LicenseServer
+        from actors.shell.server_actor import LicenseServer
 
         address = started.asys.createActor(LicenseServer, globalName=SERVER_GLOBAL_NAME)
         reply = started.asys.ask(address, StartServer(str(cfg.path), name, os.getpid()), START_TIMEOUT)

@@ -15,10 +15,10 @@ import time
 import uuid
 from typing import Any
 
-from actors.config import PoolConfig
 from actors.core import adminauth
 from actors.protocol import pool as p
 from actors.protocol.admin import SessionInfo, SessionsQuery, SessionsReply, StatusQuery, StatusReply
+from actors.shell.config import PoolConfig
 from actors.shell.launcher import transmit_timeout
 from actors.shell.system import (
     SERVER_GLOBAL_NAME,

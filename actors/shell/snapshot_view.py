@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors.config import PoolConfig
 from actors.core.node import ServerNode
+from actors.shell.config import PoolConfig
 from actors.shell.persistence import load_readonly
 from actors.shell.views import node_settings
 

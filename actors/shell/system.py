@@ -5,7 +5,7 @@ Every licpool process that starts an actor system goes through
 :func:`start_system`, which, before the first ``ActorSystem(...)``:
 
 * installs the allowlisted unpickler and binds the configured address
-  (``actors.wire``), so the forked admin, logger and actors inherit both;
+  (``actors.shell.wire``), so the forked admin, logger and actors inherit both;
 * tunes Thespian's transport (:func:`tune_transport`): a transmit that gets no
   ACK is dropped after ``transmit_timeout`` instead of Thespian's 5 minutes,
   and the cap of 20 transmits in flight per process is raised.  Measured: with
@@ -37,7 +37,7 @@ from typing import Any
 
 from loguru import logger
 
-from actors import logs, wire
+from actors.shell import logs, wire
 
 __all__ = [
     "SERVER_GLOBAL_NAME",

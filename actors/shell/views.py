@@ -13,8 +13,7 @@ import os
 import time
 from typing import Any
 
-from actors.cli_vendor import today_iso
-from actors.config import PoolConfig
+from actors.cli.vendor import today_iso
 from actors.core.adminauth import derive_admin_key
 from actors.core.codes import verify_code
 from actors.core.leaseid import derive_lease_key
@@ -31,6 +30,7 @@ from actors.protocol.admin import (
     SessionsReply,
     StatusReply,
 )
+from actors.shell.config import PoolConfig
 
 __all__ = ["node_settings", "sessions_reply", "status_reply"]
 

@@ -37,8 +37,8 @@ from typing import Any
 
 def main(argv: list[str]) -> int:
     from actors.client import LicenseClient, LicenseDenied
-    from actors.config import load_config
     from actors.protocol import pool as p
+    from actors.shell.config import load_config
     from actors.shell.remote import PoolLink, status_json
 
     config, client_id = argv[0], argv[1]

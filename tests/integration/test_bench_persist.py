@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.bench import persist
+from bench import persist
 
 
 def test_the_persistence_benchmark_runs_and_prints_every_figure(tmp_path: Path,

@@ -23,7 +23,7 @@ from loguru import logger
 from thespian.actors import Actor
 from thespian.system.multiprocCommon import get_min_log_level
 
-from actors import logs
+from actors.shell import logs
 
 pytestmark = pytest.mark.integration
 

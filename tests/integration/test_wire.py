@@ -41,7 +41,7 @@ from thespian.system.messages.status import Thespian_ActorStatus, Thespian_Statu
 from thespian.system.transport import ForwardMessage
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
-from actors import logs, wire
+from actors.shell import logs, wire
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +189,7 @@ def hostile_payloads(marker_dir: Path) -> dict[str, bytes]:
         "eval": global_call("builtins", "eval", f"open({str(marker_dir / 'eval')!r}, 'w')"),
         "posix.system": global_call("posix", "system", f"touch {marker_dir / 'posix.system'}"),
         # Protocol 4 resolves dotted names with getattr: wire.os is the os module.
-        "dotted": global_call("actors.wire", "os.system", f"touch {marker_dir / 'dotted'}"),
+        "dotted": global_call("actors.shell.wire", "os.system", f"touch {marker_dir / 'dotted'}"),
     }
 
 
@@ -305,7 +305,7 @@ def test_allowed_covers_thespian_protocol_and_refuses_gadgets() -> None:
         ("thespian.actors", "ValidateSource"),
         ("thespian.system.messages.admin", "RegisterSourceAuthority"),
         ("thespian.system.logdirector", "LoggerFileDup"),
-        ("actors.wire", "os.system"),
+        ("actors.shell.wire", "os.system"),
         ("actors.protocol", "__builtins__"),
         ("actors.protocol.nonexistent", "Anything"),
         ("actors.protocol..x", "Y"),

@@ -150,7 +150,7 @@ def test_settings_without_a_key_are_only_for_tests() -> None:
 
 
 def test_views_bind_the_admin_key(tmp_path: Any) -> None:
-    from actors.config import load_config, write_default_pool
+    from actors.shell.config import load_config, write_default_pool
     from actors.shell.views import node_settings
 
     cfg = load_config(write_default_pool(tmp_path))

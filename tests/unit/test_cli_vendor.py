@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from actors.cli import licpool
-from actors.config import write_default_pool
+from actors.shell.config import write_default_pool
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""pool.toml loading, checking and the default pool (actors.config)."""
+"""pool.toml loading, checking and the default pool (actors.shell.config)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.config import (
+from actors.core.timing import Timing
+from actors.shell.config import (
     DEFAULT_PORTS,
     ConfigError,
     PoolConfig,
@@ -17,7 +18,6 @@ from actors.config import (
     write_default_pool,
     write_secret_file,
 )
-from actors.core.timing import Timing
 
 ADMIN_KEY = "a" * 40
 

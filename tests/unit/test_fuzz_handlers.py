@@ -2,7 +2,7 @@
 would send them, at a formed three-server pool with a license and leases.
 
 Each example delivers a batch of messages to random servers the way the
-LicenseServer shell does (``actors.server``): a message that
+LicenseServer shell does (``actors.shell.server_actor``): a message that
 ``actors.core.shape`` finds malformed is dropped, any other goes to
 ``ServerNode.receive`` (from a peer) or ``ServerNode.from_client``.  Then the
 pool runs on.  Nothing may raise (the shell would restart the core from disk),

@@ -2,7 +2,7 @@
 
 SIGKILL keeps the page cache, so a real-process crash cannot show that an
 fsync is missing.  Here three real ``LicenseServer`` actor objects (the shell:
-``actors/server.py``, ``actors/shell/persistence.py``) run in this process on
+``actors/shell/server_actor.py``, ``actors/shell/persistence.py``) run in this process on
 ``CrashingMemoryStorage``, which loses every unsynced write at a crash.
 Thespian is replaced by a small in-memory network and a fake clock: ``send``,
 ``createActor`` and ``wakeupAfter`` are the only actor calls the shell makes.
@@ -43,8 +43,7 @@ import pytest
 from loguru import logger
 from thespian.actors import ActorExitRequest, WakeupMessage
 
-import actors.server as server_module
-from actors.config import load_config, write_default_pool
+import actors.shell.server_actor as server_module
 from actors.core import adminauth
 from actors.core.codes import load_private_key, sign_license
 from actors.persist import CrashingMemoryStorage, SimulatedCrash
@@ -52,8 +51,9 @@ from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.protocol import raft as r
-from actors.server import LicenseServer
+from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
+from actors.shell.server_actor import LicenseServer
 
 NAMES = ("s1", "s2", "s3")
 LATENCY = 0.002
@@ -62,7 +62,7 @@ TIMING = {"heartbeat_interval": 0.1, "failure_timeout": 0.4, "leader_lease": 0.6
 
 
 class FakeTime:
-    """Stands in for the ``time`` module inside ``actors.server``."""
+    """Stands in for the ``time`` module inside ``actors.shell.server_actor``."""
 
     def __init__(self) -> None:
         self.now = 1000.0

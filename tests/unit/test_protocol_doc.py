@@ -1,7 +1,7 @@
 """docs/protocol.md cannot drift from the protocol classes.
 
 The tables in the page are generated from the docstrings by
-``actors.protocol.doc``; these tests fail when the page is stale, when a message
+``tools.protocol_doc``; these tests fail when the page is stale, when a message
 no longer says who sends it to whom, or when a class is missing from the
 claim and proposer tables kept in that module.
 """
@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from actors.core import pool as core_pool
-from actors.protocol import client, doc, entries, raft
+from actors.protocol import client, entries, raft
 from actors.protocol import pool as pool_messages
+from tools import protocol_doc as doc
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 MODULES = (client, pool_messages, raft, entries)
@@ -40,7 +41,7 @@ def test_page_holds_exactly_the_generated_text() -> None:
     page = PAGE.read_text(encoding="utf-8")
     assert page.count(doc.BEGIN) == 1 and page.count(doc.END) == 1
     assert page == doc.splice(page), (
-        "docs/protocol.md is stale: run `python -m actors.protocol.doc --write docs/protocol.md`"
+        "docs/protocol.md is stale: run `python -m tools.protocol_doc --write docs/protocol.md`"
     )
 
 
@@ -58,7 +59,7 @@ def test_every_protocol_class_is_a_message_an_entry_or_a_value() -> None:
     for module in MODULES:
         for name in module.__all__:
             if isinstance(getattr(module, name), type):
-                assert name in known, f"{module.__name__}.{name} is in no table of actors.protocol.doc"
+                assert name in known, f"{module.__name__}.{name} is in no table of tools.protocol_doc"
 
 
 def test_values_are_never_sent_alone() -> None:
@@ -133,7 +134,7 @@ def test_every_message_is_a_frozen_dataclass_with_immutable_defaults(cls: type) 
             assert isinstance(f.default, IMMUTABLE_DEFAULTS), f"{cls.__name__}.{f.name}: mutable default"
 
 
-# ---- the tables kept in actors.protocol.doc ---------------------------------------------
+# ---- the tables kept in tools.protocol_doc ---------------------------------------------
 
 
 def test_claims_cover_exactly_the_messages_and_entries() -> None:

@@ -13,7 +13,7 @@ own endpoint:
   joining the running admin;
 - ``"shared"``: every thread asks through the one handle, to show the mix-up.
 
-Run ``python -m actors.bench.echo --help``.
+Run ``python -m bench.echo --help``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from thespian.actors import Actor, ActorExitRequest, ActorSystem
 
-from actors import logs, wire
+from actors.shell import logs, wire
 from actors.shell.system import free_port
 
 __all__ = ["Echo", "echo_asks_per_second", "machine"]
@@ -138,7 +138,7 @@ def echo_asks_per_second(
     """Round trips per second for ``n`` asks, spread over ``concurrency`` threads.
 
     Starts and shuts down its own system. ``allowlist`` installs
-    :mod:`actors.wire` first (irreversible for this process). With
+    :mod:`actors.shell.wire` first (irreversible for this process). With
     ``concurrency > 1`` and ``mode="shared"`` replies go to the wrong thread;
     that raises :class:`BenchError`.
     """
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1], help="thread counts to run")
     parser.add_argument("--mode", choices=["private", "transient", "shared"], default="private")
     parser.add_argument("--runs", type=int, default=3, help="runs per thread count; the median is printed")
-    parser.add_argument("--allowlist", action="store_true", help="decode through actors.wire")
+    parser.add_argument("--allowlist", action="store_true", help="decode through actors.shell.wire")
     args = parser.parse_args(argv)
 
     info = machine()

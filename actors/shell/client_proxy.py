@@ -28,10 +28,10 @@ from types import TracebackType
 
 from loguru import logger
 
-from actors.config import PoolConfig, load_config
 from actors.core.session import start_server
 from actors.protocol import admin as a
 from actors.protocol.client import DenyReason
+from actors.shell.config import PoolConfig, load_config
 from actors.shell.launcher import transmit_timeout
 from actors.shell.system import StartedSystem, free_port, process_start_time, route_ip, start_system, stop_system
 
@@ -131,7 +131,7 @@ class LicenseClient:
             raise
 
     def _start(self, prefer: str | None, log_level: str) -> None:
-        from actors.session import ClientSession
+        from actors.shell.session_actor import ClientSession
 
         first = self.cfg.server(self.first_server)
         ip = route_ip(first.host, first.port)

@@ -20,10 +20,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from actors.cli_pool import register as register_pool_commands
-from actors.cli_vendor import read_public_key, today_iso, vendor
-from actors.config import ConfigError, load_config
+from actors.cli.pool import register as register_pool_commands
+from actors.cli.vendor import read_public_key, today_iso, vendor
 from actors.core.codes import AddOn, CodeError, LicenseCode, check_criteria, verify_code
+from actors.shell.config import ConfigError, load_config
 
 __all__ = ["config_option", "licpool", "main"]
 

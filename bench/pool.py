@@ -1,13 +1,13 @@
 """The pool benchmark: throughput against raw Thespian, and the two fail-over times.
 
-``python -m actors.bench.pool`` starts real 3-server pools on loopback (free
+``python -m bench.pool`` starts real 3-server pools on loopback (free
 ports, a temporary directory, default timings unless ``--timing test``) and
 prints, in one run, with the machine it ran on:
 
 (a) **checkouts/s** through the real pool (``LicenseClient.checkout``, app to
     app: app -> session -> server, grant persisted -> session -> app), at a
     follower and at the leader, next to raw Thespian echo asks/s
-    (:mod:`actors.bench.echo`) at the same concurrency, as a ratio.  Each
+    (:mod:`bench.echo`) at the same concurrency, as a ratio.  Each
     thread owns one ``LicenseClient`` (one app); all prefer the measured server.
     The fsync cost of the data directory's filesystem is printed with it.
 (b) **client fail-over gap**: a client holds a lease at a follower; the
@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.bench.echo import echo_asks_per_second, machine
+from bench.echo import echo_asks_per_second, machine
 
 __all__ = ["main"]
 
@@ -76,7 +76,7 @@ class Pool:
     serials: int = 0
 
     def start(self) -> None:
-        from actors.config import default_config_text, write_default_pool
+        from actors.shell.config import default_config_text, write_default_pool
         from actors.shell.launcher import PoolProcesses
         from actors.shell.remote import PoolLink
         from actors.shell.system import free_port
@@ -379,7 +379,7 @@ def _timing(kind: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m actors.bench.pool", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="checkouts per measurement (default 200)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4],
                         help="apps checking out at once (default 1 4)")
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=["throughput", "client-failover", "leader-failover"])
     args = parser.parse_args(argv)
 
-    from actors import logs
+    from actors.shell import logs
 
     logs.configure(level="ERROR", console=True)
     workdir = Path(args.workdir or tempfile.gettempdir()).absolute()

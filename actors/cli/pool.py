@@ -20,12 +20,12 @@ from typing import Any
 
 import click
 
-from actors import logs
-from actors.cli_vendor import today_iso
-from actors.config import DEFAULT_POOL_DIR, PoolConfig, load_config, write_default_pool
+from actors.cli.vendor import today_iso
 from actors.core.codes import AddOn, CodeError, LicenseCode, parse_criteria, verify_code
 from actors.persist import PersistError
 from actors.protocol import pool as p
+from actors.shell import logs
+from actors.shell.config import DEFAULT_POOL_DIR, PoolConfig, load_config, write_default_pool
 from actors.shell.launcher import LaunchError, PoolProcesses, run_server
 from actors.shell.remote import PoolLink, status_json
 
@@ -345,6 +345,6 @@ def register(licpool: click.Group, license_group: click.Group) -> None:
     @click.option("--clients", default=4, show_default=True, help="How many client apps to run.")
     def demo(clients: int) -> int:
         """A 3-server pool on loopback: clients, a leader crash, fail-over; leaves nothing behind."""
-        from actors.demo import run_demo
+        from actors.cli.demo import run_demo
 
         return run_demo(clients=clients)

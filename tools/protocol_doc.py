@@ -3,7 +3,7 @@
 Each message's docstring begins ``Sender -> Receiver: what it says`` and states
 its replies (``Reply: X``, ``Replies: X or Y`` or ``No reply``).  This module
 reads those docstrings, adds the claim numbers and proposers kept below, and
-builds Markdown.  ``python -m actors.protocol.doc`` prints the generated part of
+builds Markdown.  ``python -m tools.protocol_doc`` prints the generated part of
 ``docs/protocol.md`` (``--write docs/protocol.md`` splices it in between the
 page's marker comments); ``tests/unit/test_protocol_doc.py`` checks that the
 page still matches it, so the page cannot drift from the code.
@@ -164,7 +164,7 @@ PROPOSED_BY: dict[str, str] = {
 """Who proposes each log entry, naming the code in ``actors.core`` that does it."""
 
 
-# The two classes below are private on purpose: ``actors.wire`` lets a peer
+# The two classes below are private on purpose: ``actors.shell.wire`` lets a peer
 # unpickle every *public* class defined under ``actors.protocol``, and these are
 # not messages.
 
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
         page.write_text(splice(page.read_text(encoding="utf-8")), encoding="utf-8")
         return
     if args:
-        raise SystemExit("usage: python -m actors.protocol.doc [--write docs/protocol.md]")
+        raise SystemExit("usage: python -m tools.protocol_doc [--write docs/protocol.md]")
     print(generated(), end="")
 
 

@@ -34,21 +34,20 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-from actors import logs
-from actors.config import ConfigError, PoolConfig, load_config
 from actors.core import shape
 from actors.core.codes import CodeError
 from actors.core.effects import ClientRef, Ready
 from actors.core.node import ServerNode
-from actors.leader import LeaderRole
 from actors.persist import PersistError
 from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.protocol.raft import SyncReply
-from actors.shell import peerauth
+from actors.shell import logs, peerauth
 from actors.shell.book import AddressBook
+from actors.shell.config import ConfigError, PoolConfig, load_config
 from actors.shell.flow import SyncWindow
+from actors.shell.leader_actor import LeaderRole
 from actors.shell.persistence import NodeStore
 from actors.shell.resolver import Resolver, ask_for_stale
 from actors.shell.system import SERVER_GLOBAL_NAME, kill_own_family, process_alive, process_start_time

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import click
 
-from actors import logs
-from actors.client import Authorization, LicenseClient, LicenseDenied
-from actors.config import default_config_text, write_default_pool
 from actors.core.codes import load_private_key, sign_license
 from actors.protocol.admin import SessionInfo, StatusReply
 from actors.protocol.pool import AddLicenseCode
+from actors.shell import logs
+from actors.shell.client_proxy import Authorization, LicenseClient, LicenseDenied
+from actors.shell.config import default_config_text, write_default_pool
 from actors.shell.launcher import PoolProcesses
 from actors.shell.remote import PoolLink
 from actors.shell.system import free_port, port_is_free
@@ -227,7 +227,7 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
             echo("licpool demo: every process stopped, every port free, temp dir removed")
 
 
-def main() -> None:  # pragma: no cover - ``python -m actors.demo``
+def main() -> None:  # pragma: no cover - ``python -m actors.cli.demo``
     raise SystemExit(run_demo())
 
 

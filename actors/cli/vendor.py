@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from actors.config import write_secret_file
 from actors.core.codes import (
     CodeError,
     load_private_key,
@@ -28,6 +27,7 @@ from actors.core.codes import (
     sign_addon,
     sign_license,
 )
+from actors.shell.config import write_secret_file
 
 __all__ = ["random_serial", "read_private_key", "read_public_key", "today_iso", "vendor"]
 

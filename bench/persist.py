@@ -3,13 +3,13 @@ commit, the worst compaction pause, and the recovery time of a server holding
 100,000 leases.
 
 It drives one server's core (``ServerNode``) the way the shell does
-(``actors/server.py``: core, then ``NodeStore.write`` = append + one fsync,
+(``actors/shell/server_actor.py``: core, then ``NodeStore.write`` = append + one fsync,
 then send, then ``NodeStore.maybe_compact``), on real files in ``--dir``.
 A one-server pool keeps the network out of the figures.  "Durability off"
 wraps the storage so that ``sync`` does nothing: that switch exists only
 here, never in the server or its config.
 
-    python -m actors.bench.persist [--leases 100000] [--ops 2000] [--dir D]
+    python -m bench.persist [--leases 100000] [--ops 2000] [--dir D]
 
 The directory must be on the disk you care about (not tmpfs: fsync is free
 there).  The default is a fresh directory under the current one.
@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.bench.echo import machine
-from actors.config import load_config, write_default_pool
 from actors.core.codes import load_private_key, sign_license
 from actors.core.effects import ClientRef, Ready
 from actors.core.leases import LocalLease
@@ -35,9 +33,11 @@ from actors.core.node import ServerNode
 from actors.persist import DirStorage, Storage
 from actors.protocol import client as c
 from actors.protocol import pool as p
+from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
 from actors.shell.remote import sign_admin
 from actors.shell.views import node_settings
+from bench.echo import machine
 
 __all__ = ["NoSyncStorage", "main"]
 

@@ -1,1 +1,0 @@
-"""Micro-benchmarks of the Thespian layer that licpool's actor shell sits on."""
