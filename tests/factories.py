@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.core import codes, leaseid
 from actors.core.pool import PoolState
+from actors.core.table import FeatureTable
 from actors.protocol import entries as e
 
 SERVERS = ("s1", "s2", "s3")
@@ -68,7 +69,7 @@ class Pool:
             results.append(applied.ok)
         return results
 
-    def table(self, feature: str = "cad", version: str = "2.0"):  # type: ignore[no-untyped-def]
+    def table(self, feature: str = "cad", version: str = "2.0") -> FeatureTable:
         table = self.state.feature(feature, version)
         assert table is not None
         return table

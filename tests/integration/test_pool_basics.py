@@ -90,7 +90,7 @@ def test_checkout_and_release_show_in_status_and_sessions(licpool_pool: Any) -> 
 
     # Throughput of the whole path: app -> session -> server (fsync) -> session -> app.
     n, t0 = 0, time.monotonic()
-    held = []
+    held: list[Any] = []
     while time.monotonic() - t0 < 2.0 and len(held) < 3:
         held.append(client.checkout("cad:2.0", timeout=5.0))
         n += 1
@@ -165,7 +165,7 @@ def test_reconnecting_with_a_lease_id_resumes_it_without_a_second_seat(licpool_p
 
     def one_seat(s: Any) -> bool:
         f = _feature(s)
-        return sum(u.in_use for u in f.servers) == 1
+        return bool(sum(u.in_use for u in f.servers) == 1)
 
     pool.wait_status(one_seat, 5.0, "the pool to count exactly one seat")
     leases, _ = pool.link.sessions("cad", "2.0")

@@ -134,7 +134,7 @@ def _errors(text: str) -> list[str]:
 
 
 def _start_output(pool: Any, name: str) -> str:
-    return (pool.root / "out" / f"{name}.out").read_text(errors="replace")
+    return str((pool.root / "out" / f"{name}.out").read_text(errors="replace"))
 
 
 def _hostile_snapshot(marker: Path) -> bytes:
@@ -153,7 +153,7 @@ def _hostile_snapshot(marker: Path) -> bytes:
 def _wait_start_fails(pool: Any, name: str, timeout: float = 40.0) -> int:
     proc = pool.procs.procs[name]
     try:
-        return proc.wait(timeout)
+        return int(proc.wait(timeout))
     except subprocess.TimeoutExpired:
         pytest.fail(f"{name} started (or hung) instead of refusing its damaged data")
 

@@ -18,11 +18,11 @@ def _feature(status: Any) -> Any:
 
 
 def _in_use(status: Any) -> int:
-    return sum(u.in_use for u in _feature(status).servers)
+    return int(sum(u.in_use for u in _feature(status).servers))
 
 
 def _incarnation(status: Any, name: str) -> int:
-    return next(s.incarnation for s in status.servers if s.name == name)
+    return int(next(s.incarnation for s in status.servers if s.name == name))
 
 
 def test_cold_start_in_reverse_order_with_a_server_down_then_late(licpool_pool: Any) -> None:

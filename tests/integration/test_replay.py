@@ -72,7 +72,7 @@ class Client:
         return [x for x in auths if not x["lost"] and not x["released"] and x["deadline"] > now]
 
     def lost(self) -> int:
-        return self.lost_before + sum(x["lost"] for x in self.state()[1])
+        return self.lost_before + sum(bool(x["lost"]) for x in self.state()[1])
 
 
 class Replay:

@@ -126,7 +126,8 @@ class SignedNet(Net):
         self.run(self.now + 1.0)
         replies = self.replies("admin", p.AdminReply)
         assert len(replies) == before + 1, replies
-        return replies[-1]
+        reply: p.AdminReply = replies[-1]
+        return reply
 
 
 def formed() -> SignedNet:

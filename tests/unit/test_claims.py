@@ -6,6 +6,8 @@ the committed pool state or the leader's planner directly: no actors, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from actors.core import planner, sources
 from actors.core.pool import DOWN, FENCED, LIVE
 from actors.protocol import entries as e
@@ -15,12 +17,12 @@ from tests.factories import Pool, addon_code, lease_id, license_code
 KEY = ("cad", "2.0")
 
 
-def ids() -> object:
+def ids() -> Callable[[], str]:
     counter = iter(range(1, 10_000))
     return lambda: f"t{next(counter)}"
 
 
-def spare_from_registry(pool: Pool):  # type: ignore[no-untyped-def]
+def spare_from_registry(pool: Pool) -> Callable[[str, tuple[str, str]], int]:
     def spare(server: str, key: tuple[str, str]) -> int:
         table = pool.state.features[key]
         return table.allocated(server) - pool.state.registry.in_use(server, key)
@@ -96,7 +98,7 @@ def test_claim_5_full_order_across_every_source() -> None:
 
 
 def test_claim_6_every_server_applying_the_sync_reaches_the_same_table() -> None:
-    log = [
+    log: list[e.Entry] = [
         e.AddLicense(license_code(10)),
         e.AddAddon(addon_code(count=4)),
         e.Grant("cad", "2.0", "s2", 3, e.FREE_POOL),

@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from actors.core import planner
 from actors.core.member import Grant, Member, Wait
-from actors.core.pool import DOWN, FENCED, LIVE
+from actors.core.pool import DOWN, FENCED, LIVE, PoolState
 from actors.protocol import entries as e
 from actors.protocol.client import HeldLease
 from tests.factories import addon_code, lease_id, license_code, verify
@@ -71,7 +71,7 @@ class PoolMachine(RuleBasedStateMachine):
         return table.allocated(server) - self.pool.registry.in_use(server, key)
 
     @property
-    def pool(self):  # type: ignore[no-untyped-def]
+    def pool(self) -> PoolState:
         return self.members[self.leader].pool
 
     # ---- admin -------------------------------------------------------------------

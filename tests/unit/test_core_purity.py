@@ -39,6 +39,8 @@ def offences(source: str) -> list[str]:
     """Every impure import or call in one module's source, as ``line: what``."""
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.stmt | ast.expr):
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -25,7 +25,7 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as held:
         held.bind(("127.0.0.1", free_port()))
         held.listen()
-        taken = held.getsockname()[1]
+        taken: int = held.getsockname()[1]
         other = free_port()
         picks = iter([taken, other])
 
@@ -33,5 +33,5 @@ def test_a_port_in_use_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
             def randrange(self, start: int, stop: int) -> int:
                 return next(picks)
 
-        monkeypatch.setattr(system.random, "SystemRandom", Scripted)
+        monkeypatch.setattr(system, "random", type("ScriptedRandom", (), {"SystemRandom": Scripted}))
         assert free_port() == other

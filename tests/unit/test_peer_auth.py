@@ -39,7 +39,9 @@ def test_an_unsealed_or_altered_envelope_is_not_genuine() -> None:
     assert not genuine(KEY, dataclasses.replace(env, sender="s2"))
     assert not genuine(KEY, dataclasses.replace(env, address="ActorAddr-(T|:6666)"))
     assert not genuine(KEY, dataclasses.replace(env, pool="other"))
-    assert not genuine(KEY, dataclasses.replace(env, body=dataclasses.replace(BODIES[1], commit_index=11)))
+    sync = BODIES[1]
+    assert isinstance(sync, r.DistributionCriteriaSync)
+    assert not genuine(KEY, dataclasses.replace(env, body=dataclasses.replace(sync, commit_index=11)))
     assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
     assert not genuine(derive_peer_key("s3cret-admin-key-file-content-0123456789", "other-pool"), env)
     assert not genuine(KEY, dataclasses.replace(env, mac=["not", "a", "str"]))  # type: ignore[arg-type]
