@@ -69,7 +69,9 @@ class StartServer:
     serve as ``name``.  Reply: ``ServerStarted`` or ``ServerStartFailed``."""
 
     config_path: str
+    """Path of the pool's config file (pool.toml) on this host."""
     name: str
+    """Which server of the config this LicenseServer is."""
     launcher_pid: int = 0
     """The launcher process; the server stops its whole system when it dies."""
 
@@ -79,8 +81,11 @@ class ServerStarted:
     """LicenseServer -> launcher: serving (recovered from ``data_dir``).  No reply."""
 
     name: str
+    """The server's config name."""
     incarnation: int
+    """Its incarnation after this start (it grows at every restart)."""
     address: str
+    """``str()`` of its actor address, for the launcher's log line."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class ServerStartFailed:
     """LicenseServer -> launcher: could not start; ``error`` is one line.  No reply."""
 
     error: str
+    """Why, one line (a config, code, persistence or socket error)."""
 
 
 # ---- server <-> server plumbing ----------------------------------------------------
@@ -105,9 +111,13 @@ class PeerEnvelope:
     """
 
     pool: str
+    """The sender's pool name (``[pool] name``): an envelope of another pool is dropped."""
     sender: str
+    """The sending server's config name; it must be a server of the receiver's config."""
     address: Any
+    """The sending LicenseServer's own ``ActorAddress`` (also when its LeaderRole sends the envelope)."""
     body: Any
+    """A core message of ``actors.protocol.raft`` or ``pool``, or a ``PeerHello``."""
     mac: str = ""
     """HMAC of the rest under the pool's peer key (``actors.shell.peerauth``):
     an envelope without the right one is dropped and audited."""
@@ -119,6 +129,7 @@ class PeerHello:
     has just found that peer: it only announces the sender's address.  No reply."""
 
     incarnation: int = 0
+    """The sender's incarnation (not read today: the envelope's ``address`` is the news)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,9 @@ class Addressed:
     """One message and the actor address it goes to."""
 
     address: Any
+    """The destination ``ActorAddress``."""
     message: Any
+    """What to send there (a sealed ``PeerEnvelope``)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,9 @@ class FanOut:
     one core ``Ready``), in order.  No reply."""
 
     sends: tuple[Addressed, ...]
+    """The sealed envelopes, in the order the core produced them."""
     epoch: int = 0
+    """The sender's term when it handed them over, for the LeaderRole's log."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +158,11 @@ class ResolveTarget:
     """A server to find: its name and its host's Thespian admin port."""
 
     name: str
+    """The server's config name."""
     host: str
+    """Its host name or address from the config (looked up once with DNS)."""
     port: int
+    """The Thespian admin port of its actor system on that host."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +172,9 @@ class ResolverStart:
     name in its own actor system.  No reply."""
 
     targets: tuple[ResolveTarget, ...]
+    """Every server the owner may ask about, from the config."""
     global_name: str
+    """The global name the LicenseServer is registered under in its actor system."""
     retry: float
     """Seconds between two lookups of the same server."""
 
@@ -166,6 +186,7 @@ class Resolve:
     (the Resolver keeps trying every ``retry`` while the name stays wanted)."""
 
     names: tuple[str, ...]
+    """Config names of the servers to find; names not among the targets are ignored."""
     stop: bool = False
     """True: stop looking for these names."""
 
@@ -176,7 +197,9 @@ class PeerResolved:
     No reply."""
 
     name: str
+    """The server's config name."""
     address: Any
+    """Its LicenseServer's ``ActorAddress``."""
 
 
 # ---- operator queries --------------------------------------------------------------
@@ -188,27 +211,35 @@ class StatusQuery:
     Reply: ``StatusReply``."""
 
     request_id: str = ""
+    """Chosen by the asker (a uuid hex); echoed in ``StatusReply``."""
 
 
 @dataclass(frozen=True)
 class ServerStatus:
     name: str
+    """The server's config name."""
     address: str
     """``host:port`` from the config."""
     up: bool
     """False when the answering server suspects it, or it is fenced or down."""
     leader: bool
+    """It is the leader the answering server knows and still hears (or the answerer itself, leading)."""
     status: str = "live"
     """Committed pool status: live, fenced or down."""
     incarnation: int = 0
+    """Its incarnation in the committed pool state (0: unknown)."""
 
 
 @dataclass(frozen=True)
 class ServerUse:
     server: str
+    """The server's config name."""
     allocated: int
+    """Its committed allocation of the feature, in seats."""
     in_use: int
+    """Seats in use there: exact for the answering server itself, as committed in lease reports for the others."""
     target: int = 0
+    """Its seats under the distribution criteria (0: none set)."""
 
 
 @dataclass(frozen=True)
@@ -216,11 +247,17 @@ class FeatureStatus:
     feature: str
     version: str
     total: int
+    """Seats the signed codes and add-ons grant for this feature."""
     free_pool: int
+    """Seats in the free pool."""
     in_flight: int
+    """Seats in transfers not yet completed."""
     majority: bool
+    """Majority-ruled (False: a ``--no-majority`` feature, served by a fenced server too)."""
     expires: str
+    """The latest expiry date among its license codes, as written in them."""
     servers: tuple[ServerUse, ...]
+    """Allocation and use per configured server, in config order."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +269,9 @@ class PendingCut:
     feature: str
     version: str
     server: str
+    """The config name of the server holding the excess."""
     allocated: int
+    """Its committed allocation now, in seats."""
     target: int
     """What it will keep: max(criteria target, what its own use needs)."""
 
@@ -243,15 +282,25 @@ class StatusReply:
     answering server sees them.  No reply."""
 
     request_id: str
+    """Echoes ``StatusQuery.request_id``."""
     answered_by: str
+    """The answering server's config name."""
     pool: str
+    """The pool's name."""
     epoch: int
+    """The answering server's current term."""
     leader: str | None
+    """The leader it knows and still hears from, or None during an election or a partition."""
     role: str
+    """Its Raft role: ``follower``, ``pre-candidate``, ``candidate`` or ``leader``."""
     applied: int
+    """The last log index it has applied: the version of the table shown."""
     servers: tuple[ServerStatus, ...]
+    """Every configured server, in config order."""
     features: tuple[FeatureStatus, ...]
+    """Every feature in the pool, sorted by (feature, version)."""
     pending: tuple[PendingCut, ...] = ()
+    """Cuts that idle rebalancing will still make."""
     serving: bool = False
     """Whether the answering server may serve majority-ruled features now."""
 
@@ -261,6 +310,7 @@ class SessionsQuery:
     """CLI -> each LicenseServer: the leases you hold.  Reply: ``SessionsReply``."""
 
     feature: str = ""
+    """Only leases of this feature; empty: every feature."""
     version: str = ""
     """Empty: every version of ``feature`` (or every feature)."""
 
@@ -272,9 +322,11 @@ class SessionInfo:
     feature: str
     version: str
     server: str
+    """The config name of the server holding it."""
     granted_at: float
     """Wall-clock seconds (time.time()), converted by the holder from its monotonic clock."""
     expires_at: float
+    """Wall-clock seconds (time.time()) of the holder's expiry (grantor side); 0.0 in ``SessionsReply.registry``."""
 
 
 @dataclass(frozen=True)
@@ -283,8 +335,11 @@ class SessionsReply:
     leases held elsewhere (``registry``, without times).  No reply."""
 
     answered_by: str
+    """The answering server's config name."""
     leases: tuple[SessionInfo, ...]
+    """The leases it holds itself, with times, oldest grant first."""
     registry: tuple[SessionInfo, ...] = ()
+    """Leases the committed registry places at other servers (no times: 0.0)."""
 
 
 # ---- app <-> ClientSession ---------------------------------------------------------
@@ -296,12 +351,15 @@ class SessionStart:
     are.  Reply: ``SessionReady``."""
 
     pool: str
+    """The pool's name (``[pool] name``); not read by the session today."""
     client_id: str
     session_id: str
     servers: tuple[ResolveTarget, ...]
+    """Every server of the pool, in config order (the fail-over list is rotated from it)."""
     timing: tuple[float, float, float, float, float, float]
     """(h, f, L, F, T, rho): ``actors.core.timing.Timing`` as plain numbers."""
     prefer: str | None = None
+    """The server to try first; None: chosen by a hash of ``client_id``."""
     app_pid: int = 0
     """The app process; the session ends its actor system when it dies."""
     app_start: int = 0
@@ -315,6 +373,7 @@ class SessionReady:
     """ClientSession -> LicenseClient: the session is up under ``session_id``.  No reply."""
 
     session_id: str
+    """Echoes ``SessionStart.session_id``."""
 
 
 @dataclass(frozen=True)
@@ -323,9 +382,11 @@ class OpenCheckout:
     Reply: ``CheckoutResult`` once a server granted or refused it."""
 
     request_id: int
+    """Chosen by the LicenseClient (its counter); echoed in ``CheckoutResult``."""
     feature: str
     version: str
     lease_id: str | None = None
+    """A lease to resume instead of taking a new seat (an app restarting with a lease it held)."""
 
 
 @dataclass(frozen=True)
@@ -334,12 +395,19 @@ class CheckoutResult:
     deadline on the host's monotonic clock.  No reply."""
 
     request_id: int
+    """Echoes ``OpenCheckout.request_id``."""
     granted: bool
+    """True: a seat was granted (``lease_id``, ``server``, ``deadline`` are set); False: ``reason`` says why not."""
     lease_id: str = ""
+    """The granted lease; empty when refused."""
     server: str = ""
+    """The config name of the granting server; empty when refused."""
     reason: str = ""
+    """A ``DenyReason`` value when refused; empty when granted."""
     detail: str = ""
+    """One line from the denying server (or the session) when refused."""
     deadline: float = 0.0
+    """The lease's deadline on the host's monotonic clock, in seconds; 0.0 when refused."""
 
 
 @dataclass(frozen=True)
@@ -348,6 +416,7 @@ class AbandonCheckout:
     is released.  Reply: ``CheckoutAbandoned``."""
 
     request_id: int
+    """The ``OpenCheckout.request_id`` given up on."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +425,9 @@ class CheckoutAbandoned:
     answered anything since the checkout began (UNREACHABLE).  No reply."""
 
     request_id: int
+    """Echoes ``AbandonCheckout.request_id``."""
     heard: bool
+    """Some server answered since the checkout began: the app hears TIMEOUT; False: UNREACHABLE."""
 
 
 @dataclass(frozen=True)
@@ -364,6 +435,7 @@ class ReleaseLease:
     """LicenseClient -> ClientSession: give a lease back.  Reply: ``LeaseReleased``."""
 
     lease_id: str
+    """The lease given back."""
 
 
 @dataclass(frozen=True)
@@ -371,6 +443,7 @@ class LeaseReleased:
     """ClientSession -> LicenseClient: the release of ``lease_id`` was sent.  No reply."""
 
     lease_id: str
+    """Echoes ``ReleaseLease.lease_id``."""
 
 
 @dataclass(frozen=True)
@@ -389,10 +462,15 @@ class LeaseNotice:
     """
 
     kind: str
+    """``deadline``, ``deadlines``, ``lost``, ``failed_over`` or ``subscribed``."""
     lease_id: str = ""
+    """The lease concerned; empty for ``deadlines`` and ``subscribed``."""
     server: str = ""
+    """Where the lease is now (``deadline``, ``failed_over``) or was lost (``lost``)."""
     deadline: float = 0.0
+    """The lease's new deadline on the host's monotonic clock, in seconds (``deadline`` only)."""
     detail: str = ""
+    """Why the lease was lost, one line (``lost`` only)."""
     deadlines: tuple[tuple[str, str, float], ...] = ()
     """``(lease_id, server, deadline)`` of every lease renewed in one session step:
     one message per step, not one per lease, so that a session holding many
@@ -410,3 +488,4 @@ class SessionClosed:
     """ClientSession -> LicenseClient: closed; ``released`` leases were given back.  No reply."""
 
     released: int = 0
+    """How many leases the session still held and gave back."""

@@ -50,8 +50,11 @@ class HeldLease:
     """One lease a client holds, as listed in a fail-over update (claims 13, 27)."""
 
     lease_id: str
+    """The lease the client holds (an id issued by the server that first granted it)."""
     feature: str
+    """The lease's feature: the new server needs it to find a seat."""
     version: str
+    """The lease's feature version."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,9 @@ class CheckoutRequest:
     request_id: int
     """Chosen by the session; echoed in the reply."""
     feature: str
+    """The feature asked for; with ``version`` it names one distribution table."""
     version: str
+    """The feature version asked for (exact match, no ranges)."""
     lease_id: str | None = None
     """A lease this client already holds here: resume it, never take a second seat."""
     client_seq: int = 0
@@ -88,10 +93,15 @@ class CheckoutGranted:
     """
 
     request_id: int
+    """Echoes ``CheckoutRequest.request_id``; the session matches the grant to its checkout by it."""
     lease_id: str
+    """The lease: renewed by heartbeats, given back by ``ReleaseRequest``; bound to the client id by a MAC."""
     server: str
+    """The granting server's config name (the session files the lease under it)."""
     feature: str
+    """Echoed from the request; a grant whose feature differs from the checkout's is released at once."""
     version: str
+    """Echoed from the request."""
     ttl: float
     """lease_ttl, in seconds, timed from the client's send."""
     resumed: bool = False
@@ -103,9 +113,13 @@ class CheckoutDenied:
     """LicenseServer -> ClientSession: the checkout was refused.  No reply."""
 
     request_id: int
+    """Echoes ``CheckoutRequest.request_id``."""
     reason: DenyReason
+    """Why: ``NOT_SERVING`` and ``NO_MAJORITY`` send the session on to the next server, the others end the checkout."""
     detail: str = ""
+    """One human-readable line for the app (for example "every seat in the pool is in use"); may be empty."""
     server: str = ""
+    """The denying server's config name (the session uses it when it does not know the sender's address yet)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,7 @@ class SessionHeartbeat:
     seq: int
     """Numbered by the session; the ack echoes it so the session knows its send time."""
     lease_ids: tuple[str, ...] = ()
+    """The leases this session holds at this server and is not failing over; the ack says which were renewed."""
 
 
 @dataclass(frozen=True)
@@ -135,11 +150,18 @@ class HeartbeatAck:
     """
 
     seq: int
+    """Echoes ``SessionHeartbeat.seq``: the session times the renewal from that heartbeat's send."""
     server: str
+    """The answering server's config name."""
     renewed: tuple[str, ...] = ()
+    """Listed leases renewed here: their deadline moves to the heartbeat's send plus ``ttl * (1 - rho)``."""
     lost: tuple[str, ...] = ()
+    """Listed leases dead here (released, expired, reclaimed or never known): the app must stop using them."""
     fail_over: bool = False
+    """True when this server may not serve some listed lease now (rejoining, fenced, or no serving lease): the
+    session fails its leases over to the next server."""
     ttl: float = 0.0
+    """The pool's ``lease_ttl`` in seconds (0: the session uses its own configured value)."""
     moved: tuple[tuple[str, str], ...] = ()
     """(lease id, the server it moved to)."""
 
@@ -153,7 +175,9 @@ class ReleaseRequest:
 
     client_id: str
     lease_id: str
+    """The lease given back; dead for ever once released."""
     request_id: int
+    """Numbered by the session (its release counter); echoed in ``ReleaseAck``."""
     session_id: str = ""
     """The releasing session: a release from an older session of the same
     client (an app that restarted and resumed the lease) is ignored."""
@@ -164,7 +188,9 @@ class ReleaseAck:
     """LicenseServer -> ClientSession: the release was recorded.  No reply."""
 
     request_id: int
+    """Echoes ``ReleaseRequest.request_id``."""
     lease_id: str
+    """Echoes ``ReleaseRequest.lease_id``."""
     released: bool
     """False when the server did not hold the lease (already dead)."""
 
@@ -181,7 +207,10 @@ class FailoverUpdate:
     client_id: str
     session_id: str
     seq: int
+    """The session's sequence number (shared with its heartbeats); each lease's ``client_seq`` in the log records
+    the newest update that placed it, and the reply echoes it."""
     leases: tuple[HeldLease, ...]
+    """Every lease the session held at the suspected server, in one update."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +224,15 @@ class FailoverReply:
     """
 
     seq: int
+    """Echoes ``FailoverUpdate.seq``; a reply to an older update than the latest is ignored."""
     server: str
+    """The answering server's config name."""
     seated: tuple[str, ...] = ()
+    """Leases held here now: their deadline moves to the update's send plus ``ttl * (1 - rho)``."""
     pending: tuple[str, ...] = ()
+    """Leases waiting for a seat (held in the log): the session re-sends the update after ``2h``; their deadline
+    does not move."""
     refused: tuple[str, ...] = ()
+    """Leases that are dead (released, reclaimed, revoked) or not this client's: the app must stop using them."""
     ttl: float = 0.0
+    """The pool's ``lease_ttl`` in seconds (0: the session uses its own configured value)."""

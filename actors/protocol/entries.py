@@ -46,6 +46,7 @@ class NoOp:
     entries indirectly (Raft's Figure 8 rule)."""
 
     leader: str
+    """The config name of the leader that opened its epoch with it."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class AddLicense:
     """
 
     code: str
+    """The vendor-signed license code, as text (verified again by every server on apply)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class AddAddon:
     code it names go to the free pool (claims 9, 10, 23, 24)."""
 
     code: str
+    """The vendor-signed add-on, as text; it names the serial of the license code it extends."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class SetCriteria:
     feature: str
     version: str
     targets: tuple[tuple[str, int], ...]
+    """(server name, target seats) pairs; servers not listed target 0, and the sum may not exceed the feature's
+    total."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +94,14 @@ class Grant:
     feature: str
     version: str
     server: str
+    """The config name of the server whose allocation grows."""
     count: int
+    """Seats granted, at least 1."""
     source: str = FREE_POOL
+    """Where the seats come from: ``FREE_POOL``, or a server whose seats may be taken without its consent (down, or
+    ``ServerDown`` for ``--no-majority`` seats)."""
     reason: str = "borrow"
+    """Why it was planned, for the event log: ``"borrow"`` or ``"criteria"`` (a refill up to the target)."""
 
 
 @dataclass(frozen=True)
@@ -105,15 +115,28 @@ class TransferIntent:
     """
 
     transfer_id: str
+    """``"<epoch>.<n>"``: the planning leader's epoch and counter; names the transfer until its ``TransferComplete``
+    or ``TransferAbort``."""
     feature: str
     version: str
     giver: str
+    """The config name of the live server that gives the seats (and must consent)."""
     taker: str
+    """The config name of the server that gets them on completion, or ``FREE_POOL``."""
     count: int
+    """Seats in flight, at least 1; exactly 1 with ``lease_id``."""
     lease_id: str | None = None
+    """A lease moving to ``taker``: with reason ``"handover"`` the giver holds it and gives it with its seat; with
+    ``"failover"`` the giver gives a spare seat and the lease is seated at the taker on completion.  None: plain
+    seats."""
     client_id: str = ""
+    """With ``lease_id``: the client the lease must belong to."""
     client_seq: int = 0
+    """With ``lease_id``: the client's fail-over sequence number; the giver consents to a handover only if it is
+    newer than the one that placed the lease there."""
     reason: str = "borrow"
+    """``"borrow"``, ``"handover"``, ``"failover"`` or ``"rebalance"`` (idle seats back to the free pool); the giver
+    decides a ``"handover"`` by the lease, the others by its spare seats."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +145,9 @@ class TransferComplete:
     rest go back to it.  The taker gets its seats on commit."""
 
     transfer_id: str
+    """The ``TransferIntent`` completed."""
     given: int
+    """Seats the giver consented to give, 0..count; the rest return to it."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,7 @@ class TransferAbort:
     """Roll a transfer back: every in-flight seat returns to the giver."""
 
     transfer_id: str
+    """The ``TransferIntent`` rolled back."""
 
 
 @dataclass(frozen=True)
@@ -137,12 +163,17 @@ class LeaseChange:
     """One numbered change to a server's live lease ids, as reported."""
 
     seq: int
+    """The reporting server's change counter: numbers its changes 1, 2, ... across reports."""
     kind: str
     """``"grant"``, ``"release"`` or ``"expire"``."""
     lease_id: str
+    """The lease that changed."""
     client_id: str = ""
+    """The lease's client (the registry records it on ``grant``)."""
     feature: str = ""
+    """The lease's feature."""
     version: str = ""
+    """The lease's feature version."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +185,10 @@ class LeaseReport:
     """
 
     server: str
+    """The config name of the reporting server (the leader proposes its own reports too)."""
     changes: tuple[LeaseChange, ...]
+    """Every change after the last committed report, oldest first; the pool skips those at or below the report
+    number it has committed for this server."""
     watermark: int = 0
     """The highest lease counter the server has issued: ids at or below it that
     are not live anywhere are dead (tombstoned) for ever."""
@@ -174,12 +208,18 @@ class FailoverSeat:
     """
 
     lease_id: str
+    """The failed-over lease."""
     client_id: str
+    """Its client: a lease the registry holds for another client is not moved."""
     feature: str
     version: str
     to_server: str
+    """The config name of the server the client failed over to."""
     client_seq: int
+    """The client's fail-over sequence number: applied only if newer than the one that placed the lease last (a late
+    duplicate never moves it back)."""
     source: str
+    """The fenced holder's name (the lease moves with its seat), ``FREE_POOL``, or a down server."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +228,15 @@ class FailoverPending:
     Held in the log, so it survives a leader change (DESIGN.md 2b item 8)."""
 
     lease_id: str
+    """The lease waiting for a seat."""
     client_id: str
+    """Its client."""
     feature: str
     version: str
     to_server: str
+    """The config name of the server the client failed over to, where it will be seated."""
     client_seq: int
+    """The client's fail-over sequence number: a newer pending update of the lease replaces this one."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +245,9 @@ class Fence:
     majority-ruled until ``Rejoin`` (DESIGN.md 2b item 4)."""
 
     server: str
+    """The config name of the fenced server."""
     incarnation: int
+    """Its incarnation as the committed pool state knew it; the pool keeps the larger one."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +256,7 @@ class Reclaim:
     a *down server* source, and its leases there are dropped."""
 
     server: str
+    """The config name of the fenced server whose majority-ruled seats become a source."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +264,9 @@ class Rejoin:
     """The server has applied the current log and may serve again."""
 
     server: str
+    """The config name of the server that rejoins."""
     incarnation: int
+    """The incarnation that caught up (its latest ``SyncReply.incarnation``): only that incarnation may serve."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +276,7 @@ class ServerDown:
     at once."""
 
     server: str
+    """The config name of the server the operator asserts stopped."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +285,7 @@ class ForceRelease:
     is dead for ever and its holder drops it."""
 
     lease_id: str
+    """The lease killed: revoked if live, or made dead for ever if unreported or pending."""
 
 
 @dataclass(frozen=True)
@@ -249,7 +300,9 @@ class AdminNonce:
     """
 
     nonce: str
+    """The admin change's ``AdminAuth.nonce``."""
     stamp: float
+    """The admin change's ``AdminAuth.timestamp``: operator wall-clock seconds since the Unix epoch."""
 
 
 Entry = (

@@ -37,8 +37,14 @@ class AdminAuth:
     (``actors.core.adminauth``, docs/security.md)."""
 
     timestamp: float
+    """The operator's wall clock when signing, in seconds since the Unix epoch; a checking server refuses it outside
+    ``WINDOW`` (120 s) of its own clock."""
     nonce: str
+    """32 lowercase hex digits (16 random bytes), chosen by the CLI; committed as ``AdminNonce`` so a replay is
+    refused."""
     mac: str
+    """HMAC-SHA256, hex, under the pool's admin key, over the message's canonical JSON (without ``sender``,
+    ``epoch``, ``auth``), the timestamp and the nonce."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,13 @@ class BorrowRequest:
     count: int
     """Seats wanted: enough to bring the server back under its threshold, >= 1."""
     in_use: int
+    """The borrower's seats of the feature in use now (live leases plus releases not yet committed). For the record:
+    the leader plans from the committed table, not from this."""
     allocated: int
+    """The borrower's usable seats of the feature (committed allocation plus seats it kept back in transfers still
+    in flight).  For the record, like ``in_use``."""
     request_no: int
+    """The borrower's borrow counter (one per request sent); echoed in ``BorrowReply``."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,14 @@ class BorrowReply:
     feature: str
     version: str
     request_no: int
+    """Echoes ``BorrowRequest.request_no``."""
     granted: int
+    """Always 0 today (kept for future use)."""
     index: int = 0
+    """The leader's last log index when it found no seat: the borrower denies its waiting checkouts only once it has
+    applied this far."""
     exhausted: bool = False
+    """True: no seat is unused anywhere in the pool (the only case a reply is sent today)."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +110,14 @@ class TransferRequest:
     sender: str
     epoch: int
     transfer_id: str
+    """The committed ``TransferIntent``'s id, ``"<epoch>.<n>"`` as the planning leader numbered it."""
     feature: str
     version: str
     count: int
+    """Seats the intent takes from the giver (1 for a fail-over seat or a handover)."""
     lease_id: str | None = None
+    """The intent's lease, if any (a handover or fail-over seat); for the record: the giver decides from the intent
+    it applied, not from this message."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,10 @@ class TransferConfirm:
     sender: str
     epoch: int
     transfer_id: str
+    """The transfer decided: sent once the giver applied the intent, and again for each ``TransferRequest``."""
     given: int
+    """Seats the giver persisted that it gives, 0..count; the rest go back to it when the leader commits
+    ``TransferComplete``."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +142,12 @@ class FailoverForward:
     sender: str
     epoch: int
     client_id: str
+    """The client whose leases fail over; each lease id's MAC was checked against it."""
     client_seq: int
+    """The client's ``FailoverUpdate.seq`` (or a resume's ``CheckoutRequest.client_seq``): a lease already placed by
+    this number or a newer one is not moved again."""
     leases: tuple[HeldLease, ...]
+    """The leases the receiving server does not hold for this client already."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +160,9 @@ class ReleaseForward:
     sender: str
     epoch: int
     client_id: str
+    """The client that released it (the id's MAC was checked against it)."""
     lease_id: str
+    """The released lease, to be killed in the log with ``ForceRelease``."""
 
 
 @dataclass(frozen=True)
@@ -146,10 +175,15 @@ class FailoverOutcome:
     sender: str
     epoch: int
     client_id: str
+    """Echoes ``FailoverForward.client_id``."""
     client_seq: int
+    """Echoes ``FailoverForward.client_seq``."""
     seated: tuple[str, ...] = ()
+    """Always empty today: seated leases are learnt from their committed entry."""
     pending: tuple[str, ...] = ()
+    """Leases held as ``FailoverPending`` entries until a seat appears."""
     refused: tuple[str, ...] = ()
+    """Leases that are dead (released, reclaimed, revoked, being killed) or not this client's."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +194,13 @@ class AddLicenseCode:
     sender: str
     epoch: int
     request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); the receiving server keeps the CLI's address under it until
+    ``AdminReply`` comes back."""
     code: str
+    """The vendor-signed license code, as text; verified by the receiving server, the leader, and every server again
+    on apply."""
     auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key (simulator, unit tests)."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +211,11 @@ class AddAllocations:
     sender: str
     epoch: int
     request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
     addon: str
+    """The vendor-signed add-on, as text; it names the serial of the license code it extends."""
     auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key."""
 
 
 @dataclass(frozen=True)
@@ -184,10 +226,14 @@ class ChangeDistributionCriteria:
     sender: str
     epoch: int
     request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
     feature: str
     version: str
     criteria: str
+    """Target seats per server as ``server:count`` pairs joined by ``^`` (``s1:4^s2:3``); servers not named target
+    0; the sum may not exceed the feature's total."""
     auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +244,11 @@ class ForceReleaseLease:
     sender: str
     epoch: int
     request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
     lease_id: str
+    """The lease to kill; refused if the committed registry already knows it dead."""
     auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key."""
 
 
 @dataclass(frozen=True)
@@ -211,8 +260,11 @@ class DeclareServerDown:
     sender: str
     epoch: int
     request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
     server: str
+    """The config name of the server asserted stopped; never the leader itself."""
     auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key."""
 
 
 @dataclass(frozen=True)
@@ -226,7 +278,13 @@ class AdminReply:
     sender: str
     epoch: int
     request_id: str
+    """Echoes the admin message's ``request_id``."""
     ok: bool
+    """True once the change committed (or, with ``already_present``, was already in the pool)."""
     already_present: bool = False
+    """The same serial was added before: a no-op, reported as success."""
     error: str = ""
+    """One line: why it failed, or with ``already_present`` what was there already; empty on a plain success."""
     index: int = 0
+    """The log index of the change's entry once applied (also when applying it was a no-op and ``ok`` is False); 0
+    when it never reached the log."""

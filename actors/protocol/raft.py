@@ -30,8 +30,11 @@ class LogEntry:
     """One slot of the replicated log."""
 
     index: int
+    """The slot's log index, from 1; consecutive within one sync."""
     epoch: int
+    """The epoch of the leader that appended it (Raft's entry term)."""
     entry: Entry
+    """The pool log entry (``actors.protocol.entries``)."""
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,13 @@ class ServingGrant:
     """
 
     grant_id: int
+    """Unique across leaders: the leader's epoch times 10**9 plus its grant counter.  The holder echoes it in
+    ``SyncReply.echo_grant``."""
     request: int
     """The holder's ``SyncReply.renewal`` number this grant answers."""
     duration: float
+    """Seconds: at most ``fence_timeout`` and what remains of the leader's own lease; 0 for a server that may not
+    serve (fenced, or a fence on its way): a probe that only shows the link works."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,14 @@ class VoteRequest:
 
     sender: str
     epoch: int
+    """The epoch the candidate runs in; for a pre-vote, the epoch it would run in (its term + 1, not adopted by
+    anyone)."""
     last_index: int
+    """The candidate's last log index (a voter grants only a log at least as up to date)."""
     last_epoch: int
+    """The epoch of the candidate's last log entry."""
     pre_vote: bool = False
+    """True: a PreVote round, which changes no term and persists no vote."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,11 @@ class VoteReply:
 
     sender: str
     epoch: int
+    """The voter's term; for a pre-vote weighed on its merits (not refused as stale), the asked epoch."""
     granted: bool
+    """The vote (or pre-vote) is granted; a real one was persisted before this reply was sent."""
     pre_vote: bool = False
+    """Echoes ``VoteRequest.pre_vote``."""
 
 
 @dataclass(frozen=True)
@@ -84,13 +99,21 @@ class DistributionCriteriaSync:
     sender: str
     epoch: int
     prev_index: int
+    """The log index just before ``entries`` (the follower's next index minus 1)."""
     prev_epoch: int
+    """The epoch of the entry at ``prev_index``: the follower accepts only if its own matches."""
     entries: tuple[LogEntry, ...]
+    """Consecutive slots after ``prev_index``, at most ``max_batch`` (64) of them; empty for a plain heartbeat."""
     commit_index: int
+    """The leader's commit index: the follower applies up to it (and no further than the entries it has from this
+    leader)."""
     round: int
     """The leader's heartbeat round; acknowledged rounds renew its leader lease."""
     serving: ServingGrant | None = None
+    """A serving lease for the follower, in answer to its latest ``SyncReply.renewal``; None when none is due."""
     settings_hash: str = ""
+    """sha256 hex of the settings every server must share (``PoolConfig.settings_hash``); a follower with another
+    hash ignores the sync.  Empty: not checked."""
 
 
 @dataclass(frozen=True)
@@ -105,13 +128,24 @@ class SyncReply:
     sender: str
     epoch: int
     success: bool
+    """The entries matched at ``prev_index`` and were stored."""
     match_index: int
+    """On success, the last index known to match the leader's log; on failure, where the leader should look next (it
+    resends from ``match_index + 1`` at the latest)."""
     round: int
+    """Echoes ``DistributionCriteriaSync.round`` (or ``InstallSnapshot.round``): a majority's acks extend the leader
+    lease from that round's send, and the shell's send window frees on it."""
     echo_grant: int = 0
+    """The id of the last ``ServingGrant`` this server received (0: none yet)."""
     renewal: int = 0
+    """Numbers this request for the next serving lease (the holder's counter, timed from this send); 0: no request."""
     incarnation: int = 0
+    """The sender's incarnation (it grows at every restart): the leader resets its grants on a change and proposes
+    ``Rejoin`` for it."""
     settings_hash: str = ""
+    """The sender's settings hash; the leader ignores a reply whose hash differs from its own."""
     report: LeaseReport | None = None
+    """The sender's lease changes not yet seen committed; None when it has nothing new."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +156,11 @@ class InstallSnapshot:
     sender: str
     epoch: int
     last_index: int
+    """The log index the snapshot covers up to (the leader's compacted prefix)."""
     last_epoch: int
+    """The epoch of the entry at ``last_index``."""
     state: dict[str, Any]
+    """``PoolState.to_plain()`` at ``last_index``; installed only if every count matches the signed codes it holds
+    and its servers are the configured ones."""
     round: int = 0
+    """The leader's current heartbeat round, echoed in the ``SyncReply``."""
