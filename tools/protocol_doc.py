@@ -8,6 +8,12 @@ builds Markdown.  ``python -m tools.protocol_doc`` prints the generated part of
 page's marker comments); ``tests/unit/test_protocol_doc.py`` checks that the
 page still matches it, so the page cannot drift from the code.
 
+Under each table, every class's fields are listed with their types, defaults
+and docstrings: the string literal right below a field is its docstring (the
+Pykka style; Python keeps no such thing at run time, so they are read from the
+source with ``ast``).  A field needs one unless its name is in
+``OBVIOUS_FIELDS``, whose text the page shows for it instead.
+
 A new message needs a docstring in that form and an entry in ``CLAIMS``.  A new
 log entry needs a docstring and entries in ``CLAIMS`` and ``PROPOSED_BY``.  A new
 class that only travels inside messages belongs in ``VALUES``.
@@ -15,9 +21,12 @@ class that only travels inside messages belongs in ``VALUES``.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import re
 import sys
+import textwrap
 import typing
 from dataclasses import dataclass
 from enum import Enum
@@ -30,6 +39,7 @@ __all__ = [
     "CLAIMS",
     "PROPOSED_BY",
     "VALUES",
+    "OBVIOUS_FIELDS",
     "message_classes",
     "entry_classes",
     "value_classes",
@@ -37,6 +47,9 @@ __all__ = [
     "docstring_claims",
     "parse_message",
     "carried_in",
+    "field_docs",
+    "undocumented_fields",
+    "field_list",
     "message_table",
     "shell_table",
     "entry_table",
@@ -61,6 +74,20 @@ VALUES: frozenset[str] = frozenset(
 )
 """Protocol classes that are never sent alone: they travel inside messages or entries."""
 
+OBVIOUS_FIELDS: dict[str, str] = {
+    "sender": "The sending server's config name (a forwarding server puts its own).",
+    "epoch": "The sender's epoch, which is its Raft term.",
+    "feature": "The feature's name.",
+    "version": "The feature's version.",
+    "client_id": "The client: the app identity a lease is bound to.",
+    "session_id": "The client session: one per app process.",
+    "request_id": "Chosen by the asker; the reply echoes it.",
+    "lease_id": "The lease concerned.",
+}
+"""Field names that mean the same in every class.  A field with one of these
+names needs no docstring of its own; the page shows this text for it.  Any
+other field without a docstring fails ``tests/unit/test_protocol_doc.py``."""
+
 CLAIMS: dict[str, tuple[int, ...]] = {
     # client <-> server
     "CheckoutRequest": (3, 30, 31),
@@ -78,6 +105,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "TransferRequest": (33,),
     "TransferConfirm": (33,),
     "FailoverForward": (13, 14, 15, 27, 28, 29),
+    "ReleaseForward": (),
     "FailoverOutcome": (13, 14, 15, 27, 28, 29),
     "AddLicenseCode": (11, 12, 25, 26),
     "AddAllocations": (9, 10, 23, 24),
@@ -184,6 +212,19 @@ class _MessageDoc:
     replies: str
     """The reply clause as written, or ``""`` for no reply."""
     reply_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _FieldDoc:
+    """One field of a protocol class, as its source declares it."""
+
+    name: str
+    type: str
+    """The annotation as written (the modules use postponed annotations)."""
+    default: str | None
+    """The default as written, or None: the field is required."""
+    doc: str | None
+    """The string literal right below the field, flattened to one line; None: none."""
 
 
 _CLAIMS_NOTE = re.compile(r"\s*\(claims?\s+([0-9][0-9,\s\-–and]*)\)")
@@ -300,6 +341,61 @@ def carried_in(cls: type) -> list[str]:
     return out
 
 
+# ---- field docstrings --------------------------------------------------------------
+
+
+def _docstring(node: ast.stmt | None) -> str | None:
+    """The text of a bare string literal statement, flattened to one line."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        return " ".join(node.value.value.split())
+    return None
+
+
+def field_docs(cls: type) -> list[_FieldDoc]:
+    """The fields ``cls`` declares, in order, with type, default and docstring
+    as its source writes them; for an ``Enum``, its members and their docstrings."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    body = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef)).body
+    out: list[_FieldDoc] = []
+    for node, after in zip(body, [*body[1:], None], strict=True):
+        doc = _docstring(after)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            default = None if node.value is None else ast.get_source_segment(source, node.value)
+            out.append(_FieldDoc(node.target.id, ast.get_source_segment(source, node.annotation) or "", default, doc))
+        elif isinstance(node, ast.Assign) and issubclass(cls, Enum) and isinstance(node.targets[0], ast.Name):
+            out.append(_FieldDoc(node.targets[0].id, "", None, doc))
+    return out
+
+
+def undocumented_fields(cls: type) -> list[str]:
+    """Fields of ``cls`` with no docstring whose name is not in ``OBVIOUS_FIELDS``."""
+    return [f.name for f in field_docs(cls) if f.doc is None and f.name not in OBVIOUS_FIELDS]
+
+
+def field_list(cls: type) -> str:
+    """A heading for ``cls`` and one bullet per field: ``name: type = default``, then its docstring."""
+    lines = [f"#### `{cls.__name__}`\n"]
+    fields = field_docs(cls)
+    for f in fields:
+        declared = f.name if not f.type else f"{f.name}: {f.type}"
+        if f.default is not None:
+            declared += f" = {f.default}"
+        text = f.doc if f.doc is not None else OBVIOUS_FIELDS.get(f.name, "")
+        lines.append(f"- `{declared}`" + (f": {_md(text)}" if text else ""))
+    if not fields:
+        lines.append("No fields.")
+    return "\n".join(lines) + "\n"
+
+
+def _field_lists(classes: list[type]) -> str:
+    return "\n".join(field_list(cls) for cls in classes)
+
+
+def _name_cell(cls: type) -> str:
+    """The class name, linked to its field list below the table."""
+    return f"[`{cls.__name__}`](#{cls.__name__.lower()})"
+
+
 # ---- Markdown ----------------------------------------------------------------------
 
 
@@ -332,29 +428,29 @@ def message_table() -> str:
         parts.append(f"Defined in `{path}`.\n")
         parts.append(_row("message", "sender → receiver", "says", "replies", "claims"))
         parts.append(_row("---", "---", "---", "---", "---"))
-        for cls in _classes(module):
-            if cls.__name__ in VALUES:
-                continue
+        sent = [cls for cls in _classes(module) if cls.__name__ not in VALUES]
+        for cls in sent:
             doc = parse_message(cls)
             route = _md(doc.route.replace("->", "→"))
             parts.append(_row(
-                f"`{doc.name}`", route, _md(doc.says), _md(doc.replies) or "none",
+                _name_cell(cls), route, _md(doc.says), _md(doc.replies) or "none",
                 _claims_cell(CLAIMS[doc.name]),
             ))
         parts.append("")
+        parts.append(_field_lists(sent))
     return "\n".join(parts).rstrip() + "\n"
 
 
 def shell_table() -> str:
     """The shell's own messages (``actors/protocol/admin.py``): message | sender → receiver | says | replies."""
     parts = [_row("message", "sender → receiver", "says", "replies"), _row("---", "---", "---", "---")]
-    for cls in _classes(admin):
-        if cls.__name__ in SHELL_VALUES:
-            continue
+    sent = [cls for cls in _classes(admin) if cls.__name__ not in SHELL_VALUES]
+    for cls in sent:
         doc = parse_message(cls)
-        parts.append(_row(f"`{doc.name}`", _md(doc.route.replace("->", "→")), _md(doc.says),
+        parts.append(_row(_name_cell(cls), _md(doc.route.replace("->", "→")), _md(doc.says),
                           _md(doc.replies) or "none"))
-    return "\n".join(parts) + "\n"
+    inside = [cls for cls in _classes(admin) if cls.__name__ in SHELL_VALUES]
+    return "\n".join(parts) + "\n\n" + _field_lists(sent + inside)
 
 
 def entry_table() -> str:
@@ -368,10 +464,10 @@ def entry_table() -> str:
         if doc is None:
             raise _DocstringError(f"log entry {cls.__name__} has no docstring")
         rows.append(_row(
-            f"`{cls.__name__}`", _md(PROPOSED_BY[cls.__name__]), _md(_strip_claims(doc)),
+            _name_cell(cls), _md(PROPOSED_BY[cls.__name__]), _md(_strip_claims(doc)),
             _claims_cell(CLAIMS[cls.__name__]),
         ))
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n\n" + _field_lists(entry_classes())
 
 
 def value_table() -> str:
@@ -384,8 +480,8 @@ def value_table() -> str:
         if issubclass(cls, Enum):
             doc += " One of " + ", ".join(f"``{member.value}``" for member in cls) + "."
         inside = ", ".join(f"`{name}`" for name in carried_in(cls)) or "—"
-        rows.append(_row(f"`{cls.__name__}`", inside, _md(_strip_claims(doc))))
-    return "\n".join(rows) + "\n"
+        rows.append(_row(_name_cell(cls), inside, _md(_strip_claims(doc))))
+    return "\n".join(rows) + "\n\n" + _field_lists(value_classes())
 
 
 def generated() -> str:

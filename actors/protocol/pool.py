@@ -19,6 +19,7 @@ __all__ = [
     "TransferRequest",
     "TransferConfirm",
     "FailoverForward",
+    "ReleaseForward",
     "FailoverOutcome",
     "AddLicenseCode",
     "AddAllocations",
