@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.core.effects import ClientRef, Ready
+from actors.core.expiry import feature_expiries
 from actors.core.leases import LocalLeases
 from actors.core.node_settings import NodeSettings
 from actors.core.pool import PoolState
@@ -124,6 +125,9 @@ class ServerNode(ClientSide):
         self.raft.tick(now, ready)
         for lease in self.member.leases.expire(now):
             ready.event("expiry", lease_id=lease.lease_id, client_id=lease.client_id, feature=lease.feature)
+        for warn in self.expiry_watch.check(feature_expiries(self.pool.features), self.settings.today()):
+            ready.event("expiry_warning", feature=warn.feature, version=warn.version, expires=warn.expires,
+                        days_left=warn.days_left)
         if self.waiting:
             self.retry_waiting(now, ready)
         return self._finish(now, ready)

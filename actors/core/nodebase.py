@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from actors.core import adminauth
 from actors.core.effects import ClientRef, Ready
+from actors.core.expiry import ExpiryWatch
 from actors.core.member import Member
 from actors.core.node_settings import NodeSettings
 from actors.core.pool import DOWN, LIVE, PoolState
@@ -97,6 +98,8 @@ class NodeBase:
         self.releases_sent_at = float("-inf")
         """lease id -> (client, update seq, reply as checkout?, request id)."""
         self.recent_grants: dict[tuple[str, int], object] = {}
+        self.expiry_watch = ExpiryWatch()
+        """Which expiry warnings (30, 7, 1 days left) this incarnation gave."""
 
     # ---- views ----------------------------------------------------------------------
 

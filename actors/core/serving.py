@@ -9,7 +9,7 @@ Pure: ``now`` is the server's clock.
 
 from __future__ import annotations
 
-from actors.core import leaseid
+from actors.core import expiry, leaseid
 from actors.core.effects import ClientRef, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
@@ -142,9 +142,12 @@ class ClientSide(LeaderDuties):
     def on_heartbeat(self, ref: ClientRef, hb: c.SessionHeartbeat, now: float, ready: Ready) -> None:
         servable: list[str] = []
         refused: list[str] = []
+        today = self.settings.today()
         for lid in hb.lease_ids:
             lease = self.member.leases.leases.get(lid)
             table = self.pool.features.get(lease.key) if lease else None
+            if table is not None and expiry.expired(table.expires, today):
+                continue  # neither renewed nor lost: the lease ends at its deadline (docs/operations.md)
             (servable if lease is None or self.serve_problem(table, now) is None else refused).append(lid)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
@@ -203,7 +206,9 @@ class ClientSide(LeaderDuties):
                     or held.lease_id in self.released_here):
                 refused.append(held.lease_id)
             elif lease is not None and lease.client_id == upd.client_id:
-                lease.expires_at = max(lease.expires_at, now + self.member.ttl_hold)
+                table = self.pool.features.get(lease.key)
+                if table is None or not expiry.expired(table.expires, self.settings.today()):
+                    lease.expires_at = max(lease.expires_at, now + self.member.ttl_hold)
                 lease.client_seq = max(lease.client_seq, upd.seq)
                 if not lease.session_id:
                     lease.session_id = upd.session_id
