@@ -65,7 +65,8 @@ MESSAGE_MODULES: tuple[ModuleType, ...] = (client, pool, raft)
 """The modules whose classes are sent between actors, one per conversation."""
 
 SHELL_VALUES: frozenset[str] = frozenset(
-    {"Addressed", "ResolveTarget", "ServerStatus", "ServerUse", "FeatureStatus", "PendingCut", "SessionInfo"}
+    {"Addressed", "ResolveTarget", "ServerStatus", "ServerUse", "FeatureStatus", "PendingCut", "SessionInfo",
+     "LicenseInfo"}
 )
 """Classes of ``actors.protocol.admin`` that only travel inside shell messages."""
 

@@ -157,6 +157,16 @@ def _print_status(reply: Any) -> None:
             click.echo(f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}")
     for c in reply.pending:
         click.echo(f"pending: {c.feature} {c.version} at {c.server}: {c.allocated} allocated, target {c.target}")
+    for code in reply.licenses:
+        click.echo(f"license {code.serial}: {code.feature} {code.version}, {code.count} seats, expires "
+                   f"{code.expires}: {days_text(code.days_left)}")
+
+
+def days_text(left: int) -> str:
+    """``N days left`` (today included), or that the code has expired."""
+    if left <= 0:
+        return "EXPIRED" if left == 0 else f"EXPIRED {-left} day(s) ago"
+    return "last day today" if left == 1 else f"{left} days left"
 
 
 def _status(config_path: Path, as_json: bool) -> int:

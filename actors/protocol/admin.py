@@ -41,10 +41,13 @@ __all__ = [
     "ServerUse",
     "FeatureStatus",
     "PendingCut",
+    "LicenseInfo",
     "StatusReply",
     "SessionsQuery",
     "SessionInfo",
     "SessionsReply",
+    "MetricsQuery",
+    "MetricsReply",
     "SessionStart",
     "SessionReady",
     "OpenCheckout",
@@ -277,6 +280,23 @@ class PendingCut:
 
 
 @dataclass(frozen=True)
+class LicenseInfo:
+    """One license code of the pool (``StatusReply.licenses``)."""
+
+    serial: str
+    """The code's serial, as the vendor issued it."""
+    feature: str
+    version: str
+    count: int
+    """Seats the code itself grants (add-ons not included)."""
+    expires: str
+    """Its last valid day (YYYY-MM-DD)."""
+    days_left: int
+    """Days on which it still works, today included: 1 on ``expires``, 0 or less once expired
+    (``actors.core.expiry.days_left``)."""
+
+
+@dataclass(frozen=True)
 class StatusReply:
     """LicenseServer -> asker: the committed table and the servers as the
     answering server sees them.  No reply."""
@@ -303,6 +323,10 @@ class StatusReply:
     """Cuts that idle rebalancing will still make."""
     serving: bool = False
     """Whether the answering server may serve majority-ruled features now."""
+    licenses: tuple[LicenseInfo, ...] = ()
+    """Every license code in the pool, with its days left by the answering server's date."""
+    today: str = ""
+    """The answering server's date (YYYY-MM-DD), which ``days_left`` counts from."""
 
 
 @dataclass(frozen=True)
@@ -340,6 +364,26 @@ class SessionsReply:
     """The leases it holds itself, with times, oldest grant first."""
     registry: tuple[SessionInfo, ...] = ()
     """Leases the committed registry places at other servers (no times: 0.0)."""
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    """``licpool server``'s metrics endpoint -> its own LicenseServer: your
+    numbers now.  Reply: ``MetricsReply``."""
+
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class MetricsReply:
+    """LicenseServer -> asker: its metrics in the Prometheus text format
+    (``prometheus_client.generate_latest`` of the server's registry).  No reply."""
+
+    server: str
+    """The answering server's name."""
+    text: str
+    """Prometheus text exposition format 0.0.4."""
+    request_id: str = ""
 
 
 # ---- app <-> ClientSession ---------------------------------------------------------

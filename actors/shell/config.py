@@ -74,7 +74,7 @@ _POOL_KEYS = (
     "rebalance_idle",
     "client_port",
 )
-_SERVER_KEYS = ("name", "host", "port", "borrow_threshold")
+_SERVER_KEYS = ("name", "host", "port", "borrow_threshold", "metrics_port")
 
 
 class ConfigError(Exception):
@@ -102,6 +102,8 @@ class ServerSpec:
     """The server's Thespian admin port."""
     borrow_threshold: float
     """in_use / allocated above which this server borrows (the pool's by default)."""
+    metrics_port: int | None = None
+    """Where ``licpool server`` serves Prometheus metrics (HTTP, on ``host``); None: off."""
 
     @property
     def address(self) -> str:
@@ -347,13 +349,20 @@ def _parse_servers(
         threshold = default_threshold
         if "borrow_threshold" in table:
             threshold = check.threshold(table["borrow_threshold"], f"{where}borrow_threshold")
+        metrics_port = None
+        if "metrics_port" in table:
+            metrics_port = check.port(table["metrics_port"], f"{where}metrics_port")
+            if (host, metrics_port) in addresses or metrics_port == port:
+                raise check.error(f"{where}metrics_port", f"{host}:{metrics_port} is already a server's admin port")
         if name in names:
             raise check.error(f"{where}name", f"duplicate server name {name!r}")
         if (host, port) in addresses:
             raise check.error(f"{where}port", f"duplicate address {host}:{port}")
         names.add(name)
         addresses.add((host, port))
-        specs.append(ServerSpec(name, host, port, threshold))
+        if metrics_port is not None:
+            addresses.add((host, metrics_port))
+        specs.append(ServerSpec(name, host, port, threshold, metrics_port))
     warnings: tuple[str, ...] = ()
     if len(specs) % 2 == 0:
         n = len(specs)

@@ -59,6 +59,8 @@ def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console
         raise LaunchError(f"server {name}: cannot resolve host {spec.host!r}: {exc}") from None
     if not port_is_free(ip, spec.port):
         raise LaunchError(f"{spec.address} is already in use: is server {name} running already?")
+    if spec.metrics_port is not None and not port_is_free(ip, spec.metrics_port):
+        raise LaunchError(f"metrics port {spec.host}:{spec.metrics_port} of server {name} is already in use")
     data = cfg.data_dir / name
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     logs.configure(json_audit_path=data / "audit.jsonl", level=log_level, log_path=data / "server.log",
@@ -69,6 +71,7 @@ def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = start_system(ip, spec.port, transmit_timeout=transmit_timeout(cfg.timing), own_group=True,
                            log_level=log_level)
+    endpoint = None
     try:
         from actors.shell.server_actor import LicenseServer
 
@@ -80,12 +83,21 @@ def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console
             raise LaunchError(f"server {name} did not start within {START_TIMEOUT:.0f} s")
         line = f"licpool: server {name} of pool {cfg.name!r} serving on {spec.address} " \
                f"(incarnation {reply.incarnation}, pid {os.getpid()}, data {data})"
+        if spec.metrics_port is not None:
+            # Started after the actor system, so no forked actor inherits its socket.
+            from actors.shell.metrics import MetricsEndpoint
+
+            endpoint = MetricsEndpoint(lambda msg, timeout: started.asys.ask(address, msg, timeout), cfg.name, name,
+                                       ip, spec.metrics_port, timeout=max(cfg.timing.failure_timeout, 2.0))
+            line += f"; metrics on {endpoint.url}"
         print(line, flush=True)
         if ready is not None:
             ready(line)
         while not stop.wait(0.5):
             pass
     finally:
+        if endpoint is not None:
+            endpoint.close()
         stop_system(started)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

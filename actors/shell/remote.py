@@ -213,4 +213,10 @@ def status_json(reply: StatusReply) -> dict[str, Any]:
              "target": c.target}
             for c in reply.pending
         ],
+        "today": reply.today,
+        "licenses": [
+            {"serial": x.serial, "feature": x.feature, "version": x.version, "count": x.count, "expires": x.expires,
+             "days_left": x.days_left}
+            for x in reply.licenses
+        ],
     }

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
+from time import perf_counter as _perf_counter
 from typing import Any
 
 from loguru import logger
@@ -48,6 +49,7 @@ from actors.shell.book import AddressBook
 from actors.shell.config import ConfigError, PoolConfig, load_config
 from actors.shell.flow import SyncWindow
 from actors.shell.leader_actor import LeaderRole
+from actors.shell.metrics import ServerMetrics
 from actors.shell.persistence import NodeStore
 from actors.shell.resolver import Resolver, ask_for_stale
 from actors.shell.system import SERVER_GLOBAL_NAME, kill_own_family, process_alive, process_start_time
@@ -106,6 +108,7 @@ class LicenseServer(ActorTypeDispatcher):
         self.exiting = False
         self.window = SyncWindow(window=2, max_hold=0.25)
         self.window_term = -1
+        self.metrics: ServerMetrics | None = None
 
     # ---- start ---------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class LicenseServer(ActorTypeDispatcher):
         cfg = load_config(msg.config_path)
         settings = node_settings(cfg, msg.name)
         self.cfg, self.name = cfg, msg.name
+        self.metrics = ServerMetrics(cfg.name, msg.name)
         self.peer_key = peerauth.derive_peer_key(cfg.admin_secret(), cfg.name)
         self.launcher = (msg.launcher_pid, process_start_time(msg.launcher_pid) if msg.launcher_pid else 0)
         peers = tuple(s for s in cfg.server_names if s != msg.name)
@@ -290,6 +294,12 @@ class LicenseServer(ActorTypeDispatcher):
         if self.node is not None and self._malformed(msg, sender) is None:
             self.send(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
 
+    def receiveMsg_MetricsQuery(self, msg: a.MetricsQuery, sender: Any) -> None:
+        if self.node is not None and self.cfg is not None and self.metrics is not None \
+                and self._malformed(msg, sender) is None:
+            text = self.metrics.render(self.node, self.cfg, self.cfg.data_dir / self.name, time.monotonic())
+            self.send(sender, a.MetricsReply(self.name, text, msg.request_id))
+
     # ---- time ---------------------------------------------------------------------
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
@@ -343,7 +353,10 @@ class LicenseServer(ActorTypeDispatcher):
         node, store = self.node, self.store
         assert node is not None and store is not None
         try:
+            started = _perf_counter()
             store.write(ready.persist)
+            if ready.persist and self.metrics is not None:
+                self.metrics.observe_fsync(_perf_counter() - started)
         except (PersistError, OSError) as exc:
             self._restart_core(f"persisting failed: {exc}")
             return
@@ -351,7 +364,10 @@ class LicenseServer(ActorTypeDispatcher):
         self._sync_leader_role()
         self._send_all(ready, now)
         try:
+            started = _perf_counter()
             if store.maybe_compact(node.snapshot):
+                if self.metrics is not None:
+                    self.metrics.observe_compaction(_perf_counter() - started)
                 logger.debug("server {}: compacted the journal into a snapshot", self.name)
         except (PersistError, OSError) as exc:
             self._restart_core(f"compaction failed: {exc}")
@@ -359,13 +375,20 @@ class LicenseServer(ActorTypeDispatcher):
         self._schedule(ready.wake_at, now)
 
     def _events(self, ready: Ready) -> None:
+        if self.metrics is not None and self.node is not None:
+            self.metrics.events(ready.events)
+            self.metrics.stepped(self.node)
         for event in ready.events:
             fields = dict(event.fields)
             try:
                 logs.audit(event.kind, node=self.name, **fields)
             except Exception as exc:  # an audit line must never stop the server
                 logger.warning("server {}: audit of {} failed: {}", self.name, event.kind, exc)
-            if event.kind in _EVENTS_AT_INFO:
+            if event.kind == "expiry_warning":
+                logger.warning("server {}: license for {} {} expires after {} ({} day(s) left)", self.name,
+                               fields.get("feature"), fields.get("version"), fields.get("expires"),
+                               fields.get("days_left"))
+            elif event.kind in _EVENTS_AT_INFO:
                 logger.info("server {}: {} {}", self.name, event.kind, fields)
 
     def _send_all(self, ready: Ready, now: float) -> None:

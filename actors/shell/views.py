@@ -15,7 +15,8 @@ from typing import Any
 
 from actors.cli.vendor import today_iso
 from actors.core.adminauth import derive_admin_key
-from actors.core.codes import verify_code
+from actors.core.codes import CodeError, LicenseCode, verify_code
+from actors.core.expiry import days_left
 from actors.core.leaseid import derive_lease_key
 from actors.core.node import NodeSettings, ServerNode
 from actors.core.pool import DOWN, LIVE
@@ -23,6 +24,7 @@ from actors.core.raft import LEADER
 from actors.core.sources import idle_excess
 from actors.protocol.admin import (
     FeatureStatus,
+    LicenseInfo,
     PendingCut,
     ServerStatus,
     ServerUse,
@@ -32,7 +34,7 @@ from actors.protocol.admin import (
 )
 from actors.shell.config import PoolConfig
 
-__all__ = ["node_settings", "sessions_reply", "status_reply"]
+__all__ = ["license_infos", "node_settings", "sessions_reply", "status_reply"]
 
 
 def node_settings(cfg: PoolConfig, name: str) -> NodeSettings:
@@ -78,8 +80,25 @@ def _peer_up(node: ServerNode, name: str, now: float) -> bool:
     return True
 
 
+def license_infos(node: ServerNode, today: str) -> tuple[LicenseInfo, ...]:
+    """Every license code of the pool with its days left on ``today`` (codes
+    that no longer verify, which the pool could not have applied, are left out)."""
+    found = []
+    for serial, text in sorted(node.pool.licenses.items()):
+        try:
+            code = node.settings.verify(text)
+        except CodeError:
+            continue
+        if isinstance(code, LicenseCode):
+            left = days_left(code.expires, today)
+            found.append(LicenseInfo(serial, code.feature, code.version, code.count, code.expires,
+                                     left if left is not None else 0))
+    return tuple(found)
+
+
 def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str) -> StatusReply:
     leader = node.raft.leader if (node.raft.role == LEADER or node.raft.heard_from_leader(now)) else None
+    today = node.settings.today()
     servers = []
     for spec in cfg.servers:
         state = node.pool.servers.get(spec.name)
@@ -122,6 +141,8 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str)
         features=tuple(features),
         pending=tuple(pending),
         serving=node.serve_problem(None, now) is None,
+        licenses=license_infos(node, today),
+        today=today,
     )
 
 
