@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from actors.cli.check import register as register_check
 from actors.cli.pool import register as register_pool_commands
 from actors.cli.vendor import read_public_key, today_iso, vendor
 from actors.core.codes import AddOn, CodeError, LicenseCode, check_criteria, verify_code
@@ -191,6 +192,7 @@ def license_verify(code: str, config_path: Path | None, public_path: Path | None
 
 licpool.add_command(vendor)
 register_pool_commands(licpool, license_group)
+register_check(licpool)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -327,6 +327,10 @@ class StatusReply:
     """Every license code in the pool, with its days left by the answering server's date."""
     today: str = ""
     """The answering server's date (YYYY-MM-DD), which ``days_left`` counts from."""
+    settings_hash: str = ""
+    """The answering server's settings hash (``PoolConfig.settings_hash``): ``licpool check`` compares it."""
+    wall: float = 0.0
+    """The answering server's wall clock when it answered (seconds since the epoch), for clock checks."""
 
 
 @dataclass(frozen=True)

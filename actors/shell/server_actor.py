@@ -288,7 +288,7 @@ class LicenseServer(ActorTypeDispatcher):
 
     def receiveMsg_StatusQuery(self, msg: a.StatusQuery, sender: Any) -> None:
         if self.node is not None and self.cfg is not None and self._malformed(msg, sender) is None:
-            self.send(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id))
+            self.send(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id, time.time()))
 
     def receiveMsg_SessionsQuery(self, msg: a.SessionsQuery, sender: Any) -> None:
         if self.node is not None and self._malformed(msg, sender) is None:

@@ -96,7 +96,7 @@ def license_infos(node: ServerNode, today: str) -> tuple[LicenseInfo, ...]:
     return tuple(found)
 
 
-def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str) -> StatusReply:
+def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str, wall: float = 0.0) -> StatusReply:
     leader = node.raft.leader if (node.raft.role == LEADER or node.raft.heard_from_leader(now)) else None
     today = node.settings.today()
     servers = []
@@ -143,6 +143,8 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str)
         serving=node.serve_problem(None, now) is None,
         licenses=license_infos(node, today),
         today=today,
+        settings_hash=node.settings.settings_hash,
+        wall=wall,
     )
 
 
