@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -107,11 +108,32 @@ def thespian_log_defs(level: str = "INFO") -> dict[str, Any]:
     }
 
 
+AUDIT_ROTATE_BYTES = 32 * 1024 * 1024
+"""An audit file past this size is rotated: ``audit.jsonl`` -> ``audit.jsonl.1`` -> ...
+(``LICPOOL_AUDIT_ROTATE_BYTES`` overrides it)."""
+AUDIT_KEEP = 20
+"""Rotated audit files kept (``audit.jsonl.1`` .. ``.20``); older ones are deleted."""
+
+
+def _rotate_bytes() -> int:
+    try:
+        return max(int(os.environ.get("LICPOOL_AUDIT_ROTATE_BYTES", AUDIT_ROTATE_BYTES)), 1024)
+    except ValueError:
+        return AUDIT_ROTATE_BYTES
+
+
 class _JsonLinesSink:
-    """Appends one JSON object per audit record to a file."""
+    """Appends one JSON object per audit record to a file, rotated by size.
+
+    Only the process that writes audit records (the LicenseServer actor)
+    rotates: it renames ``audit.jsonl`` to ``audit.jsonl.1`` (shifting older
+    files up, keeping ``AUDIT_KEEP``) and opens a new one.  ``licpool report``
+    reads the rotated files too."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._limit = _rotate_bytes()
         self._file: TextIO = path.open("a", encoding="utf-8", buffering=1)
 
     def write(self, message: Any) -> None:
@@ -125,6 +147,20 @@ class _JsonLinesSink:
             **extra,
         }
         self._file.write(json.dumps(line, default=str, sort_keys=True) + "\n")
+        if self._file.tell() >= self._limit:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        path = self._path
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}.{AUDIT_KEEP}").unlink()
+        for n in range(AUDIT_KEEP - 1, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}.{n}").rename(f"{path}.{n + 1}")
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(f"{path}.1")
+        self._file = path.open("a", encoding="utf-8", buffering=1)
 
     def stop(self) -> None:
         self._file.close()
