@@ -24,6 +24,7 @@ from actors.cli.check import register as register_check
 from actors.cli.pool import register as register_pool_commands
 from actors.cli.report import register as register_report
 from actors.cli.vendor import read_public_key, today_iso, vendor
+from actors.cli.web import register as register_web
 from actors.core.codes import AddOn, CodeError, LicenseCode, check_criteria, verify_code
 from actors.shell.config import ConfigError, load_config
 
@@ -195,6 +196,7 @@ licpool.add_command(vendor)
 register_pool_commands(licpool, license_group)
 register_check(licpool)
 register_report(licpool)
+register_web(licpool)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
