@@ -208,6 +208,11 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
             narrator.table(final)
         lost = sum(a.lost.is_set() for a in held)
         echo(f"  {len(held) - lost} of {len(held)} client leases kept through the crash")
+        echo("for a real pool (docs/deployment.md):")
+        echo("  dashboard: licpool web --config pool.toml --bind 127.0.0.1:8080   -> http://127.0.0.1:8080/")
+        echo("  metrics:   set metrics_port in each [[server]]                   -> http://<host>:<metrics_port>/metrics"
+             " (alert rules: deploy/prometheus/licpool.rules.yml)")
+        echo("  usage:     licpool report --config pool.toml --plot usage.png")
         return 0
     finally:
         for app in apps:
