@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 __all__ = [
     "CODE_PREFIX",
+    "VERSION_MATCHES",
     "AddOn",
     "CodeError",
     "CodeProblem",
@@ -66,6 +67,11 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _COUNT = re.compile(r"[0-9]+")
 
 _LICENSE_KEYS = frozenset({"kind", "feature", "version", "count", "expires", "serial", "majority", "distribution"})
+_LICENSE_OPTIONAL = frozenset({"version_match"})
+"""Fields a license may lack: codes signed before they existed keep verifying."""
+VERSION_MATCHES = ("range", "exact")
+"""``version_match`` values: ``range`` (the default, also for codes without the
+field) serves requests for its version or lower; ``exact`` only its own."""
 _ADDON_KEYS = frozenset({"kind", "of", "count", "serial"})
 
 
@@ -117,10 +123,19 @@ class LicenseCode:
     """The criteria as signed, e.g. ``s1:4^s2:3``; None for an even split."""
     text: str
     """The code exactly as verified (without surrounding whitespace)."""
+    exact_version: bool = False
+    """Signed ``version_match = "exact"``: serves requests for exactly its
+    version.  False (``range``, and every code signed without the field): serves
+    requests for its version or any lower one (docs/licenses.md, "Versions")."""
+
+    @property
+    def version_match(self) -> str:
+        return "exact" if self.exact_version else "range"
 
     @property
     def key(self) -> tuple[str, str]:
-        """The feature identity: (feature, version), matched exactly."""
+        """The distribution table: (feature, version), the version as written.
+    Which requests a table serves is ``actors.core.versions``' business."""
         return (self.feature, self.version)
 
     @property
@@ -199,6 +214,13 @@ def _check_date(value: object, field: str) -> datetime.date:
     raise CodeError(CodeProblem.BAD_FIELD, f"{field} must be a date YYYY-MM-DD, got {value!r}")
 
 
+def _check_version_match(value: object) -> bool:
+    """True for ``exact``, False for ``range``."""
+    if value not in VERSION_MATCHES:
+        raise CodeError(CodeProblem.BAD_FIELD, f"version_match must be 'range' or 'exact', got {value!r}")
+    return value == "exact"
+
+
 def _check_distribution(value: object, count: int) -> str | None:
     """The criteria in canonical form (None for none), checked against ``count``."""
     if value is None:
@@ -223,9 +245,13 @@ def sign_license(
     serial: str,
     majority: bool = True,
     distribution: str | None = None,
+    version_match: str = "range",
 ) -> str:
     """Issue a license code; refuses (CodeError) anything ``verify_code`` would refuse,
-    except expiry, which needs a clock."""
+    except expiry, which needs a clock.
+
+    ``version_match="exact"`` signs the field; ``"range"`` (the default) leaves
+    it out, so a range code reads the same to a licpool that predates the field."""
     count = _check_count(count)
     _check_date(expires, "expires")
     if not isinstance(majority, bool):
@@ -240,6 +266,8 @@ def sign_license(
         "majority": majority,
         "distribution": _check_distribution(distribution, count),
     }
+    if _check_version_match(version_match):
+        payload["version_match"] = "exact"
     return _sign(private_key, payload)
 
 
@@ -293,9 +321,11 @@ def _decode_payload(payload: bytes) -> dict[str, Any]:
     return obj
 
 
-def _check_keys(obj: Mapping[str, Any], expected: frozenset[str], kind: str) -> None:
+def _check_keys(
+    obj: Mapping[str, Any], expected: frozenset[str], kind: str, optional: frozenset[str] = frozenset()
+) -> None:
     missing = sorted(expected - obj.keys())
-    extra = sorted(obj.keys() - expected)
+    extra = sorted(obj.keys() - expected - optional)
     if missing:
         raise CodeError(CodeProblem.BAD_FIELD, f"{kind} code lacks field(s): {', '.join(missing)}")
     if extra:
@@ -332,7 +362,7 @@ def verify_code(text: str, public_key: Ed25519PublicKey, *, today: str | None = 
         )
     if kind != "license":
         raise CodeError(CodeProblem.BAD_FIELD, f"unknown code kind {kind!r}")
-    _check_keys(obj, _LICENSE_KEYS, "license")
+    _check_keys(obj, _LICENSE_KEYS, "license", _LICENSE_OPTIONAL)
     count = _check_count(obj["count"])
     majority = obj["majority"]
     if not isinstance(majority, bool):
@@ -347,6 +377,7 @@ def verify_code(text: str, public_key: Ed25519PublicKey, *, today: str | None = 
         majority=majority,
         distribution=_check_distribution(obj["distribution"], count),
         text=stripped,
+        exact_version=_check_version_match(obj.get("version_match", "range")),
     )
     if today is not None and expires < _check_date(today, "today"):
         raise CodeError(

@@ -301,6 +301,9 @@ class LeaderDuties(NodeBase):
                 if table is not None and table.majority != code.majority:
                     return None, (f"{code.feature} {code.version} is already in the pool "
                                   "with the other majority rule"), False
+                if table is not None and table.exact != code.exact_version:
+                    return None, (f"{code.feature} {code.version} is already in the pool with "
+                                  f"version_match {'exact' if table.exact else 'range'}"), False
                 return e.AddLicense(msg.code), "", False
             if isinstance(msg, p.AddAllocations):
                 addon = self.settings.verify(msg.addon)

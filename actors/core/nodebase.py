@@ -32,9 +32,11 @@ class WaitingCheckout:
     client: ClientRef
     request: CheckoutRequest
     since: float
-    deny_after: int | None = None
-    """The leader found no seat anywhere as of this log index: once it is
-    applied here and still no seat is spare, the answer is NO_SEATS."""
+    exhausted: dict[FeatureKey, int] = field(default_factory=dict)
+    """Table -> the log index as of which the leader found no seat of it
+    anywhere.  Once that is applied here the request moves on to the next
+    higher version that serves it; when every one is exhausted and still no
+    seat is spare here, the answer is NO_SEATS."""
 
 
 @dataclass

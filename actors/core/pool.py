@@ -189,6 +189,8 @@ class PoolState:
         table = self.features.get(code.key)
         if table is not None and table.majority != code.majority:
             return Applied(False, f"serial {code.serial}: majority flag differs from the feature's")
+        if table is not None and table.exact != code.exact_version:
+            return Applied(False, f"serial {code.serial}: version_match differs from the feature's")
         self.licenses[code.serial] = entry.code
         self.serial_feature[code.serial] = code.key
         names = list(self.servers)
@@ -198,7 +200,7 @@ class PoolState:
             alloc, free = codes.initial_distribution(code.count, known, names)
             self.features[code.key] = FeatureTable(
                 code.feature, code.version, total=code.count, majority=code.majority,
-                expires=code.expires, alloc=alloc, targets=dict(alloc), free=free,
+                expires=code.expires, alloc=alloc, targets=dict(alloc), free=free, exact=code.exact_version,
             )
         else:
             # More seats for a feature already in the pool go to its free pool.

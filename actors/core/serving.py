@@ -9,7 +9,7 @@ Pure: ``now`` is the server's clock.
 
 from __future__ import annotations
 
-from actors.core import expiry, leaseid
+from actors.core import expiry, leaseid, versions
 from actors.core.effects import ClientRef, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
@@ -35,7 +35,6 @@ class ClientSide(LeaderDuties):
             return
         if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id for w in self.waiting):
             return
-        key = (req.feature, req.version)
         if (
             req.lease_id is not None
             and req.lease_id not in self.member.leases.leases
@@ -46,25 +45,73 @@ class ClientSide(LeaderDuties):
             # Reconnecting with a lease held elsewhere: move it here, never a second seat.
             self.failover_refs[req.lease_id] = (ref, req.client_seq, True, req.request_id)
             forward = p.FailoverForward(self.name, self.raft.term, req.client_id, req.client_seq,
-                                        (c.HeldLease(req.lease_id, req.feature, req.version),))
+                                        (c.HeldLease(req.lease_id, req.feature, self._resume_version(req)),))
             self._forward_failover(forward, now, ready)
             return
-        if not self._decide(ref, req, now, ready, waiting=self._waiting_for(key)):
+        if not self._decide(ref, req, now, ready):
             self.waiting.append(WaitingCheckout(ref, req, now))
 
     def _waiting_for(self, key: FeatureKey) -> int:
-        return sum(1 for w in self.waiting if (w.request.feature, w.request.version) == key)
+        return sum(1 for w in self.waiting if key in self.serving_tables(w.request))
 
-    def _decide(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready, waiting: int) -> bool:
-        """Answer a checkout if possible; False means it must wait for a borrow."""
-        key = (req.feature, req.version)
-        table = self.pool.features.get(key)
-        problem = self.serve_problem(table, now)
-        if problem is None and table is None:
+    def serving_tables(self, req: c.CheckoutRequest) -> list[FeatureKey]:
+        """The tables that may grant ``req``, lowest version first (one at most
+        for an ``exact_version`` request: the table of exactly its version)."""
+        if req.exact_version:
+            key = (req.feature, req.version)
+            return [key] if key in self.pool.features else []
+        found = [(t.version, t.exact) for t in self.pool.features.values() if t.feature == req.feature]
+        return [(req.feature, v) for v in versions.serving(req.version, found)]
+
+    def _resume_version(self, req: c.CheckoutRequest) -> str:
+        """The licensed version of a lease being resumed from another server:
+        the log's, when it knows this client's lease under a version that
+        serves the request (a session asks for the version the app asked for)."""
+        lease = self.pool.registry.leases.get(req.lease_id or "")
+        if lease is not None and lease.client_id == req.client_id and lease.key in self.serving_tables(req):
+            return lease.version
+        return req.version
+
+    def _pick_table(self, req: c.CheckoutRequest, keys: list[FeatureKey], today: str,
+                    exhausted: dict[FeatureKey, int]) -> FeatureKey:
+        """Which of the serving tables ``keys`` this checkout goes to (issue 14
+        item 2): the client's own lease when it resumes one held here; else the
+        lowest version with a seat here, or without one but not known to be
+        exhausted pool-wide (borrow for it); past every exhausted one, to the
+        highest, whose Wait ends in NO_SEATS (``retry_waiting``).  An expired
+        table is passed over unless every one is expired (EXPIRED)."""
+        held = self.member.leases.leases.get(req.lease_id or "")
+        if held is not None and held.client_id == req.client_id and held.key in keys:
+            return held.key
+        live = [k for k in keys if not expiry.expired(self.pool.features[k].expires, today)]
+        if len(live) <= 1:
+            return (live or keys)[0]
+        offers = [versions.Offer(k[1], self.pool.features[k].exact, self.member.spare(k),
+                                 k in exhausted and self.applied >= exhausted[k]) for k in live]
+        chosen = versions.choose(req.version, offers)
+        return (req.feature, chosen.version) if chosen is not None else live[-1]
+
+    def _no_seat_anywhere(self, w: WaitingCheckout) -> bool:
+        """Every table that serves ``w`` was found exhausted, as of an index applied here."""
+        keys = self.serving_tables(w.request)
+        return bool(keys) and all(k in w.exhausted and self.applied >= w.exhausted[k] for k in keys)
+
+    def _decide(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready,
+                waiting: int | None = None, exhausted: dict[FeatureKey, int] | None = None) -> bool:
+        """Answer a checkout if possible; False means it must wait for a borrow.
+        ``waiting``: requests already held for a borrow (None: count them)."""
+        keys = self.serving_tables(req)
+        problems = [self.serve_problem(self.pool.features[k], now) for k in keys]
+        servable = [k for k, problem in zip(keys, problems, strict=True) if problem is None]
+        problem = problems[0] if keys and not servable else None if keys else self.serve_problem(None, now)
+        if problem is None and not servable:
             problem = c.DenyReason.UNKNOWN_FEATURE
         if problem is not None:
             self._deny(ref, req, problem, ready)
             return True
+        key = self._pick_table(req, servable, self.settings.today(), exhausted or {})
+        if waiting is None:
+            waiting = self._waiting_for(key)
         new_id = self._new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
         decision = self.member.checkout(req.client_id, req.session_id, key, now, self.settings.today(), new_id,
                                         req.lease_id, waiting, req.client_seq)
@@ -84,16 +131,16 @@ class ClientSide(LeaderDuties):
 
     def _grant(self, ref: ClientRef, req: c.CheckoutRequest, decision: Grant, now: float, ready: Ready) -> None:
         lease = decision.lease
-        reply = c.CheckoutGranted(req.request_id, lease.lease_id, self.name, req.feature, req.version,
+        reply = c.CheckoutGranted(req.request_id, lease.lease_id, self.name, lease.feature, lease.version,
                                   self.timing.lease_ttl, decision.resumed)
         self.recent_grants[(req.session_id, req.request_id)] = reply
         if len(self.recent_grants) > 4096:
             self.recent_grants.pop(next(iter(self.recent_grants)))
         ready.to(ref, reply)
-        ready.event("grant", lease_id=lease.lease_id, client_id=req.client_id, feature=req.feature,
-                    version=req.version, resumed=decision.resumed)
+        ready.event("grant", lease_id=lease.lease_id, client_id=req.client_id, feature=lease.feature,
+                    version=lease.version, resumed=decision.resumed)
         if decision.borrow:
-            self._ask_borrow((req.feature, req.version), decision.borrow, now, ready)
+            self._ask_borrow(lease.key, decision.borrow, now, ready)
 
     def _deny(self, ref: ClientRef, req: c.CheckoutRequest, reason: c.DenyReason, ready: Ready,
               detail: str = "") -> None:
@@ -117,8 +164,8 @@ class ClientSide(LeaderDuties):
         """Seats may have arrived (or the hold ran out): answer what can be."""
         still: list[WaitingCheckout] = []
         for w in self.waiting:
-            if not self._decide(w.client, w.request, now, ready, waiting=len(still)):
-                if w.deny_after is not None and self.applied >= w.deny_after:
+            if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
+                if self._no_seat_anywhere(w):
                     self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "every seat in the pool is in use")
                 elif now - w.since >= self.hold_limit():
                     self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "no seat came free in time")
@@ -133,8 +180,8 @@ class ClientSide(LeaderDuties):
         # only once this server has applied the log as far as the leader had.
         key = (msg.feature, msg.version)
         for w in self.waiting:
-            if (w.request.feature, w.request.version) == key and w.deny_after is None:
-                w.deny_after = msg.index
+            if key not in w.exhausted and key in self.serving_tables(w.request):
+                w.exhausted[key] = msg.index
         self.retry_waiting(now, ready)
 
     # ---- heartbeats and releases ----------------------------------------------------

@@ -34,6 +34,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.core import versions
 from actors.core.effects import Ready
 from actors.core.timing import Timing
 from actors.protocol.client import (
@@ -264,7 +265,9 @@ class ClientSessionCore:
     def _on_granted(self, server: str, msg: CheckoutGranted, now: float, ready: Ready) -> None:
         co = self._checkouts.get(msg.request_id)
         lease = self._leases.get(msg.lease_id)
-        if co is None or co.feature != msg.feature or co.version != msg.version:
+        # A grant may be of a higher licensed version than asked (a range match);
+        # the lease is filed under the granted one, which a fail-over must ask for.
+        if co is None or co.feature != msg.feature or not versions.serves(msg.version, False, co.version):
             if lease is None:
                 # Nobody waits for this seat any more: give it back at once.
                 self._send_release(server, msg.lease_id, now, ready)
@@ -433,6 +436,7 @@ class ClientSessionCore:
         # the first server to seat it wins, a later retry never moves it again.
         ready.to(server, CheckoutRequest(
             self.client_id, self.session_id, co.request_id, co.feature, co.version, co.lease_id, co.client_seq,
+            exact_version=False,
         ))
 
     def _send_heartbeat(self, server: str, moving: set[str], now: float, ready: Ready) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 __all__ = ["FeatureKey", "FeatureTable", "feature_label"]
 
 FeatureKey = tuple[str, str]
-"""(feature, version), matched exactly."""
+"""(feature, version), the version as its codes write it.  Which tables serve
+a checkout's version is decided by ``actors.core.versions``."""
 
 
 def feature_label(key: FeatureKey) -> str:
@@ -44,6 +45,9 @@ class FeatureTable:
     """The free pool."""
     in_flight: int = 0
     """Seats cut from a giver whose transfer has not completed (claim 33)."""
+    exact: bool = False
+    """Its codes were signed ``version_match = "exact"``: it serves requests for
+    its own version only; otherwise for its version and every lower one."""
 
     @property
     def key(self) -> FeatureKey:
@@ -78,6 +82,7 @@ class FeatureTable:
             "targets": dict(self.targets),
             "free": self.free,
             "in_flight": self.in_flight,
+            "exact": self.exact,
         }
 
     @classmethod
@@ -92,4 +97,5 @@ class FeatureTable:
             targets=dict(data.get("targets", {})),
             free=data.get("free", 0),
             in_flight=data.get("in_flight", 0),
+            exact=data.get("exact", False),
         )

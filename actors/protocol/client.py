@@ -32,7 +32,7 @@ class DenyReason(str, Enum):
     NO_SEATS = "NO_SEATS"
     """Every seat of the feature is in use anywhere in the pool."""
     UNKNOWN_FEATURE = "UNKNOWN_FEATURE"
-    """No license code in the pool names this (feature, version)."""
+    """No license code in the pool serves this (feature, version)."""
     EXPIRED = "EXPIRED"
     """Every license code of the feature has expired."""
     NO_MAJORITY = "NO_MAJORITY"
@@ -75,13 +75,18 @@ class CheckoutRequest:
     feature: str
     """The feature asked for; with ``version`` it names one distribution table."""
     version: str
-    """The feature version asked for (exact match, no ranges)."""
+    """The feature version asked for: any table whose version serves it may grant (``exact_version``)."""
     lease_id: str | None = None
     """A lease this client already holds here: resume it, never take a second seat."""
     client_seq: int = 0
     """With ``lease_id``: the client's fail-over sequence number.  A resume at
     another server moves the lease only if this is newer than the move that
     placed it, so retries of one reconnect never bounce it between servers."""
+    exact_version: bool = True
+    """True: only the table of exactly ``version`` may grant (what a request of
+    a session older than version ranges means, so it is the default).  Sessions
+    that know ranges send False: the lowest licensed version that serves
+    ``version`` grants (``actors.core.versions``, docs/licenses.md)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,8 @@ class CheckoutGranted:
     feature: str
     """Echoed from the request; a grant whose feature differs from the checkout's is released at once."""
     version: str
-    """Echoed from the request."""
+    """The licensed version whose seat was granted: the request's, or (a range match) a higher one that serves it.
+    The session files the lease under it, so a fail-over asks for a seat of the same table."""
     ttl: float
     """lease_ttl, in seconds, timed from the client's send."""
     resumed: bool = False
