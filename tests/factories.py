@@ -36,10 +36,11 @@ def license_code(
     majority: bool = True,
     distribution: str | None = None,
     expires: str = "2099-12-31",
+    version_match: str = "range",
 ) -> str:
     return codes.sign_license(
         vendor_key(), feature=feature, version=version, count=count, expires=expires,
-        serial=serial, majority=majority, distribution=distribution,
+        serial=serial, majority=majority, distribution=distribution, version_match=version_match,
     )
 
 
