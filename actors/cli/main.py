@@ -147,6 +147,9 @@ def license_group() -> None:
 def _code_fields(code: LicenseCode | AddOn) -> dict[str, Any]:
     fields = asdict(code)
     del fields["text"]
+    if isinstance(code, LicenseCode):
+        del fields["exact_version"]
+        fields["version_match"] = code.version_match
     return {"kind": "license" if isinstance(code, LicenseCode) else "addon", **fields}
 
 

@@ -150,7 +150,7 @@ def _print_status(reply: Any) -> None:
     if not reply.features:
         click.echo("no license codes in the pool yet")
     for f in reply.features:
-        rule = "" if f.majority else ", no-majority"
+        rule = ("" if f.majority else ", no-majority") + (", exact version" if f.exact_version else "")
         click.echo(f"{f.feature} {f.version}: {f.total} seats, free pool {f.free_pool}, "
                    f"in flight {f.in_flight}{rule}, expires {f.expires}")
         for u in f.servers:

@@ -107,6 +107,11 @@ def keygen(private_path: Path, public_path: Path, force: bool) -> None:
     metavar="s1:4^s2:3",
     help="Distribution criteria; seats not named go to the free pool.",
 )
+@click.option(
+    "--exact-version",
+    is_flag=True,
+    help="Serve requests for exactly --version only (default: that version and every lower one).",
+)
 def issue(
     private_path: Path,
     feature: str,
@@ -116,6 +121,7 @@ def issue(
     serial: str | None,
     no_majority: bool,
     distribution: str | None,
+    exact_version: bool,
 ) -> None:
     """Issue a signed license code; prints the code alone on stdout."""
     key = read_private_key(private_path)
@@ -128,6 +134,7 @@ def issue(
         serial=serial if serial is not None else random_serial(),
         majority=not no_majority,
         distribution=distribution,
+        version_match="exact" if exact_version else "range",
     )
     if expires < today_iso():
         click.echo(

@@ -261,6 +261,9 @@ class FeatureStatus:
     """The latest expiry date among its license codes, as written in them."""
     servers: tuple[ServerUse, ...]
     """Allocation and use per configured server, in config order."""
+    exact_version: bool = False
+    """Its codes were signed ``version_match = "exact"``: it serves requests for its own version only (False: that
+    version and every lower one)."""
 
 
 @dataclass(frozen=True)
@@ -456,6 +459,8 @@ class CheckoutResult:
     """One line from the denying server (or the session) when refused."""
     deadline: float = 0.0
     """The lease's deadline on the host's monotonic clock, in seconds; 0.0 when refused."""
+    version: str = ""
+    """The licensed version granted: the one asked for, or a higher one that serves it; empty when refused."""
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class Authorization:
         self.server = server
         self.feature = feature
         self.version = version
+        """The version asked for."""
+        self.licensed_version = version
+        """The licensed version whose seat this is: ``version`` or a higher one that serves it."""
         self.deadline = deadline
         """Monotonic time (this host's clock) until which the app may use the seat."""
         self.lost = threading.Event()
@@ -209,6 +212,7 @@ class LicenseClient:
         if not reply.granted:
             raise LicenseDenied(reply.reason or DenyReason.UNREACHABLE, reply.detail)
         auth = Authorization(self, reply.lease_id, reply.server, feature, version, reply.deadline, on_lost)
+        auth.licensed_version = reply.version or version
         with self._lock:
             self._auths[auth.lease_id] = auth
         return auth

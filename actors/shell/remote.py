@@ -204,6 +204,7 @@ def status_json(reply: StatusReply) -> dict[str, Any]:
         "features": [
             {"feature": f.feature, "version": f.version, "total": f.total, "free_pool": f.free_pool,
              "in_flight": f.in_flight, "majority": f.majority, "expires": f.expires,
+             "version_match": "exact" if f.exact_version else "range",
              "servers": {u.server: {"allocated": u.allocated, "in_use": u.in_use, "target": u.target}
                          for u in f.servers}}
             for f in reply.features

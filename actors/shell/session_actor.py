@@ -225,7 +225,7 @@ class ClientSession(ActorTypeDispatcher):
             if kind == "granted":
                 self._answer(event.get("request_id"), a.CheckoutResult(
                     event.get("request_id"), True, event.get("lease_id"), event.get("server"),
-                    deadline=self._deadline_of(event.get("lease_id"), now)))
+                    deadline=self._deadline_of(event.get("lease_id"), now), version=event.get("version", "")))
             elif kind == "denied":
                 self._answer(event.get("request_id"), a.CheckoutResult(
                     event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))

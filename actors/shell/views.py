@@ -128,7 +128,7 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
             if table.targets and excess > 0 and node.pool.servers[spec.name].status != DOWN:
                 pending.append(PendingCut(key[0], key[1], spec.name, allocated, allocated - excess))
         features.append(FeatureStatus(key[0], key[1], table.total, table.free, table.in_flight, table.majority,
-                                      table.expires, tuple(uses)))
+                                      table.expires, tuple(uses), exact_version=table.exact))
     return StatusReply(
         request_id=request_id,
         answered_by=node.name,

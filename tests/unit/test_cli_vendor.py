@@ -128,9 +128,18 @@ def test_issue_verify_round_trip(keys: tuple[Path, Path]) -> None:
         "serial: LP-7",
         "majority: false",
         "distribution: s1:4^s2:3",
+        "version_match: range",
     ]
     fields = json.loads(ok("license", "verify", code, "--public-key", public, "--json"))
-    assert fields["majority"] is False and fields["count"] == 10
+    assert fields["majority"] is False and fields["count"] == 10 and fields["version_match"] == "range"
+
+
+def test_issue_exact_version(keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    code = issue(private, "--exact-version")
+    assert "version_match: exact" in ok("license", "verify", code, "--public-key", public).splitlines()
+    fields = json.loads(ok("license", "verify", code, "--public-key", public, "--json"))
+    assert fields["version_match"] == "exact" and fields["version"] == "2.0"
 
 
 def test_default_serials_are_random(keys: tuple[Path, Path]) -> None:
