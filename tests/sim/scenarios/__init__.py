@@ -16,6 +16,7 @@ from tests.sim.scenarios import (
     pool_restart,
     reconnect,
     stall,
+    versions_under_load,
 )
 
 __all__ = ["SCENARIOS"]
@@ -23,5 +24,5 @@ __all__ = ["SCENARIOS"]
 SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
     for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
-              reconnect)
+              reconnect, versions_under_load)
 }
