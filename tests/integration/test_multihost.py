@@ -13,7 +13,8 @@ The test cuts the cable of the client's server (``ip link set eth0 down`` in
 that server's namespace, the server keeps running) and checks that the client
 fails over to another server and keeps its lease, renewed there.
 
-Needs root and ``ip netns``; skipped elsewhere.  Teardown stops every process,
+Needs root and ``ip netns``; skipped elsewhere.  The namespace plumbing is
+tests/netns.py (shared with tests/chaos/).  Teardown stops every process,
 kills whatever is still inside a namespace, deletes every namespace (which
 deletes the veths and the bridge with them) and fails the test if anything
 had to be killed or could not be deleted.
@@ -21,10 +22,6 @@ had to be killed or could not be deleted.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -33,94 +30,14 @@ from typing import Any
 
 import pytest
 
+from tests.netns import Network, netns_unavailable
+
 pytestmark = pytest.mark.multihost
 
 SUBNET = "10.77.0"
 SERVER_HOSTS = {"s1": f"{SUBNET}.1", "s2": f"{SUBNET}.2", "s3": f"{SUBNET}.3"}
 CLIENT_HOST = ("c", f"{SUBNET}.10")
 ADMIN_PORT = 1950
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15, check=check)
-
-
-def _netns_unavailable() -> str | None:
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "needs root to create network namespaces and veth links (CI runs as root)"
-    if shutil.which("ip") is None:
-        return "the 'ip' command (iproute2) is not installed"
-    try:
-        listed = _ip("netns", "list", check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"'ip netns list' failed: {exc}"
-    if listed.returncode != 0:
-        return f"'ip netns' is unavailable: {listed.stderr.strip()}"
-    return None
-
-
-class Network:
-    """Namespaces ``lp<tag>-<host>`` around a bridge in ``lp<tag>-sw``."""
-
-    def __init__(self) -> None:
-        self.tag = f"lp{os.getpid() % 100000}"
-        self.created: list[str] = []
-
-    def ns(self, host: str) -> str:
-        return f"{self.tag}-{host}"
-
-    def _add_ns(self, host: str) -> str:
-        name = self.ns(host)
-        _ip("netns", "add", name)
-        self.created.append(name)
-        _ip("-n", name, "link", "set", "lo", "up")
-        return name
-
-    def build(self, hosts: dict[str, str]) -> None:
-        switch = self._add_ns("sw")
-        _ip("-n", switch, "link", "add", "br0", "type", "bridge")
-        _ip("-n", switch, "link", "set", "br0", "up")
-        for host, address in hosts.items():
-            ns = self._add_ns(host)
-            port = f"v-{host}"
-            _ip("-n", switch, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _ip("-n", switch, "link", "set", port, "master", "br0")
-            _ip("-n", switch, "link", "set", port, "up")
-            _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
-
-    def cut(self, host: str) -> None:
-        """Pull the host's cable: its only link goes down; its processes keep running."""
-        _ip("-n", self.ns(host), "link", "set", "eth0", "down")
-
-    def pids(self) -> set[int]:
-        found: set[int] = set()
-        for name in self.created:
-            listed = _ip("netns", "pids", name, check=False)
-            found.update(int(x) for x in listed.stdout.split())
-        return found
-
-    def destroy(self) -> list[str]:
-        """Kill what still runs inside, delete every namespace; describe trouble."""
-        problems: list[str] = []
-        left = self.pids()
-        if left:
-            problems.append(f"processes still inside the namespaces (killed now): {sorted(left)}")
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while self.pids() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        for name in reversed(self.created):
-            done = _ip("netns", "delete", name, check=False)
-            if done.returncode != 0:
-                problems.append(f"could not delete namespace {name}: {done.stderr.strip()}")
-        remaining = set(_ip("netns", "list", check=False).stdout.split()) & set(self.created)
-        if remaining:
-            problems.append(f"namespaces still listed: {sorted(remaining)}")
-        self.created.clear()
-        return problems
 
 
 class NamespacedPool:
@@ -133,7 +50,7 @@ class NamespacedPool:
         self.apps: list[Any] = []
 
     def app(self, client_id: str, prefer: str | None = None) -> Any:
-        app = self._make_app(self.harness.config, client_id, prefer, ("ip", "netns", "exec", self.network.ns("c")))
+        app = self._make_app(self.harness.config, client_id, prefer, tuple(self.network.exec_prefix("c")))
         self.apps.append(app)
         return app
 
@@ -148,7 +65,7 @@ def namespaced_pool(licpool_pool: Any, client_apps: Any) -> Iterator[NamespacedP
     """Set up after ``licpool_pool`` and ``client_apps``, so torn down before
     them: the apps and servers are stopped here, before their namespaces go
     (those fixtures' own checks then find nothing left)."""
-    why = _netns_unavailable()
+    why = netns_unavailable()
     if why is not None:
         pytest.skip(why)
     network = Network()
@@ -161,7 +78,7 @@ def namespaced_pool(licpool_pool: Any, client_apps: Any) -> Iterator[NamespacedP
                 pytest.skip(f"cannot create a network namespace here: {exc.stderr.strip()}")
             raise
         harness = licpool_pool(start=False, addresses=[(a, ADMIN_PORT) for a in SERVER_HOSTS.values()],
-                               wrap=lambda name: ["ip", "netns", "exec", network.ns(name)])
+                               wrap=network.exec_prefix)
         pool = NamespacedPool(network, harness, client_apps)
         harness.start()
         yield pool
