@@ -1,7 +1,7 @@
 """Test tiers by directory, and the empty-tier rule for tox.
 
 Every test under ``tests/<tier>/`` gets the ``<tier>`` marker (unit, sim,
-integration, multihost), so ``pytest -m unit`` selects a tier without each
+integration, multihost, chaos), so ``pytest -m unit`` selects a tier without each
 file marking itself.
 
 When ``LICPOOL_ALLOW_NO_TESTS`` is set (tox sets it), a run that selects no
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "sim", "integration", "multihost")
+TIERS = ("unit", "sim", "integration", "multihost", "chaos")
 ALLOW_NO_TESTS_ENV = "LICPOOL_ALLOW_NO_TESTS"
 _TESTS_DIR = Path(__file__).resolve().parent
 
