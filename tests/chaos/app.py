@@ -73,15 +73,18 @@ def wall(deadline: float) -> float:
 
 
 class ChaosApp:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, stop: threading.Event, frozen: threading.Event,
+                 wake: threading.Event) -> None:
         from actors.client import LicenseClient
 
         self.args = args
         self.rng = random.Random(f"{args.seed}/{args.app}/{args.inc}")
         self.log = EventLog(args.log, {"app": args.app, "inc": args.inc})
-        self.stop = threading.Event()
-        self.frozen = threading.Event()
-        self.wake = threading.Event()
+        self.stop = stop
+        """SIGTERM: release everything and close."""
+        self.frozen = frozen
+        """SIGUSR1: keep what is held, ask and release nothing more."""
+        self.wake = wake
         """Set with ``stop`` or ``frozen``: cuts a pause short."""
         self.held: dict[str, Any] = {}
         self.seen: dict[str, tuple[float, str]] = {}
@@ -233,13 +236,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fill", action="store_true")
     parser.add_argument("--token", default="")
     args = parser.parse_args(argv)
-    app = ChaosApp(args)
+    # The handlers come first: a SIGUSR1 while the client starts must not kill the app.
+    stop, frozen, wake = threading.Event(), threading.Event(), threading.Event()
+
     def on_signal(event: threading.Event) -> None:
         event.set()
-        app.wake.set()
+        wake.set()
 
-    signal.signal(signal.SIGTERM, lambda *_: on_signal(app.stop))
-    signal.signal(signal.SIGUSR1, lambda *_: on_signal(app.frozen))
+    signal.signal(signal.SIGTERM, lambda *_: on_signal(stop))
+    signal.signal(signal.SIGUSR1, lambda *_: on_signal(frozen))
+    app = ChaosApp(args, stop, frozen, wake)
     try:
         app.run()
         if not args.fill:

@@ -221,6 +221,15 @@ class _Run:
                     h.end = h.usage_end = min(x["ts"], h.deadline)
                     h.how = ev
             close_all(self.kills.get((app, inc)), "killed" if (app, inc) in self.kills else "log ended")
+        # A lease resumed by a later incarnation of the app is the same authorization:
+        # the dead incarnation's hold ends where the new one takes it over.
+        for h in found:
+            if h.line.get("resumed") == h.lease:
+                for old in found:
+                    if old.app == h.app and old.lease == h.lease and old.inc < h.inc:
+                        old.end = min(old.end or h.start, h.start)
+                        old.usage_end = min(old.usage_end or h.start, h.start)
+                        old.how += f", resumed by #{h.inc}"
         return found
 
 

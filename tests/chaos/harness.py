@@ -344,6 +344,8 @@ class ChaosRun:
         """Freeze the apps, wait for ``in_use`` to match them, let a fresh client fill the pool."""
         t = self.settings.timing
         self.record("quiet")
+        with contextlib.suppress(TimeoutError):  # an app restarted last must be up to freeze
+            self._wait(lambda: all(self._started(n) for n in self.app_names), 30.0, "every app to start")
         for name in self.app_names:
             self.apps[name].signal(signal.SIGUSR1)
         frozen = {}
