@@ -78,10 +78,8 @@ class ChaosSettings:
 
 
 def _load_config(path: Path) -> Any:
-    try:
-        from actors.shell.config import load_config  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from actors.config import load_config
+    from actors.shell.config import load_config
+
     return load_config(path)
 
 

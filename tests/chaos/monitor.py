@@ -24,10 +24,8 @@ from typing import Any
 
 
 def _load_config(path: str) -> Any:
-    try:
-        from actors.shell.config import load_config  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        from actors.config import load_config
+    from actors.shell.config import load_config
+
     return load_config(path)
 
 

@@ -15,16 +15,18 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.chaos.check import check_run
+from tests.chaos.check import Verdict, check_run
 from tests.chaos.harness import ChaosRun, ChaosSettings
 from tests.netns import netns_unavailable
 
 
-def run_chaos(directory: Path, settings: ChaosSettings, say: object = print) -> tuple[list[str], object]:
-    """One whole run; (teardown problems, verdict or None if it did not get that far)."""
-    run = ChaosRun(directory, settings, say=lambda text: say(f"[{time.strftime('%H:%M:%S')}] {text}"))  # type: ignore[operator]
+def run_chaos(directory: Path, settings: ChaosSettings,
+              say: Callable[[str], None] = print) -> tuple[list[str], Verdict]:
+    """One whole run: (what teardown had to kill, the checker's verdict)."""
+    run = ChaosRun(directory, settings, say=lambda text: say(f"[{time.strftime('%H:%M:%S')}] {text}"))
     problems: list[str] = []
     try:
         run.setup()
@@ -54,12 +56,12 @@ def main(argv: list[str]) -> int:
     print(f"chaos: seed {args.seed}, {args.minutes:g} min of faults, logs in {directory}")
     began = time.monotonic()
     problems, verdict = run_chaos(directory, settings)
-    print(verdict.report())  # type: ignore[attr-defined]
+    print(verdict.report())
     print(f"chaos: {time.monotonic() - began:.0f} s in all; logs in {directory}")
     if problems:
         print("chaos: teardown problems: " + "; ".join(problems))
         return 2
-    return 0 if verdict.ok else 1  # type: ignore[attr-defined]
+    return 0 if verdict.ok else 1
 
 
 if __name__ == "__main__":
