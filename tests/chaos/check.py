@@ -471,10 +471,50 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
             unexplained.append(f"{run.at(m['ts'])} {app} {m['lease'][:8]} {m['from']}->{m['to']} during "
                                + (", ".join(f"{w['kind']} {w['target']} (leader {w.get('leader')})" for w in near)
                                   or "no fault"))
+    _server_side(run, holds, v)
     fig["lease moves"] = len(moves)
     fig["moves off a server that was up and connected"] = len(unexplained)
     if unexplained:
         fig["  those moves"] = unexplained[:12]
+
+
+def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
+    """Figures from the servers' audit logs and the status samples: seats the pool
+    counted that no app knew of (abandoned or duplicate checkouts, dead apps)."""
+    from datetime import datetime
+
+    fig = v.figures
+    seen = {h.lease for h in holds}
+    audit: dict[str, dict[str, float]] = {}
+    for path in sorted((run.dir / "pool" / "data").glob("*/audit.jsonl")):
+        for x in read_jsonl(path):
+            if x.get("event") in ("grant", "release", "expiry") and x.get("lease_id"):
+                ts = datetime.fromisoformat(x["time"]).timestamp()
+                if x["event"] == "grant" and x.get("resumed"):
+                    continue
+                audit.setdefault(x["lease_id"], {}).setdefault(x["event"], ts)
+    granted = {k: e for k, e in audit.items() if "grant" in e}
+    unseen = {k: e for k, e in granted.items() if k not in seen}
+    released = [e["release"] - e["grant"] for e in unseen.values() if "release" in e]
+    expired = [k for k, e in unseen.items() if "release" not in e and "expiry" in e]
+    fig["server grants (audit) / seen by an app"] = f"{len(granted)} / {len(granted) - len(unseen)}"
+    fig["grants no app saw: released by their session / expired / neither"] = \
+        f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / " \
+        f"{len(unseen) - len(released) - len(expired)}"
+    begin, end = run.mark("faults_begin"), run.mark("faults_end")
+    extra = []
+    for s in run.status:
+        if not s.get("ok") or begin is None or end is None or not begin <= s["ts"] <= end:
+            continue
+        f = next((f for f in s["features"] if f["feature"] == FEATURE), None)
+        if f is None:
+            continue
+        in_use = sum(u["in_use"] for u in f["servers"].values())
+        held = sum(1 for h in holds if h.start <= s["asked"] < (h.usage_end or 0))
+        extra.append(in_use - held)
+    if extra:
+        fig["leader's in_use minus what live apps hold, during the faults (p50, max)"] = \
+            (statistics.median(extra), max(extra))
 
 
 def main(argv: list[str]) -> int:
