@@ -82,6 +82,8 @@ class Hold:
 class Verdict:
     violations: dict[str, list[str]] = field(default_factory=lambda: {r: [] for r in RULES})
     exempt: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Worth reading, not a rule: e.g. a resume refused after an app restart."""
     figures: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,6 +101,9 @@ class Verdict:
         if self.exempt:
             lines.append(f"S2 exemptions ({len(self.exempt)}):")
             lines += [f"  - {x}" for x in self.exempt[:20]]
+        if self.notes:
+            lines.append(f"notes ({len(self.notes)}):")
+            lines += [f"  - {x}" for x in self.notes[:20]]
         lines.append("figures:")
         lines += [f"  {k}: {v}" for k, v in self.figures.items()]
         lines.append(f"verdict: {'PASS' if self.ok else 'FAIL'}")
@@ -437,7 +442,7 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
         f"{sum(1 for _, o in resumes if o['event'] == 'granted')}/{len(resumes)}"
     for a, o in resumes:
         if o["event"] != "granted":
-            v.exempt.append(f"(not a rule) resume of {a['lease'][:8]} by {a['app']}#{a['inc']} refused: {_short(o)}")
+            v.notes.append(f"resume of {a['lease'][:8]} by {a['app']}#{a['inc']} refused: {_short(o)}")
 
     # fail-over: the leases at a faulted server, until each shows at another one
     moves = [(app, x) for app, lines in run.apps.items() for x in lines if x["event"] == "moved"]
