@@ -198,7 +198,7 @@ class _Run:
         found: list[Hold] = []
         for app, lines in self.apps.items():
             open_: dict[str, Hold] = {}
-            inc = None
+            inc = -1
 
             def close_all(ts: float | None, why: str, open_: dict[str, Hold] = open_) -> None:
                 for h in open_.values():
@@ -211,7 +211,7 @@ class _Run:
                 if x["inc"] != inc:
                     close_all(self.kills.get((app, inc)), "killed" if (app, inc) in self.kills else "log ended")
                     inc = x["inc"]
-                ev, lease = x["event"], x.get("lease")
+                ev, lease = x["event"], str(x.get("lease", ""))
                 if ev == "granted":
                     h = Hold(app, inc, lease, x["server"], x["ts"], x["deadline"], line=x)
                     open_[lease] = h
@@ -353,11 +353,11 @@ def check_run(directory: Path) -> Verdict:
         for s in samples:
             f = next((f for f in s["features"] if f["feature"] == FEATURE), None)
             in_use = sum(u["in_use"] for u in f["servers"].values()) if f else -1
-            held = live_held(s["asked"])
-            if in_use == held and match_at is None:
+            app_held = live_held(s["asked"])
+            if in_use == app_held and match_at is None:
                 match_at = s["ts"]
-            elif in_use != held and match_at is not None:
-                mismatched_after.append(f"{run.at(s['ts'])}: in_use {in_use}, apps hold {held}")
+            elif in_use != app_held and match_at is not None:
+                mismatched_after.append(f"{run.at(s['ts'])}: in_use {in_use}, apps hold {app_held}")
         bound = ttl + 5.0
         if match_at is None:
             last = samples[-1] if samples else None
@@ -450,10 +450,10 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
     for w in run.windows:
         if not w.get("servers") or w["kind"] == "pool_restart":
             continue
-        at_server = [x for x in holds if x.server and x.start <= w["start"] < (x.usage_end or 0)
-                     and x.line["server"] in w["servers"]]
-        for x in at_server:
-            first = next((m["ts"] for app, m in moves if app == x.app and m["lease"] == x.lease
+        at_server = [y for y in holds if y.server and y.start <= w["start"] < (y.usage_end or 0)
+                     and y.line["server"] in w["servers"]]
+        for y in at_server:
+            first = next((m["ts"] for app, m in moves if app == y.app and m["lease"] == y.lease
                           and m["from"] in w["servers"] and w["start"] <= m["ts"] <= w["end"] + 15.0), None)
             if first is not None:
                 per_kind.setdefault(w["kind"], []).append(first - w["start"])

@@ -180,7 +180,8 @@ class ChaosRun:
             if time.time() - status["ts"] > fresh:
                 return None
             if status.get("ok"):
-                return status
+                found: dict[str, Any] = status
+                return found
         return None
 
     def _wait(self, predicate: Any, timeout: float, what: str) -> Any:
