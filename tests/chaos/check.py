@@ -114,6 +114,12 @@ def _short(line: dict[str, Any]) -> str:
     return json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in line.items()})
 
 
+def _lid(lease: str) -> str:
+    """A lease id short enough to read and long enough to tell apart: server.epoch.n.nonce[:6]."""
+    parts = lease.split(".")
+    return ".".join([*parts[:3], parts[3][:6]]) if len(parts) > 3 else lease
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -286,7 +292,7 @@ def check_run(directory: Path) -> Verdict:
         if len(held) > run.seats:
             v.violations["S1"].append(
                 f"{run.at(ts)}: {len(held)} leases held, {run.seats} seats: " + "; ".join(
-                    f"{x.app}#{x.inc} {x.lease[:8]} from {run.at(x.start)} at {x.server} until "
+                    f"{x.app}#{x.inc} {_lid(x.lease)} from {run.at(x.start)} at {x.server} until "
                     f"{run.at(x.end or 0)} ({x.how})" for x in sorted(held, key=lambda y: y.start)))
     for s in run.status:
         for f in s.get("features", ()) if s.get("ok") else ():
@@ -318,7 +324,7 @@ def check_run(directory: Path) -> Verdict:
                         if busy >= run.seats:
                             why = f"report-interval (granted {w['start'] - g.start:.2f} s before {w['kind']} of " \
                                   f"{g.line['server']}, all {run.seats} seats held)"
-        text = f"{run.at(ts)} {app}#{x['inc']} lost {x['lease'][:8]} at {x.get('server')}: {x.get('reason')}"
+        text = f"{run.at(ts)} {app}#{x['inc']} lost {_lid(x['lease'])} at {x.get('server')}: {x.get('reason')}"
         g = grants.get((app, x["lease"]))
         if g is not None:
             text += f" (granted {run.at(g.start)} at {g.line['server']})"
@@ -442,7 +448,7 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
         f"{sum(1 for _, o in resumes if o['event'] == 'granted')}/{len(resumes)}"
     for a, o in resumes:
         if o["event"] != "granted":
-            v.notes.append(f"resume of {a['lease'][:8]} by {a['app']}#{a['inc']} refused: {_short(o)}")
+            v.notes.append(f"resume of {_lid(a['lease'])} by {a['app']}#{a['inc']} refused: {_short(o)}")
 
     # fail-over: the leases at a faulted server, until each shows at another one
     moves = [(app, x) for app, lines in run.apps.items() for x in lines if x["event"] == "moved"]
@@ -473,7 +479,7 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
         host = app.split("-")[0]
         if run.server_fault(m["from"], m["ts"], MOVE_SLACK) is None and run.host_cut(host, m["ts"], MOVE_SLACK) is None:
             near = [w for w in run.windows if w["start"] - 1 <= m["ts"] <= w["end"] + 10.0]
-            unexplained.append(f"{run.at(m['ts'])} {app} {m['lease'][:8]} {m['from']}->{m['to']} during "
+            unexplained.append(f"{run.at(m['ts'])} {app} {_lid(m['lease'])} {m['from']}->{m['to']} during "
                                + (", ".join(f"{w['kind']} {w['target']} (leader {w.get('leader')})" for w in near)
                                   or "no fault"))
     _server_side(run, holds, v)
