@@ -1,7 +1,7 @@
 """A chaos client app: one ``LicenseClient`` that asks, holds, releases, and logs it all.
 
     python3 -m tests.chaos.app --config F --app NAME --inc N --seed S --log PATH
-        [--resume L1,L2] [--fill] [--token T]
+        [--resume L1,L2] [--fill] [--release-on-freeze] [--token T]
 
 Each event is one JSON line in PATH with ``ts`` (wall clock, ``time.time()``:
 every network namespace shares the kernel's clock, so the checker can merge
@@ -18,7 +18,8 @@ the logs of all apps, the fault log and the monitor's status log):
 ``lost``      ``lease``, ``reason``, ``server``, ``deadline`` (the client's own view)
 ``releasing`` the app gives a lease back (logged *before* the call: from here
               on it no longer uses the seat); ``released`` after the call
-``frozen``    SIGUSR1: no more asks or releases; ``held`` lists the leases kept
+``frozen``    SIGUSR1: no more asks or releases (with ``--release-on-freeze``,
+              after releasing everything); ``held`` lists the leases kept
 ``stopped``   SIGTERM: everything released, the client closed
 ============  ==============================================================
 
@@ -194,6 +195,11 @@ class ChaosApp:
             if self.pause(0.2, 2.0):
                 break
         if self.frozen.is_set():
+            if self.args.release_on_freeze:
+                with self.lock:
+                    auths = list(self.held.values())
+                for auth in auths:
+                    self.release(auth)
             with self.lock:
                 held = sorted(self.held)
             self.log("frozen", held=held)
@@ -234,6 +240,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--log", required=True)
     parser.add_argument("--resume", default="")
     parser.add_argument("--fill", action="store_true")
+    parser.add_argument("--release-on-freeze", action="store_true")
     parser.add_argument("--token", default="")
     args = parser.parse_args(argv)
     # The handlers come first: a SIGUSR1 while the client starts must not kill the app.

@@ -497,6 +497,7 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
     fig = v.figures
     seen = {h.lease for h in holds}
     audit: dict[str, dict[str, float]] = {}
+    owners: dict[str, tuple[str, str]] = {}
     for path in sorted((run.dir / "pool" / "data").glob("*/audit.jsonl")):
         for x in read_jsonl(path):
             if x.get("event") in ("grant", "release", "expiry") and x.get("lease_id"):
@@ -504,6 +505,8 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
                 if x["event"] == "grant" and x.get("resumed"):
                     continue
                 audit.setdefault(x["lease_id"], {}).setdefault(x["event"], ts)
+                if x["event"] == "grant":
+                    owners[x["lease_id"]] = (str(x.get("client_id")), str(x.get("node")))
     granted = {k: e for k, e in audit.items() if "grant" in e}
     unseen = {k: e for k, e in granted.items() if k not in seen}
     released = [e["release"] - e["grant"] for e in unseen.values() if "release" in e]
@@ -512,6 +515,13 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
     fig["grants no app saw: released by their session / expired / neither"] = \
         f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / " \
         f"{len(unseen) - len(released) - len(expired)}"
+    for lease in expired:
+        client, node = owners[lease]
+        g, x = unseen[lease]["grant"], unseen[lease]["expiry"]
+        near = [o for o in run.apps.get(client, []) if o["event"] in ("denied", "error") and g - 6 <= o["ts"] <= g + 1]
+        v.notes.append(f"{node} granted {_lid(lease)} to {client} at {run.at(g)}; no app saw it; it held its seat "
+                       f"until it expired at {run.at(x)}; {client}'s answers then: "
+                       + (", ".join(f"{o.get('reason', o['event'])} at {run.at(o['ts'])}" for o in near) or "none"))
     begin, end = run.mark("faults_begin"), run.mark("faults_end")
     extra = []
     for s in run.status:

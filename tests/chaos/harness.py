@@ -18,7 +18,8 @@ each process's stderr under ``out/``.  ``tests/chaos/check.py`` reads them.
 
 The phases: the pool forms, a license of ``seats`` seats is added, the apps
 start; after ``warmup`` s the faults run for ``fault_seconds``; then the quiet
-phase: every app is frozen (SIGUSR1: it keeps what it holds, asks nothing),
+phase: every app is frozen (SIGUSR1: it keeps what it holds, asks nothing;
+apps ``a2`` and ``a4`` of each host first give back what they hold),
 the harness waits for the pool's ``in_use`` to match what the apps hold (up to
 ``lease_ttl + 15`` s, so the checker can measure against ``lease_ttl + 5``),
 a fresh client takes every free seat and gives them back, and the apps stop
@@ -255,6 +256,8 @@ class ChaosRun:
                str(self.app_log(name)), "--resume", ",".join(resume or [])]
         if fill:
             cmd.append("--fill")
+        if name.endswith(("a2", "a4")):
+            cmd.append("--release-on-freeze")  # so the fresh client finds free seats
         self.apps[name] = _Proc(cmd, self.dir / "out" / f"{name}.err", self.env)
 
     def held_by(self, name: str, inc: int | None = None) -> list[str]:
