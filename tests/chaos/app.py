@@ -23,7 +23,7 @@ the logs of all apps, the fault log and the monitor's status log):
 ``stopped``   SIGTERM: everything released, the client closed
 ============  ==============================================================
 
-The app wants 1 or 2 seats at a time, holds what it got for a random while,
+The app wants 1 to ``--want`` (default 2) seats at a time, holds what it got for a random while,
 releases it all and asks again.  ``--resume`` first resumes the given lease
 ids (an app restarted after a SIGKILL).  ``--fill`` is the checker's fresh
 client: it takes seats until the pool says no three times in a row, logs
@@ -175,7 +175,7 @@ class ChaosApp:
             self.fill()
             return
         while not (self.stop.is_set() or self.frozen.is_set()):
-            want = self.rng.randint(1, 2)
+            want = self.rng.randint(1, self.args.want)
             with self.lock:
                 have = len(self.held)
             for _ in range(max(0, want - have)):
@@ -241,6 +241,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", default="")
     parser.add_argument("--fill", action="store_true")
     parser.add_argument("--release-on-freeze", action="store_true")
+    parser.add_argument("--want", type=int, default=2, help="the most seats the app wants at a time")
     parser.add_argument("--token", default="")
     args = parser.parse_args(argv)
     # The handlers come first: a SIGUSR1 while the client starts must not kill the app.

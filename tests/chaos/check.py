@@ -515,6 +515,18 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
     fig["grants no app saw: released by their session / expired / neither"] = \
         f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / " \
         f"{len(unseen) - len(released) - len(expired)}"
+    # Releases the pool never recorded: the seat stays taken until the lease expires.
+    released_by_app = {(x["lease"], x["ts"]) for lines in run.apps.values() for x in lines
+                       if x["event"] == "releasing"}
+    unheard = [(lease, ts) for lease, ts in released_by_app if "release" not in audit.get(lease, {"release": 0.0})]
+    idle = [audit[lease]["expiry"] - ts for lease, ts in unheard if "expiry" in audit.get(lease, {})]
+    fig["releases no server recorded (the seat waited for expiry) / all releases"] = \
+        f"{len(unheard)} / {len(released_by_app)}, seats idle {sum(idle):.0f} seat-s in all " \
+        f"(p50 {_pct(idle, 0.5)} s each)"
+    for lease, ts in sorted(unheard, key=lambda x: x[1])[:5]:
+        v.notes.append(f"release of {_lid(lease)} at {run.at(ts)} reached no server; "
+                       + (f"it expired at {run.at(audit[lease]['expiry'])}" if "expiry" in audit.get(lease, {})
+                          else "no expiry recorded either"))
     for lease in expired:
         client, node = owners[lease]
         g, x = unseen[lease]["grant"], unseen[lease]["expiry"]

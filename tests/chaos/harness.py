@@ -75,6 +75,8 @@ class ChaosSettings:
     warmup: float = 8.0
     seats: int = 6
     apps_per_host: int = 4
+    want: int = 2
+    """The most seats one app wants at a time."""
     timing: dict[str, float] = field(default_factory=lambda: dict(CHAOS_TIMING))
 
 
@@ -253,7 +255,7 @@ class ChaosRun:
         host = name.split("-")[0]
         cmd = [*self.network.exec_prefix(host), sys.executable, "-m", "tests.chaos.app", "--config",
                str(self.config), "--app", name, "--inc", str(inc), "--seed", str(self.settings.seed), "--log",
-               str(self.app_log(name)), "--resume", ",".join(resume or [])]
+               str(self.app_log(name)), "--resume", ",".join(resume or []), "--want", str(self.settings.want)]
         if fill:
             cmd.append("--fill")
         if name.endswith(("a2", "a4")):

@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--apps-per-host", type=int, default=4)
     parser.add_argument("--seats", type=int, default=6)
+    parser.add_argument("--want", type=int, default=2, help="the most seats one app wants at a time")
     args = parser.parse_args(argv)
     why = netns_unavailable()
     if why is not None:
@@ -52,7 +53,7 @@ def main(argv: list[str]) -> int:
         return 2
     directory = args.dir or Path(tempfile.mkdtemp(prefix=f"licpool-chaos-{args.seed}-"))
     settings = ChaosSettings(seed=args.seed, fault_seconds=60.0 * args.minutes, seats=args.seats,
-                             apps_per_host=args.apps_per_host)
+                             apps_per_host=args.apps_per_host, want=args.want)
     print(f"chaos: seed {args.seed}, {args.minutes:g} min of faults, logs in {directory}")
     began = time.monotonic()
     problems, verdict = run_chaos(directory, settings)
