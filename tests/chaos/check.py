@@ -516,23 +516,29 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
         f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / " \
         f"{len(unseen) - len(released) - len(expired)}"
     # Releases the pool never recorded: the seat stays taken until the lease expires.
-    released_by_app = {(x["lease"], x["ts"]) for lines in run.apps.values() for x in lines
+    released_by_app = {(x["lease"], x["ts"], x.get("server", "")) for lines in run.apps.values() for x in lines
                        if x["event"] == "releasing"}
-    unheard = [(lease, ts) for lease, ts in released_by_app if "release" not in audit.get(lease, {"release": 0.0})]
+    unheard = [(lease, ts) for lease, ts, _ in released_by_app if "release" not in audit.get(lease, {"release": 0.0})]
+    why: dict[str, int] = {}
+    for lease, ts, server in released_by_app:
+        if "release" not in audit.get(lease, {"release": 0.0}):
+            w = run.server_fault(server, ts, 1.0)
+            key = w["kind"] if w else "its server had no fault"
+            why[key] = why.get(key, 0) + 1
     idle = [audit[lease]["expiry"] - ts for lease, ts in unheard if "expiry" in audit.get(lease, {})]
     fig["releases no server recorded (the seat waited for expiry) / all releases"] = \
         f"{len(unheard)} / {len(released_by_app)}, seats idle {sum(idle):.0f} seat-s in all " \
-        f"(p50 {_pct(idle, 0.5)} s each)"
+        f"(p50 {_pct(idle, 0.5)} s each); sent during: {why}"
     for lease, ts in sorted(unheard, key=lambda x: x[1])[:5]:
         v.notes.append(f"release of {_lid(lease)} at {run.at(ts)} reached no server; "
                        + (f"it expired at {run.at(audit[lease]['expiry'])}" if "expiry" in audit.get(lease, {})
                           else "no expiry recorded either"))
     for lease in expired:
         client, node = owners[lease]
-        g, x = unseen[lease]["grant"], unseen[lease]["expiry"]
+        g, gone = unseen[lease]["grant"], unseen[lease]["expiry"]
         near = [o for o in run.apps.get(client, []) if o["event"] in ("denied", "error") and g - 6 <= o["ts"] <= g + 1]
         v.notes.append(f"{node} granted {_lid(lease)} to {client} at {run.at(g)}; no app saw it; it held its seat "
-                       f"until it expired at {run.at(x)}; {client}'s answers then: "
+                       f"until it expired at {run.at(gone)}; {client}'s answers then: "
                        + (", ".join(f"{o.get('reason', o['event'])} at {run.at(o['ts'])}" for o in near) or "none"))
     begin, end = run.mark("faults_begin"), run.mark("faults_end")
     extra = []
