@@ -13,11 +13,25 @@ Safety, checked continuously:
 
 Liveness, checked where the design promises it (see docs/simulator.md):
 
-* **S2**: a loss is a violation unless an exemption applies (force-release,
-  more than one fault in the lease's last renewal window, no two-way path to a
-  healthy majority, or the documented exception: the lease's server was cut off
+* **REGISTRY** (after every server event): every server at the most advanced
+  applied index holds, in its local table, each lease the committed registry
+  places there, unless a transfer of that lease is under way or the server's
+  own change (release, expiry) of it is not committed yet.
+* **ABANDON** (shell model, after every client event): a session never holds,
+  for longer than a grace period, a lease its app does not know of (a
+  checkout the app gave up on must end with no seat held).
+
+* **S2**: a loss is a violation unless an exemption applies, and every
+  exemption names the rule that allows the loss (``EXEMPT``): a force-release,
+  a lease the app released itself, more than one fault in the lease's last
+  renewal window (a whole-pool restart counts as one), no two-way path to a
+  healthy majority, or the documented exception (the lease's server was cut off
   less than one report interval after the lease was placed there).
 * **S3**: ``liveness.S3Tracker``; **L1**: ``liveness.L1Tracker``.
+
+Figures (``stats``): ``moved_off_live`` counts leases a session moved off a
+server that stayed up, unstalled and connected to it (DESIGN 2b item 14: it
+must be 0 for a leader change); ``moves`` counts every lease moved.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from actors.core.table import FeatureKey
+from tests.sim.trace import short_id
 
 if TYPE_CHECKING:
     from tests.sim.hosts import ClientHost, ServerHost
@@ -34,9 +49,24 @@ if TYPE_CHECKING:
 __all__ = ["InvariantViolation", "Checker"]
 
 
+EXEMPT = {
+    "force-released": "force-released by the operator (DESIGN 2b item 11: a force-release ends the lease)",
+    "released": "released by the app itself (S3: a released id is dead for ever; its late release ends a "
+                "resumed copy)",
+    "several faults": "more than one fault in its renewal window (S2 covers one failure of a minority, a "
+                      "restart or a stall, and one leader change)",
+    "no majority path": "the client could not reach a healthy majority (S2 holds only for a client that "
+                        "can reach a majority partition)",
+    "cut off": "granted less than one report interval before its server was cut off (S2's one documented "
+               "exception)",
+}
+"""S2 exemption -> the rule that allows the loss (stats keys are ``S2 exempt: <exemption>``)."""
+
+
 class InvariantViolation(Exception):
-    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, TABLE, EXPECT (a scenario
-    expectation), CRASH (a core raised) or BUDGET (a run that never ends)."""
+    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, TABLE, REGISTRY, ABANDON,
+    EXPECT (a scenario expectation), CRASH (a core raised) or BUDGET (a run
+    that never ends)."""
 
     def __init__(self, rule: str, detail: str) -> None:
         super().__init__(f"{rule}: {detail}")
@@ -57,6 +87,11 @@ class Checker:
         self.checked_commit: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
         self._held: dict[str, dict[str, FeatureKey]] = {}
+        self._servers_changed = False
+        self.exemptions: list[tuple[float, str, str, str]] = []
+        """(time, client, lease id, the rule that allowed the loss) of every exempt S2 loss."""
+        self.moves_off_live: list[tuple[float, str, str, str]] = []
+        """(time, client, lease id, server) of every lease moved off a live, connected server."""
         self.s3 = S3Tracker(world, self)
         self.l1 = L1Tracker(world, self)
 
@@ -86,6 +121,7 @@ class Checker:
                 "S4", f"{host.name} holds the table of index {pool.index} but has applied up to {node.applied}")
         host.applied_seen = node.applied
         self._committed_prefix(host)
+        self._servers_changed = True
 
     def _committed_prefix(self, host: ServerHost) -> None:
         raft = host.node.raft
@@ -112,6 +148,8 @@ class Checker:
         for client in self.w.clients.values():
             if touched is None or client.name in touched or client.name not in self._held:
                 self._held[client.name] = self._holding(client, now)
+                if client.proxy is not None and client.alive:
+                    self._orphans(client, now)
         held: dict[FeatureKey, set[str]] = {}
         for lids in self._held.values():
             for lid, key in lids.items():
@@ -128,6 +166,25 @@ class Checker:
                     "S1", f"{len(ids)} leases of {key} held by clients, licensed {self.total.get(key, 0)}: {owners}"
                 )
 
+    def _orphans(self, client: ClientHost, now: float) -> None:
+        """ABANDON: the session holds a lease its app does not know of.  The app
+        learns a grant one local hop after its session, and tells its session of a
+        release one hop after it forgot it: a grace far above both."""
+        known = client.proxy.auths
+        held = self._held[client.name]
+        since = client.orphan_since
+        for lid in [lid for lid in since if lid not in held or lid in known]:
+            del since[lid]
+        grace = max(1.0, 10 * self.w.shell.local_hop[1])
+        for lid in held:
+            if lid in known:
+                continue
+            first = since.setdefault(lid, now)
+            if now - first > grace:
+                raise InvariantViolation(
+                    "ABANDON", f"{client.name}'s session has held {lid} since {first:.3f}, and its app does not "
+                    f"know it (a grant the app gave up on?): the seat stays taken while the session lives")
+
     def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
         if not client.alive:
             return {}
@@ -136,23 +193,25 @@ class Checker:
     # ---- S2 ---------------------------------------------------------------------------
 
     def lost(self, client: ClientHost, lease_id: str, why: str) -> None:
-        """Judge one loss: a violation unless an exemption applies."""
+        """Judge one loss: a violation unless an exemption applies, and each
+        exemption names the rule that allows it (``EXEMPT``)."""
         w, t = self.w, self.w.now
         self.stats["S2 losses"] += 1
         if lease_id in w.forced:
-            self.stats["S2 exempt: force-released"] += 1
+            self._exempt(client, lease_id, "force-released")
             return
         if lease_id in client.released:
             # The app released it, then restarted from a stale file that still
             # listed it: the resume can win the race with the release, and the
             # release, when it lands, rightly ends the lease (seed 7946).
-            self.stats["S2 exempt: released by the app itself"] += 1
+            self._exempt(client, lease_id, "released")
             return
         deadline = client.deadlines.get(lease_id)
         placed = client.placed.get(lease_id, [])
         if deadline is None or not placed:
-            self.stats["S2 exempt: unknown lease"] += 1
-            return
+            raise InvariantViolation(
+                "S2", f"{client.name} lost {lease_id} ({why}) at {t:.3f}, a lease the checker never saw placed "
+                f"or renewed (a checker gap: no rule allows this loss)")
         ri = w.bounds.report_interval
         renewed = client.clock.real(deadline - w.timing.holder_valid_for(w.timing.lease_ttl))
         a = min(renewed, placed[-1][0]) - ri
@@ -160,22 +219,71 @@ class Checker:
             f for f in w.history.active(a, t)
             if f.kind != "cut" or client.name in f.subjects or len(f.subjects & set(w.servers)) >= 2
         ]
-        if len(relevant) > 1:
-            self.stats["S2 exempt: several faults"] += 1
+        if self.fault_count(relevant) > 1:
+            self._exempt(client, lease_id, "several faults")
             return
         if not w.history.had_majority_path(client.name, a, t):
-            self.stats["S2 exempt: no majority path"] += 1
+            self._exempt(client, lease_id, "no majority path")
             return
         for at, server in placed:
             if any(server in f.subjects and f.start <= at + ri and f.end >= at - ri for f in relevant):
-                self.stats["S2 exempt: cut off within a report interval"] += 1
+                self._exempt(client, lease_id, "cut off")
                 return
         self.stats["S2 checked"] += 1
         raise InvariantViolation(
             "S2",
             f"{client.name} lost {lease_id} ({why}) at {t:.3f}; placed {placed}, last renewal sent at "
-            f"{renewed:.3f}; faults in the window: {[(f.kind, sorted(f.subjects), f.start, f.end) for f in relevant]}",
+            f"{renewed:.3f}; faults in the window (counted as {self.fault_count(relevant)}): "
+            f"{[(f.kind, sorted(f.subjects), f.start, f.end) for f in relevant]}",
         )
+
+    def _exempt(self, client: ClientHost, lease_id: str, why: str) -> None:
+        self.stats[f"S2 exempt: {why}"] += 1
+        self.exemptions.append((self.w.now, client.name, lease_id, EXEMPT[why]))
+
+    def fault_count(self, faults: list[Any]) -> int:
+        """Faults in a window, a whole-pool restart counted once: ``down``
+        faults that together had every server down at one moment are one fault
+        (and so are two such outages that share a fault)."""
+        servers = frozenset(self.w.servers)
+        downs = [f for f in faults if f.kind == "down"]
+        parent = list(range(len(downs)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        grouped: set[int] = set()
+        for f in downs:
+            during = [i for i, g in enumerate(downs) if g.start <= f.start <= g.end]
+            if frozenset().union(*(downs[i].subjects for i in during)) >= servers:
+                for i in during:
+                    parent[root(i)] = root(during[0])
+                grouped.update(during)
+        groups = {root(i) for i in grouped}
+        return len(faults) - len(grouped) + len(groups)
+
+    def moved(self, client: ClientHost, lease_id: str, from_server: str) -> None:
+        """A session seated ``lease_id`` at a new server.  The figure
+        ``moved_off_live`` counts moves off a server that was up, unstalled and
+        untouched by any fault (nor was the client, nor the network as a whole)
+        from a failure timeout before the session decided to move until then."""
+        w = self.w
+        self.stats["moves"] += 1
+        decided, server = client.failing.pop(lease_id, (w.now, from_server))
+        host = w.servers.get(server)
+        if host is None or not host.up or host.stalled:
+            return
+        t = w.timing
+        start = decided - t.failure_timeout * w.bounds.slow - 2 * t.heartbeat_interval - w.net.max_delay
+        if (host.up_since or 0.0) > start:
+            return
+        for f in w.history.active(start, decided):
+            if server in f.subjects or client.name in f.subjects or f.kind == "lossy":
+                return
+        self.stats["moved_off_live"] += 1
+        self.moves_off_live.append((w.now, client.name, lease_id, server))
 
     # ---- per event ----------------------------------------------------------------------
 
@@ -183,6 +291,40 @@ class Checker:
         self.s3.due()
         self.l1.sample()
         self._fenced_means_stopped()
+        if self._servers_changed:
+            self._servers_changed = False
+            self._registry_placed()
+
+    def _registry_placed(self) -> None:
+        """REGISTRY: at the most advanced applied index, the committed registry
+        and each server's local table agree on what the server holds.  A lease
+        placed at S is in S's table, or on its way (a transfer of it under way),
+        or S's own change of it (release, expiry) is not committed yet."""
+        w = self.w
+        views = [h for h in w.servers.values() if h.node is not None]
+        if not views:
+            return
+        top = max(h.node.applied for h in views)
+        for host in views:
+            node = host.node
+            if node.applied != top:
+                continue
+            registry = node.pool.registry
+            local = node.member.leases
+            moving: set[str] | None = None
+            changed: set[str] | None = None
+            for lease in registry.leases.values():
+                if lease.holder != host.name or lease.lease_id in local.leases:
+                    continue
+                if moving is None:
+                    moving = {t.lease_id for t in node.pool.transfers.values() if t.lease_id is not None}
+                    changed = {c.lease_id for c in local.changes}
+                if lease.lease_id in moving or lease.lease_id in (changed or set()):
+                    continue
+                raise InvariantViolation(
+                    "REGISTRY", f"{host.name} at applied index {node.applied} (the most advanced): the committed "
+                    f"registry places {short_id(lease.lease_id)} of {lease.client_id} there, but its lease table "
+                    f"lacks it and no transfer or unreported change of it is under way")
 
     def _fenced_means_stopped(self) -> None:
         """F1: once any server has applied Fence (or Reclaim) of a server's

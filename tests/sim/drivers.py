@@ -26,36 +26,49 @@ class ClientDriver:
     def client_out(self: Any, client: ClientHost, ready: Ready) -> None:
         app = self.apps[client.name]
         for ev in ready.events:
-            self.log(client.name, f"* {ev.kind} {short(dict(ev.fields))}")
-            lid = ev.get("lease_id")
-            if ev.kind == "granted":
-                if lid in self.dead_ids and self.checker is not None and not self.release_unknowable(lid):
-                    raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
-                client.features[lid] = (ev.get("feature"), ev.get("version"))
-                client.grants += 1
-                client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
-                if self.checker is not None:
-                    self.checker.l1.granted(client, ev.get("request_id"))
-                    self.check_resume(client, ev.get("request_id"), lid)
-            elif ev.kind == "failed_over":
-                for moved in ev.get("lease_ids"):
-                    client.placed.setdefault(moved, []).append((self.now, ev.get("to_server")))
-            elif ev.kind == "released":
-                client.released.add(lid)
-            elif ev.kind == "lost":
-                client.lost.append((self.now, lid, ev.get("why")))
-                if self.checker is not None:
-                    self.checker.lost(client, lid, ev.get("why"))
-            elif ev.kind == "denied":
-                client.resuming.pop(ev.get("request_id"), None)
-                if self.checker is not None:
-                    self.checker.l1.denied(client, ev.get("request_id"), ev.get("reason"))
+            self._bookkeep(client, ev)
             app.on_event(ev, self.now)
         self.send_all(client.name, ready)
         client.deadlines = {lid: x.deadline for lid, x in client.core.held(client.clock.local(self.now)).items()}
         self.schedule_wake(client, ready.wake_at)
         self._schedule_app(client.name)
         self._touched_clients.add(client.name)
+
+    def session_bookkeeping(self: Any, client: ClientHost, ready: Ready) -> None:
+        for ev in ready.events:
+            self._bookkeep(client, ev)
+
+    def _bookkeep(self: Any, client: ClientHost, ev: Any) -> None:
+        """The checkers' view of one session event."""
+        self.log(client.name, f"* {ev.kind} {short(dict(ev.fields))}")
+        lid = ev.get("lease_id")
+        if ev.kind == "granted":
+            if lid in self.dead_ids and self.checker is not None and not self.release_unknowable(lid):
+                raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
+            client.features[lid] = (ev.get("feature"), ev.get("version"))
+            client.grants += 1
+            client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
+            if self.checker is not None:
+                self.checker.l1.granted(client, ev.get("request_id"))
+                self.check_resume(client, ev.get("request_id"), lid)
+        elif ev.kind == "failing_over":
+            for moving in ev.get("lease_ids"):
+                client.failing[moving] = (self.now, ev.get("from_server"))
+        elif ev.kind == "failed_over":
+            for moved in ev.get("lease_ids"):
+                client.placed.setdefault(moved, []).append((self.now, ev.get("to_server")))
+                if self.checker is not None:
+                    self.checker.moved(client, moved, ev.get("from_server"))
+        elif ev.kind == "released":
+            client.released.add(lid)
+        elif ev.kind == "lost":
+            client.lost.append((self.now, lid, ev.get("why")))
+            if self.checker is not None:
+                self.checker.lost(client, lid, ev.get("why"))
+        elif ev.kind == "denied":
+            client.resuming.pop(ev.get("request_id"), None)
+            if self.checker is not None:
+                self.checker.l1.denied(client, ev.get("request_id"), ev.get("reason"))
 
     def _schedule_app(self: Any, name: str) -> None:
         client = self.clients[name]
@@ -76,6 +89,9 @@ class ClientDriver:
         self._schedule_app(name)
 
     def client_action(self: Any, client: ClientHost, action: tuple[str, ...]) -> None:
+        if self.shell is not None:
+            self.shell_client_action(client, action)
+            return
         local = client.clock.local(self.now)
         if action[0] == "checkout":
             _, feature, version, rid = action
@@ -111,6 +127,9 @@ class ClientDriver:
     def reconnect(self: Any, client: ClientHost) -> None:
         """The app process restarts: a new session resumes every lease by id.
         The old session is gone (its messages are dropped); no release is sent."""
+        if self.shell is not None:
+            self.shell_reconnect(client)
+            return
         local = client.clock.local(self.now)
         held = client.core.held(local)
         self.owner.pop(client.session_id, None)

@@ -14,6 +14,7 @@ and delayed syncs of a dead process are ignored.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,22 @@ class ServerHost:
     up_since: float | None = None
     applied_seen: int = 0
     """The node's applied index at the last check (it must never go backwards)."""
+    # ---- the shell model (tests/sim/shell.py); unused in the classic model ----
+    nstore: Any = None
+    """The shell's ``NodeStore`` over ``storage`` while the process runs."""
+    inbox: deque[Any] = field(default_factory=deque)
+    step: Any = None
+    """The step in progress (``shell.Step``): its records and sends are due at its end."""
+    step_frozen: bool = False
+    """The step's end came during a stall: it ends when the process resumes."""
+    book: Any = None
+    clients: set[str] = field(default_factory=set)
+    """Sessions this process has heard from (the shell replies only to those)."""
+    window: Any = None
+    window_term: int = -1
+    wake_due: float = float("inf")
+    kill_armed: bool = False
+    """A kill waits for the next step with two or more records (a crash inside a step)."""
 
     @property
     def up(self) -> bool:
@@ -82,8 +99,8 @@ class ServerHost:
         self.store = Store(self.storage, STREAM, schema_version=1, compact_every_records=self.compact_every)
         return self.store
 
-    def crash(self, real_now: float) -> None:
-        self.storage.crash()
+    def crash(self, real_now: float, power_loss: bool = True) -> None:
+        self.storage.crash(power_loss=power_loss)
         self.node = None
         self.store = None
         self.gen += 1
@@ -92,6 +109,16 @@ class ServerHost:
         self.backlog.clear()
         self.down_since, self.up_since = real_now, None
         self.applied_seen = 0
+        self.nstore = None
+        self.inbox.clear()
+        self.step = None
+        self.step_frozen = False
+        self.book = None
+        self.clients.clear()
+        self.window = None
+        self.window_term = -1
+        self.wake_due = float("inf")
+        self.kill_armed = False
 
 
 @dataclass
@@ -123,3 +150,12 @@ class ClientHost:
     """lease id -> feature, for every lease this client was ever granted."""
     released: set[str] = field(default_factory=set)
     """Lease ids this client gave back: dead for ever (S3)."""
+    failing: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """lease id -> (real time, server) when the session decided to move it off that server."""
+    # ---- the shell model ----
+    actor: Any = None
+    """The ``shell.SessionActor`` of the current session."""
+    proxy: Any = None
+    """The app's ``shell.ClientProxy`` (LicenseClient)."""
+    orphan_since: dict[str, float] = field(default_factory=dict)
+    """lease id -> real time since the session holds it and the app does not know it."""

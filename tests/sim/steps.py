@@ -63,6 +63,9 @@ def run_step(w: World, step: Step) -> None:
 
 def _kill(w: World, name: str) -> None:
     host = w.servers[name]
+    if w.shell is not None:
+        w.shell_kill(host)
+        return
     if host.up:
         host.crash(w.now)
         w.history.open("down", {name}, w.now)
@@ -212,6 +215,8 @@ def _quiet(w: World) -> None:
     w.net.params.drop_rate = 0.0
     w.net.params.long_rate = 0.0
     for name, host in w.servers.items():
+        if host.kill_armed:
+            w.shell_kill(host, armed_ok=False)
         if host.stalled:
             host.stalled_until = w.now
             w.push(w.now, "resume", name, host.gen)

@@ -31,6 +31,8 @@ class App:
     timeout: float = 10.0
     hold: tuple[float, float] = (1.0, 15.0)
     rest: tuple[float, float] = (0.2, 4.0)
+    burst: tuple[float, float] | None = None
+    """Pause between checkouts while it holds fewer than ``max_hold`` (None: ``rest``)."""
     reconnect_rate: float = 0.02
     """Chance per timer, while holding, that the app process restarts and
     resumes its leases by id in a new session (FlexNet's double-seat case)."""
@@ -88,6 +90,8 @@ class App:
             rid = ev.get("request_id")
             if self.waiting.pop(rid, None) is not None or ev.get("lease_id") not in self.holding:
                 self.holding[ev.get("lease_id")] = now + self.rng.uniform(*self.hold)
+            if self.burst is not None and len(self.holding) < self.max_hold:
+                self.next_try = now + self.rng.uniform(*self.burst)
         elif ev.kind == "denied":
             if self.waiting.pop(ev.get("request_id"), None) is not None:
                 self.next_try = now + self.rng.uniform(*self.rest)

@@ -16,6 +16,7 @@ wake-up.  Invariants are checked after every event (``checks``).
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import traceback
 from collections import Counter
@@ -36,6 +37,8 @@ from tests.sim.hosts import ADMIN, FEATURE, ClientHost, Clock, ServerHost
 from tests.sim.liveness import Bounds
 from tests.sim.net import NetParams, Network
 from tests.sim.scenario import Scenario, Step
+from tests.sim.shell import ShellParams, SimStorage, fresh_rng, transmit_bound
+from tests.sim.shell_world import ShellWorld
 from tests.sim.trace import Trace, short
 from tests.sim.workload import App
 
@@ -69,6 +72,19 @@ class SimConfig:
     checks: bool = True
     trace_keep: int = 200
     max_events: int = 3_000_000
+    shell: bool = False
+    """Model the Thespian shell (tests/sim/shell.py): service time, transport
+    drops, stale address books, the session actor and LicenseClient, crashes
+    inside a step.  Off: the classic model (instant servers, omniscient apps)."""
+    big_apps: int = 0
+    """Apps that take ``big_hold`` leases in a row and hold them long (shell model)."""
+    big_hold: int = 8
+    seq_base: bool = True
+    """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
+    local_hop: tuple[float, float] | None = None
+    """App <-> session delay in the shell model (None: ``ShellParams.local_hop``)."""
+    checkout_timeout: float | None = None
+    """``LicenseClient.checkout(timeout=...)`` in the shell model (None: the app default)."""
 
     @property
     def end(self) -> float:
@@ -83,9 +99,12 @@ class Violation:
     time: float
     trace: str
 
+    shell: bool = False
+
     def report(self) -> str:
+        flag = " --shell" if self.shell else ""
         return (f"seed {self.seed}: {self.rule} at t={self.time:.6f}: {self.detail}\n"
-                f"replay: python -m tests.sim.run --seed {self.seed} --trace\n--- last trace lines ---\n{self.trace}")
+                f"replay: python -m tests.sim.run --seed {self.seed}{flag} --trace\n--- last trace lines ---\n{self.trace}")
 
 
 class SimFailure(AssertionError):
@@ -104,7 +123,7 @@ class RunResult:
     violation: Violation | None = None
 
 
-class World(ClientDriver, AdminDriver):
+class World(ShellWorld, ClientDriver, AdminDriver):
     def __init__(
         self,
         config: SimConfig,
@@ -148,9 +167,20 @@ class World(ClientDriver, AdminDriver):
         def clock() -> Clock:
             return Clock(clock_rng.uniform(0, 1000), clock_rng.uniform(1 - rho, 1 + rho))
 
+        self.shell: ShellParams | None = None
+        self.shell_rng = fresh_rng(config.seed)
+        storage_class = CrashingMemoryStorage
+        if config.shell:
+            self.shell = ShellParams()
+            if config.local_hop is not None:
+                self.shell.local_hop = config.local_hop
+            if self.shell_rng.random() < self.shell.slow_disk_rate:
+                self.shell.fsync = self.shell.slow_fsync
+            self.bound = transmit_bound(self.timing.failure_timeout)
+            storage_class = SimStorage
         self.servers: dict[str, ServerHost] = {
-            n: ServerHost(n, clock(), CrashingMemoryStorage(sub["disk"].getrandbits(64), torn_writes=config.torn_writes,
-                                                            zero_fill=config.torn_writes), config.compact_every)
+            n: ServerHost(n, clock(), storage_class(sub["disk"].getrandbits(64), torn_writes=config.torn_writes,
+                                                    zero_fill=config.torn_writes), config.compact_every)
             for n in names
         }
         self.clients: dict[str, ClientHost] = {}
@@ -164,10 +194,19 @@ class World(ClientDriver, AdminDriver):
             self.clients[name] = ClientHost(name, f"{name}/1", clock(), core)
             self.owner[f"{name}/1"] = name
             app_rng = random.Random(sub["apps"].getrandbits(64))
+            timeout = max(10.0, self.bounds.l1_bound + 2.0)
             self.apps[name] = App(app_rng, [FEATURE], max_hold=1 + (i % 3 == 2),
-                                  timeout=max(10.0, self.bounds.l1_bound + 2.0),
+                                  timeout=timeout,
                                   start_at=app_rng.uniform(1.0, 6.0), reconnect_rate=config.reconnect_rate,
                                   enabled=config.workload if scenario is None else scenario.workload)
+            if self.shell is not None:
+                app = self.apps[name]
+                if i < config.big_apps:
+                    # Apps holding 8+ leases: a burst of checkouts, held long.
+                    app.max_hold, app.hold, app.burst = config.big_hold, (20.0, 60.0), (0.02, 0.3)
+                # The app waits in LicenseClient.checkout, which gives up by itself.
+                app.timeout = math.inf
+                self._new_session(self.clients[name], config.checkout_timeout or timeout)
         self.admin_pending: dict[str, AdminRequest] = {}
         self.admin_no = 0
         self.checker = Checker(self) if config.checks else None
@@ -213,6 +252,8 @@ class World(ClientDriver, AdminDriver):
             self._schedule_app(name)
             client.wake_gen += 1
             self.push(self.rng["clock"].uniform(0.2, 1.0), "wake", name, client.wake_gen)
+            if client.actor is not None:
+                client.actor.start()
         self.push(self.end, "end")
         self.topology_changed()
 
@@ -238,11 +279,11 @@ class World(ClientDriver, AdminDriver):
                 self.checker.finish()
         except InvariantViolation as err:
             violation = Violation(self.config.seed, err.rule, f"{err.detail}\n{self.describe()}", self.now,
-                                  self.trace.last())
+                                  self.trace.last(), self.config.shell)
         except Exception as err:  # a core raised: that is a finding too
             tb = "".join(traceback.format_exception(err)[-6:])
             violation = Violation(self.config.seed, "CRASH", f"{type(err).__name__}: {err}\n{tb}", self.now,
-                                  self.trace.last())
+                                  self.trace.last(), self.config.shell)
         stats = self.checker.stats if self.checker else Counter()
         result = RunResult(self.config.seed, self.events, self.now, self.trace.digest, stats, violation)
         if violation is not None and raise_on_violation:
@@ -262,6 +303,9 @@ class World(ClientDriver, AdminDriver):
         )
 
     def _on_boot(self, name: str) -> None:
+        if self.shell is not None:
+            self.shell_boot(name)
+            return
         host = self.servers[name]
         if host.up:
             return
@@ -354,6 +398,9 @@ class World(ClientDriver, AdminDriver):
             host.store.sync()
 
     def send_all(self, src: str, ready: Ready) -> None:
+        if self.shell is not None:
+            self.shell_send(src, ready)
+            return
         for out in ready.send:
             dst = out.to if isinstance(out.to, str) else self.owner.get(out.to.session_id)
             if dst is None:
@@ -369,11 +416,11 @@ class World(ClientDriver, AdminDriver):
             for delay in delays:
                 self.push(self.now + delay, "deliver", src, dst, out.msg, session)
 
-    def schedule_wake(self, host: ServerHost | ClientHost, wake_local: float | None) -> None:
+    def schedule_wake(self, host: ServerHost | ClientHost, wake_local: float | None, force: bool = False) -> None:
         if wake_local is None:
             return
         real = max(host.clock.real(wake_local) + 1e-9, self.now)
-        if host.wake_real is not None and self.now <= host.wake_real <= real:
+        if not force and host.wake_real is not None and self.now <= host.wake_real <= real:
             return  # an earlier wake-up is already due; it will ask again
         host.wake_gen += 1
         host.wake_real = real
@@ -385,13 +432,18 @@ class World(ClientDriver, AdminDriver):
             if gen != host.wake_gen or not host.up:
                 return
             host.wake_real = None
-            if not host.stalled:
+            if self.shell is not None:
+                self.shell_server_wake(host)
+            elif not host.stalled:
                 self.server_out(host, host.node.tick(host.clock.local(self.now)))
         else:
             client = self.clients[name]
             if gen != client.wake_gen or not client.alive:
                 return
             client.wake_real = None
+            if self.shell is not None:
+                self.shell_client_wake(client)
+                return
             self.client_out(client, client.core.tick(client.clock.local(self.now)))
 
     def _on_resume(self, name: str, gen: int) -> None:
@@ -401,6 +453,10 @@ class World(ClientDriver, AdminDriver):
         host.stalled_until = None
         self.history.close("stall", self.now, name)
         self.topology_changed()
+        if self.shell is not None:
+            self.log(name, f"RESUME inbox={len(host.inbox)}")
+            self.shell_resume(host)
+            return
         self.log(name, f"RESUME backlog={len(host.backlog)}")
         backlog, host.backlog = host.backlog, []
         for src, msg, session in backlog:

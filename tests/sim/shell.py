@@ -1,0 +1,503 @@
+"""The shell model: what the Thespian shell adds to the cores, simulated.
+
+``SimConfig(shell=True)`` turns it on (``python -m tests.sim.run --shell``);
+the classic model (instant servers, omniscient apps) stays the default, so
+the named seeds keep their traces.  DESIGN.md 2b item 16: a rule the
+simulator cannot break is only as good as its model.  What it adds:
+
+* **Service time** (``actors/shell/server_actor.py``): a LicenseServer handles
+  one message at a time.  Each step costs Thespian's per-message overhead, the
+  core's work, a cost per send, one fsync when it persists
+  (``NodeStore.write``: append every record, then fsync), and a compaction
+  pause when ``NodeStore.maybe_compact`` fires.  Figures from
+  docs/performance.md: ~1 ms per message, 2.5-4 ms per fsync on a loaded disk
+  (some seeds draw a slow disk, 8-30 ms), 10-50 ms per compaction.  The core
+  runs when the step starts; its records reach the disk, and its messages the
+  network, when the step ends.  Wake-ups are messages too, at least every
+  ``h`` (``_schedule``).
+* **Thespian's transport**: a message that waits in an inbox (busy or
+  SIGSTOPped server) longer than the transmit bound (``transmit_timeout``:
+  ``max(failure_timeout, 0.25)``) is dropped, so an overloaded server loses
+  messages in bursts.  Peer addresses live in the shell's real
+  ``AddressBook``: a message goes to the address the sender's book holds, and
+  one sent to a restarted peer's old address is lost.  Books refresh as the
+  shell's do: from the sender address of every peer envelope, by a
+  ``Resolver`` lookup (a few ms, retried every second while the host is down)
+  when a peer has been silent for ``failure_timeout``, and through the
+  ``PeerHello`` a server sends to every peer it found.  A session learns only
+  through its resolver, and buffers up to 64 messages per unresolved server.
+  A server replies to a client session at the address that session last used.
+  The leader's syncs pass the shell's ``SyncWindow`` (2 unanswered per peer).
+* **The real client paths**: ``SessionActor`` mirrors
+  ``actors/shell/session_actor.ClientSession`` (waiters, ``heard_at``,
+  ``AbandonCheckout``, lease notices, the ``h`` wake-up cap) and
+  ``ClientProxy`` mirrors ``LicenseClient`` (an ask per attempt with a new
+  request id, retries of NOT_SERVING/NO_MAJORITY with pauses of 0.1 s doubling
+  to 0.5 s, the ask timeout and its ``AbandonCheckout`` ask, whose reply may
+  be a late ``CheckoutResult``; the listener's own deadline check).  The app
+  sees only what the proxy tells it.  App <-> session hops cost 0.5-2 ms.
+* **Crash points inside a step**: a kill that lands while a server is in a
+  step cuts the step's records (``SimStorage.cut_after``: the first k appends
+  reach the page cache, then the process dies).  Half of all kills wait for
+  the target's next step with two or more records (at most 0.2 s) so that
+  happens often.  Kills are process kills (the page cache survives) or,
+  for 30 %, machine crashes (unsynced data is lost, torn tails).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from actors.core.effects import Event, Ready
+from actors.persist import CrashingMemoryStorage
+from actors.persist.errors import SimulatedCrash
+from actors.protocol import admin as a
+from actors.protocol.client import DenyReason
+from actors.shell.book import AddressBook
+
+if TYPE_CHECKING:
+    from tests.sim.hosts import ClientHost, ServerHost
+    from tests.sim.world import World
+
+__all__ = ["ShellParams", "SimStorage", "SessionActor", "ClientProxy", "transmit_bound", "Step"]
+
+_BUFFER = 64
+"""Messages a session keeps per server while its address is being found (session_actor._BUFFER)."""
+_ASK = 5.0
+"""LicenseClient's ask timeout for calls that do not wait for a server (client_proxy._ASK)."""
+_TRANSIENT = frozenset({DenyReason.NOT_SERVING.value, DenyReason.NO_MAJORITY.value})
+_RETRY_FIRST, _RETRY_MAX = 0.1, 0.5
+
+
+def transmit_bound(failure_timeout: float) -> float:
+    """``actors.shell.launcher.transmit_timeout`` (not imported: it pulls in Thespian)."""
+    return max(failure_timeout, 0.25)
+
+
+@dataclass
+class ShellParams:
+    msg_cost: tuple[float, float] = (0.0006, 0.0014)
+    """Thespian's per-message overhead (docs/performance.md: about 1 ms)."""
+    core_cost: tuple[float, float] = (0.0002, 0.0006)
+    send_cost: float = 0.00005
+    fsync: tuple[float, float] = (0.0025, 0.004)
+    slow_fsync: tuple[float, float] = (0.008, 0.03)
+    slow_disk_rate: float = 0.3
+    """Share of seeds whose servers have the slow disk."""
+    compaction: tuple[float, float] = (0.01, 0.05)
+    local_hop: tuple[float, float] = (0.0005, 0.002)
+    """One message between the app (LicenseClient) and its session actor."""
+    resolve: tuple[float, float] = (0.002, 0.02)
+    resolver_retry: float = 1.0
+    mid_step_kill: float = 0.5
+    power_loss: float = 0.3
+    hello_delay: tuple[float, float] = (0.001, 0.02)
+
+
+class SimStorage(CrashingMemoryStorage):
+    """The simulator's fake disk: ``CrashingMemoryStorage`` plus a crash cut
+    inside one step.  ``cut_after(k)`` lets the next ``k`` appends through and
+    crashes at the following persist point; ``power_loss=False`` (a SIGKILL)
+    keeps what reached the page cache, so a step whose records are appended one
+    by one leaves a prefix of them on disk.  A mutant "split step on disk" can
+    use the same cut."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._appends_left: int | None = None
+        self._cut_power_loss = False
+
+    def cut_after(self, appends: int, power_loss: bool = False) -> None:
+        self._appends_left = appends
+        self._cut_power_loss = power_loss
+
+    def disarm(self) -> None:
+        self._appends_left = None
+
+    def _persist_point(self, op: str, name: str) -> bool:
+        pending = super()._persist_point(op, name)
+        if self._appends_left is not None:
+            if op == "append" and self._appends_left > 0:
+                self._appends_left -= 1
+            else:
+                self._appends_left = None
+                return True
+        return pending
+
+    def _crash_now(self) -> None:
+        self.crash(power_loss=self._cut_power_loss)
+        self._cut_power_loss = True
+        raise SimulatedCrash("injected crash")
+
+
+@dataclass
+class Step:
+    """A server step in progress: the core has run, its effects are due at ``end``."""
+
+    ready: Ready
+    end: float
+
+
+@dataclass
+class InboxItem:
+    arrival: float
+    src: str
+    msg: Any
+    session: str
+    src_addr: Any = None
+    """The sender's address (peer envelopes carry it)."""
+
+    @property
+    def is_tick(self) -> bool:
+        return self.src == ""
+
+
+def new_inbox() -> deque[InboxItem]:
+    return deque()
+
+
+# ---- the client side: session actor and LicenseClient --------------------------------
+
+
+@dataclass
+class _Waiter:
+    ask: int
+    asked_at: float
+
+
+class SessionActor:
+    """``actors/shell/session_actor.ClientSession`` over the world's clock and network."""
+
+    def __init__(self, w: World, client: ClientHost) -> None:
+        self.w, self.client = w, client
+        self.gen = client.session_no
+        self.waiters: dict[int, _Waiter] = {}
+        self.heard_at = -math.inf
+        self.deadlines: dict[str, float] = {}
+        self.book = AddressBook(tuple(w.servers), w.timing.failure_timeout)
+        self.buffered: dict[str, list[Any]] = {}
+        self.wake_due = math.inf
+        self.closed = False
+
+    @property
+    def core(self) -> Any:
+        return self.client.core
+
+    def local(self) -> float:
+        return self.client.clock.local(self.w.now)
+
+    def start(self) -> None:
+        """SessionStart: look every server up, and wake within ``h``."""
+        self.w.shell_resolve_stale(self.client.name, self.book, self.local())
+        self._schedule(None, self.local())
+
+    # ---- from the app ------------------------------------------------------------------
+
+    def on_app(self, msg: Any, ask: int) -> None:
+        now = self.local()
+        if isinstance(msg, a.OpenCheckout):
+            self.waiters[msg.request_id] = _Waiter(ask, now)
+            if msg.lease_id is not None:
+                self.client.resuming[msg.request_id] = (msg.lease_id, (msg.feature, msg.version))
+            if self.w.checker is not None:
+                self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))
+            self._run(lambda t: self.core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
+        elif isinstance(msg, a.AbandonCheckout):
+            waiting = self.waiters.pop(msg.request_id, None)
+            self.core.abandon(msg.request_id)
+            self.client.resuming.pop(msg.request_id, None)
+            if self.w.checker is not None:
+                self.w.checker.l1.abandoned(self.client, msg.request_id)
+            self.w.log(self.client.name, f"abandon {msg.request_id}")
+            heard = waiting is not None and self.heard_at >= waiting.asked_at
+            self._to_app(ask, a.CheckoutAbandoned(msg.request_id, heard))
+        elif isinstance(msg, a.ReleaseLease):
+            self.deadlines.pop(msg.lease_id, None)
+            self._run(lambda t: self.core.release(msg.lease_id, t))
+            self._to_app(ask, a.LeaseReleased(msg.lease_id))
+
+    # ---- from servers ------------------------------------------------------------------
+
+    def from_server(self, name: str, msg: Any) -> None:
+        now = self.local()
+        self.book.heard(name, now)
+        self.heard_at = now
+        self._run(lambda t: self.core.receive(name, msg, t))
+
+    def resolved(self, name: str, address: Any) -> None:
+        self.book.learn(name, address, self.local(), resolved=True)
+        for msg in self.buffered.pop(name, []):
+            self.w.shell_session_send(self.client, name, msg, address)
+
+    def send(self, name: str, msg: Any) -> None:
+        """``_send_all``: to the book's address, or into the buffer."""
+        now = self.local()
+        self.book.sent(name, now)
+        address = self.book.address(name)
+        if address is None:
+            queue = self.buffered.setdefault(name, [])
+            if len(queue) < _BUFFER:
+                queue.append(msg)
+            return
+        self.w.shell_session_send(self.client, name, msg, address)
+
+    # ---- time ----------------------------------------------------------------------------
+
+    def wakeup(self) -> None:
+        self.wake_due = math.inf
+        self.w.shell_resolve_stale(self.client.name, self.book, self.local())
+        self._run(lambda t: self.core.tick(t))
+
+    def _schedule(self, wake_at: float | None, now: float) -> None:
+        latest = now + self.w.timing.heartbeat_interval
+        wake_at = latest if wake_at is None else min(wake_at, latest)
+        if wake_at < self.wake_due - 0.0005:
+            self.wake_due = wake_at
+            self.w.schedule_wake(self.client, wake_at, force=True)
+
+    # ---- carrying out a Ready ----------------------------------------------------------
+
+    def _run(self, step: Any) -> None:
+        now = self.local()
+        ready = step(now)  # the real actor logs and swallows a raise; the simulator reports it (CRASH)
+        self.w.session_ready(self.client, ready)
+        self._events(ready, now)
+        self._notify_deadlines(now)
+        if not self.closed:
+            self._schedule(ready.wake_at, now)
+
+    def _events(self, ready: Ready, now: float) -> None:
+        for event in ready.events:
+            kind = event.kind
+            if kind == "granted":
+                lid = event.get("lease_id")
+                held = self.core.held(now).get(lid)
+                self._answer(event.get("request_id"), a.CheckoutResult(
+                    event.get("request_id"), True, lid, event.get("server"),
+                    deadline=held.deadline if held is not None else 0.0))
+            elif kind == "denied":
+                self._answer(event.get("request_id"), a.CheckoutResult(
+                    event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+            elif kind == "lost":
+                self.deadlines.pop(event.get("lease_id"), None)
+                self._notify(a.LeaseNotice("lost", event.get("lease_id"), event.get("server", ""),
+                                           detail=event.get("why", "")))
+            elif kind == "failed_over":
+                for lease_id in event.get("lease_ids", ()):
+                    self._notify(a.LeaseNotice("failed_over", lease_id, event.get("to_server")))
+
+    def _answer(self, request_id: int, result: a.CheckoutResult) -> None:
+        waiting = self.waiters.pop(request_id, None)
+        if waiting is not None:
+            self._to_app(waiting.ask, result)
+
+    def _notify(self, notice: a.LeaseNotice) -> None:
+        self._to_app(0, notice)
+
+    def _notify_deadlines(self, now: float) -> None:
+        changed = []
+        for lease_id, info in self.core.held(now).items():
+            if self.deadlines.get(lease_id) != info.deadline:
+                self.deadlines[lease_id] = info.deadline
+                changed.append((lease_id, info.server, info.deadline))
+        if len(changed) == 1:
+            self._notify(a.LeaseNotice("deadline", *changed[0]))
+        elif changed:
+            self._notify(a.LeaseNotice("deadlines", deadlines=tuple(changed)))
+
+    def _to_app(self, ask: int, msg: Any) -> None:
+        """To an ask context of the LicenseClient (0: its listener)."""
+        self.w.push(self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop), "to_app", self.client.name,
+                    self.gen, ask, msg)
+
+
+@dataclass
+class _Auth:
+    lease_id: str
+    server: str
+    feature: str
+    version: str
+    deadline: float
+    app_rid: int
+    lost: bool = False
+    released: bool = False
+
+
+@dataclass
+class _Ask:
+    """One ``with asys.private() as ctx`` of a checkout attempt."""
+
+    ident: int
+    app_rid: int
+    feature: str
+    version: str
+    lease_id: str | None
+    request_id: int
+    deadline: float
+    """Local time the whole checkout gives up (``timeout`` from its start)."""
+    pause: float
+    stage: str = "open"
+    """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
+
+
+@dataclass
+class ClientProxy:
+    """``actors/shell/client_proxy.LicenseClient`` for one app process."""
+
+    w: Any
+    client: Any
+    timeout: float
+    gen: int
+    ids: int = 0
+    asks: dict[int, _Ask] = field(default_factory=dict)
+    auths: dict[str, _Auth] = field(default_factory=dict)
+    ask_no: int = 0
+    expiry_at: float | None = None
+
+    def local(self) -> float:
+        return float(self.client.clock.local(self.w.now))
+
+    # ---- the API ------------------------------------------------------------------------
+
+    def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None) -> None:
+        now = self.local()
+        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST)
+
+    def release(self, lease_id: str) -> None:
+        auth = self.auths.pop(lease_id, None)
+        if auth is not None and not auth.released:
+            auth.released = True
+            self._to_session(0, a.ReleaseLease(lease_id))
+
+    def held(self) -> dict[str, _Auth]:
+        return {lid: x for lid, x in self.auths.items() if not x.lost and not x.released}
+
+    # ---- inside -------------------------------------------------------------------------
+
+    def _attempt(self, app_rid: int, feature: str, version: str, lease_id: str | None, deadline: float,
+                 pause: float) -> None:
+        self.ids += 1
+        self.ask_no += 1
+        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, self.ids, deadline, pause)
+        self.asks[ask.ident] = ask
+        self._to_session(ask.ident, a.OpenCheckout(ask.request_id, feature, version, lease_id))
+        timeout = max(0.0, deadline - self.local())
+        self.w.push(self.w.now + timeout / self.client.clock.rate, "ask_timeout", self.client.name, self.gen,
+                    ask.ident, "open")
+
+    def ask_timeout(self, ident: int, stage: str) -> None:
+        ask = self.asks.get(ident)
+        if ask is None or ask.stage != stage:
+            return
+        if stage == "open":
+            # ctx.ask returned None: ask the session to abandon, in the same context.
+            ask.stage = "abandon"
+            self._to_session(ask.ident, a.AbandonCheckout(ask.request_id))
+            self.w.push(self.w.now + _ASK / self.client.clock.rate, "ask_timeout", self.client.name, self.gen,
+                        ask.ident, "abandon")
+        else:
+            self._gave_up(ask, heard=False)
+
+    def from_session(self, ident: int, msg: Any) -> None:
+        if ident == 0:
+            if isinstance(msg, a.LeaseNotice):
+                self._notice(msg)
+            return
+        ask = self.asks.get(ident)
+        if ask is None:
+            return  # the context closed: Thespian drops the message
+        if ask.stage == "abandon":
+            # Whatever reaches the context now is read as the abandon's reply
+            # (client_proxy._checkout_once): a late CheckoutResult too.
+            self._gave_up(ask, heard=isinstance(msg, a.CheckoutAbandoned) and msg.heard)
+            return
+        if not isinstance(msg, a.CheckoutResult):
+            self._finish(ask)
+            self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", DenyReason.UNREACHABLE.value))))
+            return
+        self._finish(ask)
+        if msg.granted:
+            self.auths[msg.lease_id] = _Auth(msg.lease_id, msg.server, ask.feature, ask.version, msg.deadline,
+                                             ask.app_rid)
+            self._schedule_expiry()
+            self._app_event(Event("granted", (("request_id", ask.app_rid), ("lease_id", msg.lease_id),
+                                              ("server", msg.server))))
+            return
+        now = self.local()
+        if msg.reason in _TRANSIENT and now + ask.pause < ask.deadline:
+            self.w.push(self.w.now + ask.pause / self.client.clock.rate, "proxy_retry", self.client.name, self.gen,
+                        (ask.app_rid, ask.feature, ask.version, ask.lease_id, ask.deadline,
+                         min(2 * ask.pause, _RETRY_MAX)))
+            return
+        self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", msg.reason))))
+
+    def retry(self, args: tuple[Any, ...]) -> None:
+        self._attempt(*args)
+
+    def _gave_up(self, ask: _Ask, heard: bool) -> None:
+        self._finish(ask)
+        reason = DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE
+        self.w.log(self.client.name, f"app gave up on request {ask.request_id}: {reason.value}")
+        self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", reason.value))))
+
+    def _finish(self, ask: _Ask) -> None:
+        ask.stage = "done"
+        self.asks.pop(ask.ident, None)
+
+    def _notice(self, msg: a.LeaseNotice) -> None:
+        if msg.kind == "deadlines":
+            for lease_id, server, deadline in msg.deadlines:
+                self._notice(a.LeaseNotice("deadline", lease_id, server, deadline))
+            return
+        auth = self.auths.get(msg.lease_id)
+        if auth is None:
+            return
+        if msg.kind == "deadline":
+            auth.deadline = max(auth.deadline, msg.deadline)
+            auth.server = msg.server or auth.server
+            self._schedule_expiry()
+        elif msg.kind == "failed_over":
+            auth.server = msg.server
+        elif msg.kind == "lost":
+            self._lose(auth)
+
+    def _lose(self, auth: _Auth) -> None:
+        if auth.lost or auth.released:
+            return
+        auth.lost = True
+        self.auths.pop(auth.lease_id, None)
+        self._app_event(Event("lost", (("lease_id", auth.lease_id),)))
+
+    def _schedule_expiry(self) -> None:
+        """The listener checks deadlines every 0.1 s (``_expire``)."""
+        due = min((x.deadline for x in self.auths.values() if x.deadline), default=None)
+        if due is None:
+            return
+        real = max(self.w.now, self.client.clock.real(due) + 0.1)
+        if self.expiry_at is not None and self.w.now <= self.expiry_at <= real:
+            return
+        self.expiry_at = real
+        self.w.push(real, "proxy_expire", self.client.name, self.gen)
+
+    def expire(self) -> None:
+        self.expiry_at = None
+        now = self.local()
+        for auth in list(self.auths.values()):
+            if auth.deadline and now >= auth.deadline:
+                self._lose(auth)
+        self._schedule_expiry()
+
+    def _to_session(self, ident: int, msg: Any) -> None:
+        self.w.push(self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop), "to_session", self.client.name,
+                    self.gen, ident, msg)
+
+    def _app_event(self, ev: Event) -> None:
+        self.w.app_event(self.client, ev)
+
+
+def fresh_rng(seed: int) -> random.Random:
+    return random.Random(f"licpool-sim-shell/{seed}")
