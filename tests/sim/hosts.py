@@ -157,5 +157,7 @@ class ClientHost:
     """The ``shell.SessionActor`` of the current session."""
     proxy: Any = None
     """The app's ``shell.ClientProxy`` (LicenseClient)."""
+    resume_ids: set[str] = field(default_factory=set)
+    """Leases the app held when it last restarted (the shell model's reconnect)."""
     orphan_since: dict[str, float] = field(default_factory=dict)
     """lease id -> real time since the session holds it and the app does not know it."""

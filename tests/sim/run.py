@@ -4,6 +4,7 @@
     python -m tests.sim.run --seed 1234 --trace          # replay one seed, print every event
     python -m tests.sim.run --scenario leader_kill --trace
     python -m tests.sim.run --seed 1234 --durable-before-send false   # the mutant
+    python -m tests.sim.run --seeds 300 --shell          # the shell model (tests/sim/shell.py)
 
 Exit status 1 when any seed broke a rule.  Violations are listed by rule with
 their seeds; ``--trace`` prints the whole trace of a single run.
@@ -23,9 +24,9 @@ from tests.sim.world import RunResult
 __all__ = ["main"]
 
 
-def _one(args: tuple[int, int | None, bool, float]) -> RunResult:
-    seed, servers, durable, reconnects = args
-    return run_seed(seed, servers, durable_before_send=durable, reconnect_rate=reconnects)
+def _one(args: tuple[int, int | None, bool, float, bool]) -> RunResult:
+    seed, servers, durable, reconnects, shell = args
+    return run_seed(seed, servers, durable_before_send=durable, reconnect_rate=reconnects, shell=shell)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durable-before-send", default="true", choices=("true", "false"))
     parser.add_argument("--reconnect-rate", type=float, default=0.02, help="app restarts per timer (0: none)")
     parser.add_argument("--verbose", action="store_true", help="print each violation in full")
+    parser.add_argument("--shell", action="store_true",
+                        help="model the Thespian shell (service time, transport, session actor, LicenseClient)")
     opts = parser.parse_args(argv)
     durable = opts.durable_before_send == "true"
 
@@ -50,11 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return _report_single(result)
     if opts.seed is not None:
         result = run_seed(opts.seed, opts.servers, echo=opts.trace, durable_before_send=durable,
-                          reconnect_rate=opts.reconnect_rate)
+                          reconnect_rate=opts.reconnect_rate, shell=opts.shell)
         return _report_single(result)
 
     started = time.monotonic()
-    work = [(s, opts.servers, durable, opts.reconnect_rate) for s in range(opts.start, opts.start + opts.seeds)]
+    work = [(s, opts.servers, durable, opts.reconnect_rate, opts.shell)
+            for s in range(opts.start, opts.start + opts.seeds)]
     results: list[RunResult] = []
     if opts.jobs > 1:
         with multiprocessing.get_context("fork").Pool(opts.jobs) as pool:

@@ -38,6 +38,14 @@ def config_for(seed: int, servers: int | None = None, **overrides: Any) -> SimCo
         seats=seats,
         clients=seats + shape.randint(1, 4),
     )
+    if overrides.get("shell"):
+        # The shell model's pools: half of them have apps holding 8+ leases each
+        # (a burst of checkouts held 20-60 s), with a few seats short of all of them.
+        big = random.Random(f"licpool-sim-shell-shape/{seed}")
+        if big.random() < 0.5:
+            apps, hold = big.randint(2, 4), big.randint(8, 10)
+            config = replace(config, big_apps=apps, big_hold=hold,
+                             seats=seats + apps * hold - big.randint(0, 4), clients=max(config.clients, apps + 1))
     return replace(config, **overrides)
 
 
@@ -70,7 +78,9 @@ def find_violation(
 def run_scenario(scenario: Scenario, echo: bool = False, **overrides: Any) -> RunResult:
     """A named scenario: its steps only (no random faults), invariants checked."""
     config = replace(SimConfig(seed=scenario.seed, servers=scenario.servers, seats=scenario.seats,
-                               clients=scenario.clients, net=_scenario_net()), **overrides)
+                               clients=scenario.clients, net=_scenario_net(), shell=scenario.shell,
+                               compact_every=scenario.compact_every, local_hop=scenario.local_hop,
+                               checkout_timeout=scenario.checkout_timeout), **overrides)
     return World(config, scenario=scenario, echo=echo).run(raise_on_violation=False)
 
 

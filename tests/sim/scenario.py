@@ -41,7 +41,9 @@ Expectations, ``("expect", t, what, *args)``, checked at time t:
 ``lost C N`` (C has lost N leases so far), ``leader`` (some server leads),
 ``leader_not S`` (S is not the leader; names resolve at the step's time),
 ``granted C N`` (C was granted N times so far), ``all_live`` (there is a
-leader and its committed table shows every server ``live``: all have rejoined).
+leader and its committed table shows every server ``live``: all have rejoined),
+``stat_at_most KEY N`` (the checker's figure ``KEY`` is at most N so far, e.g.
+``moved_off_live``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ ACTIONS: dict[str, int] = {
 
 EXPECTATIONS: dict[str, int] = {
     "held": 2, "held_at_least": 2, "lost": 2, "leader": 0, "leader_not": 1, "granted": 2, "all_live": 0,
+    "stat_at_most": 2,
 }
 
 
@@ -83,6 +86,14 @@ class Scenario:
     """Fixes network delays and nonces; the steps themselves are exact."""
     distribution: str | None = None
     """Criteria of the initial code, e.g. ``s1:2^s2:1^s3:1``."""
+    shell: bool = False
+    """Run on the shell model (tests/sim/shell.py): service time, transport, session actor, LicenseClient."""
+    compact_every: int = 150
+    """Journal records between compactions (the real NodeStore: 2,000; scaled down so they happen)."""
+    local_hop: tuple[float, float] | None = None
+    """App <-> session delay on the shell model (a loaded app host); None: the default."""
+    checkout_timeout: float | None = None
+    """``LicenseClient.checkout(timeout=...)`` of scripted checkouts on the shell model."""
 
     def __post_init__(self) -> None:
         validate(self.steps)
@@ -107,4 +118,6 @@ def dump_json(scenario: Scenario) -> str:
 def load_json(path: str | Path) -> Scenario:
     data = json.loads(Path(path).read_text())
     data["steps"] = [tuple(s) for s in data.get("steps", [])]
+    if data.get("local_hop") is not None:
+        data["local_hop"] = tuple(data["local_hop"])
     return Scenario(**data)

@@ -201,7 +201,8 @@ class SessionActor:
         now = self.local()
         if isinstance(msg, a.OpenCheckout):
             self.waiters[msg.request_id] = _Waiter(ask, now)
-            if msg.lease_id is not None:
+            if msg.lease_id is not None and msg.lease_id in self.client.resume_ids:
+                # A lease the restarted app held (not a stale file's released or lost one): S3's reconnect rule.
                 self.client.resuming[msg.request_id] = (msg.lease_id, (msg.feature, msg.version))
             if self.w.checker is not None:
                 self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))

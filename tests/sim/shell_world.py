@@ -85,6 +85,8 @@ class ShellWorld:
             if item.msg == _HELLO:
                 return
             self.log(host.name, f"<- {item.src} {short(item.msg)}")
+            if type(item.msg).__name__ == "InstallSnapshot" and self.checker is not None:
+                self.checker.stats["shell: snapshots installed"] += 1
             if isinstance(item.msg, SyncReply):
                 released = host.window.answered(item.src, item.msg.round, now)
                 if released is not None:
@@ -399,6 +401,7 @@ class ShellWorld:
         self.log(client.name, f"RECONNECT as {client.session_id}, resuming {sorted(map(short_id, held))}")
         app = self.apps[client.name]
         proxy = client.proxy
+        client.resume_ids = set(held)
         for lid, (feature, version) in sorted(held.items()):
             proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid)
         import random

@@ -259,6 +259,9 @@ def _expect(w: World, what: str, args: list[Any], step: Step) -> None:
         leader = w.leader()
         status = {n: st.status for n, st in w.servers[leader].node.pool.servers.items()} if leader else {}
         ok, detail = bool(status) and set(status.values()) == {"live"}, f"leader {leader} shows {status}"
+    elif what == "stat_at_most":
+        n = w.checker.stats.get(args[0], 0) if w.checker is not None else 0
+        ok, detail = n <= args[1], f"{args[0]} is {n}"
     elif what == "leader_not":
         ok, detail = w.leader() != args[0], f"{args[0]} leads"
     if not ok:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
+    abandon_race,
     client_server_kill,
     criteria_under_load,
     leader_kill,
     oneway_partition,
     pool_restart,
+    pool_restart_under_load,
     reconnect,
     stall,
     versions_under_load,
@@ -24,5 +26,5 @@ __all__ = ["SCENARIOS"]
 SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
     for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
-              reconnect, versions_under_load)
+              reconnect, versions_under_load, pool_restart_under_load, abandon_race)
 }
