@@ -60,7 +60,7 @@ from actors.protocol.client import DenyReason
 from actors.shell.book import AddressBook
 
 if TYPE_CHECKING:
-    from tests.sim.hosts import ClientHost, ServerHost
+    from tests.sim.hosts import ClientHost
     from tests.sim.world import World
 
 __all__ = ["ShellParams", "SimStorage", "SessionActor", "ClientProxy", "transmit_bound", "Step"]

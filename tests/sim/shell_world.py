@@ -8,7 +8,9 @@ Nothing here runs in the classic model.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
 from typing import Any
 
 from actors.core.effects import ClientRef, Event, Ready
@@ -204,10 +206,8 @@ class ShellWorld:
             records = step.ready.persist
             k = self.shell_rng.randint(0, len(records))
             host.storage.cut_after(k, power_loss=power_loss)
-            try:
+            with contextlib.suppress(SimulatedCrash):
                 host.nstore.write(records)
-            except SimulatedCrash:
-                pass
             host.storage.disarm()
             self.log(host.name, f"CRASH inside a step: {k} of {len(records)} appends done "
                      f"({'power loss' if power_loss else 'process killed'})")
@@ -404,8 +404,6 @@ class ShellWorld:
         client.resume_ids = set(held)
         for lid, (feature, version) in sorted(held.items()):
             proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid)
-        import random
-
         stale = random.Random(f"{self.config.seed}/stale/{client.name}/{client.session_no}")
         if client.released and stale.random() < 0.5:
             lid = stale.choice(sorted(client.released))

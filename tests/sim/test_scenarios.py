@@ -10,7 +10,13 @@ from tests.sim.runner import run_scenario
 from tests.sim.scenario import Scenario, dump_json, load_json
 from tests.sim.scenarios import SCENARIOS
 
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "pool_restart_under_load": "issue 11 defect 1 (a snapshot install adopts nothing): s3 installs a snapshot "
+                               "holding the handover of c4's s2.1.2 to s3 and never adopts it (REGISTRY at 35.4 s)",
+    "abandon_race": "issue 11 defect 3 (LicenseClient's ask-timeout race): the grant reaches the session after the "
+                    "app's ask timed out, the late CheckoutResult is read as the abandon's reply, and the session "
+                    "keeps renewing a seat its app does not know of (ABANDON)",
+}
 """Scenario name -> why it is expected to fail (a known core bug), until fixed."""
 
 
@@ -21,6 +27,15 @@ KNOWN: dict[str, str] = {}
 )
 def test_scenario(name: str) -> None:
     result = run_scenario(SCENARIOS[name])
+    if result.violation is not None:
+        pytest.fail(result.violation.report(), pytrace=False)
+
+
+@pytest.mark.parametrize("name", [n for n, sc in SCENARIOS.items() if not sc.shell])
+def test_scenario_on_the_shell_model(name: str) -> None:
+    """The classic scenarios again, with service time, the transport, the
+    session actor and LicenseClient (tests/sim/shell.py)."""
+    result = run_scenario(SCENARIOS[name], shell=True)
     if result.violation is not None:
         pytest.fail(result.violation.report(), pytrace=False)
 

@@ -104,7 +104,8 @@ class Violation:
     def report(self) -> str:
         flag = " --shell" if self.shell else ""
         return (f"seed {self.seed}: {self.rule} at t={self.time:.6f}: {self.detail}\n"
-                f"replay: python -m tests.sim.run --seed {self.seed}{flag} --trace\n--- last trace lines ---\n{self.trace}")
+                f"replay: python -m tests.sim.run --seed {self.seed}{flag} --trace\n"
+                f"--- last trace lines ---\n{self.trace}")
 
 
 class SimFailure(AssertionError):
