@@ -148,7 +148,7 @@ class Checker:
         for client in self.w.clients.values():
             if touched is None or client.name in touched or client.name not in self._held:
                 self._held[client.name] = self._holding(client, now)
-                if client.proxy is not None and client.alive:
+                if client.proxy is not None and client.alive and "ABANDON" not in self.w.config.skip_rules:
                     self._orphans(client, now)
         held: dict[FeatureKey, set[str]] = {}
         for lids in self._held.values():
@@ -222,7 +222,7 @@ class Checker:
         if self.fault_count(relevant) > 1:
             self._exempt(client, lease_id, "several faults")
             return
-        if not w.history.had_majority_path(client.name, a, t):
+        if not w.history.had_majority_path(client.name, a, t, self.pool_restarts(relevant)):
             self._exempt(client, lease_id, "no majority path")
             return
         for at, server in placed:
@@ -241,10 +241,10 @@ class Checker:
         self.stats[f"S2 exempt: {why}"] += 1
         self.exemptions.append((self.w.now, client.name, lease_id, EXEMPT[why]))
 
-    def fault_count(self, faults: list[Any]) -> int:
-        """Faults in a window, a whole-pool restart counted once: ``down``
-        faults that together had every server down at one moment are one fault
-        (and so are two such outages that share a fault)."""
+    def _pool_groups(self, faults: list[Any]) -> tuple[list[Any], list[list[Any]]]:
+        """The ``down`` faults, and those of them grouped into whole-pool
+        restarts: faults that together had every server down at one moment
+        (two such outages that share a fault are one)."""
         servers = frozenset(self.w.servers)
         downs = [f for f in faults if f.kind == "down"]
         parent = list(range(len(downs)))
@@ -261,8 +261,21 @@ class Checker:
                 for i in during:
                     parent[root(i)] = root(during[0])
                 grouped.update(during)
-        groups = {root(i) for i in grouped}
-        return len(faults) - len(grouped) + len(groups)
+        groups: dict[int, list[Any]] = {}
+        for i in sorted(grouped):
+            groups.setdefault(root(i), []).append(downs[i])
+        return downs, list(groups.values())
+
+    def fault_count(self, faults: list[Any]) -> int:
+        """Faults in a window, a whole-pool restart counted once."""
+        _, groups = self._pool_groups(faults)
+        return len(faults) - sum(len(g) for g in groups) + len(groups)
+
+    def pool_restarts(self, faults: list[Any]) -> list[tuple[float, float]]:
+        """[first kill, last restart] of each whole-pool restart: S2 covers
+        server restarts, so those moments are no "no majority path" excuse."""
+        _, groups = self._pool_groups(faults)
+        return [(min(f.start for f in g), max(f.end for f in g)) for g in groups]
 
     def moved(self, client: ClientHost, lease_id: str, from_server: str) -> None:
         """A session seated ``lease_id`` at a new server.  The figure
@@ -293,7 +306,8 @@ class Checker:
         self._fenced_means_stopped()
         if self._servers_changed:
             self._servers_changed = False
-            self._registry_placed()
+            if "REGISTRY" not in self.w.config.skip_rules:
+                self._registry_placed()
 
     def _registry_placed(self) -> None:
         """REGISTRY: at the most advanced applied index, the committed registry

@@ -89,12 +89,17 @@ class History:
         """Start times (within [a, b]) of faults that touched ``server``."""
         return [f.start for f in self.faults if server in f.subjects and a <= f.start <= b]
 
-    def had_majority_path(self, client: str, a: float, b: float) -> bool:
+    def had_majority_path(self, client: str, a: float, b: float,
+                          excused: list[tuple[float, float]] | None = None) -> bool:
         """True when, at every moment of [a, b], ``client`` could reach every
-        member of some healthy majority both ways (loss below 10%)."""
+        member of some healthy majority both ways (loss below 10%).  Moments
+        inside an ``excused`` interval (a whole-pool restart, which S2 covers)
+        count as reachable."""
         for i, topo in enumerate(self.topology):
             end = self.topology[i + 1].since if i + 1 < len(self.topology) else math.inf
             if end < a or topo.since > b:
+                continue
+            if excused and any(s <= max(topo.since, a) and min(end, b) <= e for s, e in excused):
                 continue
             key = (i, client)
             if key not in self._healthy_cache:

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durable-before-send", default="true", choices=("true", "false"))
     parser.add_argument("--reconnect-rate", type=float, default=0.02, help="app restarts per timer (0: none)")
     parser.add_argument("--verbose", action="store_true", help="print each violation in full")
+    parser.add_argument("--skip-rule", action="append", default=[], choices=("REGISTRY", "ABANDON"),
+                        help="leave a rule unchecked, to see what a known finding leads to")
     parser.add_argument("--shell", action="store_true",
                         help="model the Thespian shell (service time, transport, session actor, LicenseClient)")
     opts = parser.parse_args(argv)
@@ -49,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     if opts.scenario:
         from tests.sim.scenarios import SCENARIOS
 
-        result = run_scenario(SCENARIOS[opts.scenario], echo=opts.trace)
+        result = run_scenario(SCENARIOS[opts.scenario], echo=opts.trace, skip_rules=tuple(opts.skip_rule))
         return _report_single(result)
     if opts.seed is not None:
         result = run_seed(opts.seed, opts.servers, echo=opts.trace, durable_before_send=durable,
-                          reconnect_rate=opts.reconnect_rate, shell=opts.shell)
+                          reconnect_rate=opts.reconnect_rate, shell=opts.shell, skip_rules=tuple(opts.skip_rule))
         return _report_single(result)
 
     started = time.monotonic()

@@ -85,6 +85,8 @@ class SimConfig:
     """App <-> session delay in the shell model (None: ``ShellParams.local_hop``)."""
     checkout_timeout: float | None = None
     """``LicenseClient.checkout(timeout=...)`` in the shell model (None: the app default)."""
+    skip_rules: tuple[str, ...] = ()
+    """REGISTRY and/or ABANDON left unchecked, to see what a known finding leads to downstream."""
 
     @property
     def end(self) -> float:
