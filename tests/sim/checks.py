@@ -88,6 +88,7 @@ class Checker:
         self.stats: Counter[str] = Counter()
         self._held: dict[str, dict[str, FeatureKey]] = {}
         self._servers_changed = False
+        self._placed_ok: dict[str, tuple[int, ...]] = {}
         self.exemptions: list[tuple[float, str, str, str]] = []
         """(time, client, lease id, the rule that allowed the loss) of every exempt S2 loss."""
         self.moves_off_live: list[tuple[float, str, str, str]] = []
@@ -323,6 +324,12 @@ class Checker:
             node = host.node
             if node.applied != top:
                 continue
+            # The registry changes only when entries apply; the table only by
+            # grants, releases, expiries (change_seq) and applied entries.
+            local = node.member.leases
+            signature = (host.gen, node.applied, local.change_seq, local.committed_seq, len(local.leases))
+            if self._placed_ok.get(host.name) == signature:
+                continue
             registry = node.pool.registry
             local = node.member.leases
             moving: set[str] | None = None
@@ -339,6 +346,7 @@ class Checker:
                     "REGISTRY", f"{host.name} at applied index {node.applied} (the most advanced): the committed "
                     f"registry places {short_id(lease.lease_id)} of {lease.client_id} there, but its lease table "
                     f"lacks it and no transfer or unreported change of it is under way")
+            self._placed_ok[host.name] = signature
 
     def _fenced_means_stopped(self) -> None:
         """F1: once any server has applied Fence (or Reclaim) of a server's

@@ -53,7 +53,8 @@ def generate(w: World) -> list[Step]:
     crashed: list[str] = []
     serial = 0
     seats = cfg.seats
-    weights = [k for k, n in _KINDS for _ in range(n)]
+    # The shell model restarts the whole pool more often: that is where a loaded pool lost leases (issue 11).
+    weights = [k for k, n in _KINDS for _ in range(n + (4 if cfg.shell and k == "pool_restart" else 0))]
     t = cfg.fault_start + rng.expovariate(1.0 / gap)
     w.log("faults", f"intensity {intensity} (mean gap {gap}s), {len(servers)} servers, {len(clients)} clients")
 
