@@ -30,6 +30,7 @@ from actors.core.codes import load_private_key, sign_license
 from actors.core.effects import ClientRef, Ready
 from actors.core.leases import LocalLease
 from actors.core.node import ServerNode
+from actors.core.records import LeaseRecord
 from actors.persist import DirStorage, Storage
 from actors.protocol import client as c
 from actors.protocol import pool as p
@@ -199,7 +200,7 @@ def _grant_directly(driver: Driver, leases: int) -> None:
         lease = LocalLease(node._new_lease_id(client), client, client, "cad", "2.0", now + 3600.0, granted_at=now)
         node.member.leases.grant(lease)
         if i % 1000 == 999 or i == leases - 1:
-            driver.carry(Ready(persist=[("lease", op) for op in node.member.drain()]), flush=True)
+            driver.carry(Ready(persist=[LeaseRecord(op) for op in node.member.drain()]), flush=True)
     driver.run_until(lambda: len(node.pool.registry.leases) >= leases, timeout=600.0)
 
 

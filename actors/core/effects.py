@@ -7,8 +7,9 @@ Every core handler returns a ``Ready`` (etcd-raft's name for it).  The shell
 2. only then send every message in ``send``;
 3. call ``tick`` again at ``wake_at`` (local clock) at the latest.
 
-Records are plain data (tuples of builtins), so the safe unpickler can load
-them and a snapshot is just the plain-data form of the state.
+Records are the typed journal records of ``actors.core.records``; the store
+turns them into plain tuples of builtins (``records.to_plain``), so the safe
+unpickler can load them, and a snapshot is just the plain-data form of the state.
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ClientRef", "Outgoing", "Event", "Ready", "Record"]
+from actors.core.records import Record
+from actors.protocol import client, pool, raft
 
-Record = tuple[Any, ...]
-"""One journal record: ``(kind, *fields)`` with plain-data fields only."""
+__all__ = ["ClientRef", "Message", "Outgoing", "Event", "Ready", "Record"]
+
+Message = (
+    raft.VoteRequest | raft.VoteReply | raft.DistributionCriteriaSync | raft.SyncReply | raft.InstallSnapshot
+    | pool.BorrowRequest | pool.BorrowReply | pool.TransferRequest | pool.TransferConfirm | pool.FailoverForward
+    | pool.ReleaseForward | pool.FailoverOutcome | pool.AddLicenseCode | pool.AddAllocations
+    | pool.ChangeDistributionCriteria | pool.ForceReleaseLease | pool.DeclareServerDown | pool.AdminReply
+    | client.CheckoutRequest | client.CheckoutGranted | client.CheckoutDenied | client.SessionHeartbeat
+    | client.HeartbeatAck | client.ReleaseRequest | client.ReleaseAck | client.FailoverUpdate | client.FailoverReply
+)
+"""Every message a core sends: to a server (raft, pool) or between a client
+session and a server (client)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,7 @@ class Outgoing:
     """A message to a server (by config name) or to a client session."""
 
     to: str | ClientRef
-    msg: Any
+    msg: Message
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ class Ready:
             self.wake_at = other.wake_at if self.wake_at is None else min(self.wake_at, other.wake_at)
         return self
 
-    def to(self, to: str | ClientRef, msg: Any) -> None:
+    def to(self, to: str | ClientRef, msg: Message) -> None:
         self.send.append(Outgoing(to, msg))
 
     def event(self, kind: str, **fields: Any) -> None:

@@ -29,6 +29,7 @@ from actors.core.leases import LocalLeases
 from actors.core.node_settings import NodeSettings
 from actors.core.pool import PoolState
 from actors.core.raft import LEADER
+from actors.core.records import CommitRecord, HardRecord, InstallRecord, LeaseRecord, LogRecord, Record
 from actors.core.serving import ClientSide
 from actors.protocol import client as c
 from actors.protocol import codec
@@ -50,7 +51,7 @@ class ServerNode(ClientSide):
 
     @classmethod
     def boot(
-        cls, settings: NodeSettings, durable: tuple[dict[str, Any] | None, list[Any]] | None, now: float
+        cls, settings: NodeSettings, durable: tuple[dict[str, Any] | None, list[Record]] | None, now: float
     ) -> tuple[ServerNode, Ready]:
         """Start from what was persisted; a restarted server rejoins as a follower
         and serves nothing until ``Rejoin`` of its new incarnation commits."""
@@ -60,7 +61,7 @@ class ServerNode(ClientSide):
             if snapshot is not None:
                 node._load_snapshot(snapshot, now)
             for record in records:
-                node._replay(tuple(record), now)
+                node._replay(record, now)
             node.member.prune_consents()
             node.member.leases.restart(now, node.member.ttl_hold)
         problems = node.member.pool.count_problems(node.verify_cached)
@@ -86,23 +87,22 @@ class ServerNode(ClientSide):
         self.member.consents = dict(snap.get("consents", {}))
         self.applied = snap["applied"]
 
-    def _replay(self, record: tuple[Any, ...], now: float) -> None:
-        kind = record[0]
-        if kind == "hard":
-            self.raft.term, self.raft.voted_for, self.raft.incarnation = record[1], record[2], record[3]
-        elif kind == "log":
-            start, items = record[1], [codec.from_plain(x) for x in record[2]]
-            self.raft.log.truncate_after(start - 1)
-            self.raft.log.entries.extend(x for x in items if x.index > self.raft.log.snap_index)
-        elif kind == "commit":
-            while self.applied < record[1]:
-                item = self.raft.log.entry(self.applied + 1)
-                self.member.pool.apply(item.entry, item.index, item.epoch, self.settings.verify)
-                self.applied = item.index
-        elif kind == "install":
-            self._install(record[1], record[2], record[3])
-        elif kind == "lease":
-            self.member.replay(tuple(record[1]), now)
+    def _replay(self, record: Record, now: float) -> None:
+        match record:
+            case HardRecord(term, voted_for, incarnation):
+                self.raft.term, self.raft.voted_for, self.raft.incarnation = term, voted_for, incarnation
+            case LogRecord(start, entries):
+                self.raft.log.truncate_after(start - 1)
+                self.raft.log.entries.extend(x for x in entries if x.index > self.raft.log.snap_index)
+            case CommitRecord(index):
+                while self.applied < index:
+                    item = self.raft.log.entry(self.applied + 1)
+                    self.member.pool.apply(item.entry, item.index, item.epoch, self.settings.verify)
+                    self.applied = item.index
+            case InstallRecord(index, epoch, state):
+                self._install(index, epoch, state)
+            case LeaseRecord(op):
+                self.member.replay(op, now)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything durable, as plain data: replaces every record so far."""
@@ -226,7 +226,7 @@ class ServerNode(ClientSide):
             return
         elif msg.state:
             self._install(msg.last_index, msg.last_epoch, msg.state, checked[0] if checked else None)
-            ready.persist.append(("install", msg.last_index, msg.last_epoch, msg.state))
+            ready.persist.append(InstallRecord(msg.last_index, msg.last_epoch, msg.state))
             for consent in self.member.missing_consents():
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
                 ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
@@ -296,7 +296,7 @@ class ServerNode(ClientSide):
                 else:
                     self.send_leader(p.TransferConfirm(self.name, self.raft.term, consent.transfer_id,
                                                        consent.given), ready)
-        ready.persist.append(("commit", self.applied))
+        ready.persist.append(CommitRecord(self.applied))
         if grew and self.waiting:
             self.retry_waiting(now, ready)
         if len(self.raft.log.entries) > self.settings.compact_every:
@@ -344,10 +344,10 @@ class ServerNode(ClientSide):
         if self.raft.is_leader:
             self.lead(now, ready)
             self._apply_committed(now, ready)
-            if any(isinstance(x, tuple) and x[0] == "log" for x in ready.persist):
+            if any(isinstance(x, LogRecord) for x in ready.persist):
                 self.raft.broadcast(now, ready)
         for op in self.member.drain():
-            ready.persist.append(("lease", op))
+            ready.persist.append(LeaseRecord(op))
         wake = self.raft.next_wake(now)
         expiry = self.member.leases.next_expiry()
         if expiry is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actors.core import adminauth
-from actors.core.effects import ClientRef, Ready
+from actors.core.effects import ClientRef, Message, Ready
 from actors.core.expiry import ExpiryWatch
 from actors.core.member import Member
 from actors.core.node_settings import NodeSettings
@@ -160,7 +160,7 @@ class NodeBase:
         fencing = self.book.fence_proposed.get(peer, 0) > self.applied
         return state is not None and state.status == LIVE and not fencing
 
-    def send_leader(self, msg: object, ready: Ready) -> bool:
+    def send_leader(self, msg: Message, ready: Ready) -> bool:
         """Send to the leader, if one is known and it is not us."""
         if self.raft.leader is None or self.raft.leader == self.name:
             return False

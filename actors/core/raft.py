@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core.effects import Ready
+from actors.core.records import HardRecord, LogRecord
 from actors.core.timing import Timing
-from actors.protocol import codec
 from actors.protocol import entries as e
 from actors.protocol.raft import (
     DistributionCriteriaSync,
@@ -89,9 +89,9 @@ class RaftLog:
         self.snap_index, self.snap_epoch, self.entries = index, epoch, keep
 
 
-def log_record(start: int, new: list[LogEntry]) -> tuple[str, int, list[object]]:
+def log_record(start: int, new: list[LogEntry]) -> LogRecord:
     """Journal record: truncate the log after ``start - 1`` and append ``new``."""
-    return ("log", start, [codec.to_plain(x) for x in new])
+    return LogRecord(start, tuple(new))
 
 
 @dataclass
@@ -237,8 +237,8 @@ class Raft:
 
     # ---- persistence -------------------------------------------------------------------
 
-    def hard_record(self) -> tuple[str, int, str | None, int]:
-        return ("hard", self.term, self.voted_for, self.incarnation)
+    def hard_record(self) -> HardRecord:
+        return HardRecord(self.term, self.voted_for, self.incarnation)
 
     def _become_follower(self, term: int, leader: str | None, ready: Ready) -> None:
         if term > self.term:

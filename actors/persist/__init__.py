@@ -1,9 +1,9 @@
 """Durable storage for licpool servers: snapshots, journals and their crash model.
 
-A server keeps, in ``data_dir/<server>/``, one :class:`Store` per stream (the
-replicated log as ``raft``, the local lease journal as ``leases``) plus its Raft
-:class:`HardState`. Everything is plain data, written with cloudpickle and read
-back with an unpickler that admits only builtin data types. See
+A server keeps, in ``data_dir/<server>/``, one :class:`Store`: the ``node``
+stream, a snapshot plus the journal of every record since
+(``actors.shell.persistence.NodeStore``). Everything is plain data, written with
+cloudpickle and read back with an unpickler that admits only builtin data types. See
 ``docs/persistence.md`` for formats and recovery.
 """
 
@@ -17,7 +17,6 @@ from .errors import (
     StoreBroken,
     UnsafePayload,
 )
-from .hardstate import HARD_STATE_FILE, HardState, load_hard_state, save_hard_state
 from .journal import Journal, Replay
 from .memory import CrashingMemoryStorage, StorageCall
 from .safepickle import ALLOWED_GLOBALS, check_plain, safe_dumps, safe_loads
@@ -27,13 +26,11 @@ from .store import Loaded, Store
 
 __all__ = [
     "ALLOWED_GLOBALS",
-    "HARD_STATE_FILE",
     "SNAPSHOT_MAGIC",
     "CorruptJournal",
     "CorruptSnapshot",
     "CrashingMemoryStorage",
     "DirStorage",
-    "HardState",
     "Journal",
     "Loaded",
     "MalformedPayload",
@@ -49,10 +46,8 @@ __all__ = [
     "UnsafePayload",
     "Upgrade",
     "check_plain",
-    "load_hard_state",
     "read_snapshot",
     "safe_dumps",
     "safe_loads",
-    "save_hard_state",
     "write_snapshot",
 ]

@@ -29,8 +29,6 @@ from .storage import Storage
 __all__ = ["Loaded", "Store"]
 
 _STREAM = re.compile(r"[a-z][a-z0-9_-]{0,63}")
-#: Stream names taken by other files in the same directory.
-RESERVED_STREAMS = frozenset({"hardstate"})
 
 
 class Loaded(NamedTuple):
@@ -61,7 +59,7 @@ class Store:
         compact_every_records: int = 10_000,
         compact_every_bytes: int = 16 * 2**20,
     ) -> None:
-        if not _STREAM.fullmatch(stream) or stream in RESERVED_STREAMS:
+        if not _STREAM.fullmatch(stream):
             raise ValueError(f"invalid stream name {stream!r}")
         self.storage = storage
         self.stream = stream

@@ -5,8 +5,14 @@
 * ``load()`` returns the ``durable`` argument of ``ServerNode.boot``;
 * ``write(records)`` appends every record of one ``Ready`` and fsyncs once
   (group commit) -- the shell sends that Ready's messages only after it returns;
+  ``append(records)`` and ``sync()`` are its two halves (the simulator's
+  durable-before-send mutant syncs late);
 * ``maybe_compact(node)`` replaces snapshot and journal with ``node.snapshot()``
   once the journal has grown past its threshold.
+
+The core's typed records (``actors.core.records``) are turned into plain
+tuples here and only here, on the way to the journal, and back on load: the
+journal holds builtins only, in the same format since schema version 1.
 
 A lock file (``flock``) keeps two processes from serving from one directory.
 ``NodeStore.over(storage)`` runs the same code on any ``Storage``, without a
@@ -24,6 +30,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from actors.core import records
+from actors.core.records import Record
 from actors.persist import DirStorage, PersistError, Storage, Store
 
 __all__ = ["STREAM", "DataDirLocked", "NodeStore", "load_readonly"]
@@ -67,19 +75,27 @@ class NodeStore:
         self.records_written = 0
         self.syncs = 0
 
-    def load(self) -> tuple[dict[str, Any] | None, list[Any]] | None:
+    def load(self) -> tuple[dict[str, Any] | None, list[Record]] | None:
         loaded = self.store.load()
         if loaded.state is None and not loaded.records:
             return None
-        return loaded.state, list(loaded.records)
+        return loaded.state, [records.from_plain(x) for x in loaded.records]
 
-    def write(self, records: list[Any]) -> None:
-        if not records:
+    def write(self, step: list[Record]) -> None:
+        """Persist the records of one ``Ready`` durably (one fsync)."""
+        if not step:
             return
-        for record in records:
-            self.store.append(record)
+        self.append(step)
+        self.sync()
+
+    def append(self, step: list[Record]) -> None:
+        """Append the records of one ``Ready``; durable only after ``sync``."""
+        for record in step:
+            self.store.append(records.to_plain(record))
+        self.records_written += len(step)
+
+    def sync(self) -> None:
         self.store.sync()
-        self.records_written += len(records)
         self.syncs += 1
 
     def maybe_compact(self, snapshot: Any) -> bool:
@@ -98,7 +114,7 @@ class NodeStore:
                 self._lock_fd = None
 
 
-def load_readonly(directory: Path) -> tuple[dict[str, Any] | None, list[Any]]:
+def load_readonly(directory: Path) -> tuple[dict[str, Any] | None, list[Record]]:
     """Read a server's persisted state without touching its directory: the
     files are copied aside first (recovery may rewrite a journal).  Errors name
     the real files."""
@@ -113,4 +129,4 @@ def load_readonly(directory: Path) -> tuple[dict[str, Any] | None, list[Any]]:
                 loaded = Store(storage, STREAM, schema_version=SCHEMA_VERSION).load()
         except PersistError as exc:
             raise PersistError(str(exc).replace(tmp, str(directory))) from None
-    return loaded.state, list(loaded.records)
+    return loaded.state, [records.from_plain(x) for x in loaded.records]

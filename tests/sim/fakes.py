@@ -4,18 +4,23 @@ the real cores.
 
 ``CounterNode`` counts the pings it received, persists the count, and only
 then acknowledges it: so an acknowledged count must survive any crash, and an
-ack sent after a restart must never show a count an earlier boot acknowledged.  ``PingSession`` pings server
-``s1`` every ``interval`` and records every ack; a count that goes back is a
-lost durable write.  With ``durable_before_send=False`` the world sends the
-ack before the sync, and a crash in between shows up as ``regressions``.
+ack sent after a restart must never show a count an earlier boot acknowledged.
+The world's store takes the core's journal records only, so the count goes in
+a ``CommitRecord`` and the boot number in a ``HardRecord``'s incarnation (Ping
+and Ack are no protocol messages either; the world carries them all the same).
+``PingSession`` pings server ``s1`` every ``interval`` and records every ack; a
+count that goes back is a lost durable write.  With
+``durable_before_send=False`` the world sends the ack before the sync, and a
+crash in between shows up as ``regressions``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from actors.core.effects import ClientRef, Ready
+from actors.core.effects import ClientRef, Message, Ready
+from actors.core.records import CommitRecord, HardRecord
 from actors.core.timing import Timing
 
 __all__ = ["Ping", "Ack", "CounterNode", "PingSession"]
@@ -61,12 +66,12 @@ class CounterNode:
             node.count = snapshot["count"] if snapshot else 0
             node.boots = snapshot["boots"] if snapshot else 0
             for record in records:
-                if record[0] == "count":
-                    node.count = max(node.count, record[1])
-                else:
-                    node.boots = max(node.boots, record[1])
+                if isinstance(record, CommitRecord):
+                    node.count = max(node.count, record.index)
+                elif isinstance(record, HardRecord):
+                    node.boots = max(node.boots, record.incarnation)
         node.boots += 1
-        return node, Ready(persist=[("boot", node.boots)], wake_at=now + 1.0)
+        return node, Ready(persist=[HardRecord(0, None, node.boots)], wake_at=now + 1.0)
 
     def receive(self, sender: str, msg: Any, now: float) -> Ready:
         return Ready()
@@ -75,8 +80,8 @@ class CounterNode:
         ready = Ready()
         if isinstance(msg, Ping):
             self.count += 1
-            ready.persist.append(("count", self.count))
-            ready.to(ref, Ack(msg.seq, self.count, self.boots))
+            ready.persist.append(CommitRecord(self.count))
+            ready.to(ref, cast(Message, Ack(msg.seq, self.count, self.boots)))
         return ready
 
     def tick(self, now: float) -> Ready:
@@ -102,7 +107,7 @@ class PingSession:
     def tick(self, now: float) -> Ready:
         self.seq += 1
         ready = Ready(wake_at=now + self.interval)
-        ready.to(self.servers[0], Ping(self.seq))
+        ready.to(self.servers[0], cast(Message, Ping(self.seq)))
         return ready
 
     def receive(self, server: str, msg: Any, now: float) -> Ready:

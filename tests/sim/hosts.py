@@ -6,7 +6,7 @@ A host's clock is ``local = offset + rate * real`` with ``rate`` within
 keeps running across a process crash (it is the host's monotonic clock).
 
 A ``ServerHost`` owns the durable image of its server: a
-``CrashingMemoryStorage`` plus a ``Store``.  Its node object exists only while
+``CrashingMemoryStorage`` plus the shell's own ``NodeStore`` over it.  Its node object exists only while
 the process is up; a crash keeps the storage (minus what was not synced) and
 throws the node away.  ``gen`` counts incarnations of the process, so timers
 and delayed syncs of a dead process are ignored.
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core.session import ClientSessionCore
-from actors.persist import CrashingMemoryStorage, Store
+from actors.persist import CrashingMemoryStorage
+from actors.shell.persistence import STREAM, NodeStore
 
 __all__ = ["Clock", "ServerHost", "ClientHost", "STREAM", "ADMIN", "FEATURE"]
 
@@ -27,8 +28,6 @@ ADMIN = "cli"
 """The admin CLI's endpoint and session id."""
 FEATURE = ("cad", "2.0")
 """The feature every run licenses at t=0.1 (serial ``L1``)."""
-STREAM = "node"
-"""The store stream holding a server's snapshot and journal."""
 
 
 @dataclass
@@ -57,7 +56,7 @@ class ServerHost:
     compact_every: int = 200
     node: Any = None
     """The ServerNode while the process runs, else None."""
-    store: Store | None = None
+    store: NodeStore | None = None
     gen: int = 0
     """Process incarnation counter: bumps at every crash."""
     wake_gen: int = 0
@@ -95,8 +94,8 @@ class ServerHost:
     def stalled(self) -> bool:
         return self.stalled_until is not None
 
-    def open_store(self) -> Store:
-        self.store = Store(self.storage, STREAM, schema_version=1, compact_every_records=self.compact_every)
+    def open_store(self) -> NodeStore:
+        self.store = NodeStore.over(self.storage, compact_every_records=self.compact_every)
         return self.store
 
     def crash(self, real_now: float, power_loss: bool = True) -> None:

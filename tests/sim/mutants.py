@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from actors.core import leading, member, node, nodebase, pool, raft, registry
+from actors.core.records import HardRecord
 from actors.core.timing import Timing
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
@@ -106,7 +107,7 @@ def _vote_before_persist(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     def unsaved(self: raft.Raft, msg: Any, now: float, ready: Any) -> None:
         before = len(ready.persist)
         original(self, msg, now, ready)
-        ready.persist[before:] = [x for x in ready.persist[before:] if not (isinstance(x, tuple) and x[0] == "hard")]
+        ready.persist[before:] = [x for x in ready.persist[before:] if not isinstance(x, HardRecord)]
 
     mp.setattr(raft.Raft, "on_vote_request", unsaved)
     return {}

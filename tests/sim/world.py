@@ -314,14 +314,14 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             return
         store = host.open_store()
         try:
-            loaded = store.load()
+            durable = store.load()
         except PersistError as err:
             raise InvariantViolation("CRASH", f"{name} cannot load its store: {err}") from err
-        durable = None if loaded.state is None and not loaded.records else (loaded.state, loaded.records)
         node, ready = self.node_factory.boot(self.settings(name), durable, host.clock.local(self.now))
         host.node, host.up_since, host.down_since = node, self.now, None
         self.topology_changed()
-        self.log(name, f"BOOT gen={host.gen} records={len(loaded.records)} snapshot={loaded.state is not None}")
+        records, snapshot = (len(durable[1]), durable[0] is not None) if durable else (0, False)
+        self.log(name, f"BOOT gen={host.gen} records={records} snapshot={snapshot}")
         if self.checker is not None:
             self.checker.server_restarted(host)
         self.server_out(host, ready)
@@ -343,8 +343,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 raise InvariantViolation("S4", f"{host.name}: {ev.kind} {dict(ev.fields)}")
         store = host.store
         assert store is not None
-        for record in ready.persist:
-            store.append(record)
+        store.append(ready.persist)
         for ev in ready.events:
             if ev.kind == "leader":
                 self.won_commit[host.name] = (host.node.epoch, host.node.raft.commit_index)
@@ -363,8 +362,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.send_all(host.name, ready)
             if ready.persist:
                 self.push(self.now + self.rng["sync"].uniform(0.0005, 0.03), "sync", host.name, host.gen)
-        if store.needs_compaction():
-            store.compact(host.node.snapshot())
+        store.maybe_compact(host.node.snapshot)
         self.schedule_wake(host, ready.wake_at)
         if self.checker is not None:
             self.checker.server_changed(host)

@@ -468,8 +468,7 @@ def test_the_check_catches_a_shell_that_sends_before_its_fsync(pool_files: tuple
     """Mutant: ``NodeStore.write`` appends but never fsyncs.  The same crash runs must fail."""
 
     def write_without_sync(self: NodeStore, records: list[Any]) -> None:
-        for record in records:
-            self.store.append(record)
+        self.append(records)
 
     monkeypatch.setattr(NodeStore, "write", write_without_sync)
     caught = []

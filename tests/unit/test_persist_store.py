@@ -1,4 +1,4 @@
-"""Store (snapshot + journal) and the Raft hard state, scenario by scenario."""
+"""Store (snapshot + journal), scenario by scenario."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from actors.persist import (
     CorruptSnapshot,
     CrashingMemoryStorage,
     DirStorage,
-    HardState,
     Journal,
     NotPlainData,
     SimulatedCrash,
@@ -20,8 +19,6 @@ from actors.persist import (
     StorageCall,
     Store,
     StoreBroken,
-    load_hard_state,
-    save_hard_state,
     write_snapshot,
 )
 
@@ -235,7 +232,7 @@ def test_future_snapshot_schema_is_refused_by_the_store() -> None:
         _store(mem, schema_version=2).load()
 
 
-@pytest.mark.parametrize("stream", ["", "Leases", "a/b", "hardstate", "x" * 65])
+@pytest.mark.parametrize("stream", ["", "Leases", "a/b", "x" * 65])
 def test_invalid_stream_names(stream: str) -> None:
     with pytest.raises(ValueError):
         Store(CrashingMemoryStorage(), stream, schema_version=1)
@@ -250,40 +247,5 @@ def test_two_streams_share_a_directory(tmp_path: Path) -> None:
     leases.append("grant")
     raft.sync()
     leases.sync()
-    save_hard_state(storage, HardState(term=2, voted_for="s1", incarnation=1))
-    assert storage.list() == ["hardstate.snap", "leases.journal", "raft.journal"]
+    assert storage.list() == ["leases.journal", "raft.journal"]
     assert Store(storage, "raft", schema_version=1).load() == (None, ["entry"])
-
-
-# -- hard state ---------------------------------------------------------------
-
-
-def test_hard_state_is_durable_when_save_returns() -> None:
-    mem = CrashingMemoryStorage()
-    assert load_hard_state(mem) is None
-    save_hard_state(mem, HardState(term=4, voted_for="s2", incarnation=3))
-    mem.crash()
-    assert load_hard_state(mem) == HardState(term=4, voted_for="s2", incarnation=3)
-    save_hard_state(mem, HardState(term=5))
-    mem.crash()
-    assert load_hard_state(mem) == HardState(term=5, voted_for=None, incarnation=0)
-
-
-def test_a_crash_while_saving_keeps_the_old_or_the_new_vote() -> None:
-    seen = set()
-    for seed in range(20):
-        mem = CrashingMemoryStorage(seed, torn_writes=True)
-        save_hard_state(mem, HardState(term=1, voted_for="s1"))
-        mem.fail_after(0)
-        with pytest.raises(SimulatedCrash):
-            save_hard_state(mem, HardState(term=2, voted_for="s3"))
-        seen.add(load_hard_state(mem))
-    assert seen == {HardState(term=1, voted_for="s1"), HardState(term=2, voted_for="s3")}
-
-
-@pytest.mark.parametrize("state", [[1], {"term": "1", "voted_for": None, "incarnation": 0}, {"term": 1}])
-def test_malformed_hard_state_is_corruption(state: Any) -> None:
-    mem = CrashingMemoryStorage()
-    write_snapshot(mem, "hardstate.snap", state, schema_version=1)
-    with pytest.raises(CorruptSnapshot, match="not a hard state"):
-        load_hard_state(mem)

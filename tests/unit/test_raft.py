@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from actors.core.effects import Ready
 from actors.core.raft import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, Raft
+from actors.core.records import HardRecord
 from actors.core.timing import Timing
 from actors.protocol import entries as e
 from actors.protocol.raft import DistributionCriteriaSync, LogEntry, ServingGrant, SyncReply, VoteReply, VoteRequest
@@ -33,7 +34,7 @@ def test_a_granted_vote_is_persisted_in_the_same_ready_as_its_reply() -> None:
     voter = raft("s2")
     ready = Ready()
     voter.on_vote_request(VoteRequest("s1", 1, 0, 0), 100.0, ready)
-    assert ("hard", 1, "s1", 0) in ready.persist
+    assert HardRecord(term=1, voted_for="s1", incarnation=0) in ready.persist
     assert [o.msg for o in ready.send] == [VoteReply("s2", 1, True)]
     # the shell persists before it sends; a second candidate in the same epoch is refused
     again = Ready()

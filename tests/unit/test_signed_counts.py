@@ -15,6 +15,7 @@ import pytest
 
 from actors.core.codes import CodeError
 from actors.core.pool import PoolState
+from actors.core.records import InstallRecord
 from actors.protocol import entries as e
 from actors.protocol import pool as p
 from actors.protocol import raft as r
@@ -119,7 +120,7 @@ def test_a_snapshot_with_forged_counts_is_not_installed(what: str) -> None:
     ready = node.receive(net.leader().name, forged, net.now)
     assert [ev.kind for ev in ready.events if ev.kind == "refused_snapshot"] == ["refused_snapshot"]
     assert node.pool.to_plain() == before
-    assert not any(rec[0] == "install" for rec in ready.persist if isinstance(rec, tuple))
+    assert not any(isinstance(rec, InstallRecord) for rec in ready.persist)
 
 
 def test_a_tampered_snapshot_on_disk_stops_the_server_from_starting() -> None:
