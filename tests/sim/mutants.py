@@ -17,6 +17,7 @@ import pytest
 from actors.core import leading, member, node, nodebase, pool, raft, registry
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
+from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
 
@@ -230,6 +231,20 @@ def _renew_without_echo(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _split_step_on_disk(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The store writes the records of a step in frames of their own (as it
+    did before issue 11, defect 4): a cut inside the step can keep its commit
+    record and lose the lease ops after it."""
+    original = NodeStore.append
+
+    def record_by_record(self: NodeStore, step: list[Any]) -> None:
+        for record in step:
+            original(self, [record])
+
+    mp.setattr(NodeStore, "append", record_by_record)
+    return {}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -277,7 +292,39 @@ MUTANTS: tuple[Mutant, ...] = (
                "it carries the current grant or follows one within a heartbeat, so its echo is never stale "
                "when a renewal arrives; a stale echo needs a late duplicate, and the grant it then earns is "
                "timed from the holder's own (old) send, which the holder has already discarded")),
+    Mutant(20, "a step's records split on disk (split step)", _split_step_on_disk,
+           scenario=lambda seed: crash_adopting(seed)),
 )
+
+
+def crash_adopting(seed: int) -> Scenario:
+    """Six clients take two seats each; the server holding c1's first lease
+    dies, its clients fail over and their leases move, with their seats, to
+    the servers they reach.  The first server to
+    adopt one dies inside that step (``crash_on adopt``), and both come back.
+    A store that splits a step's records on disk can keep the commit of the
+    move without the adopt: the registry then places a lease at a server whose
+    table lacks it (mutant 20)."""
+    return Scenario(
+        name=f"crash_adopting/{seed}",
+        description=crash_adopting.__doc__ or "",
+        servers=3,
+        clients=6,
+        seats=9,
+        duration=80.0,
+        workload=False,
+        seed=seed,
+        steps=[
+            *[("at", 8.0 + 0.1 * k, "checkout", f"c{k}", "cad", "2.0") for k in range(1, 7)],
+            *[("at", 9.0 + 0.1 * k, "checkout", f"c{k}", "cad", "2.0") for k in range(1, 7)],
+            ("at", 14.0, "crash_on", "adopt"),
+            ("at", 14.0, "kill", "$holder:c1"),
+            ("at", 34.0, "restart", "$down"),
+            ("at", 36.0, "restart", "$down"),
+            ("at", 44.0, "quiet"),
+            ("expect", 79.0, "all_live"),
+        ],
+    )
 
 
 def old_leader_cut_off(seed: int) -> Scenario:

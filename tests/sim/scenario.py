@@ -27,8 +27,10 @@ Actions, ``("at", t, action, *args)``:
 ``server_down S``      admin: assert S is stopped (only while it is)
 ``quiet``              start of the quiet tail: heal, restart all, end stalls, no loss
 ``crash_on P``         arm a crash point: ``leader`` (the next new leader dies after
-                       persisting its first entry, before sending it) or ``commit``
+                       persisting its first entry, before sending it), ``commit``
                        (the next new leader dies right after its commit index moves)
+                       or ``adopt`` (the next server to adopt a lease dies inside
+                       that step: a power cut keeps a random prefix of its bytes)
 =====================  ===============================================================
 
 A server name may be ``$leader`` (the current leader), ``$follower`` (the first

@@ -88,8 +88,8 @@ def _stall(w: World, name: str, duration: float) -> None:
 
 
 def _crash_on(w: World, point: str) -> None:
-    if point not in ("leader", "commit"):
-        raise ValueError(f"crash_on takes leader or commit, not {point!r}")
+    if point not in ("leader", "commit", "adopt"):
+        raise ValueError(f"crash_on takes leader, commit or adopt, not {point!r}")
     w.crash_armed[point] = max((h.node.epoch for h in w.servers.values() if h.node is not None), default=0)
 
 

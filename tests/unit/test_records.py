@@ -3,7 +3,8 @@
 The core hands its shell ``HardRecord``, ``LogRecord``, ``CommitRecord``,
 ``InstallRecord`` and ``LeaseRecord``; the store turns them into the plain
 tuples every journal so far holds.  A journal written before the records were
-typed -- written here as literal tuples -- must replay exactly as before.
+typed -- written here as literal tuples, one per frame (store schema 1) -- must
+replay exactly as before.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from actors.core.node import ServerNode
 from actors.core.node_settings import NodeSettings
 from actors.core.records import CommitRecord, HardRecord, InstallRecord, LeaseRecord, LogRecord
 from actors.core.timing import Timing
-from actors.persist import CrashingMemoryStorage, Store
+from actors.persist import CrashingMemoryStorage, Journal, Store
 from actors.protocol import entries as e
 from actors.protocol.raft import LogEntry
 from actors.shell.persistence import NodeStore
@@ -90,13 +91,35 @@ def test_a_journal_written_before_typed_records_replays() -> None:
     assert ready.persist == [HardRecord(1, "s1", 2)]
 
 
-def test_the_store_writes_typed_records_as_the_old_plain_tuples_byte_for_byte() -> None:
-    old = old_store(OLD_JOURNAL)
+def test_a_snapshot_and_journal_written_by_the_old_store_load() -> None:
+    """Store schema 1 (one record per frame) with a snapshot: the snapshot is
+    read as it is, each old frame becomes a step of one record."""
+    node, _ = ServerNode.boot(settings(), (None, [records.from_plain(x) for x in OLD_JOURNAL[:8]]), 100.0)
+    storage = CrashingMemoryStorage(0)
+    old = Store(storage, "node", schema_version=1)
+    old.load()
+    for record in OLD_JOURNAL[:8]:
+        old.append(record)
+    old.compact(node.snapshot())
+    for record in OLD_JOURNAL[8:]:
+        old.append(record)
+    old.sync()
+    durable = NodeStore.over(storage).load()
+    assert durable is not None and durable[0] == node.snapshot()
+    assert durable[1] == [records.from_plain(x) for x in OLD_JOURNAL[8:]]
+    again, _ = ServerNode.boot(settings(), durable, 100.0)
+    whole, _ = ServerNode.boot(settings(), NodeStore.over(old_store(OLD_JOURNAL)).load(), 100.0)
+    # The same node, but for the incarnation: the snapshot was taken after one more boot.
+    assert {**again.snapshot(), "hard": None} == {**whole.snapshot(), "hard": None}
+
+
+def test_the_store_writes_typed_records_as_the_old_plain_tuples() -> None:
     storage = CrashingMemoryStorage(0)
     store = NodeStore.over(storage)
     assert store.load() is None
     store.write([records.from_plain(x) for x in OLD_JOURNAL])
-    assert storage.read("node.journal") == old.read("node.journal")
+    # One frame (schema 2: a step is one list of records), holding exactly the plain tuples of before.
+    assert Journal(storage, "node.journal").replay().records == [(1, 2, OLD_JOURNAL)]
 
 
 @pytest.mark.parametrize("plain", [
