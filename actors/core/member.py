@@ -180,6 +180,40 @@ class Member:
             self.leases.revoke(entry.lease_id)
         return applied, consents
 
+    def drop_moved_away(self) -> None:
+        """Drop every lease the committed registry places at another server or
+        has killed (moved, reclaimed, released elsewhere)."""
+        reg = self.pool.registry
+        for lid in list(self.leases.leases):
+            holder = reg.holder(lid)
+            if (holder is not None and holder != self.name) or (holder is None and reg.is_dead(lid)):
+                self.leases.drop(lid)
+
+    def reconcile_installed(self, now: float) -> list[str]:
+        """After a snapshot install, do the lease-level part of the entries it
+        folded in, which this server never applied one by one: drop what moved
+        away; adopt, with a fresh grace, what the registry places here and the
+        table lacks (a fail-over seat, a completed handover, a handover taken
+        back on abort); revoke what was force-released.  Leases released or
+        expired here and not yet reported stay gone, as do leases this server
+        gave up in a handover still in flight.  Returns the leases adopted."""
+        self.drop_moved_away()
+        reg = self.pool.registry
+        leaving = {change.lease_id for change in self.leases.changes}
+        leaving.update(t.lease_id for t in self.pool.transfers.values()
+                       if t.lease_id is not None and t.giver == self.name)
+        adopted = []
+        for lid, here in reg.leases.items():
+            if here.holder == self.name and lid not in self.leases.leases and lid not in leaving:
+                self.leases.adopt(LocalLease(lid, here.client_id, "", here.feature, here.version,
+                                             now + self.ttl_hold, granted_at=now, client_seq=here.client_seq))
+                adopted.append(lid)
+        for lid, held in self.leases.leases.items():
+            registered = reg.leases.get(lid)
+            if registered is not None and registered.revoked and not held.revoked:
+                self.leases.revoke(lid)
+        return adopted
+
     def missing_consents(self) -> list[Consent]:
         """Decide the transfers this server gives whose intent it never applied:
         a snapshot install skips the entries, so the intent arrives already in

@@ -100,7 +100,9 @@ class ServerNode(ClientSide):
                     self.member.pool.apply(item.entry, item.index, item.epoch, self.settings.verify)
                     self.applied = item.index
             case InstallRecord(index, epoch, state):
-                self._install(index, epoch, state)
+                # The same reconciliation as when it was installed: the lease
+                # records after it (same step, same frame) then find it done.
+                self._install(index, epoch, state, now)
             case LeaseRecord(op):
                 self.member.replay(op, now)
 
@@ -225,8 +227,8 @@ class ServerNode(ClientSide):
                                              self.settings.settings_hash))
             return
         elif msg.state:
-            self._install(msg.last_index, msg.last_epoch, msg.state, checked[0] if checked else None)
             ready.persist.append(InstallRecord(msg.last_index, msg.last_epoch, msg.state))
+            self._install(msg.last_index, msg.last_epoch, msg.state, now, checked[0] if checked else None, ready)
             for consent in self.member.missing_consents():
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
                 ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
@@ -262,14 +264,18 @@ class ServerNode(ClientSide):
         """The committed table never goes backwards (S4)."""
         return index <= self.applied
 
-    def _install(self, index: int, epoch: int, state: dict[str, Any], pool: PoolState | None = None) -> None:
+    def _install(self, index: int, epoch: int, state: dict[str, Any], now: float, pool: PoolState | None = None,
+                 ready: Ready | None = None) -> None:
         self.member.pool = pool if pool is not None else PoolState.from_plain(state)
         self.raft.log.compact_to(index, epoch)
         self.raft.snapshot_state = state
         self.applied = max(self.applied, index)
         self.raft.commit_index = max(self.raft.commit_index, index)
         self.member.prune_consents()
-        self._reconcile_on_rejoin()
+        adopted = self.member.reconcile_installed(now)
+        if ready is not None:
+            for lease_id in adopted:
+                self.lease_arrived(lease_id, ready)  # a fail-over asked here is answered: seated
 
     def applicable_index(self) -> int:
         """Only committed entries are applied: borrowed seats are used after the commit."""
@@ -328,13 +334,8 @@ class ServerNode(ClientSide):
 
     def _reconcile_on_rejoin(self) -> None:
         """DESIGN.md 2b item 6: keep every unexpired lease except those that
-        moved or were tombstoned, including leases never reported.  (Also run
-        after a snapshot install, which skips the entries that moved them.)"""
-        reg = self.member.pool.registry
-        for lid in list(self.member.leases.leases):
-            holder = reg.holder(lid)
-            if (holder is not None and holder != self.name) or (holder is None and reg.is_dead(lid)):
-                self.member.leases.drop(lid)
+        moved or were tombstoned, including leases never reported."""
+        self.member.drop_moved_away()
 
     def _finish(self, now: float, ready: Ready) -> Ready:
         self._apply_committed(now, ready)

@@ -182,13 +182,16 @@ def _figure_8(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _drop_unreported_on_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    def forgetful(self: node.ServerNode) -> None:
-        reg = self.member.pool.registry
-        for lid in list(self.member.leases.leases):
-            if reg.holder(lid) != self.name:
-                self.member.leases.drop(lid)
+    """The reconciliation at a Rejoin (and after a snapshot install) drops
+    every lease the registry does not place here, unreported ones too."""
 
-    mp.setattr(node.ServerNode, "_reconcile_on_rejoin", forgetful)
+    def forgetful(self: member.Member) -> None:
+        reg = self.pool.registry
+        for lid in list(self.leases.leases):
+            if reg.holder(lid) != self.name:
+                self.leases.drop(lid)
+
+    mp.setattr(member.Member, "drop_moved_away", forgetful)
     return {}
 
 
@@ -245,6 +248,19 @@ def _split_step_on_disk(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _install_without_adopt(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A snapshot install only drops the leases that moved away (as before
+    issue 11, defect 1): a lease moved here by an entry folded into the
+    snapshot stays out of the table."""
+
+    def drop_only(self: member.Member, now: float) -> list[str]:
+        self.drop_moved_away()
+        return []
+
+    mp.setattr(member.Member, "reconcile_installed", drop_only)
+    return {}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -294,6 +310,9 @@ MUTANTS: tuple[Mutant, ...] = (
                "timed from the holder's own (old) send, which the holder has already discarded")),
     Mutant(20, "a step's records split on disk (split step)", _split_step_on_disk,
            scenario=lambda seed: crash_adopting(seed)),
+    # Frequent compactions, so the lagging server needs a snapshot to catch up.
+    Mutant(21, "a snapshot install adopts nothing (install without adopt)", _install_without_adopt,
+           first=1, overrides={"compact_every": 5}, scenario=lambda seed: handover_to_a_lagging_server(seed)),
 )
 
 
@@ -321,6 +340,35 @@ def crash_adopting(seed: int) -> Scenario:
             ("at", 14.0, "kill", "$holder:c1"),
             ("at", 34.0, "restart", "$down"),
             ("at", 36.0, "restart", "$down"),
+            ("at", 44.0, "quiet"),
+            ("expect", 79.0, "all_live"),
+        ],
+    )
+
+
+def handover_to_a_lagging_server(seed: int) -> Scenario:
+    """Six clients take two seats each.  The clients lose the leader (s1) and
+    s3, and a moment later s2 stops hearing the leader; the clients fail over
+    to s2, which, still serving for a while, forwards their updates: their
+    leases are handed over to s2, which never sees those entries.  After the heal s2 catches up by
+    snapshot (frequent compactions), and must then hold every lease the
+    registry places there (mutant 21)."""
+    clients = [f"c{k}" for k in range(1, 7)]
+    return Scenario(
+        name=f"handover_to_a_lagging_server/{seed}",
+        description=handover_to_a_lagging_server.__doc__ or "",
+        servers=3,
+        clients=6,
+        seats=12,
+        duration=80.0,
+        workload=False,
+        seed=seed,
+        steps=[
+            *[("at", 8.0 + 0.1 * k, "checkout", f"c{k}", "cad", "2.0") for k in range(1, 7)],
+            *[("at", 9.0 + 0.1 * k, "checkout", f"c{k}", "cad", "2.0") for k in range(1, 7)],
+            ("at", 14.0, "partition", ["$leader", "s3"], clients),
+            ("at", 15.5, "oneway", ["$leader"], ["s2"]),
+            ("at", 28.0, "heal"),
             ("at", 44.0, "quiet"),
             ("expect", 79.0, "all_live"),
         ],
