@@ -161,9 +161,12 @@ class Member:
             if transfer is not None and transfer.lease_id is not None and moved:
                 self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now,
                                   transfer.client_seq)
-            elif transfer is not None and transfer.lease_id is not None and given and transfer.giver == self.name:
-                # Rolled back after we had let the lease go: its seat is ours
-                # again, and so is the lease (its client may still hold it).
+            elif (transfer is not None and transfer.lease_id is not None and given and transfer.giver == self.name
+                  and transfer.reason == "handover"):
+                # A handover rolled back after we had let the lease go: its seat
+                # is ours again, and so is the lease (its client may still hold
+                # it).  Any other transfer gave only a spare seat: the lease was
+                # never ours, and taking it would leave a phantom here.
                 self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, self.name, now)
         elif isinstance(entry, e.FailoverSeat):
             self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now,
@@ -201,7 +204,7 @@ class Member:
         reg = self.pool.registry
         leaving = {change.lease_id for change in self.leases.changes}
         leaving.update(t.lease_id for t in self.pool.transfers.values()
-                       if t.lease_id is not None and t.giver == self.name)
+                       if t.lease_id is not None and t.giver == self.name and t.reason == "handover")
         adopted = []
         for lid, here in reg.leases.items():
             if here.holder == self.name and lid not in self.leases.leases and lid not in leaving:
