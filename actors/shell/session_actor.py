@@ -17,10 +17,12 @@ shell carries out its ``Ready`` (send, then wake up at ``wake_at``) and owns:
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -192,12 +194,18 @@ class ClientSession(ActorTypeDispatcher):
 
     # ---- carrying out a Ready ----------------------------------------------------------
 
-    def _run(self, step: Any) -> None:
+    def _run(self, step: Callable[[float], Ready]) -> None:
+        """Carry out one core step, whole or not at all.  The core updates its
+        state in place, so a step that raises may leave it half done (a lease
+        taken, its notice never sent): the state from before the step is put
+        back, the exception logged, and the message dropped."""
         now = time.monotonic()
+        before = copy.deepcopy(self.core)
         try:
             ready = step(now)
         except Exception:
-            logger.exception("session: the core raised")
+            logger.exception("session: the core raised; its step is undone and the message dropped")
+            self.core = before
             return
         self._send_all(ready, now)
         self._events(ready, now)

@@ -1,0 +1,81 @@
+"""The ClientSession actor carries out a core step whole or not at all (issue
+11, defect 6).  The real actor object runs here without Thespian: ``send``,
+``createActor`` and ``wakeupAfter`` are recorded, and the core is made to
+raise in the middle of a step, after it has changed its state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from loguru import logger
+
+from actors.core.effects import Ready
+from actors.core.session import ClientSessionCore
+from actors.core.timing import Timing
+from actors.protocol import admin as a
+from actors.protocol import client as c
+from actors.shell import session_actor
+from actors.shell.session_actor import ClientSession
+
+SERVERS = ("s1", "s2", "s3")
+
+
+class SessionUnderTest(ClientSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[Any, Any]] = []
+
+    def send(self, targetAddr: Any, msg: Any) -> None:
+        self.sent.append((targetAddr, msg))
+
+    def createActor(self, actorClass: Any, *args: Any, **kwargs: Any) -> Any:
+        return f"child:{actorClass.__name__}"
+
+    def wakeupAfter(self, timePeriod: timedelta, payload: Any = None) -> None:
+        pass
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch) -> SessionUnderTest:
+    monkeypatch.setattr(session_actor, "_quiet_below", lambda level: None)  # keeps the test's log sinks
+    actor = SessionUnderTest()
+    t = Timing()
+    timing = (t.heartbeat_interval, t.failure_timeout, t.leader_lease, t.fence_timeout, t.lease_ttl, t.clock_drift)
+    targets = tuple(a.ResolveTarget(name, "127.0.0.1", 1000 + k) for k, name in enumerate(SERVERS))
+    actor.receiveMsg_SessionStart(a.SessionStart("pool", "ws1", "ws1/1", targets, timing, prefer="s1"), "app")
+    for name in SERVERS:
+        actor.receiveMsg_PeerResolved(a.PeerResolved(name, f"srv:{name}"), "child:Resolver")
+    actor.receiveMsg_OpenCheckout(a.OpenCheckout(1, "cad", "2.0"), "app")
+    assert any(isinstance(msg, c.CheckoutRequest) for _, msg in actor.sent)
+    return actor
+
+
+def test_a_step_that_raises_is_undone_and_its_message_dropped(session: SessionUnderTest,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ClientSessionCore.receive
+
+    def half_done(self: ClientSessionCore, server: str, msg: Any, now: float) -> Ready:
+        original(self, server, msg, now)  # the lease is taken...
+        raise RuntimeError("core bug")  # ...and its Ready never leaves
+
+    grant = c.CheckoutGranted(1, "s1.1.1", "s1", "cad", "2.0", 30.0)
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="ERROR")
+    try:
+        monkeypatch.setattr(ClientSessionCore, "receive", half_done)
+        session.receiveMsg_CheckoutGranted(grant, "srv:s1")
+    finally:
+        logger.remove(sink)
+    assert session.core is not None
+    assert session.core.held(0.0) == {}, "the half-done step was kept: a lease the app never heard of"
+    assert not any(isinstance(msg, a.CheckoutResult) for _, msg in session.sent)
+    assert any("core bug" in line or "RuntimeError" in line for line in lines), lines
+
+    # The session goes on from the state before the step: the same grant, delivered again, is taken whole.
+    monkeypatch.setattr(ClientSessionCore, "receive", original)
+    session.receiveMsg_CheckoutGranted(grant, "srv:s1")
+    assert list(session.core.held(1.0)) == ["s1.1.1"]
+    results = [msg for to, msg in session.sent if isinstance(msg, a.CheckoutResult)]
+    assert [(r.granted, r.lease_id) for r in results] == [(True, "s1.1.1")]
