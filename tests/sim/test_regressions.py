@@ -71,11 +71,10 @@ def test_named_seed(seed: int, what: str) -> None:
 SHELL_REGRESSIONS: list[tuple[int, str, str | None]] = [
     # Seeds of the shell model (``run_seed(seed, shell=True)``, ``python -m tests.sim.run --seed N --shell``).
     (126, "REGISTRY at 44.1 s: s1, back from a power loss, catches up by InstallSnapshot (index 183) and lacks "
-          "c2's s1.1.2, which the registry places there",
-     "issue 11 defect 1: a snapshot install adopts nothing"),
+          "c2's s1.1.2, which the registry places there (fixed: an install reconciles the lease table both "
+          "ways, issue 11 defect 1)", None),
     (155, "REGISTRY at 40.3 s: s2, restarted in the quiet tail, installs a snapshot (index 300) and lacks c4's "
-          "s5.1.4, which the registry places there",
-     "issue 11 defect 1: a snapshot install adopts nothing"),
+          "s5.1.4, which the registry places there (fixed: as seed 126)", None),
     (79, "simulator: a stale lease file's released id was judged by S3's reconnect rule (fixed in the checker: "
          "only leases the app held count as resumes)", None),
 ]

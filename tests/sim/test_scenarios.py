@@ -11,8 +11,6 @@ from tests.sim.scenario import Scenario, dump_json, load_json
 from tests.sim.scenarios import SCENARIOS
 
 KNOWN: dict[str, str] = {
-    "pool_restart_under_load": "issue 11 defect 1 (a snapshot install adopts nothing): s3 installs a snapshot "
-                               "holding the handover of c4's s2.1.2 to s3 and never adopts it (REGISTRY at 35.4 s)",
     "abandon_race": "issue 11 defect 3 (LicenseClient's ask-timeout race): the grant reaches the session after the "
                     "app's ask timed out, the late CheckoutResult is read as the abandon's reply, and the session "
                     "keeps renewing a seat its app does not know of (ABANDON)",
