@@ -89,16 +89,6 @@ class LocalLeases:
         not yet committed."""
         return self._held[key] + sum(1 for k in self.releasing.values() if k == key)
 
-    def issued_here_and_gone(self, lease_id: str) -> bool:
-        """An id this server issued that it no longer holds: dead for ever."""
-        if lease_id in self.leases:
-            return False
-        origin = lease_origin(lease_id)
-        return origin is not None and origin[0] == self.server and origin[1] <= self.counter
-
-    def session_leases(self, session_id: str) -> list[LocalLease]:
-        return [lease for lease in self.leases.values() if lease.session_id == session_id]
-
     # ---- the fast path -----------------------------------------------------------
 
     def next_counter(self) -> int:
