@@ -98,7 +98,9 @@ def _own_address(cfg: PoolConfig, name: str, link: Any) -> list[Check]:
         if serving:
             found.append(Check(what, OK, f"{ip}:{port} is in use by server {name}, which is running"))
         else:
-            found.append(Check(what, FAIL, f"{ip}:{port} is in use by another program"))
+            found.append(Check(what, FAIL, f"{ip}:{port} is in use and server {name} does not answer: another "
+                               f"program holds it, or {name} is still starting (check again after its "
+                               "'serving on' line)"))
     return found
 
 

@@ -71,6 +71,8 @@ def test_bad_input_and_unsafe_hosts_fail_with_one_line_each(tmp_path: Path) -> N
     assert done.returncode == 1 and doc["ok"] is False
     assert _status(doc, "key admin") == "FAIL" and _status(doc, "admin port") == "FAIL"
     assert "chmod 600" in next(c["detail"] for c in doc["checks"] if c["check"] == "key admin")
+    busy_port = next(c["detail"] for c in doc["checks"] if c["check"] == "admin port")
+    assert "another program holds it, or s1 is still starting" in busy_port, busy_port
     assert "Traceback" not in done.stderr
 
 
