@@ -197,7 +197,8 @@ def _grant_directly(driver: Driver, leases: int) -> None:
     now = time.monotonic()
     for i in range(leases):
         client = f"c{i}"
-        lease = LocalLease(node._new_lease_id(client), client, client, "cad", "2.0", now + 3600.0, granted_at=now)
+        lease_id = node.serving.new_lease_id(client)
+        lease = LocalLease(lease_id, client, client, "cad", "2.0", now + 3600.0, granted_at=now)
         node.member.leases.grant(lease)
         if i % 1000 == 999 or i == leases - 1:
             driver.carry(Ready(persist=[LeaseRecord(op) for op in node.member.drain()]), flush=True)

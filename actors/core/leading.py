@@ -8,33 +8,119 @@ new-leader wait and inside a majority-acknowledged lease.
   side) is fenced; ``Reclaim`` follows ``T(1+rho)`` after the leader saw the
   fence committed, unless it rejoined first; ``Rejoin`` once a server that
   restarted or was fenced has applied the current log;
+* serving grants: which peers ``Raft`` may renew and grant a real serving
+  lease (``may_renew``, ``may_serve``);
 * lease reports, appended as they arrive in heartbeats;
 * transfers: the giver's consent completes them; a giver that fell out of the
   pool aborts them;
 * borrows (claims 1, 3, 5), fail-over updates (claims 13-15), pending updates,
   idle rebalancing (claim 32) and the admin changes (claims 7-12).
+
+``LeaderDuties`` is one of the two role objects a ``ServerNode`` owns; it keeps
+its state in a ``LeaderBook`` and reads its server through ``LeaderHost``.
 """
 
 from __future__ import annotations
 
-from actors.core import codes, planner
-from actors.core.effects import ClientRef, Ready
-from actors.core.nodebase import LeaderBook, NodeBase
-from actors.core.pool import DOWN, FENCED, LIVE, PoolState
-from actors.core.table import FeatureKey
-from actors.protocol import entries as e
-from actors.protocol import pool as p
-from actors.protocol.client import HeldLease
+from typing import Protocol
 
-__all__ = ["LeaderDuties"]
+from actors.core import codes, planner
+from actors.core.effects import Ready
+from actors.core.node_settings import NodeSettings
+from actors.core.pool import FENCED, LIVE, PoolState
+from actors.core.roles import LeaderBook, ServerView
+from actors.core.table import FeatureKey
+from actors.core.timing import Timing
+from actors.protocol.client import HeldLease
+from actors.protocol.entries import (
+    AddAddon,
+    AddLicense,
+    AdminNonce,
+    Entry,
+    Fence,
+    ForceRelease,
+    LeaseReport,
+    Reclaim,
+    Rejoin,
+    ServerDown,
+    SetCriteria,
+    TransferAbort,
+    TransferComplete,
+)
+from actors.protocol.pool import (
+    AddAllocations,
+    AddLicenseCode,
+    AdminReply,
+    BorrowReply,
+    BorrowRequest,
+    ChangeDistributionCriteria,
+    DeclareServerDown,
+    FailoverForward,
+    FailoverOutcome,
+    ForceReleaseLease,
+    ReleaseForward,
+    TransferConfirm,
+    TransferRequest,
+)
+from actors.protocol.raft import LogEntry, SyncReply
+
+__all__ = ["AdminRequest", "LeaderDuties", "LeaderHost"]
 
 AdminRequest = (
-    p.AddLicenseCode | p.AddAllocations | p.ChangeDistributionCriteria | p.ForceReleaseLease | p.DeclareServerDown
+    AddLicenseCode
+    | AddAllocations
+    | ChangeDistributionCriteria
+    | ForceReleaseLease
+    | DeclareServerDown
 )
 
 
-class LeaderDuties(NodeBase):
-    # ---- helpers -------------------------------------------------------------------
+class LeaderHost(ServerView, Protocol):
+    """The server the leader's duties run on.  Besides its state, it takes the
+    replies the leader owes a server when that server is the leader itself: a
+    borrow, a fail-over or an admin change asked for through its own client side."""
+
+    def on_borrow_reply(self, msg: BorrowReply, now: float, ready: Ready) -> None: ...
+
+    def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None: ...
+
+    def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None: ...
+
+
+class LeaderDuties:
+    """What one server does while it leads; idle while it follows."""
+
+    def __init__(self, node: LeaderHost) -> None:
+        self.node = node
+        self.name = node.name
+        self.raft = node.raft
+        self.member = node.member
+        self.book = LeaderBook()
+
+    # ---- views and helpers -------------------------------------------------------------
+
+    @property
+    def settings(self) -> NodeSettings:
+        """The server's settings, read through it (a test may replace them)."""
+        return self.node.settings
+
+    @property
+    def timing(self) -> Timing:
+        return self.node.settings.timing
+
+    @property
+    def pool(self) -> PoolState:
+        return self.member.pool
+
+    @property
+    def applied(self) -> int:
+        return self.node.applied
+
+    def propose(self, entries: list[Entry], ready: Ready) -> int:
+        """Append entries as leader; returns the index of the last one (0: none)."""
+        if not entries:
+            return 0
+        return self.raft.append(entries, ready)
 
     def spare_of(self, server: str, key: FeatureKey) -> int:
         """Exact for the leader itself; as reported for the others."""
@@ -48,6 +134,22 @@ class LeaderDuties(NodeBase):
     def new_transfer_id(self) -> str:
         self.raft.grant_seq += 1
         return f"{self.raft.term}.{self.raft.grant_seq}"
+
+    def may_renew(self, peer: str, now: float) -> bool:
+        """A holder that leaves a cut unanswered for a few heartbeats is not
+        renewed, so it is fenced and the fence rules finish the cut."""
+        limit = 4 * self.timing.heartbeat_interval
+        for t in self.member.pool.transfers.values():
+            seen = self.book.intent_seen.get(t.transfer_id)
+            if t.giver == peer and t.transfer_id not in self.book.confirms and seen is not None and now - seen > limit:
+                return False
+        return True
+
+    def may_serve(self, peer: str) -> bool:
+        """Only a live server, with no fence on its way, gets a serving lease."""
+        state = self.member.pool.servers.get(peer)
+        fencing = self.book.fence_proposed.get(peer, 0) > self.applied
+        return state is not None and state.status == LIVE and not fencing
 
     def reset_book(self) -> None:
         if self.book.epoch != self.raft.term:
@@ -82,13 +184,13 @@ class LeaderDuties(NodeBase):
             self._rebalance(now, ready)
 
     def _membership(self, now: float, ready: Ready) -> None:
-        book, pool = self.book, self.pool
-        for name, server in pool.servers.items():
+        book = self.book
+        for name, server in self.pool.servers.items():
             inc = self.raft.incarnation if name == self.name else book.incarnations.get(name, 0)
             if self._in_flight(book.fence_proposed, name):
                 continue
             if server.status == LIVE and name != self.name and self.fence_due(name, now):
-                book.fence_proposed[name] = self.propose([e.Fence(name, server.incarnation)], ready)
+                book.fence_proposed[name] = self.propose([Fence(name, server.incarnation)], ready)
                 continue
             if server.status == LIVE:
                 # The reclaim clock starts at each fence this leader sees, never earlier.
@@ -98,13 +200,13 @@ class LeaderDuties(NodeBase):
             if server.status == FENCED:
                 seen = book.fenced_seen.setdefault(name, now)
                 if now >= seen + self.reclaim_delay() and not self._in_flight(book.reclaim_proposed, name):
-                    book.reclaim_proposed[name] = self.propose([e.Reclaim(name)], ready)
+                    book.reclaim_proposed[name] = self.propose([Reclaim(name)], ready)
             rejoin = (server.status != LIVE or inc > server.incarnation) and self._caught_up(name, now)
             if rejoin and not self._in_flight(book.rejoin_proposed, name):
                 # DESIGN 2b item 5: only a *committed* Rejoin stops the Reclaim; one
                 # proposed here may still be followed by a Reclaim, which the state
                 # machine then ignores (PoolState._reclaim).
-                book.rejoin_proposed[name] = self.propose([e.Rejoin(name, inc)], ready)
+                book.rejoin_proposed[name] = self.propose([Rejoin(name, inc)], ready)
 
     def _in_flight(self, proposed: dict[str, int], name: str) -> bool:
         """A proposal for ``name`` is in the log but not applied yet."""
@@ -119,7 +221,7 @@ class LeaderDuties(NodeBase):
             return False
         return peer.two_way and peer.match_index >= self.raft.commit_index
 
-    def on_report(self, report: e.LeaseReport | None) -> e.Entry | None:
+    def on_report(self, report: LeaseReport | None) -> Entry | None:
         """A lease report from a heartbeat: propose it if it says anything new."""
         if report is None or report.server not in self.pool.servers:
             return None
@@ -147,7 +249,7 @@ class LeaderDuties(NodeBase):
                 continue
             if self.pool.servers[t.giver].status != LIVE:
                 book.completing.add(tid)
-                entries: list[e.Entry] = [e.TransferAbort(tid)]
+                entries: list[Entry] = [TransferAbort(tid)]
                 if t.lease_id is not None:
                     # The giver was fenced mid-handover: re-plan the fail-over at
                     # once (the lease now moves with its seat from a fenced holder).
@@ -160,7 +262,7 @@ class LeaderDuties(NodeBase):
                 self.propose(entries, ready)
             elif tid in book.confirms:
                 book.completing.add(tid)
-                self.propose([e.TransferComplete(tid, book.confirms[tid])], ready)
+                self.propose([TransferComplete(tid, book.confirms[tid])], ready)
                 ready.event("transfer", transfer_id=tid, giver=t.giver, taker=t.taker or "free pool",
                             given=book.confirms[tid], reason=t.reason)
             elif t.giver == self.name:
@@ -169,10 +271,10 @@ class LeaderDuties(NodeBase):
                     book.confirms[tid] = given
             elif now - book.asked_at.get(tid, float("-inf")) >= 2 * self.timing.heartbeat_interval:
                 book.asked_at[tid] = now
-                ready.to(t.giver, p.TransferRequest(self.name, self.raft.term, tid, t.feature, t.version,
+                ready.to(t.giver, TransferRequest(self.name, self.raft.term, tid, t.feature, t.version,
                                                    t.count, t.lease_id))
 
-    def on_confirm(self, msg: p.TransferConfirm) -> None:
+    def on_confirm(self, msg: TransferConfirm) -> None:
         if msg.epoch == self.raft.term and msg.transfer_id in self.pool.transfers:
             self.book.confirms[msg.transfer_id] = msg.given
 
@@ -210,7 +312,7 @@ class LeaderDuties(NodeBase):
 
     # ---- requests from servers --------------------------------------------------------
 
-    def on_borrow(self, msg: p.BorrowRequest, now: float, ready: Ready) -> None:
+    def on_borrow(self, msg: BorrowRequest, now: float, ready: Ready) -> None:
         if not self.raft.leader_active(now) or msg.sender not in self.pool.servers:
             return
         self.reset_book()
@@ -220,10 +322,10 @@ class LeaderDuties(NodeBase):
         entries = planner.plan_borrow(self.pool, self.name, msg.sender, key, msg.count, self.spare_of,
                                       self.new_transfer_id)
         if not entries:
-            reply = p.BorrowReply(self.name, self.raft.term, msg.feature, msg.version, msg.request_no, 0,
+            reply = BorrowReply(self.name, self.raft.term, msg.feature, msg.version, msg.request_no, 0,
                                   index=self.raft.log.last_index, exhausted=True)
             if msg.sender == self.name:
-                self.on_borrow_reply(reply, now, ready)
+                self.node.on_borrow_reply(reply, now, ready)
             else:
                 ready.to(msg.sender, reply)
             return
@@ -231,7 +333,7 @@ class LeaderDuties(NodeBase):
         ready.event("borrow", server=msg.sender, feature=msg.feature, version=msg.version,
                     count=msg.count, sources=[type(x).__name__ for x in entries])
 
-    def on_failover_forward(self, msg: p.FailoverForward, now: float, ready: Ready) -> None:
+    def on_failover_forward(self, msg: FailoverForward, now: float, ready: Ready) -> None:
         if not self.raft.leader_active(now) or msg.sender not in self.pool.servers:
             return
         self.reset_book()
@@ -246,22 +348,22 @@ class LeaderDuties(NodeBase):
         index = self.propose(plan.entries, ready)
         for lid in plan.seated + plan.moving + plan.pending:
             self.book.seating[lid] = index
-        outcome = p.FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
+        outcome = FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
                                     pending=tuple(plan.pending), refused=tuple(plan.refused) + refused)
         ready.event("failover", server=msg.sender, client_id=msg.client_id, seated=len(plan.seated),
                     moving=len(plan.moving), pending=len(plan.pending), refused=len(plan.refused))
         if msg.sender == self.name:
-            self.on_failover_outcome(outcome, now, ready)
+            self.node.on_failover_outcome(outcome, now, ready)
         else:
             ready.to(msg.sender, outcome)
 
-    def on_release_forward(self, msg: p.ReleaseForward, now: float, ready: Ready) -> None:
+    def on_release_forward(self, msg: ReleaseForward, now: float, ready: Ready) -> None:
         """A client released a lease at a server that does not hold it: kill the id."""
         if not self.raft.leader_active(now) or self.pool.registry.is_dead(msg.lease_id):
             return  # the sender resends until the id is dead
         self.reset_book()
         if self.book.killing.get(msg.lease_id, 0) <= self.applied:
-            self.book.killing[msg.lease_id] = self.propose([e.ForceRelease(msg.lease_id)], ready)
+            self.book.killing[msg.lease_id] = self.propose([ForceRelease(msg.lease_id)], ready)
 
     # ---- admin changes (claims 7-12) ---------------------------------------------------
 
@@ -272,7 +374,7 @@ class LeaderDuties(NodeBase):
                              ready=ready)
             return
         self.reset_book()
-        auth, refused = self.admin_problem(msg, "leader", ready)
+        auth, refused = self.node.admin_problem(msg, "leader", ready)
         if refused:
             self.admin_reply(via, msg.request_id, False, refused, ready=ready)
             return
@@ -281,83 +383,93 @@ class LeaderDuties(NodeBase):
             self.admin_reply(via, msg.request_id, present, problem, already_present=present, ready=ready)
             return
         # The nonce goes first in the same append: the change never commits without it.
-        nonce = [] if auth is None else [e.AdminNonce(auth.nonce, float(auth.timestamp))]
+        nonce = [] if auth is None else [AdminNonce(auth.nonce, float(auth.timestamp))]
         index = self.propose([*nonce, entry], ready)
         self.book.admin[index] = (via, msg.request_id)
 
-    def _admin_entry(self, msg: AdminRequest) -> tuple[e.Entry | None, str, bool]:
-        pool = self.pool
+    def _admin_entry(self, msg: AdminRequest) -> tuple[Entry | None, str, bool]:
+        state = self.pool
         try:
-            if isinstance(msg, p.AddLicenseCode):
+            if isinstance(msg, AddLicenseCode):
                 code = self.settings.verify(msg.code)
                 if not isinstance(code, codes.LicenseCode):
                     return None, "that is an add-on, not a license code (use allocations add)", False
                 if code.expires < self.settings.today():
                     return None, f"license code {code.serial} expired on {code.expires}", False
-                if code.serial in pool.licenses:
+                if code.serial in state.licenses:
                     return None, f"license code {code.serial} is already in the pool", True
-                codes.check_criteria(code.criteria, code.count, list(pool.servers))
-                table = pool.features.get(code.key)
+                codes.check_criteria(code.criteria, code.count, list(state.servers))
+                table = state.features.get(code.key)
                 if table is not None and table.majority != code.majority:
                     return None, (f"{code.feature} {code.version} is already in the pool "
                                   "with the other majority rule"), False
                 if table is not None and table.exact != code.exact_version:
                     return None, (f"{code.feature} {code.version} is already in the pool with "
                                   f"version_match {'exact' if table.exact else 'range'}"), False
-                return e.AddLicense(msg.code), "", False
-            if isinstance(msg, p.AddAllocations):
+                return AddLicense(msg.code), "", False
+            if isinstance(msg, AddAllocations):
                 addon = self.settings.verify(msg.addon)
                 if not isinstance(addon, codes.AddOn):
                     return None, "that is a license code, not an add-on (use license add)", False
-                if addon.serial in pool.addons:
+                if addon.serial in state.addons:
                     return None, f"add-on {addon.serial} is already in the pool", True
-                if addon.of_serial not in pool.licenses:
+                if addon.of_serial not in state.licenses:
                     return None, (f"add-on {addon.serial} extends serial {addon.of_serial}, "
                                   "which is not in the pool"), False
-                return e.AddAddon(msg.addon), "", False
-            if isinstance(msg, p.ChangeDistributionCriteria):
-                table = pool.features.get((msg.feature, msg.version))
+                return AddAddon(msg.addon), "", False
+            if isinstance(msg, ChangeDistributionCriteria):
+                table = state.features.get((msg.feature, msg.version))
                 if table is None:
                     return None, f"no license for {msg.feature} {msg.version} in the pool", False
                 pairs = codes.parse_criteria(msg.criteria)
-                codes.check_criteria(pairs, table.total, list(pool.servers))
-                return e.SetCriteria(msg.feature, msg.version, pairs), "", False
+                codes.check_criteria(pairs, table.total, list(state.servers))
+                return SetCriteria(msg.feature, msg.version, pairs), "", False
         except codes.CodeError as err:
             return None, str(err), False
-        if isinstance(msg, p.ForceReleaseLease):
-            if pool.registry.is_dead(msg.lease_id):
+        if isinstance(msg, ForceReleaseLease):
+            if state.registry.is_dead(msg.lease_id):
                 return None, f"lease {msg.lease_id} is not live", False
-            return e.ForceRelease(msg.lease_id), "", False
-        if msg.server not in pool.servers:
+            return ForceRelease(msg.lease_id), "", False
+        if msg.server not in state.servers:
             return None, f"no server named {msg.server!r} in the pool", False
         if msg.server == self.name:
             return None, f"{msg.server} is the leader and running; stop it first", False
-        return e.ServerDown(msg.server), "", False
+        return ServerDown(msg.server), "", False
 
     def admin_reply(self, via: str, request_id: str, ok: bool, error: str = "", *, already_present: bool = False,
                     index: int = 0, ready: Ready) -> None:
-        reply = p.AdminReply(self.name, self.raft.term, request_id, ok, already_present, error, index)
+        reply = AdminReply(self.name, self.raft.term, request_id, ok, already_present, error, index)
         if via == self.name:
-            self.relay_admin_reply(reply, ready)
+            self.node.relay_admin_reply(reply, ready)
         else:
             ready.to(via, reply)
 
-    def relay_admin_reply(self, reply: p.AdminReply, ready: Ready) -> None:
-        ref = self.admin_refs.pop(reply.request_id, None)
-        if ref is not None:
-            ready.to(ref, reply)
+    # ---- what its server hands the leader -----------------------------------------------
 
-    # ---- provided by the client side --------------------------------------------------
+    def on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> None:
+        """A follower's reply in this epoch (Raft has taken its part already)."""
+        self.reset_book()
+        self.book.incarnations[msg.sender] = msg.incarnation
+        if self.raft.leader_active(now) and self.pool.servers[msg.sender].incarnation == msg.incarnation:
+            # Check the incarnation first: on_report books the report as proposed,
+            # and a report booked but never proposed is never proposed again
+            # (seeds 4712, 6246: a release made while fenced leaked its seat).
+            entry = self.on_report(msg.report)
+            if entry is not None:
+                self.propose([entry], ready)
 
-    def on_borrow_reply(self, msg: p.BorrowReply, now: float, ready: Ready) -> None:
-        raise NotImplementedError
+    def consented(self, transfer_id: str, given: int) -> None:
+        """The leader's own server consented to a transfer it gives."""
+        self.book.confirms[transfer_id] = given
 
-    def on_failover_outcome(self, msg: p.FailoverOutcome, now: float, ready: Ready) -> None:
-        raise NotImplementedError
-
-    def admin_from(self, ref: ClientRef, msg: AdminRequest, now: float, ready: Ready) -> None:
-        raise NotImplementedError
-
-    def status_of(self, name: str) -> str:
-        server = self.pool.servers.get(name)
-        return "unknown" if server is None else ("down" if server.status == DOWN else server.status)
+    def applied_entry(self, item: LogEntry, ok: bool, note: str, now: float, ready: Ready) -> None:
+        """An entry was applied while this server leads: the bookkeeping it ends."""
+        entry = item.entry
+        if isinstance(entry, Rejoin) and ok:
+            self.book.live_since[entry.server] = now
+            self.book.fenced_seen.pop(entry.server, None)  # a later fence starts a new clock
+        self.book.seating = {lid: i for lid, i in self.book.seating.items() if i > item.index}
+        waiting = self.book.admin.pop(item.index, None)
+        if waiting is not None:
+            via, request_id = waiting
+            self.admin_reply(via, request_id, ok, "" if ok else note, index=item.index, ready=ready)

@@ -13,40 +13,180 @@ the last ``snapshot()`` written plus every record persisted after it, in order.
 ``now`` is the server's own monotonic clock in seconds.  The shell persists
 ``ready.persist`` durably *before* it sends ``ready.send``.
 
-This module owns the log's committed entries: it applies them in order to the
-server's ``Member`` (its pool state and lease table), records what it applied,
-and hands the consequences to the leader duties (leading.py) and the client
-fast path (serving.py).
+``ServerNode`` owns the server's ``Raft`` (the log, votes, leases of time),
+its ``Member`` (pool state and lease table) and two role objects: the leader's
+duties (``LeaderDuties``, leading.py) and the client fast path (``ClientSide``,
+serving.py).  It routes each input to the part it is for, through a table by
+message type, applies committed entries in order to the ``Member``, records
+what it applied, and hands the consequences to the roles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from actors.core.effects import ClientRef, Ready
-from actors.core.expiry import feature_expiries
+from actors.core import adminauth
+from actors.core.effects import ClientRef, Message, Ready
+from actors.core.expiry import ExpiryWatch, feature_expiries
+from actors.core.leading import LeaderDuties
 from actors.core.leases import LocalLeases
+from actors.core.member import Member
 from actors.core.node_settings import NodeSettings
-from actors.core.pool import PoolState
-from actors.core.raft import LEADER
+from actors.core.pool import DOWN, LIVE, PoolState
+from actors.core.raft import LEADER, Raft
 from actors.core.records import CommitRecord, HardRecord, InstallRecord, LeaseRecord, LogRecord, Record
 from actors.core.serving import ClientSide
-from actors.protocol import client as c
-from actors.protocol import codec
-from actors.protocol import entries as e
-from actors.protocol import pool as p
-from actors.protocol import raft as r
-from actors.protocol.raft import LogEntry
+from actors.core.table import FeatureTable
+from actors.core.timing import Timing
+from actors.protocol import client, codec
+from actors.protocol.entries import AdminNonce, FailoverSeat, Fence, LeaseReport, Reclaim, Rejoin, ServerDown
+from actors.protocol.pool import (
+    AddAllocations,
+    AddLicenseCode,
+    AdminAuth,
+    AdminReply,
+    BorrowReply,
+    BorrowRequest,
+    ChangeDistributionCriteria,
+    DeclareServerDown,
+    FailoverForward,
+    FailoverOutcome,
+    ForceReleaseLease,
+    ReleaseForward,
+    TransferConfirm,
+    TransferRequest,
+)
+from actors.protocol.raft import (
+    DistributionCriteriaSync,
+    InstallSnapshot,
+    LogEntry,
+    SyncReply,
+    VoteReply,
+    VoteRequest,
+)
 
 __all__ = ["ServerNode", "NodeSettings", "SNAPSHOT_SCHEMA"]
 
 SNAPSHOT_SCHEMA = 1
 
-_ADMIN = (p.AddLicenseCode, p.AddAllocations, p.ChangeDistributionCriteria, p.ForceReleaseLease,
-          p.DeclareServerDown)
+_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease,
+          DeclareServerDown)
 
 
-class ServerNode(ClientSide):
+class ServerNode:
+    """One server of the pool: its Raft, its Member and its two roles."""
+
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash,
+                         max_batch=settings.max_batch)
+        self.member = Member.new(
+            settings.name, settings.servers, settings.threshold(settings.name),
+            settings.timing.grantor_valid_for(settings.timing.lease_ttl),
+        )
+        self.applied = 0
+        """The index of the last committed entry applied to ``member``."""
+        self._verified: dict[str, Any] = {}
+        """``settings.verify``'s result per code text (``verify_cached``)."""
+        self.expiry_watch = ExpiryWatch()
+        """Which expiry warnings (30, 7, 1 days left) this incarnation gave."""
+        self.leading = LeaderDuties(self)
+        self.serving = ClientSide(self, self.leading)
+        # The grantor side of serving leases is the leader's: Raft asks it.
+        self.raft.may_renew = self.leading.may_renew
+        self.raft.may_serve = self.leading.may_serve
+
+    # ---- views ----------------------------------------------------------------------
+
+    @property
+    def timing(self) -> Timing:
+        return self.settings.timing
+
+    @property
+    def pool(self) -> PoolState:
+        return self.member.pool
+
+    @property
+    def epoch(self) -> int:
+        return self.raft.term
+
+    @property
+    def role(self) -> str:
+        return self.raft.role
+
+    @property
+    def leader(self) -> str | None:
+        return self.raft.leader
+
+    def rejoined(self) -> bool:
+        """The committed log shows this incarnation back in the pool."""
+        me = self.member.pool.servers[self.name]
+        return me.incarnation == self.raft.incarnation and me.status != DOWN
+
+    def serve_problem(self, table: FeatureTable | None, now: float) -> client.DenyReason | None:
+        """Why this server may not serve ``table``'s feature now (None: it may).
+
+        Majority-ruled features need this incarnation rejoined, live and under
+        a serving lease.  A ``--no-majority`` feature needs only the rejoin: a
+        fenced server keeps serving its own seats of it (DESIGN.md 2b item 11).
+        """
+        me = self.member.pool.servers[self.name]
+        if me.incarnation != self.raft.incarnation:
+            return client.DenyReason.NOT_SERVING
+        if table is not None and not table.majority and not me.all_reclaimed:
+            return None
+        if me.status != LIVE:
+            return client.DenyReason.NOT_SERVING
+        if not self.raft.holds_serving_lease(now):
+            return client.DenyReason.NO_MAJORITY
+        return None
+
+    # ---- what both roles use -------------------------------------------------------------
+
+    def send_leader(self, msg: Message, ready: Ready) -> bool:
+        """Send to the leader, if one is known and it is not us."""
+        if self.raft.leader is None or self.raft.leader == self.name:
+            return False
+        ready.to(self.raft.leader, msg)
+        return True
+
+    def admin_problem(self, msg: object, hop: str, ready: Ready) -> tuple[AdminAuth | None, str]:
+        """Check an admin change's signature, timestamp and nonce (``adminauth``).
+
+        Returns its ``AdminAuth`` and ``""``, or ``None`` and the one-line
+        reason, which is also recorded as an ``admin_refused`` event (an audit
+        line).  ``hop`` is ``received`` (from the CLI) or ``leader``.  The
+        nonces checked are the committed ones and those in the log not yet
+        applied, so a replay is refused also across a leader change.
+        """
+        key, wall = self.settings.admin_key, self.settings.wall
+        if key is None or wall is None:
+            return None, ""  # simulator and unit tests: an authenticated operator is modelled
+        used = set(self.member.pool.admin_nonces)
+        for item in self.raft.log.entries:
+            if item.index > self.applied and isinstance(item.entry, AdminNonce):
+                used.add(item.entry.nonce)
+        try:
+            return adminauth.check(key, msg, wall(), used), ""
+        except adminauth.AdminRefused as refused:
+            ready.event("admin_refused", hop=hop, message=type(msg).__name__,
+                        request_id=str(getattr(msg, "request_id", ""))[:64],
+                        via=str(getattr(msg, "sender", ""))[:64], reason=str(refused))
+            return None, str(refused)
+
+    # ---- the leader's replies to its own server (``LeaderHost``) --------------------------
+
+    def on_borrow_reply(self, msg: BorrowReply, now: float, ready: Ready) -> None:
+        self.serving.on_borrow_reply(msg, now, ready)
+
+    def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None:
+        self.serving.on_failover_outcome(msg, now, ready)
+
+    def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None:
+        self.serving.relay_admin_reply(reply, ready)
+
     # ---- start and restart ------------------------------------------------------------
 
     @classmethod
@@ -130,44 +270,25 @@ class ServerNode(ClientSide):
         for warn in self.expiry_watch.check(feature_expiries(self.pool.features), self.settings.today()):
             ready.event("expiry_warning", feature=warn.feature, version=warn.version, expires=warn.expires,
                         days_left=warn.days_left)
-        if self.waiting:
-            self.retry_waiting(now, ready)
+        if self.serving.book.waiting:
+            self.serving.retry_waiting(now, ready)
         return self._finish(now, ready)
 
     def receive(self, sender: str, msg: Any, now: float) -> Ready:
-        """A message from another server of the pool."""
+        """A message from another server of the pool.
+
+        Raft's own messages go to Raft, which answers an older epoch itself (so
+        its sender learns the newer one).  Any other message of an older epoch
+        is dropped before it reaches a role.
+        """
         ready = Ready()
-        if isinstance(msg, r.DistributionCriteriaSync):
-            self.raft.pending_report = self._report_to_send()
-            self.raft.on_sync(msg, now, ready)
-        elif isinstance(msg, r.SyncReply):
-            self._on_sync_reply(msg, now, ready)
-        elif isinstance(msg, r.VoteRequest):
-            self.raft.on_vote_request(msg, now, ready)
-        elif isinstance(msg, r.VoteReply):
-            self.raft.on_vote_reply(msg, now, ready)
-        elif isinstance(msg, r.InstallSnapshot):
-            self._on_install_snapshot(msg, now, ready)
+        raft_handler = _RAFT_HANDLERS.get(type(msg))
+        if raft_handler is not None:
+            raft_handler(self, msg, now, ready)
         elif getattr(msg, "epoch", self.raft.term) < self.raft.term:
             ready.event("stale_message", sender=sender, message=type(msg).__name__, epoch=msg.epoch)
-        elif isinstance(msg, p.BorrowRequest):
-            self.on_borrow(msg, now, ready)
-        elif isinstance(msg, p.BorrowReply):
-            self.on_borrow_reply(msg, now, ready)
-        elif isinstance(msg, p.TransferRequest):
-            self.on_transfer_request(msg, ready)
-        elif isinstance(msg, p.TransferConfirm):
-            self.on_confirm(msg)
-        elif isinstance(msg, p.FailoverForward):
-            self.on_failover_forward(msg, now, ready)
-        elif isinstance(msg, p.ReleaseForward):
-            self.on_release_forward(msg, now, ready)
-        elif isinstance(msg, p.FailoverOutcome):
-            self.on_failover_outcome(msg, now, ready)
-        elif isinstance(msg, _ADMIN):
-            self.on_admin(msg, msg.sender, now, ready)
-        elif isinstance(msg, p.AdminReply):
-            self.relay_admin_reply(msg, ready)
+        elif (handler := _PEER_HANDLERS.get(type(msg))) is not None:
+            handler(self, msg, now, ready)
         else:
             ready.event("unknown_message", sender=sender, message=type(msg).__name__)
         return self._finish(now, ready)
@@ -175,46 +296,35 @@ class ServerNode(ClientSide):
     def from_client(self, ref: ClientRef, msg: Any, now: float) -> Ready:
         """A message from a client session or an admin command."""
         ready = Ready()
-        if isinstance(msg, c.CheckoutRequest):
-            self.on_checkout(ref, msg, now, ready)
-        elif isinstance(msg, c.SessionHeartbeat):
-            self.on_heartbeat(ref, msg, now, ready)
-        elif isinstance(msg, c.ReleaseRequest):
-            self.on_release(ref, msg, now, ready)
-        elif isinstance(msg, c.FailoverUpdate):
-            self.on_failover_update(ref, msg, now, ready)
-        elif isinstance(msg, _ADMIN):
-            self.admin_from(ref, msg, now, ready)
+        handler = _CLIENT_HANDLERS.get(type(msg))
+        if handler is not None:
+            handler(self, ref, msg, now, ready)
         else:
             ready.event("unknown_message", sender=ref.session_id, message=type(msg).__name__)
         return self._finish(now, ready)
 
+    def _on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
+        self.raft.pending_report = self._report_to_send()
+        self.raft.on_sync(msg, now, ready)
+
     # ---- the log ----------------------------------------------------------------------
 
-    def _report_to_send(self) -> e.LeaseReport | None:
+    def _report_to_send(self) -> LeaseReport | None:
         report = self.member.report()
         return report if report.changes or report.watermark > self.pool.registry.watermark.get(self.name, 0) else None
 
-    def _on_sync_reply(self, msg: r.SyncReply, now: float, ready: Ready) -> None:
+    def _on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> None:
         self.raft.on_sync_reply(msg, now, ready)
         if self.raft.role != LEADER or msg.epoch != self.raft.term:
             return
         if msg.success:
             self.raft.catch_up(msg.sender, now, ready)
-        self.reset_book()
-        self.book.incarnations[msg.sender] = msg.incarnation
-        if self.raft.leader_active(now) and self.pool.servers[msg.sender].incarnation == msg.incarnation:
-            # Check the incarnation first: on_report books the report as proposed,
-            # and a report booked but never proposed is never proposed again
-            # (seeds 4712, 6246: a release made while fenced leaked its seat).
-            entry = self.on_report(msg.report)
-            if entry is not None:
-                self.propose([entry], ready)
+        self.leading.on_sync_reply(msg, now, ready)
 
-    def _on_install_snapshot(self, msg: r.InstallSnapshot, now: float, ready: Ready) -> None:
+    def _on_install_snapshot(self, msg: InstallSnapshot, now: float, ready: Ready) -> None:
         if msg.epoch < self.raft.term:
             return
-        self.raft.on_sync(r.DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
+        self.raft.on_sync(DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
         checked = self.checked_snapshot(msg.state) if msg.state else None
         refused = checked[1] if checked is not None else []
         if self.older_table(msg.last_index):
@@ -222,7 +332,7 @@ class ServerNode(ClientSide):
         elif refused:
             # Counts come only from signed codes: a snapshot that says otherwise is not installed.
             ready.event("refused_snapshot", sender=msg.sender, index=msg.last_index, problems="; ".join(refused)[:500])
-            ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
+            ready.to(msg.sender, SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
                                              self.raft.last_grant_id, 0, self.raft.incarnation,
                                              self.settings.settings_hash))
             return
@@ -231,8 +341,8 @@ class ServerNode(ClientSide):
             self._install(msg.last_index, msg.last_epoch, msg.state, now, checked[0] if checked else None, ready)
             for consent in self.member.missing_consents():
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
-                ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
-        ready.to(msg.sender, r.SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
+                ready.to(msg.sender, TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
+        ready.to(msg.sender, SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
                                          self.settings.settings_hash))
 
@@ -241,18 +351,18 @@ class ServerNode(ClientSide):
         it does not decode, or its seats are not exactly what its signed codes
         grant (``PoolState.count_problems``)."""
         try:
-            pool = PoolState.from_plain(state)
-            problems = pool.count_problems(self.verify_cached)
+            decoded = PoolState.from_plain(state)
+            problems = decoded.count_problems(self.verify_cached)
         except Exception as err:  # any malformed plain data
             return None, [f"malformed pool state ({type(err).__name__})"]
-        if list(pool.servers) != list(self.settings.servers):
+        if list(decoded.servers) != list(self.settings.servers):
             problems.append("its servers are not the configured ones")
-        return pool, problems
+        return decoded, problems
 
     def verify_cached(self, text: str) -> Any:
         """``settings.verify``, remembered per code text (a signature check is
         pure, and a lagging server may be sent many snapshots)."""
-        cache: dict[str, Any] = self.__dict__.setdefault("_verified", {})
+        cache = self._verified
         found = cache.get(text)
         if found is None:
             if len(cache) > 10_000:
@@ -264,9 +374,9 @@ class ServerNode(ClientSide):
         """The committed table never goes backwards (S4)."""
         return index <= self.applied
 
-    def _install(self, index: int, epoch: int, state: dict[str, Any], now: float, pool: PoolState | None = None,
+    def _install(self, index: int, epoch: int, state: dict[str, Any], now: float, decoded: PoolState | None = None,
                  ready: Ready | None = None) -> None:
-        self.member.pool = pool if pool is not None else PoolState.from_plain(state)
+        self.member.pool = decoded if decoded is not None else PoolState.from_plain(state)
         self.raft.log.compact_to(index, epoch)
         self.raft.snapshot_state = state
         self.applied = max(self.applied, index)
@@ -275,14 +385,13 @@ class ServerNode(ClientSide):
         adopted = self.member.reconcile_installed(now)
         if ready is not None:
             for lease_id in adopted:
-                self.lease_arrived(lease_id, ready)  # a fail-over asked here is answered: seated
+                self.serving.lease_arrived(lease_id, ready)  # a fail-over asked here is answered: seated
 
     def applicable_index(self) -> int:
         """Only committed entries are applied: borrowed seats are used after the commit."""
         return min(self.raft.commit_index, self.raft.log.last_index)
 
     def _apply_committed(self, now: float, ready: Ready) -> None:
-        self._now = now
         target = self.applicable_index()
         if target <= self.applied:
             return
@@ -294,17 +403,17 @@ class ServerNode(ClientSide):
             applied, consents = self.member.apply(item.entry, item.index, item.epoch, self.settings.verify, now)
             self.applied = item.index
             grew = grew or self._allocation() > before
-            self._after_apply(item, applied.ok, applied.note, moving.lease_id if moving else None, ready)
+            self._after_apply(item, applied.ok, applied.note, moving.lease_id if moving else None, now, ready)
             for consent in consents:
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
                 if self.raft.is_leader:
-                    self.book.confirms[consent.transfer_id] = consent.given
+                    self.leading.consented(consent.transfer_id, consent.given)
                 else:
-                    self.send_leader(p.TransferConfirm(self.name, self.raft.term, consent.transfer_id,
+                    self.send_leader(TransferConfirm(self.name, self.raft.term, consent.transfer_id,
                                                        consent.given), ready)
         ready.persist.append(CommitRecord(self.applied))
-        if grew and self.waiting:
-            self.retry_waiting(now, ready)
+        if grew and self.serving.book.waiting:
+            self.serving.retry_waiting(now, ready)
         if len(self.raft.log.entries) > self.settings.compact_every:
             self.raft.log.compact_to(self.applied, self.raft.log.epoch_at(self.applied) or 0)
             self.raft.snapshot_state = self.member.pool.to_plain()
@@ -312,25 +421,19 @@ class ServerNode(ClientSide):
     def _allocation(self) -> int:
         return sum(t.allocated(self.name) for t in self.member.pool.features.values())
 
-    def _after_apply(self, item: LogEntry, ok: bool, note: str, moved: str | None, ready: Ready) -> None:
+    def _after_apply(self, item: LogEntry, ok: bool, note: str, moved: str | None, now: float,
+                     ready: Ready) -> None:
         entry = item.entry
-        if isinstance(entry, e.FailoverSeat):
+        if isinstance(entry, FailoverSeat):
             moved = entry.lease_id
         if ok and moved is not None and moved in self.member.leases.leases:
-            self.lease_arrived(moved, ready)
-        if isinstance(entry, e.Rejoin) and ok and entry.server == self.name:
+            self.serving.lease_arrived(moved, ready)
+        if isinstance(entry, Rejoin) and ok and entry.server == self.name:
             self._reconcile_on_rejoin()
-        if isinstance(entry, e.Rejoin) and ok and self.raft.is_leader:
-            self.book.live_since[entry.server] = self._now
-            self.book.fenced_seen.pop(entry.server, None)  # a later fence starts a new clock
-        if isinstance(entry, (e.Fence, e.Reclaim, e.Rejoin, e.ServerDown)) and ok:
+        if isinstance(entry, (Fence, Reclaim, Rejoin, ServerDown)) and ok:
             ready.event(type(entry).__name__.lower(), server=entry.server)
         if self.raft.is_leader:
-            self.book.seating = {lid: i for lid, i in self.book.seating.items() if i > item.index}
-            waiting = self.book.admin.pop(item.index, None)
-            if waiting is not None:
-                via, request_id = waiting
-                self.admin_reply(via, request_id, ok, "" if ok else note, index=item.index, ready=ready)
+            self.leading.applied_entry(item, ok, note, now, ready)
 
     def _reconcile_on_rejoin(self) -> None:
         """DESIGN.md 2b item 6: keep every unexpired lease except those that
@@ -339,11 +442,12 @@ class ServerNode(ClientSide):
 
     def _finish(self, now: float, ready: Ready) -> Ready:
         self._apply_committed(now, ready)
-        if self.released_here and now >= self.releases_sent_at + self.timing.heartbeat_interval:
-            self.releases_sent_at = now
-            self.forward_releases(now, ready)
+        client_book = self.serving.book
+        if client_book.released_here and now >= client_book.releases_sent_at + self.timing.heartbeat_interval:
+            client_book.releases_sent_at = now
+            self.serving.forward_releases(now, ready)
         if self.raft.is_leader:
-            self.lead(now, ready)
+            self.leading.lead(now, ready)
             self._apply_committed(now, ready)
             if any(isinstance(x, LogRecord) for x in ready.persist):
                 self.raft.broadcast(now, ready)
@@ -353,9 +457,44 @@ class ServerNode(ClientSide):
         expiry = self.member.leases.next_expiry()
         if expiry is not None:
             wake = min(wake, expiry)
-        if self.waiting:
+        if client_book.waiting:
             wake = min(wake, now + self.timing.heartbeat_interval)
         if self.raft.is_leader:
             wake = min(wake, now + self.timing.heartbeat_interval)
         ready.wake_at = wake if ready.wake_at is None else min(ready.wake_at, wake)
         return ready
+
+
+PeerHandler = Callable[[ServerNode, Any, float, Ready], None]
+ClientHandler = Callable[[ServerNode, ClientRef, Any, float, Ready], None]
+
+_RAFT_HANDLERS: dict[type, PeerHandler] = {
+    DistributionCriteriaSync: lambda node, msg, now, ready: node._on_sync(msg, now, ready),
+    SyncReply: lambda node, msg, now, ready: node._on_sync_reply(msg, now, ready),
+    VoteRequest: lambda node, msg, now, ready: node.raft.on_vote_request(msg, now, ready),
+    VoteReply: lambda node, msg, now, ready: node.raft.on_vote_reply(msg, now, ready),
+    InstallSnapshot: lambda node, msg, now, ready: node._on_install_snapshot(msg, now, ready),
+}
+"""Raft's messages, by type: Raft checks their epoch itself."""
+
+_PEER_HANDLERS: dict[type, PeerHandler] = {
+    BorrowRequest: lambda node, msg, now, ready: node.leading.on_borrow(msg, now, ready),
+    BorrowReply: lambda node, msg, now, ready: node.serving.on_borrow_reply(msg, now, ready),
+    TransferRequest: lambda node, msg, now, ready: node.serving.on_transfer_request(msg, ready),
+    TransferConfirm: lambda node, msg, now, ready: node.leading.on_confirm(msg),
+    FailoverForward: lambda node, msg, now, ready: node.leading.on_failover_forward(msg, now, ready),
+    ReleaseForward: lambda node, msg, now, ready: node.leading.on_release_forward(msg, now, ready),
+    FailoverOutcome: lambda node, msg, now, ready: node.serving.on_failover_outcome(msg, now, ready),
+    **{kind: lambda node, msg, now, ready: node.leading.on_admin(msg, msg.sender, now, ready) for kind in _ADMIN},
+    AdminReply: lambda node, msg, now, ready: node.serving.relay_admin_reply(msg, ready),
+}
+"""The pool's messages between servers, by type (past the stale-epoch check)."""
+
+_CLIENT_HANDLERS: dict[type, ClientHandler] = {
+    client.CheckoutRequest: lambda node, ref, msg, now, ready: node.serving.on_checkout(ref, msg, now, ready),
+    client.SessionHeartbeat: lambda node, ref, msg, now, ready: node.serving.on_heartbeat(ref, msg, now, ready),
+    client.ReleaseRequest: lambda node, ref, msg, now, ready: node.serving.on_release(ref, msg, now, ready),
+    client.FailoverUpdate: lambda node, ref, msg, now, ready: node.serving.on_failover_update(ref, msg, now, ready),
+    **{kind: lambda node, ref, msg, now, ready: node.serving.admin_from(ref, msg, now, ready) for kind in _ADMIN},
+}
+"""Messages from client sessions and admin commands, by type."""

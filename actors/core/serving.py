@@ -5,56 +5,116 @@ under its serving lease, with no log round trip.  When it has no spare seat it
 holds the checkout and borrows from the leader; when a client fails over to it
 it forwards the update to the leader and answers as seats are committed.
 Pure: ``now`` is the server's clock.
+
+``ClientSide`` is one of the two role objects a ``ServerNode`` owns; it keeps
+its state in a ``ClientBook``, reads its server through ``ClientHost`` and
+hands what is the leader's to the server's ``LeaderDuties`` when the server
+leads (else it sends it to the leader).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from actors.core import expiry, leaseid, versions
-from actors.core.effects import ClientRef, Ready
+from actors.core.effects import ClientRef, Message, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
-from actors.core.nodebase import WaitingCheckout
-from actors.core.table import FeatureKey
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.core.node_settings import NodeSettings
+from actors.core.pool import PoolState
+from actors.core.roles import ClientBook, ServerView, WaitingCheckout
+from actors.core.table import FeatureKey, FeatureTable
+from actors.core.timing import Timing
+from actors.protocol import client
+from actors.protocol.pool import (
+    AdminReply,
+    BorrowReply,
+    BorrowRequest,
+    FailoverForward,
+    FailoverOutcome,
+    ReleaseForward,
+    TransferConfirm,
+    TransferRequest,
+)
 
-__all__ = ["ClientSide"]
+__all__ = ["ClientHost", "ClientSide"]
 
 
-class ClientSide(LeaderDuties):
+class ClientHost(ServerView, Protocol):
+    """The server the client side runs on."""
+
+    def serve_problem(self, table: FeatureTable | None, now: float) -> client.DenyReason | None:
+        """Why this server may not serve ``table``'s feature now (None: it may)."""
+        ...
+
+    def send_leader(self, msg: Message, ready: Ready) -> bool:
+        """Send to the leader, if one is known and it is not this server."""
+        ...
+
+
+class ClientSide:
+    """What one server does for the client sessions connected to it."""
+
+    def __init__(self, node: ClientHost, leader: LeaderDuties) -> None:
+        self.node = node
+        self.leader = leader
+        """This server's own leader duties: used while it leads."""
+        self.name = node.name
+        self.raft = node.raft
+        self.member = node.member
+        self.book = ClientBook()
+
+    @property
+    def settings(self) -> NodeSettings:
+        """The server's settings, read through it (a test may replace them)."""
+        return self.node.settings
+
+    @property
+    def timing(self) -> Timing:
+        return self.node.settings.timing
+
+    @property
+    def pool(self) -> PoolState:
+        return self.member.pool
+
+    @property
+    def applied(self) -> int:
+        return self.node.applied
+
     def hold_limit(self) -> float:
         """How long a checkout may wait for a borrow before NO_SEATS."""
         return 2 * self.timing.failure_timeout
 
     # ---- checkout ------------------------------------------------------------------
 
-    def on_checkout(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready) -> None:
-        done = self.recent_grants.get((req.session_id, req.request_id))
-        if isinstance(done, c.CheckoutGranted):
+    def on_checkout(self, ref: ClientRef, req: client.CheckoutRequest, now: float, ready: Ready) -> None:
+        done = self.book.recent_grants.get((req.session_id, req.request_id))
+        if done is not None:
             ready.to(ref, done)
             return
-        if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id for w in self.waiting):
+        if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id
+               for w in self.book.waiting):
             return
         if (
             req.lease_id is not None
             and req.lease_id not in self.member.leases.leases
             and not self.pool.registry.is_dead(req.lease_id)
-            and req.lease_id not in self.released_here
+            and req.lease_id not in self.book.released_here
             and leaseid.lease_id_valid_for(self.settings.lease_key, req.lease_id, req.client_id)
         ):
             # Reconnecting with a lease held elsewhere: move it here, never a second seat.
-            self.failover_refs[req.lease_id] = (ref, req.client_seq, True, req.request_id)
-            forward = p.FailoverForward(self.name, self.raft.term, req.client_id, req.client_seq,
-                                        (c.HeldLease(req.lease_id, req.feature, self._resume_version(req)),))
+            self.book.failover_refs[req.lease_id] = (ref, req.client_seq, True, req.request_id)
+            forward = FailoverForward(self.name, self.raft.term, req.client_id, req.client_seq,
+                                        (client.HeldLease(req.lease_id, req.feature, self._resume_version(req)),))
             self._forward_failover(forward, now, ready)
             return
         if not self._decide(ref, req, now, ready):
-            self.waiting.append(WaitingCheckout(ref, req, now))
+            self.book.waiting.append(WaitingCheckout(ref, req, now))
 
     def _waiting_for(self, key: FeatureKey) -> int:
-        return sum(1 for w in self.waiting if key in self.serving_tables(w.request))
+        return sum(1 for w in self.book.waiting if key in self.serving_tables(w.request))
 
-    def serving_tables(self, req: c.CheckoutRequest) -> list[FeatureKey]:
+    def serving_tables(self, req: client.CheckoutRequest) -> list[FeatureKey]:
         """The tables that may grant ``req``, lowest version first (one at most
         for an ``exact_version`` request: the table of exactly its version)."""
         if req.exact_version:
@@ -63,7 +123,7 @@ class ClientSide(LeaderDuties):
         found = [(t.version, t.exact) for t in self.pool.features.values() if t.feature == req.feature]
         return [(req.feature, v) for v in versions.serving(req.version, found)]
 
-    def _resume_version(self, req: c.CheckoutRequest) -> str:
+    def _resume_version(self, req: client.CheckoutRequest) -> str:
         """The licensed version of a lease being resumed from another server:
         the log's, when it knows this client's lease under a version that
         serves the request (a session asks for the version the app asked for)."""
@@ -72,7 +132,7 @@ class ClientSide(LeaderDuties):
             return lease.version
         return req.version
 
-    def _pick_table(self, req: c.CheckoutRequest, keys: list[FeatureKey], today: str,
+    def _pick_table(self, req: client.CheckoutRequest, keys: list[FeatureKey], today: str,
                     exhausted: dict[FeatureKey, int]) -> FeatureKey:
         """Which of the serving tables ``keys`` this checkout goes to (issue 14
         item 2): the client's own lease when it resumes one held here; else the
@@ -96,23 +156,23 @@ class ClientSide(LeaderDuties):
         keys = self.serving_tables(w.request)
         return bool(keys) and all(k in w.exhausted and self.applied >= w.exhausted[k] for k in keys)
 
-    def _decide(self, ref: ClientRef, req: c.CheckoutRequest, now: float, ready: Ready,
+    def _decide(self, ref: ClientRef, req: client.CheckoutRequest, now: float, ready: Ready,
                 waiting: int | None = None, exhausted: dict[FeatureKey, int] | None = None) -> bool:
         """Answer a checkout if possible; False means it must wait for a borrow.
         ``waiting``: requests already held for a borrow (None: count them)."""
         keys = self.serving_tables(req)
-        problems = [self.serve_problem(self.pool.features[k], now) for k in keys]
+        problems = [self.node.serve_problem(self.pool.features[k], now) for k in keys]
         servable = [k for k, problem in zip(keys, problems, strict=True) if problem is None]
-        problem = problems[0] if keys and not servable else None if keys else self.serve_problem(None, now)
+        problem = problems[0] if keys and not servable else None if keys else self.node.serve_problem(None, now)
         if problem is None and not servable:
-            problem = c.DenyReason.UNKNOWN_FEATURE
+            problem = client.DenyReason.UNKNOWN_FEATURE
         if problem is not None:
             self._deny(ref, req, problem, ready)
             return True
         key = self._pick_table(req, servable, self.settings.today(), exhausted or {})
         if waiting is None:
             waiting = self._waiting_for(key)
-        new_id = self._new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
+        new_id = self.new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
         decision = self.member.checkout(req.client_id, req.session_id, key, now, self.settings.today(), new_id,
                                         req.lease_id, waiting, req.client_seq)
         if isinstance(decision, Deny):
@@ -124,69 +184,70 @@ class ClientSide(LeaderDuties):
         self._grant(ref, req, decision, now, ready)
         return True
 
-    def _new_lease_id(self, client_id: str) -> str:
+    def new_lease_id(self, client_id: str) -> str:
         counter = self.member.leases.next_counter()
         return leaseid.make_lease_id(self.settings.lease_key, server=self.name, incarnation=self.raft.incarnation,
                                      counter=counter, nonce=self.settings.nonce(), client_id=client_id)
 
-    def _grant(self, ref: ClientRef, req: c.CheckoutRequest, decision: Grant, now: float, ready: Ready) -> None:
+    def _grant(self, ref: ClientRef, req: client.CheckoutRequest, decision: Grant, now: float, ready: Ready) -> None:
         lease = decision.lease
-        reply = c.CheckoutGranted(req.request_id, lease.lease_id, self.name, lease.feature, lease.version,
+        reply = client.CheckoutGranted(req.request_id, lease.lease_id, self.name, lease.feature, lease.version,
                                   self.timing.lease_ttl, decision.resumed)
-        self.recent_grants[(req.session_id, req.request_id)] = reply
-        if len(self.recent_grants) > 4096:
-            self.recent_grants.pop(next(iter(self.recent_grants)))
+        self.book.recent_grants[(req.session_id, req.request_id)] = reply
+        if len(self.book.recent_grants) > 4096:
+            self.book.recent_grants.pop(next(iter(self.book.recent_grants)))
         ready.to(ref, reply)
         ready.event("grant", lease_id=lease.lease_id, client_id=req.client_id, feature=lease.feature,
                     version=lease.version, resumed=decision.resumed)
         if decision.borrow:
             self._ask_borrow(lease.key, decision.borrow, now, ready)
 
-    def _deny(self, ref: ClientRef, req: c.CheckoutRequest, reason: c.DenyReason, ready: Ready,
+    def _deny(self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready,
               detail: str = "") -> None:
-        ready.to(ref, c.CheckoutDenied(req.request_id, reason, detail, self.name))
+        ready.to(ref, client.CheckoutDenied(req.request_id, reason, detail, self.name))
         ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version,
                     reason=reason.value)
 
     def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:
-        if now - self.borrow_asked.get(key, float("-inf")) < 2 * self.timing.heartbeat_interval:
+        if now - self.book.borrow_asked.get(key, float("-inf")) < 2 * self.timing.heartbeat_interval:
             return
-        self.borrow_asked[key] = now
-        self.borrow_no += 1
-        msg = p.BorrowRequest(self.name, self.raft.term, key[0], key[1], count, self.member.leases.in_use(key),
-                              self.member.usable(key), self.borrow_no)
+        self.book.borrow_asked[key] = now
+        self.book.borrow_no += 1
+        msg = BorrowRequest(self.name, self.raft.term, key[0], key[1], count, self.member.leases.in_use(key),
+                              self.member.usable(key), self.book.borrow_no)
         if self.raft.is_leader:
-            self.on_borrow(msg, now, ready)
+            self.leader.on_borrow(msg, now, ready)
         else:
-            self.send_leader(msg, ready)
+            self.node.send_leader(msg, ready)
 
     def retry_waiting(self, now: float, ready: Ready) -> None:
         """Seats may have arrived (or the hold ran out): answer what can be."""
         still: list[WaitingCheckout] = []
-        for w in self.waiting:
+        for w in self.book.waiting:
             if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
                 if self._no_seat_anywhere(w):
-                    self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "every seat in the pool is in use")
+                    self._deny(w.client, w.request, client.DenyReason.NO_SEATS, ready,
+                               "every seat in the pool is in use")
                 elif now - w.since >= self.hold_limit():
-                    self._deny(w.client, w.request, c.DenyReason.NO_SEATS, ready, "no seat came free in time")
+                    self._deny(w.client, w.request, client.DenyReason.NO_SEATS, ready, "no seat came free in time")
                 else:
                     still.append(w)
-        self.waiting = still
+        self.book.waiting = still
 
-    def on_borrow_reply(self, msg: p.BorrowReply, now: float, ready: Ready) -> None:
+    def on_borrow_reply(self, msg: BorrowReply, now: float, ready: Ready) -> None:
         if not msg.exhausted:
             return
         # Seats the leader already moved here may not be applied yet: deny
         # only once this server has applied the log as far as the leader had.
         key = (msg.feature, msg.version)
-        for w in self.waiting:
+        for w in self.book.waiting:
             if key not in w.exhausted and key in self.serving_tables(w.request):
                 w.exhausted[key] = msg.index
         self.retry_waiting(now, ready)
 
     # ---- heartbeats and releases ----------------------------------------------------
 
-    def on_heartbeat(self, ref: ClientRef, hb: c.SessionHeartbeat, now: float, ready: Ready) -> None:
+    def on_heartbeat(self, ref: ClientRef, hb: client.SessionHeartbeat, now: float, ready: Ready) -> None:
         servable: list[str] = []
         refused: list[str] = []
         today = self.settings.today()
@@ -195,12 +256,12 @@ class ClientSide(LeaderDuties):
             table = self.pool.features.get(lease.key) if lease else None
             if table is not None and expiry.expired(table.expires, today):
                 continue  # neither renewed nor lost: the lease ends at its deadline (docs/operations.md)
-            (servable if lease is None or self.serve_problem(table, now) is None else refused).append(lid)
+            (servable if lease is None or self.node.serve_problem(table, now) is None else refused).append(lid)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
         gone = tuple(lid for lid in lost if lid not in moved)
-        ready.to(ref, c.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
+        ready.to(ref, client.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
                                      self.timing.lease_ttl, tuple(moved.items())))
 
     def _moved_to(self, lease_id: str) -> str | None:
@@ -211,46 +272,46 @@ class ClientSide(LeaderDuties):
         holder = self.pool.registry.holder(lease_id)
         return holder if holder is not None and holder != self.name else None
 
-    def on_release(self, ref: ClientRef, msg: c.ReleaseRequest, now: float, ready: Ready) -> None:
+    def on_release(self, ref: ClientRef, msg: client.ReleaseRequest, now: float, ready: Ready) -> None:
         held = self.member.leases.leases.get(msg.lease_id)
         if held is not None and held.session_id and msg.session_id and held.session_id != msg.session_id:
             # A restarted app resumed this lease from a new session before its old
             # session's release arrived: the lease is the new session's now.
-            ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, False))
+            ready.to(ref, client.ReleaseAck(msg.request_id, msg.lease_id, False))
             return
         released = self.member.leases.release(msg.lease_id, msg.client_id)
-        ready.to(ref, c.ReleaseAck(msg.request_id, msg.lease_id, released))
+        ready.to(ref, client.ReleaseAck(msg.request_id, msg.lease_id, released))
         if released:
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
         elif (msg.lease_id not in self.member.leases.leases
               and leaseid.lease_id_valid_for(self.settings.lease_key, msg.lease_id, msg.client_id)):
             # Its holder may be cut off with the release unreported: have the id
             # killed in the log, or a stale resume could bring it back (S3).
-            self.released_here[msg.lease_id] = (msg.client_id, now)
-            self.releases_sent_at = float("-inf")  # send at once (from _finish)
+            self.book.released_here[msg.lease_id] = (msg.client_id, now)
+            self.book.releases_sent_at = float("-inf")  # send at once (from _finish)
 
     def forward_releases(self, now: float, ready: Ready) -> None:
         """(Re)send each release made here until the log shows its id dead."""
-        for lid, (client_id, at) in list(self.released_here.items()):
+        for lid, (client_id, at) in list(self.book.released_here.items()):
             if self.pool.registry.is_dead(lid) or now - at > 2 * self.timing.lease_ttl:
-                del self.released_here[lid]
+                del self.book.released_here[lid]
                 continue
-            forward = p.ReleaseForward(self.name, self.raft.term, client_id, lid)
+            forward = ReleaseForward(self.name, self.raft.term, client_id, lid)
             if self.raft.is_leader:
-                self.on_release_forward(forward, now, ready)
+                self.leader.on_release_forward(forward, now, ready)
             else:
-                self.send_leader(forward, ready)
+                self.node.send_leader(forward, ready)
 
     # ---- fail-over (claims 13-15) -------------------------------------------------------
 
-    def on_failover_update(self, ref: ClientRef, upd: c.FailoverUpdate, now: float, ready: Ready) -> None:
-        if self.serve_problem(None, now) is not None:
+    def on_failover_update(self, ref: ClientRef, upd: client.FailoverUpdate, now: float, ready: Ready) -> None:
+        if self.node.serve_problem(None, now) is not None:
             return  # not serving: silence sends the client on to the next server
         seated, refused, forward = [], [], []
         for held in upd.leases:
             lease = self.member.leases.leases.get(held.lease_id)
             if (not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id)
-                    or held.lease_id in self.released_here):
+                    or held.lease_id in self.book.released_here):
                 refused.append(held.lease_id)
             elif lease is not None and lease.client_id == upd.client_id:
                 table = self.pool.features.get(lease.key)
@@ -262,37 +323,39 @@ class ClientSide(LeaderDuties):
                 seated.append(held.lease_id)
             else:
                 forward.append(held)
-                self.failover_refs[held.lease_id] = (ref, upd.seq, False, 0)
-        ready.to(ref, c.FailoverReply(upd.seq, self.name, tuple(seated), (), tuple(refused), self.timing.lease_ttl))
+                self.book.failover_refs[held.lease_id] = (ref, upd.seq, False, 0)
+        ready.to(ref, client.FailoverReply(upd.seq, self.name, tuple(seated), (), tuple(refused),
+                                           self.timing.lease_ttl))
         if forward:
-            msg = p.FailoverForward(self.name, self.raft.term, upd.client_id, upd.seq, tuple(forward))
+            msg = FailoverForward(self.name, self.raft.term, upd.client_id, upd.seq, tuple(forward))
             self._forward_failover(msg, now, ready)
 
-    def _forward_failover(self, msg: p.FailoverForward, now: float, ready: Ready) -> None:
+    def _forward_failover(self, msg: FailoverForward, now: float, ready: Ready) -> None:
         if self.raft.is_leader:
-            self.on_failover_forward(msg, now, ready)
-        elif not self.send_leader(msg, ready):
-            self.on_failover_outcome(p.FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
+            self.leader.on_failover_forward(msg, now, ready)
+        elif not self.node.send_leader(msg, ready):
+            self.on_failover_outcome(FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
                                                        pending=tuple(x.lease_id for x in msg.leases)), now, ready)
 
-    def on_failover_outcome(self, msg: p.FailoverOutcome, now: float, ready: Ready) -> None:
+    def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None:
         for lid in msg.pending + msg.refused:
-            entry = self.failover_refs.get(lid)
+            entry = self.book.failover_refs.get(lid)
             if entry is None:
                 continue
             ref, seq, as_checkout, request_id = entry
             if lid in msg.refused:
-                del self.failover_refs[lid]
+                del self.book.failover_refs[lid]
             if as_checkout:
                 if lid in msg.refused:
-                    ready.to(ref, c.CheckoutDenied(request_id, c.DenyReason.NOT_SERVING, "lease is dead", self.name))
+                    ready.to(ref, client.CheckoutDenied(request_id, client.DenyReason.NOT_SERVING, "lease is dead",
+                                                        self.name))
                 continue
             pending, refused = ((lid,), ()) if lid in msg.pending else ((), (lid,))
-            ready.to(ref, c.FailoverReply(seq, self.name, (), pending, refused, self.timing.lease_ttl))
+            ready.to(ref, client.FailoverReply(seq, self.name, (), pending, refused, self.timing.lease_ttl))
 
     def lease_arrived(self, lease_id: str, ready: Ready) -> None:
         """A lease was committed to this server: answer the client that asked."""
-        entry = self.failover_refs.pop(lease_id, None)
+        entry = self.book.failover_refs.pop(lease_id, None)
         if entry is None:
             return
         ref, seq, as_checkout, request_id = entry
@@ -300,37 +363,42 @@ class ClientSide(LeaderDuties):
         if lease is None:
             return
         if as_checkout:
-            ready.to(ref, c.CheckoutGranted(request_id, lease_id, self.name, lease.feature, lease.version,
+            ready.to(ref, client.CheckoutGranted(request_id, lease_id, self.name, lease.feature, lease.version,
                                             self.timing.lease_ttl, resumed=True))
         else:
-            ready.to(ref, c.FailoverReply(seq, self.name, (lease_id,), (), (), self.timing.lease_ttl))
+            ready.to(ref, client.FailoverReply(seq, self.name, (lease_id,), (), (), self.timing.lease_ttl))
 
     # ---- transfers this server gives (claim 33) ----------------------------------------
 
-    def on_transfer_request(self, msg: p.TransferRequest, ready: Ready) -> None:
+    def on_transfer_request(self, msg: TransferRequest, ready: Ready) -> None:
         if msg.transfer_id not in self.member.consents:
             self.member.missing_consents()
         given = self.member.consents.get(msg.transfer_id)
         if given is not None:
-            ready.to(msg.sender, p.TransferConfirm(self.name, self.raft.term, msg.transfer_id, given))
+            ready.to(msg.sender, TransferConfirm(self.name, self.raft.term, msg.transfer_id, given))
 
     # ---- admin changes go to the leader ------------------------------------------------
 
     def admin_from(self, ref: ClientRef, msg: AdminRequest, now: float, ready: Ready) -> None:
-        self.admin_refs[msg.request_id] = ref
+        self.book.admin_refs[msg.request_id] = ref
         if not self.raft.is_leader:
             # The receiving server checks too: a bad change never reaches the leader.
-            _auth, refused = self.admin_problem(msg, "received", ready)
+            _auth, refused = self.node.admin_problem(msg, "received", ready)
             if refused:
-                self.relay_admin_reply(p.AdminReply(self.name, self.raft.term, msg.request_id, False,
+                self.relay_admin_reply(AdminReply(self.name, self.raft.term, msg.request_id, False,
                                                     error=refused), ready)
                 return
         if self.raft.is_leader:
-            self.on_admin(msg, self.name, now, ready)
+            self.leader.on_admin(msg, self.name, now, ready)
             return
         forwarded = type(msg)(**{**msg.__dict__, "sender": self.name, "epoch": self.raft.term})
-        if not self.send_leader(forwarded, ready):
-            self.relay_admin_reply(p.AdminReply(self.name, self.raft.term, msg.request_id, False,
+        if not self.node.send_leader(forwarded, ready):
+            self.relay_admin_reply(AdminReply(self.name, self.raft.term, msg.request_id, False,
                                                 error="no leader is known yet (election in progress); retry"),
                                    ready)
 
+
+    def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None:
+        ref = self.book.admin_refs.pop(reply.request_id, None)
+        if ref is not None:
+            ready.to(ref, reply)

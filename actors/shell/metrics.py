@@ -224,8 +224,8 @@ class ServerMetrics:
             self.granted.labels(*fb)  # every feature's counters exist, at 0 before the first checkout
         for code in status.licenses:
             self.license_days.labels(*b, code.feature, code.version, code.serial).set(code.days_left)
-        self.waiting.labels(*b).set(len(node.waiting))
-        self.failovers_pending.labels(*b).set(len(node.failover_refs))
+        self.waiting.labels(*b).set(len(node.serving.book.waiting))
+        self.failovers_pending.labels(*b).set(len(node.serving.book.failover_refs))
         leases = node.member.leases.leases
         self.leases.labels(*b).set(len(leases))
         self.sessions.labels(*b).set(len({x.session_id for x in leases.values()}))

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from actors.core import leading, member, node, nodebase, pool, raft, registry
+from actors.core import leading, member, node, pool, raft, registry
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
+from actors.protocol.client import DenyReason
+from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
@@ -120,14 +122,14 @@ def _serve_before_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     live.  (The server's half alone is an equivalent mutant: a server that is
     not live only ever gets zero-length probe grants, so it holds no serving
     lease to serve under; docs/simulator.md.)"""
-    mp.setattr(nodebase.NodeBase, "_may_serve", lambda self, peer: peer in self.member.pool.servers)
+    mp.setattr(leading.LeaderDuties, "may_serve", lambda self, peer: peer in self.member.pool.servers)
 
-    def lax(self: nodebase.NodeBase, table: Any, now: float) -> Any:
+    def lax(self: node.ServerNode, table: Any, now: float) -> Any:
         if table is not None and not table.majority:
             return None
-        return None if self.raft.holds_serving_lease(now) else nodebase.DenyReason.NO_MAJORITY
+        return None if self.raft.holds_serving_lease(now) else DenyReason.NO_MAJORITY
 
-    mp.setattr(nodebase.NodeBase, "serve_problem", lax)
+    mp.setattr(node.ServerNode, "serve_problem", lax)
     return {}
 
 
@@ -214,7 +216,7 @@ def _reclaim_after_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
             server = self.pool.servers.get(name)
             if (server is not None and server.status == "live" and now >= seen + self.reclaim_delay()
                     and not self._in_flight(self.book.reclaim_proposed, name)):
-                self.book.reclaim_proposed[name] = self.propose([pool.e.Reclaim(name)], ready)
+                self.book.reclaim_proposed[name] = self.propose([Reclaim(name)], ready)
                 del clocks[name]
 
     mp.setattr(leading.LeaderDuties, "_membership", stale_clock)
@@ -225,7 +227,7 @@ def _reclaim_after_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
             return pool.Applied(False, "unknown server")
         return self._take_down(server)
 
-    mp.setitem(pool._HANDLERS, pool.e.Reclaim, reclaim_anyway)
+    mp.setitem(pool._HANDLERS, Reclaim, reclaim_anyway)
     return {}
 
 

@@ -33,11 +33,11 @@ def test_a_report_from_a_restarted_server_waits_for_its_rejoin_and_is_proposed_a
     report = _release_report(follower, seq=99)
 
     early = leader.receive(follower, _reply(leader, follower, known + 1, report), net.now)
-    assert leader.book.report_proposed.get(follower, 0) < 99
+    assert leader.leading.book.report_proposed.get(follower, 0) < 99
     assert not any(isinstance(x.entry, e.LeaseReport) for x in leader.raft.log.entries[-1:]), early
 
     leader.receive(follower, _reply(leader, follower, known, report), net.now)
-    assert leader.book.report_proposed[follower] == 99
+    assert leader.leading.book.report_proposed[follower] == 99
     assert leader.raft.log.entries[-1].entry == report
 
 

@@ -1,0 +1,131 @@
+"""What the two roles of one server share: the view of their server, and each role's book.
+
+``ServerNode`` (node.py) owns a ``Raft``, a ``Member`` and two role objects,
+the way etcd's ``raft`` owns its ``raftLog`` and ``trk``:
+
+* ``LeaderDuties`` (leading.py), with its ``LeaderBook``: what the server does
+  while it leads;
+* ``ClientSide`` (serving.py), with its ``ClientBook``: the client fast path
+  and the forwarding to the leader.
+
+Each role reads its server through a ``typing.Protocol`` (``ServerView`` and
+the role's extension of it), so neither role inherits the other or the node.
+Everything here is pure: ``now`` is the server's monotonic clock, passed in by
+the shell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from actors.core.effects import ClientRef, Ready
+from actors.core.member import Member
+from actors.core.node_settings import NodeSettings
+from actors.core.raft import Raft
+from actors.core.table import FeatureKey
+from actors.protocol.client import CheckoutGranted, CheckoutRequest
+from actors.protocol.pool import AdminAuth
+
+__all__ = ["ServerView", "WaitingCheckout", "LeaderBook", "ClientBook"]
+
+
+class ServerView(Protocol):
+    """What a role reads of the server it runs on.
+
+    The server never replaces its ``Raft`` or its ``Member`` (only the pool
+    state inside the ``Member``), so a role may keep references to both.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def settings(self) -> NodeSettings: ...
+
+    @property
+    def raft(self) -> Raft: ...
+
+    @property
+    def member(self) -> Member: ...
+
+    @property
+    def applied(self) -> int:
+        """The index of the last committed entry applied to ``member``."""
+        ...
+
+    def admin_problem(self, msg: object, hop: str, ready: Ready) -> tuple[AdminAuth | None, str]:
+        """Check an admin change's signature, timestamp and nonce (``adminauth``)."""
+        ...
+
+
+@dataclass
+class WaitingCheckout:
+    """A checkout held while this server borrows (claims 3, 31)."""
+
+    client: ClientRef
+    request: CheckoutRequest
+    since: float
+    exhausted: dict[FeatureKey, int] = field(default_factory=dict)
+    """Table -> the log index as of which the leader found no seat of it
+    anywhere.  Once that is applied here the request moves on to the next
+    higher version that serves it; when every one is exhausted and still no
+    seat is spare here, the answer is NO_SEATS."""
+
+
+@dataclass
+class LeaderBook:
+    """What only the current leader tracks; reset at every change of leader."""
+
+    epoch: int = 0
+    fence_proposed: dict[str, int] = field(default_factory=dict)
+    """server -> log index of the last Fence proposed for it (likewise below)."""
+    fenced_seen: dict[str, float] = field(default_factory=dict)
+    rejoin_proposed: dict[str, int] = field(default_factory=dict)
+    live_since: dict[str, float] = field(default_factory=dict)
+    """When this leader saw a server's Rejoin applied."""
+    reclaim_proposed: dict[str, int] = field(default_factory=dict)
+    report_proposed: dict[str, int] = field(default_factory=dict)
+    watermark_proposed: dict[str, int] = field(default_factory=dict)
+    confirms: dict[str, int] = field(default_factory=dict)
+    completing: set[str] = field(default_factory=set)
+    intent_seen: dict[str, float] = field(default_factory=dict)
+    asked_at: dict[str, float] = field(default_factory=dict)
+    borrowing: dict[tuple[str, FeatureKey], int] = field(default_factory=dict)
+    """(borrower, feature) -> log index of its last planned entry."""
+    killing: dict[str, int] = field(default_factory=dict)
+    """lease id -> log index of a ForceRelease proposed for a forwarded release."""
+    seating: dict[str, int] = field(default_factory=dict)
+    """lease id -> log index of a fail-over seat proposal not yet applied."""
+    admin: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """log index -> (server the request came through, request id)."""
+    rebalance_index: int = 0
+    last_busy: dict[tuple[str, FeatureKey], float] = field(default_factory=dict)
+    last_use: dict[tuple[str, FeatureKey], tuple[int, int]] = field(default_factory=dict)
+    next_rebalance: float = 0.0
+    incarnations: dict[str, int] = field(default_factory=dict)
+    """Incarnation each server reported in its latest heartbeat."""
+
+
+@dataclass
+class ClientBook:
+    """What the client side of one server tracks between messages (volatile:
+    a restarted server starts with an empty book)."""
+
+    waiting: list[WaitingCheckout] = field(default_factory=list)
+    """Checkouts held while this server borrows, oldest first."""
+    borrow_asked: dict[FeatureKey, float] = field(default_factory=dict)
+    """feature -> when this server last asked the leader to borrow seats of it."""
+    borrow_no: int = 0
+    """The number of the last borrow request sent (``BorrowRequest.request_no``)."""
+    admin_refs: dict[str, ClientRef] = field(default_factory=dict)
+    """admin request id -> the CLI session the reply goes to."""
+    failover_refs: dict[str, tuple[ClientRef, int, bool, int]] = field(default_factory=dict)
+    """lease id -> (client, update seq, reply as checkout?, request id): a lease
+    forwarded to the leader to be moved here, and who waits for it."""
+    released_here: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """lease id -> (client, when): released here, held elsewhere, not yet dead in the log."""
+    releases_sent_at: float = float("-inf")
+    """When ``released_here`` was last forwarded to the leader."""
+    recent_grants: dict[tuple[str, int], CheckoutGranted] = field(default_factory=dict)
+    """(session id, request id) -> the grant sent, so a retried checkout gets it again."""
