@@ -132,8 +132,11 @@ class LeaderDuties:
         return table.allocated(server) - self.pool.registry.in_use(server, key)
 
     def new_transfer_id(self) -> str:
-        self.raft.grant_seq += 1
-        return f"{self.raft.term}.{self.raft.grant_seq}"
+        """``epoch.n``, n counted in this leader's book: unique, because an
+        epoch has one leader, and a server that led an epoch can lead again
+        only in a later one (its vote and epoch are durable)."""
+        self.book.transfer_seq += 1
+        return f"{self.raft.term}.{self.book.transfer_seq}"
 
     def may_renew(self, peer: str, now: float) -> bool:
         """A holder that leaves a cut unanswered for a few heartbeats is not
