@@ -37,7 +37,10 @@ from actors.protocol.pool import (
     TransferRequest,
 )
 
-__all__ = ["ClientHost", "ClientSide"]
+__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE"]
+
+RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
+"""A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
 
 
 class ClientHost(ServerView, Protocol):
@@ -248,21 +251,48 @@ class ClientSide:
     # ---- heartbeats and releases ----------------------------------------------------
 
     def on_heartbeat(self, ref: ClientRef, hb: client.SessionHeartbeat, now: float, ready: Ready) -> None:
+        """Renew, hold or refuse each listed lease (docs/leadership.md, M14).
+
+        Under a serving lease every lease of this client held here is renewed.
+        Without one (between leaders) it is held, not renewed: its deadline is
+        not extended, and the session is not sent away.  A server that may not
+        serve at all (fenced, not rejoined, an old incarnation) sends the
+        session to another server.  A lease not held here for this client is
+        lost (or moved), whatever the server's state: that is committed fact.
+        """
         servable: list[str] = []
+        held: list[str] = []
         refused: list[str] = []
         today = self.settings.today()
         for lid in hb.lease_ids:
             lease = self.member.leases.leases.get(lid)
-            table = self.pool.features.get(lease.key) if lease else None
+            if lease is None:
+                servable.append(lid)  # renew() reports it lost, or moved
+                continue
+            table = self.pool.features.get(lease.key)
             if table is not None and expiry.expired(table.expires, today):
                 continue  # neither renewed nor lost: the lease ends at its deadline (docs/operations.md)
-            (servable if lease is None or self.node.serve_problem(table, now) is None else refused).append(lid)
+            answer = self.heartbeat_answer(self.node.serve_problem(table, now))
+            if answer == HOLD and (lease.client_id != hb.client_id or lease.revoked):
+                answer = RENEW  # not this client's, or revoked: renew() reports it lost
+            {RENEW: servable, HOLD: held, REFUSE: refused}[answer].append(lid)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
         gone = tuple(lid for lid in lost if lid not in moved)
         ready.to(ref, client.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
-                                     self.timing.lease_ttl, tuple(moved.items())))
+                                          self.timing.lease_ttl, tuple(moved.items()), tuple(held)))
+
+    def heartbeat_answer(self, problem: client.DenyReason | None) -> str:
+        """What a heartbeat gets for a lease held here, given ``serve_problem``:
+        ``RENEW`` under a serving lease; ``HOLD`` (not renewed, no fail-over)
+        when only the serving lease is missing, as between leaders; ``REFUSE``
+        (the session fails over) when this server may not serve at all."""
+        if problem is None:
+            return RENEW
+        if problem is client.DenyReason.NO_MAJORITY:
+            return HOLD
+        return REFUSE
 
     def _moved_to(self, lease_id: str) -> str | None:
         """Where a lease I no longer hold was handed over to (in flight or committed)."""

@@ -12,13 +12,17 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   deadline the lease is reported ``lost`` and forgotten.
 * **One heartbeat per server per interval** renews every lease held there, so
   the cost follows client processes, not leases.
-* **Fail-over.**  A server is suspected when it stays silent for
-  ``failure_timeout`` while something was outstanding, or when its ack says
-  ``fail_over``.  Every lease held there goes, in one ``FailoverUpdate``, to the
+* **Fail-over** (docs/leadership.md, M14).  A server is suspected when it stays
+  silent for ``failure_timeout`` while something was outstanding, or when its
+  ack says ``fail_over`` (``NOT_SERVING``: fenced, not rejoined, an old
+  incarnation).  Every lease held there goes, in one ``FailoverUpdate``, to the
   next server of the fail-over list (the config order rotated to the start
   server); a target silent for ``2h`` is replaced by the next one, and a
-  ``pending`` answer is re-sent to the same target every ``2h``.  A lease that a
-  server reports ``lost`` or ``refused`` is dead and is never failed over.
+  ``pending`` answer is re-sent to the same target every ``2h``.  A server
+  between leaders answers "held, not renewed": the session stays, and only a
+  lease whose remaining time falls to ``failover_seat_bound`` moves on (the
+  timing rules leave that much time to seat it).  A lease that a server
+  reports ``lost`` or ``refused`` is dead and is never failed over.
 * Checkouts retry at the next server after ``2h`` of silence or a
   ``NOT_SERVING``/``NO_MAJORITY`` denial, with the same request id.  A grant
   nobody waits for any more is released at once, so no seat leaks.
@@ -36,7 +40,7 @@ from typing import Any
 
 from actors.core import versions
 from actors.core.effects import Ready
-from actors.core.timing import Timing
+from actors.core.timing import Timing, failover_seat_bound
 from actors.protocol.client import (
     CheckoutDenied,
     CheckoutGranted,
@@ -171,6 +175,9 @@ class ClientSessionCore:
         """The fail-over list: the start server, then the config order rotated from it."""
         self.current = first
         """Where new checkouts go."""
+        self.seat_bound = failover_seat_bound(timing, len(servers))
+        """A lease whose remaining time falls to this fails over, wherever it is:
+        the worst time to seat a fail-over update in a pool of this size."""
         self._seq = seq_base
         self._sent: dict[int, _Sent] = {}
         self._leases: dict[str, _Lease] = {}
@@ -382,6 +389,12 @@ class ClientSessionCore:
             since = self._awaiting.get(server)
             if since is not None and now >= since + self.timing.failure_timeout:
                 self._suspect(server, now, ready, why="silent")
+        moving = self._moving()
+        for server in self._homes(moving):
+            due = sorted(lid for lid, x in self._leases.items()
+                         if x.server == server and lid not in moving and x.deadline - now <= self.seat_bound)
+            if due:
+                self._fail_over(server, due, now, ready, why="seat_bound")
         for fo in list(self._failovers):
             if now >= fo.next_at:
                 if not fo.answered:
@@ -409,6 +422,7 @@ class ClientSessionCore:
         times: list[float] = [lease.deadline for lease in self._leases.values()]
         moving = self._moving()
         h, f = self.timing.heartbeat_interval, self.timing.failure_timeout
+        times.extend(x.deadline - self.seat_bound for lid, x in self._leases.items() if lid not in moving)
         for server in self._homes(moving):
             times.append(self._last_hb.get(server, now) + h)
             if server in self._awaiting:
@@ -470,8 +484,11 @@ class ClientSessionCore:
         self._awaiting.pop(server, None)
         if self.current == server:
             self.current = self._next_server(server, exclude=set())
-        if not lids:
-            return
+        if lids:
+            self._fail_over(server, lids, now, ready, why)
+
+    def _fail_over(self, server: str, lids: list[str], now: float, ready: Ready, why: str) -> None:
+        """Send the settled leases ``lids`` at ``server`` on to the next server, in one update."""
         targets = tuple(s for s in self._rotated_after(server) if s != server) or (server,)
         fo = _Failover(server, lids, targets)
         self._failovers.append(fo)

@@ -151,8 +151,11 @@ class HeartbeatAck:
 
     A lease in ``lost`` is dead here (released, expired or never known); one in
     ``moved`` was handed over to the named server (a later fail-over update of
-    this client moved it), so the session follows it there.  ``fail_over`` tells
-    the session to move to another server (this one is not serving).  No reply.
+    this client moved it), so the session follows it there.  One in ``held`` is
+    held here but not renewed: this server has no serving lease now (between
+    leaders); the session stays.  ``fail_over`` tells the session to move to
+    another server (this one is not serving: fenced, not rejoined, or of an old
+    incarnation).  No reply.
     """
 
     seq: int
@@ -164,12 +167,15 @@ class HeartbeatAck:
     lost: tuple[str, ...] = ()
     """Listed leases dead here (released, expired, reclaimed or never known): the app must stop using them."""
     fail_over: bool = False
-    """True when this server may not serve some listed lease now (rejoining, fenced, or no serving lease): the
-    session fails its leases over to the next server."""
+    """True when this server may not serve some listed lease at all (not rejoined, fenced, an old incarnation:
+    ``NOT_SERVING``): the session fails its leases over to the next server.  Only a missing serving lease (between
+    leaders) gives ``held`` instead."""
     ttl: float = 0.0
     """The pool's ``lease_ttl`` in seconds (0: the session uses its own configured value)."""
     moved: tuple[tuple[str, str], ...] = ()
     """(lease id, the server it moved to)."""
+    held: tuple[str, ...] = ()
+    """Held here, not renewed: no serving lease, so no deadline is extended (docs/leadership.md, M14)."""
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,14 @@ follows the issue: docs/simulator.md lists what each guard protects.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from actors.core import leading, member, node, pool, raft, registry
+from actors.core import leading, member, node, pool, raft, registry, serving
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
 from actors.protocol.client import DenyReason
@@ -22,6 +23,7 @@ from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
+from tests.sim.scenarios import leader_kill_quiet
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -263,6 +265,14 @@ def _install_without_adopt(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _failover_on_no_majority(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The old rule: a server between leaders (no serving lease) sends its
+    clients away, so a leader change moves every lease in the pool."""
+    mp.setattr(serving.ClientSide, "heartbeat_answer",
+               lambda self, problem: serving.RENEW if problem is None else serving.REFUSE)
+    return {}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -315,6 +325,9 @@ MUTANTS: tuple[Mutant, ...] = (
     # Frequent compactions, so the lagging server needs a snapshot to catch up.
     Mutant(21, "a snapshot install adopts nothing (install without adopt)", _install_without_adopt,
            first=1, overrides={"compact_every": 5}, scenario=lambda seed: handover_to_a_lagging_server(seed)),
+    Mutant(22, "fail-over on NO_MAJORITY (a leader change moves leases off live servers)", _failover_on_no_majority,
+           scenario=lambda seed: dataclasses.replace(leader_kill_quiet.SCENARIO, name=f"leader_kill_quiet/{seed}",
+                                                     seed=seed)),
 )
 
 

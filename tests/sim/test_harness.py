@@ -145,7 +145,9 @@ def test_the_shell_model_runs_its_parts() -> None:
     from tests.sim.runner import run_seed
 
     stats: Counter[str] = Counter()
-    for seed in (5, 6, 7):
+    # Seed 11: a leader change no longer moves leases off live servers (M14),
+    # so 5-7 no longer lag far enough behind a compaction to need a snapshot.
+    for seed in (5, 6, 7, 11):
         stats.update(run_seed(seed, shell=True).stats)
     for key in ("shell: transmits timed out", "shell: compactions", "shell: snapshots installed", "moves"):
         assert stats[key] > 0, (key, stats)
@@ -166,8 +168,6 @@ def test_a_whole_pool_restart_counts_as_one_fault_for_s2() -> None:
     assert checker.fault_count(minority) == 2
 
 
-@pytest.mark.xfail(strict=False, reason="issue 11 defect 5: a leader change moves leases off healthy servers "
-                                        "(leader_kill: 2 of 3 moves are off live servers)")
 @pytest.mark.parametrize("shell", [False, True])
 def test_a_leader_kill_moves_no_lease_off_a_live_server(shell: bool) -> None:
     """The figure DESIGN 2b item 14 wants at 0 (``moved_off_live``)."""

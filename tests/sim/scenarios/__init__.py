@@ -13,6 +13,7 @@ from tests.sim.scenarios import (
     client_server_kill,
     criteria_under_load,
     leader_kill,
+    leader_kill_quiet,
     oneway_partition,
     pool_restart,
     pool_restart_under_load,
@@ -26,5 +27,5 @@ __all__ = ["SCENARIOS"]
 SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
     for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
-              reconnect, versions_under_load, pool_restart_under_load, abandon_race)
+              reconnect, versions_under_load, pool_restart_under_load, abandon_race, leader_kill_quiet)
 }
