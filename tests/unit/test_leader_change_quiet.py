@@ -68,12 +68,18 @@ class SessionNet(Net):
         return [ev.kind for _, ev in self.events.get(sid, [])]
 
 
-def pool_with_sessions() -> tuple[SessionNet, list[ClientSessionCore]]:
+def started_net() -> SessionNet:
+    """A pool led by s1, with a license of 10 seats of cad 2.0 committed."""
     net = SessionNet()
     net.run(8.0)
     assert net.leader().name == "s1"
     net.send("admin", "s1", AddLicenseCode("cli", 0, "r1", license_code(10)))
     net.run(net.now + 1.0)
+    return net
+
+
+def pool_with_sessions() -> tuple[SessionNet, list[ClientSessionCore]]:
+    net = started_net()
     cores = [net.add_session(f"ws{i}", prefer) for i, prefer in enumerate(SERVERS, start=1)]
     for core in cores:
         net.carry_session(core.session_id, core.checkout("cad", "2.0", 1, net.now))
