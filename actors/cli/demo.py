@@ -181,6 +181,7 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         if status is not None:
             narrator.table(status)
 
+        before_kill = {a.lease_id: a.server for a in held}
         narrator.say(f"killing the leader {leader}: SIGKILL to its whole process group "
                      f"(pid group {procs.pgid(leader)})")
         procs.kill(leader)
@@ -195,6 +196,9 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
             narrator.say(f"client view: lease ...{auth.lease_id[-6:]} {state}, now at {auth.server} "
                          f"({auth.failovers} fail-over(s), no action by the app)")
 
+        off_live = [a for a in held if before_kill[a.lease_id] != leader and a.server != before_kill[a.lease_id]]
+        narrator.say(f"leases moved off servers that stayed up: {len(off_live)} "
+                     "(a leader change is invisible to the clients of live servers)")
         narrator.say(f"restarting {leader}: it rejoins as a follower")
         procs.start(leader)
         _poll(link, narrator, 15.0, lambda s: all(x.up for x in s.servers))
