@@ -91,10 +91,17 @@ class ClientSide:
     # ---- checkout ------------------------------------------------------------------
 
     def on_checkout(self, ref: ClientRef, req: client.CheckoutRequest, now: float, ready: Ready) -> None:
+        # A repeat of a request (a session's retry, a LicenseClient's retry: one
+        # request id per checkout) gets the same grant, never a second seat; a
+        # repeat of one still being decided is ignored (it gets the answer).
         done = self.book.recent_grants.get((req.session_id, req.request_id))
         if done is not None:
-            ready.to(ref, done)
-            return
+            if done.lease_id in self.member.leases.leases:
+                ready.to(ref, done)
+                return
+            # Given back (or expired) since: its session released the grant
+            # nobody waited for, so a repeat may take a seat again.
+            del self.book.recent_grants[(req.session_id, req.request_id)]
         if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id
                for w in self.book.waiting):
             return

@@ -24,8 +24,22 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   timing rules leave that much time to seat it).  A lease that a server
   reports ``lost`` or ``refused`` is dead and is never failed over.
 * Checkouts retry at the next server after ``2h`` of silence or a
-  ``NOT_SERVING``/``NO_MAJORITY`` denial, with the same request id.  A grant
-  nobody waits for any more is released at once, so no seat leaks.
+  ``NOT_SERVING``/``NO_MAJORITY`` denial, with the same request id (a server
+  answers a repeat idempotently: the same grant, never a second seat).  A
+  grant nobody waits for any more is released at once, so no seat leaks.
+* **A checkout the app gave up on ends with no seat held** (issue 11 defect 3),
+  whatever the timing: ``abandon`` releases the grant if it already came (the
+  session remembers which lease each recent request got), and a grant that
+  arrives later, or a repeat of it from another server, finds no checkout
+  waiting and is released too.  The decision is the session's
+  alone, in one step, so no interleaving of the grant, the app's timeout and
+  its ``AbandonCheckout`` leaves a seat behind (docs/reliability.md).
+* **A release is delivered** (issue 11 defect 3): each one is kept until a
+  server acknowledges it or the lease's deadline passes, re-sent every ``2h``
+  to the lease's server, and, once that server has been silent for ``f``, to
+  the next server of the fail-over list, and so on round it: wherever the
+  lease goes next, or its own server when it comes back.  A server that does
+  not hold the lease has the leader kill its id in the log.
 
 Events for the app (``Ready.events``): ``granted``, ``denied``, ``lost``,
 ``failed_over``, ``released``.  Pure: ``now`` is the client's own monotonic
@@ -134,6 +148,26 @@ class _Failover:
 
 
 @dataclass
+class _Release:
+    """A release no server has acknowledged yet."""
+
+    lease_id: str
+    until: float
+    """The lease's deadline: past it every server has let the lease go anyway."""
+    targets: tuple[str, ...]
+    """The lease's server, then the fail-over list after it, cycled through."""
+    next_at: float
+    """When to send it again."""
+    target_since: float
+    """When it was first sent to the current target: silent for ``f`` since, try the next."""
+    index: int = 0
+
+    @property
+    def target(self) -> str:
+        return self.targets[self.index % len(self.targets)]
+
+
+@dataclass
 class _Checkout:
     request_id: int
     feature: str
@@ -187,6 +221,10 @@ class ClientSessionCore:
         self._awaiting: dict[str, float] = {}
         """server -> local time of the oldest send it has not answered since its last message."""
         self._release_no = 0
+        self._releases: dict[str, _Release] = {}
+        """lease id -> its release, until a server acknowledges it."""
+        self._granted: dict[int, tuple[str, float]] = {}
+        """request id -> (lease id, local time) of recent grants: an abandon after the grant releases it."""
 
     # ---- queries ---------------------------------------------------------------
 
@@ -203,6 +241,10 @@ class ClientSessionCore:
         """Request ids of checkouts still waiting for an answer."""
         return tuple(self._checkouts)
 
+    def releasing(self) -> tuple[str, ...]:
+        """Lease ids whose release no server has acknowledged yet."""
+        return tuple(self._releases)
+
     # ---- app calls -------------------------------------------------------------
 
     def checkout(self, feature: str, version: str, request_id: int, now: float, lease_id: str | None = None) -> Ready:
@@ -217,30 +259,45 @@ class ClientSessionCore:
         self._send_checkout(co, self.current, now, ready)
         return self._finish(ready, now)
 
-    def abandon(self, request_id: int) -> None:
-        """The caller gave up on a checkout; a late grant for it is released."""
+    def abandon(self, request_id: int, now: float) -> Ready:
+        """The app gave up on a checkout: no seat may stay taken for it.  A grant
+        that already came is released now (the app never learned of it); one
+        that comes later is released when it arrives (``_on_granted``)."""
+        ready = Ready()
+        # Not outstanding any more: a grant for it that comes later finds no
+        # checkout and is released (``_on_granted``), from whichever server.
         self._checkouts.pop(request_id, None)
+        granted = self._granted.pop(request_id, None)
+        if granted is not None and granted[0] in self._leases:
+            self._release(granted[0], now, ready)
+        return self._finish(ready, now)
 
     def release(self, lease_id: str, now: float) -> Ready:
-        """Give a lease back.  It is dead for ever: forgotten here at once."""
+        """Give a lease back.  It is dead for ever: forgotten here at once, and
+        the release is re-sent until a server acknowledges it."""
         ready = Ready()
-        lease = self._leases.get(lease_id)
-        if lease is not None:
-            targets = {lease.server}
-            for fo in self._failovers:
-                if lease_id in fo.lease_ids:
-                    targets.add(fo.target)
-            for server in sorted(targets):
-                self._send_release(server, lease_id, now, ready)
-            self._forget(lease_id)
-            ready.event("released", lease_id=lease_id)
+        self._release(lease_id, now, ready)
         return self._finish(ready, now)
+
+    def _release(self, lease_id: str, now: float, ready: Ready) -> None:
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            return
+        targets = {lease.server}
+        for fo in self._failovers:
+            if lease_id in fo.lease_ids:
+                targets.add(fo.target)
+        for server in sorted(targets):
+            self._send_release(server, lease_id, now, ready)
+        self._keep_release(lease_id, lease.server, lease.deadline, now)
+        self._forget(lease_id)
+        ready.event("released", lease_id=lease_id)
 
     def close(self, now: float) -> Ready:
         """Release everything and abandon every checkout (the session ends)."""
         ready = Ready()
         for request_id in list(self._checkouts):
-            self.abandon(request_id)
+            ready.merge(self.abandon(request_id, now))
         for lease_id in list(self._leases):
             ready.merge(self.release(lease_id, now))
         ready.wake_at = None
@@ -263,7 +320,8 @@ class ClientSessionCore:
         elif isinstance(msg, FailoverReply):
             self._on_failover_reply(server, msg, now, ready)
         elif isinstance(msg, ReleaseAck):
-            pass  # nothing depends on it: the lease was forgotten at the send
+            # Recorded: released there, or (not held there) its id sent to be killed in the log.
+            self._releases.pop(msg.lease_id, None)
         return self._finish(ready, now)
 
     def _ttl(self, ttl: float) -> float:
@@ -274,12 +332,17 @@ class ClientSessionCore:
         lease = self._leases.get(msg.lease_id)
         # A grant may be of a higher licensed version than asked (a range match);
         # the lease is filed under the granted one, which a fail-over must ask for.
+        if co is not None and msg.lease_id in self._releases:
+            return  # a repeat of a grant this session already gave back: the lease is dead, keep asking
         if co is None or co.feature != msg.feature or not versions.serves(msg.version, False, co.version):
-            if lease is None:
-                # Nobody waits for this seat any more: give it back at once.
+            if lease is None and msg.lease_id not in self._releases:
+                # Nobody waits for this seat any more (the app gave up on it, or
+                # it repeats a request another server granted): give it back.
                 self._send_release(server, msg.lease_id, now, ready)
+                self._keep_release(msg.lease_id, server, now + self._ttl(msg.ttl), now)
             return
         del self._checkouts[msg.request_id]
+        self._granted[msg.request_id] = (msg.lease_id, now)
         sends = [at for to, at in co.sends if to == server] or [at for _, at in co.sends]
         renewed_at = min(sends)
         deadline = renewed_at + self._ttl(msg.ttl)
@@ -400,6 +463,17 @@ class ClientSessionCore:
                 if not fo.answered:
                     fo.target_index += 1
                 self._send_failover(fo, now, ready)
+        f = self.timing.failure_timeout
+        for rel in list(self._releases.values()):
+            if now >= rel.until:
+                del self._releases[rel.lease_id]
+            elif now >= rel.next_at:
+                if now >= rel.target_since + f:
+                    # Silent for f: deliver it where the lease would go next.
+                    rel.index += 1
+                    rel.target_since = now
+                self._send_release(rel.target, rel.lease_id, now, ready)
+                rel.next_at = now + self.timing.client_retry
         for co in list(self._checkouts.values()):
             if now >= co.retry_at:
                 co.tried.add(co.server)
@@ -429,6 +503,7 @@ class ClientSessionCore:
                 times.append(self._awaiting[server] + f)
         times.extend(fo.next_at for fo in self._failovers)
         times.extend(co.retry_at for co in self._checkouts.values())
+        times.extend(min(rel.next_at, rel.until) for rel in self._releases.values())
         ready.wake_at = min(times) if times else None
         return ready
 
@@ -474,6 +549,11 @@ class ClientSessionCore:
     def _send_release(self, server: str, lease_id: str, now: float, ready: Ready) -> None:
         self._release_no += 1
         ready.to(server, ReleaseRequest(self.client_id, lease_id, self._release_no, self.session_id))
+
+    def _keep_release(self, lease_id: str, server: str, until: float, now: float) -> None:
+        """Keep a release just sent to ``server`` until a server acknowledges it."""
+        targets = (server, *(s for s in self._rotated_after(server) if s != server))
+        self._releases[lease_id] = _Release(lease_id, until, targets, now + self.timing.client_retry, now)
 
     # ---- fail-over -------------------------------------------------------------
 
@@ -529,3 +609,6 @@ class ClientSessionCore:
         live = {fo.seq for fo in self._failovers}
         for seq in [s for s, x in self._sent.items() if x.at < horizon and s not in live]:
             del self._sent[seq]
+        for rid in [r for r, (_, at) in self._granted.items() if at < horizon]:
+            del self._granted[rid]
+

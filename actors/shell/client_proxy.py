@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from loguru import logger
 
@@ -183,9 +184,14 @@ class LicenseClient:
             raise ValueError("checkout needs a feature and a version (or 'FEATURE:VERSION')")
         deadline = time.monotonic() + timeout
         pause = _RETRY_FIRST
+        # One request id for the whole checkout: a server that granted an
+        # earlier attempt answers a retry with the same grant, never a second
+        # seat (issue 11, defect 3).
+        request_id = next(self._ids)
         while True:
             try:
-                return self._checkout_once(feature, version, deadline - time.monotonic(), on_lost, lease_id)
+                return self._checkout_once(feature, version, request_id, deadline - time.monotonic(), on_lost,
+                                           lease_id)
             except LicenseDenied as denied:
                 if denied.reason not in _TRANSIENT or time.monotonic() + pause >= deadline:
                     raise
@@ -195,15 +201,21 @@ class LicenseClient:
                 raise RuntimeError("the LicenseClient is closed")
             pause = min(2 * pause, _RETRY_MAX)
 
-    def _checkout_once(self, feature: str, version: str, timeout: float, on_lost: LostCallback | None,
-                       lease_id: str | None) -> Authorization:
+    def _checkout_once(self, feature: str, version: str, request_id: int, timeout: float,
+                       on_lost: LostCallback | None, lease_id: str | None) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
-        request_id = next(self._ids)
         with self._started.asys.private() as ctx:
-            reply = ctx.ask(self.session, a.OpenCheckout(request_id, feature, version, lease_id), timeout)
+            until = time.monotonic() + timeout
+            reply = _answer(ctx, ctx.ask(self.session, a.OpenCheckout(request_id, feature, version, lease_id),
+                                         timeout), a.CheckoutResult, request_id, until)
             if reply is None:
-                gave_up = ctx.ask(self.session, a.AbandonCheckout(request_id), _ASK)
+                # The session releases the grant if it came after all; its late
+                # CheckoutResult may reach this context first and is not the
+                # abandon's answer.
+                until = time.monotonic() + _ASK
+                gave_up = _answer(ctx, ctx.ask(self.session, a.AbandonCheckout(request_id), _ASK),
+                                  a.CheckoutAbandoned, request_id, until)
                 heard = isinstance(gave_up, a.CheckoutAbandoned) and gave_up.heard
                 raise LicenseDenied(DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE,
                                     f"no grant within {timeout:g} s" if heard else "no server of the pool answered")
@@ -294,6 +306,19 @@ class LicenseClient:
         for auth in auths:
             if auth.deadline and now >= auth.deadline:
                 auth._lose("its deadline passed without a renewal")
+
+
+def _answer(ctx: Any, reply: Any, kind: type[Any], request_id: int, until: float) -> Any:
+    """The first message of type ``kind`` for ``request_id`` in this ask
+    context, from ``reply`` (what the ask returned) on; anything else (a
+    late answer to an earlier ask in the same context) is skipped.  None when
+    ``until`` (monotonic) passes first."""
+    while reply is not None and not (isinstance(reply, kind) and reply.request_id == request_id):
+        left = until - time.monotonic()
+        if left <= 0:
+            return None
+        reply = ctx.listen(left)
+    return reply
 
 
 def _timing_tuple(cfg: PoolConfig) -> tuple[float, float, float, float, float, float]:

@@ -116,10 +116,15 @@ class ClientSession(ActorTypeDispatcher):
         self._run(lambda t: core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
 
     def receiveMsg_AbandonCheckout(self, msg: a.AbandonCheckout, sender: Any) -> None:
+        # The app gave up: the core releases the grant if it came already (its
+        # CheckoutResult may be on its way to the app's closed ask) and any
+        # grant that comes later, so no seat stays taken (issue 11, defect 3).
         waiting = self.waiters.pop(msg.request_id, None)
-        if self.core is not None:
-            self.core.abandon(msg.request_id)
-        heard = waiting is not None and self.heard_at >= waiting[1]
+        core = self.core
+        if core is not None:
+            self._run(lambda t: core.abandon(msg.request_id, t))
+        # No waiter: its answer went out already, so a server did answer.
+        heard = waiting is None or self.heard_at >= waiting[1]
         self.send(sender, a.CheckoutAbandoned(msg.request_id, heard))
 
     def receiveMsg_ReleaseLease(self, msg: a.ReleaseLease, sender: Any) -> None:
@@ -254,6 +259,8 @@ class ClientSession(ActorTypeDispatcher):
             elif kind == "denied":
                 self._answer(event.get("request_id"), a.CheckoutResult(
                     event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+            elif kind == "released":
+                self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
                 self.deadlines.pop(event.get("lease_id"), None)
                 logger.warning("session: lease {} lost: {}", event.get("lease_id"), event.get("why"))

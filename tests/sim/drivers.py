@@ -99,7 +99,7 @@ class ClientDriver:
                 self.checker.l1.checkout(client, int(rid), (feature, version))
             self.client_out(client, client.core.checkout(feature, version, int(rid), local))
         elif action[0] == "abandon":
-            client.core.abandon(int(action[1]))
+            self.client_out(client, client.core.abandon(int(action[1]), local))
             client.resuming.pop(int(action[1]), None)
             self.log(client.name, f"abandon {action[1]}")
             if self.checker is not None:

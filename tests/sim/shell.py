@@ -31,10 +31,11 @@ simulator cannot break is only as good as its model.  What it adds:
 * **The real client paths**: ``SessionActor`` mirrors
   ``actors/shell/session_actor.ClientSession`` (waiters, ``heard_at``,
   ``AbandonCheckout``, lease notices, the ``h`` wake-up cap) and
-  ``ClientProxy`` mirrors ``LicenseClient`` (an ask per attempt with a new
-  request id, retries of NOT_SERVING/NO_MAJORITY with pauses of 0.1 s doubling
-  to 0.5 s, the ask timeout and its ``AbandonCheckout`` ask, whose reply may
-  be a late ``CheckoutResult``; the listener's own deadline check).  The app
+  ``ClientProxy`` mirrors ``LicenseClient`` (an ask per attempt, one request
+  id for the whole checkout, retries of NOT_SERVING/NO_MAJORITY with pauses of
+  0.1 s doubling to 0.5 s, the ask timeout and its ``AbandonCheckout`` ask,
+  which skips a late ``CheckoutResult`` and waits for ``CheckoutAbandoned``;
+  the listener's own deadline check).  The app
   sees only what the proxy tells it.  App <-> session hops cost 0.5-2 ms.
 * **Crash points inside a step**: a kill that lands while a server is in a
   step cuts the step's records (``SimStorage.cut_after``: the first k appends
@@ -209,12 +210,12 @@ class SessionActor:
             self._run(lambda t: self.core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
         elif isinstance(msg, a.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
-            self.core.abandon(msg.request_id)
             self.client.resuming.pop(msg.request_id, None)
             if self.w.checker is not None:
                 self.w.checker.l1.abandoned(self.client, msg.request_id)
             self.w.log(self.client.name, f"abandon {msg.request_id}")
-            heard = waiting is not None and self.heard_at >= waiting.asked_at
+            self._run(lambda t: self.core.abandon(msg.request_id, t))
+            heard = waiting is None or self.heard_at >= waiting.asked_at
             self._to_app(ask, a.CheckoutAbandoned(msg.request_id, heard))
         elif isinstance(msg, a.ReleaseLease):
             self.deadlines.pop(msg.lease_id, None)
@@ -283,6 +284,8 @@ class SessionActor:
             elif kind == "denied":
                 self._answer(event.get("request_id"), a.CheckoutResult(
                     event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+            elif kind == "released":
+                self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
                 self.deadlines.pop(event.get("lease_id"), None)
                 self._notify(a.LeaseNotice("lost", event.get("lease_id"), event.get("server", ""),
@@ -366,7 +369,8 @@ class ClientProxy:
 
     def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None) -> None:
         now = self.local()
-        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST)
+        self.ids += 1  # one request id for the whole checkout, retries included
+        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids)
 
     def release(self, lease_id: str) -> None:
         auth = self.auths.pop(lease_id, None)
@@ -380,10 +384,9 @@ class ClientProxy:
     # ---- inside -------------------------------------------------------------------------
 
     def _attempt(self, app_rid: int, feature: str, version: str, lease_id: str | None, deadline: float,
-                 pause: float) -> None:
-        self.ids += 1
+                 pause: float, request_id: int) -> None:
         self.ask_no += 1
-        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, self.ids, deadline, pause)
+        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause)
         self.asks[ask.ident] = ask
         self._to_session(ask.ident, a.OpenCheckout(ask.request_id, feature, version, lease_id))
         timeout = max(0.0, deadline - self.local())
@@ -412,14 +415,13 @@ class ClientProxy:
         if ask is None:
             return  # the context closed: Thespian drops the message
         if ask.stage == "abandon":
-            # Whatever reaches the context now is read as the abandon's reply
-            # (client_proxy._checkout_once): a late CheckoutResult too.
-            self._gave_up(ask, heard=isinstance(msg, a.CheckoutAbandoned) and msg.heard)
+            # client_proxy._answer: only the abandon's own answer ends the wait;
+            # a late CheckoutResult (its grant the session releases) is skipped.
+            if isinstance(msg, a.CheckoutAbandoned) and msg.request_id == ask.request_id:
+                self._gave_up(ask, heard=msg.heard)
             return
-        if not isinstance(msg, a.CheckoutResult):
-            self._finish(ask)
-            self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", DenyReason.UNREACHABLE.value))))
-            return
+        if not (isinstance(msg, a.CheckoutResult) and msg.request_id == ask.request_id):
+            return  # client_proxy._answer skips it and waits on
         self._finish(ask)
         if msg.granted:
             self.auths[msg.lease_id] = _Auth(msg.lease_id, msg.server, ask.feature, ask.version, msg.deadline,
@@ -432,7 +434,7 @@ class ClientProxy:
         if msg.reason in _TRANSIENT and now + ask.pause < ask.deadline:
             self.w.push(self.w.now + ask.pause / self.client.clock.rate, "proxy_retry", self.client.name, self.gen,
                         (ask.app_rid, ask.feature, ask.version, ask.lease_id, ask.deadline,
-                         min(2 * ask.pause, _RETRY_MAX)))
+                         min(2 * ask.pause, _RETRY_MAX), ask.request_id))
             return
         self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", msg.reason))))
 

@@ -10,11 +10,7 @@ from tests.sim.runner import run_scenario
 from tests.sim.scenario import Scenario, dump_json, load_json
 from tests.sim.scenarios import SCENARIOS
 
-KNOWN: dict[str, str] = {
-    "abandon_race": "issue 11 defect 3 (LicenseClient's ask-timeout race): the grant reaches the session after the "
-                    "app's ask timed out, the late CheckoutResult is read as the abandon's reply, and the session "
-                    "keeps renewing a seat its app does not know of (ABANDON)",
-}
+KNOWN: dict[str, str] = {}
 """Scenario name -> why it is expected to fail (a known core bug), until fixed."""
 
 
