@@ -34,12 +34,13 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   waiting and is released too.  The decision is the session's
   alone, in one step, so no interleaving of the grant, the app's timeout and
   its ``AbandonCheckout`` leaves a seat behind (docs/reliability.md).
-* **A release is delivered** (issue 11 defect 3): each one is kept until a
-  server acknowledges it or the lease's deadline passes, re-sent every ``2h``
-  to the lease's server, and, once that server has been silent for ``f``, to
-  the next server of the fail-over list, and so on round it: wherever the
-  lease goes next, or its own server when it comes back.  A server that does
-  not hold the lease has the leader kill its id in the log.
+* **A release is delivered** (issue 11 defect 3): each one is kept until the
+  lease's server acknowledges it (or any server says it released it) or the
+  lease's deadline passes, and re-sent every ``2h`` to the lease's server, so
+  a server that comes back frees the seat at once.  Once that server has been
+  silent for ``f`` it goes to the next server of the fail-over list too (one
+  more each ``2h`` until one answers), which has the leader kill the id in
+  the log: the lease is then never renewed nor resumed, wherever it went.
 
 Events for the app (``Ready.events``): ``granted``, ``denied``, ``lost``,
 ``failed_over``, ``released``.  Pure: ``now`` is the client's own monotonic
@@ -149,22 +150,23 @@ class _Failover:
 
 @dataclass
 class _Release:
-    """A release no server has acknowledged yet."""
+    """A release the lease's server has not acknowledged yet."""
 
     lease_id: str
     until: float
     """The lease's deadline: past it every server has let the lease go anyway."""
-    targets: tuple[str, ...]
-    """The lease's server, then the fail-over list after it, cycled through."""
+    server: str
+    """Where the lease is: only its answer, or a release done elsewhere, ends the retries."""
+    others: tuple[str, ...]
+    """The fail-over list after ``server``: where it goes too once ``server`` is silent."""
     next_at: float
     """When to send it again."""
-    target_since: float
-    """When it was first sent to the current target: silent for ``f`` since, try the next."""
-    index: int = 0
-
-    @property
-    def target(self) -> str:
-        return self.targets[self.index % len(self.targets)]
+    since: float
+    """The first send: ``server`` has been silent since."""
+    sent_elsewhere: int = 0
+    killed: bool = False
+    """Another server acknowledged it: the id is being killed in the log (no
+    renewal, no resume); the seat itself comes back when ``server`` releases it."""
 
 
 @dataclass
@@ -320,8 +322,11 @@ class ClientSessionCore:
         elif isinstance(msg, FailoverReply):
             self._on_failover_reply(server, msg, now, ready)
         elif isinstance(msg, ReleaseAck):
-            # Recorded: released there, or (not held there) its id sent to be killed in the log.
-            self._releases.pop(msg.lease_id, None)
+            rel = self._releases.get(msg.lease_id)
+            if rel is not None and (msg.released or server == rel.server):
+                del self._releases[msg.lease_id]  # released, or its server holds it no more
+            elif rel is not None:
+                rel.killed = True  # recorded elsewhere: the id dies; its server still frees the seat
         return self._finish(ready, now)
 
     def _ttl(self, ttl: float) -> float:
@@ -463,16 +468,15 @@ class ClientSessionCore:
                 if not fo.answered:
                     fo.target_index += 1
                 self._send_failover(fo, now, ready)
-        f = self.timing.failure_timeout
         for rel in list(self._releases.values()):
             if now >= rel.until:
                 del self._releases[rel.lease_id]
             elif now >= rel.next_at:
-                if now >= rel.target_since + f:
-                    # Silent for f: deliver it where the lease would go next.
-                    rel.index += 1
-                    rel.target_since = now
-                self._send_release(rel.target, rel.lease_id, now, ready)
+                self._send_release(rel.server, rel.lease_id, now, ready)
+                if rel.others and not rel.killed and now >= rel.since + self.timing.failure_timeout:
+                    # Its server is silent: have the next server kill the id too.
+                    self._send_release(rel.others[rel.sent_elsewhere % len(rel.others)], rel.lease_id, now, ready)
+                    rel.sent_elsewhere += 1
                 rel.next_at = now + self.timing.client_retry
         for co in list(self._checkouts.values()):
             if now >= co.retry_at:
@@ -552,8 +556,8 @@ class ClientSessionCore:
 
     def _keep_release(self, lease_id: str, server: str, until: float, now: float) -> None:
         """Keep a release just sent to ``server`` until a server acknowledges it."""
-        targets = (server, *(s for s in self._rotated_after(server) if s != server))
-        self._releases[lease_id] = _Release(lease_id, until, targets, now + self.timing.client_retry, now)
+        others = tuple(s for s in self._rotated_after(server) if s != server)
+        self._releases[lease_id] = _Release(lease_id, until, server, others, now + self.timing.client_retry, now)
 
     # ---- fail-over -------------------------------------------------------------
 

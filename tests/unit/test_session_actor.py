@@ -79,3 +79,17 @@ def test_a_step_that_raises_is_undone_and_its_message_dropped(session: SessionUn
     assert list(session.core.held(1.0)) == ["s1.1.1"]
     results = [msg for to, msg in session.sent if isinstance(msg, a.CheckoutResult)]
     assert [(r.granted, r.lease_id) for r in results] == [(True, "s1.1.1")]
+
+
+def test_a_grant_that_came_before_the_abandon_is_released(session: SessionUnderTest) -> None:
+    """Issue 11 defect 3: the grant reaches the session after the app's ask
+    timed out but before its AbandonCheckout.  Its CheckoutResult goes to an
+    ask nobody reads any more, so the abandon must give the seat back."""
+    session.receiveMsg_CheckoutGranted(c.CheckoutGranted(1, "s1.1.1", "s1", "cad", "2.0", 30.0), "srv:s1")
+    assert any(isinstance(msg, a.CheckoutResult) and msg.granted for _, msg in session.sent)
+    session.sent.clear()
+    session.receiveMsg_AbandonCheckout(a.AbandonCheckout(1), "app")
+    assert ("srv:s1", c.ReleaseRequest("ws1", "s1.1.1", 1, "ws1/1")) in session.sent
+    assert session.core is not None and session.core.held(0.0) == {}
+    assert "s1.1.1" not in session.deadlines
+    assert session.sent[-1] == ("app", a.CheckoutAbandoned(1, True))  # a server did answer: TIMEOUT, not UNREACHABLE

@@ -1,0 +1,103 @@
+"""LicenseClient's checkout against a fake session (no Thespian): one request
+id for the whole checkout, retries included, and replies matched by request id
+and kind, so a late CheckoutResult is never read as the abandon's answer
+(issue 11, defect 3)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from typing import Any
+
+import pytest
+
+from actors.protocol import admin as a
+from actors.shell import client_proxy
+from actors.shell.client_proxy import LicenseClient, LicenseDenied
+
+
+class FakeContext:
+    """``asys.private()``: ``ask`` sends and returns the first message queued
+    for this context (None at its timeout); ``listen`` returns the next one."""
+
+    def __init__(self, session: FakeSession) -> None:
+        self.session = session
+        self.inbox: deque[Any] = deque()
+
+    def __enter__(self) -> FakeContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def ask(self, to: Any, msg: Any, timeout: float) -> Any:
+        self.session.asked.append(msg)
+        self.inbox.extend(self.session.answer(msg))
+        return self.listen(timeout)
+
+    def listen(self, timeout: float) -> Any:
+        return self.inbox.popleft() if self.inbox else None
+
+
+class FakeSession:
+    def __init__(self, script: dict[type, list[list[Any]]]) -> None:
+        self.script = script
+        self.asked: list[Any] = []
+
+    def answer(self, msg: Any) -> list[Any]:
+        answers = self.script.get(type(msg), [])
+        return answers.pop(0) if answers else []
+
+
+class FakeSystem:
+    def __init__(self, session: FakeSession) -> None:
+        self.session = session
+
+    def private(self) -> FakeContext:
+        return FakeContext(self.session)
+
+
+class Started:
+    def __init__(self, session: FakeSession) -> None:
+        self.asys = FakeSystem(session)
+
+
+def proxy(session: FakeSession) -> LicenseClient:
+    client = LicenseClient.__new__(LicenseClient)
+    client._started = Started(session)  # type: ignore[assignment]
+    client.session = "session"
+    client._ids = itertools.count(1)
+    client._auths = {}
+    client._lock = threading.Lock()
+    client._closing = threading.Event()
+    return client
+
+
+def test_retries_through_no_majority_keep_one_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_proxy, "_RETRY_FIRST", 0.001)
+    denied = a.CheckoutResult(1, False, reason="NO_MAJORITY")
+    session = FakeSession({a.OpenCheckout: [[denied], [a.CheckoutResult(1, False, reason="NOT_SERVING")],
+                                            [a.CheckoutResult(1, True, "L1", "s2", deadline=1e12)]]})
+    auth = proxy(session).checkout("cad", "2.0", timeout=5.0)
+    assert auth.lease_id == "L1"
+    assert [m.request_id for m in session.asked if isinstance(m, a.OpenCheckout)] == [1, 1, 1]
+
+
+def test_a_late_grant_is_not_read_as_the_abandons_answer() -> None:
+    """The ask timed out; the grant came after all and its CheckoutResult
+    reaches the context before CheckoutAbandoned.  The app is told TIMEOUT (the
+    session heard a server, and releases the grant), never handed the seat."""
+    late = a.CheckoutResult(1, True, "L1", "s1", deadline=1e12)
+    session = FakeSession({a.OpenCheckout: [[]], a.AbandonCheckout: [[late, a.CheckoutAbandoned(1, True)]]})
+    client = proxy(session)
+    with pytest.raises(LicenseDenied) as denied:
+        client.checkout("cad", "2.0", timeout=0.01)
+    assert denied.value.reason.value == "TIMEOUT"
+    assert client.held() == []
+
+
+def test_an_answer_for_another_request_is_skipped() -> None:
+    session = FakeSession({a.OpenCheckout: [[a.CheckoutResult(9, True, "L9", "s1", deadline=1e12),
+                                             a.CheckoutResult(1, True, "L1", "s1", deadline=1e12)]]})
+    assert proxy(session).checkout("cad", "2.0", timeout=1.0).lease_id == "L1"
