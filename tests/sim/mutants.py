@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from actors.core import leading, member, node, pool, raft, registry, serving
+from actors.core import session as client_session
+from actors.core.effects import Ready
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
 from actors.protocol.client import DenyReason
@@ -23,7 +25,7 @@ from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
-from tests.sim.scenarios import leader_kill_quiet
+from tests.sim.scenarios import abandon_race, leader_kill_quiet, release_while_down
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -273,6 +275,27 @@ def _failover_on_no_majority(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _abandoned_grant_kept(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """``abandon`` only stops waiting (as before issue 11, defect 3): a grant
+    that reached the session before the app's AbandonCheckout stays held and
+    renewed, though its app never learned of it."""
+
+    def stop_waiting(self: client_session.ClientSessionCore, request_id: int, now: float) -> Ready:
+        self._checkouts.pop(request_id, None)
+        return self._finish(Ready(), now)
+
+    mp.setattr(client_session.ClientSessionCore, "abandon", stop_waiting)
+    return {}
+
+
+def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A release is sent once (as before issue 11, defect 3): one sent while
+    its server is down is lost, and the seat stays taken until the lease
+    expires."""
+    mp.setattr(client_session.ClientSessionCore, "_keep_release", lambda self, lease_id, server, until, now: None)
+    return {}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -328,6 +351,11 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(22, "fail-over on NO_MAJORITY (a leader change moves leases off live servers)", _failover_on_no_majority,
            scenario=lambda seed: dataclasses.replace(leader_kill_quiet.SCENARIO, name=f"leader_kill_quiet/{seed}",
                                                      seed=seed)),
+    Mutant(23, "an abandoned grant kept (the ask-timeout race)", _abandoned_grant_kept, seeds=range(1, 41), first=1,
+           scenario=lambda seed: dataclasses.replace(abandon_race.SCENARIO, name=f"abandon_race/{seed}", seed=seed)),
+    Mutant(24, "a release not retried (sent while its server is down)", _release_not_retried, seeds=range(1, 41),
+           first=1, scenario=lambda seed: dataclasses.replace(release_while_down.SCENARIO,
+                                                              name=f"release_while_down/{seed}", seed=seed)),
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from actors.protocol import client as c
 from actors.protocol.client import CheckoutGranted, ReleaseAck, ReleaseRequest, SessionHeartbeat
 from tests.unit.test_node_smoke import started_pool
-from tests.unit.test_session import T, VALID, events, grant, sent, session
+from tests.unit.test_session import VALID, T, events, grant, sent, session
 
 H2, F = T.client_retry, T.failure_timeout
 

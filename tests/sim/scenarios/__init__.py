@@ -18,6 +18,7 @@ from tests.sim.scenarios import (
     pool_restart,
     pool_restart_under_load,
     reconnect,
+    release_while_down,
     stall,
     versions_under_load,
 )
@@ -27,5 +28,6 @@ __all__ = ["SCENARIOS"]
 SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
     for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
-              reconnect, versions_under_load, pool_restart_under_load, abandon_race, leader_kill_quiet)
+              reconnect, versions_under_load, pool_restart_under_load, abandon_race, leader_kill_quiet,
+              release_while_down)
 }
