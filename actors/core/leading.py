@@ -27,7 +27,7 @@ from typing import Protocol
 from actors.core import codes, planner
 from actors.core.effects import Ready
 from actors.core.node_settings import NodeSettings
-from actors.core.pool import FENCED, LIVE, PoolState
+from actors.core.pool import DOWN, FENCED, LIVE, PoolState
 from actors.core.roles import LeaderBook, ServerView
 from actors.core.table import FeatureKey
 from actors.core.timing import Timing
@@ -190,9 +190,13 @@ class LeaderDuties:
         book = self.book
         for name, server in self.pool.servers.items():
             inc = self.raft.incarnation if name == self.name else book.incarnations.get(name, 0)
+            lost = self.member.table_lost() if name == self.name else book.table_lost.get(name, False)
+            # A new incarnation rebuilt on an empty disk: its earlier one is fenced
+            # and reclaimed before it rejoins (leadership.md, "Rejoin after a lost disk").
+            wait = lost and inc > server.incarnation and server.status != DOWN
             if self._in_flight(book.fence_proposed, name):
                 continue
-            if server.status == LIVE and name != self.name and self.fence_due(name, now):
+            if server.status == LIVE and (wait or (name != self.name and self.fence_due(name, now))):
                 book.fence_proposed[name] = self.propose([Fence(name, server.incarnation)], ready)
                 continue
             if server.status == LIVE:
@@ -204,7 +208,7 @@ class LeaderDuties:
                 seen = book.fenced_seen.setdefault(name, now)
                 if now >= seen + self.reclaim_delay() and not self._in_flight(book.reclaim_proposed, name):
                     book.reclaim_proposed[name] = self.propose([Reclaim(name)], ready)
-            rejoin = (server.status != LIVE or inc > server.incarnation) and self._caught_up(name, now)
+            rejoin = (server.status != LIVE or inc > server.incarnation) and not wait and self._caught_up(name, now)
             if rejoin and not self._in_flight(book.rejoin_proposed, name):
                 # DESIGN 2b item 5: only a *committed* Rejoin stops the Reclaim; one
                 # proposed here may still be followed by a Reclaim, which the state
@@ -453,6 +457,7 @@ class LeaderDuties:
         """A follower's reply in this epoch (Raft has taken its part already)."""
         self.reset_book()
         self.book.incarnations[msg.sender] = msg.incarnation
+        self.book.table_lost[msg.sender] = msg.table_lost
         if self.raft.leader_active(now) and self.pool.servers[msg.sender].incarnation == msg.incarnation:
             # Check the incarnation first: on_report books the report as proposed,
             # and a report booked but never proposed is never proposed again

@@ -18,6 +18,7 @@ Pure: times are passed in (the shell's monotonic clock), nothing is read.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import Counter
 from collections.abc import Callable
@@ -220,6 +221,29 @@ class LocalLeases:
         self.releasing = {s: k for s, k in self.releasing.items() if s > seq}
         self.ops.append(("committed", seq))
 
+    def behind(self, watermark: int, report_seq: int) -> bool:
+        """The pool committed more of this server than this table remembers: a
+        counter or a change number above its own.  Only a table that lost its
+        disk can be behind (both are persisted before they are reported)."""
+        return self.counter < watermark or self.change_seq < report_seq
+
+    def continue_after(self, watermark: int, report_seq: int) -> None:
+        """Number new lease ids above ``watermark`` and new changes above
+        ``report_seq`` (the pool's committed marks of this server), so that a
+        table rebuilt on an empty disk never mints an id the registry counts
+        dead nor sends a change the registry skips as already applied.  Changes
+        made meanwhile (releases of adopted leases) are renumbered above it."""
+        if not self.behind(watermark, report_seq):
+            return
+        self.counter = max(self.counter, watermark)
+        if self.change_seq < report_seq:
+            renumber = {c.seq: report_seq + i for i, c in enumerate(self.changes, 1)}
+            self.changes = [dataclasses.replace(c, seq=renumber[c.seq]) for c in self.changes]
+            self.releasing = {renumber[s]: k for s, k in self.releasing.items() if s in renumber}
+            self.change_seq = report_seq + len(renumber)
+            self.committed_seq = max(self.committed_seq, report_seq)
+        self.ops.append(("continue", watermark, report_seq))
+
     # ---- journal replay --------------------------------------------------------
 
     def drain(self) -> list[tuple[Any, ...]]:
@@ -256,6 +280,8 @@ class LocalLeases:
             self._forget({(k[0], k[1]) for k in op[1]})
         elif kind == "committed":
             self.report_committed(op[1])
+        elif kind == "continue":
+            self.continue_after(op[1], op[2])
         self.ops.clear()
 
     def restart(self, now: float, hold: float) -> None:

@@ -71,6 +71,9 @@ class Member:
     """T(1+rho): how long a renewal keeps a lease here, from its receipt."""
     consents: dict[str, int] = field(default_factory=dict)
     """transfer_id -> seats given, for transfers whose outcome is not committed."""
+    empty_boot: bool = False
+    """This incarnation booted on an empty disk and has not rejoined yet (not
+    persisted: a later boot reads ``leases.behind`` instead)."""
 
     @classmethod
     def new(cls, name: str, servers: tuple[str, ...], threshold: float = 0.9, ttl_hold: float = 30.3) -> Member:
@@ -93,6 +96,28 @@ class Member:
 
     def spare(self, key: FeatureKey) -> int:
         return self.usable(key) - self.leases.in_use(key)
+
+    def table_lost(self) -> bool:
+        """This server's lease table may lack leases an earlier incarnation
+        granted: it booted on an empty disk where the pool recorded an earlier
+        incarnation, or the pool committed a lease counter or change number of
+        it above what the table remembers.  Until its earlier incarnation is
+        reclaimed it gives no seat away, and the leader rejoins it only then
+        (docs/leadership.md, "Rejoin after a lost disk")."""
+        reg = self.pool.registry
+        return ((self.empty_boot and self.pool.servers[self.name].incarnation > 0)
+                or self.leases.behind(reg.watermark.get(self.name, 0), reg.report_seq.get(self.name, 0)))
+
+    def recover_lost_table(self, now: float) -> list[str]:
+        """Rejoined after its earlier incarnation was reclaimed: take what the
+        committed registry still places here (``--no-majority`` leases the
+        reclaim kept), with a fresh grace, and number new lease ids and changes
+        above the pool's marks of this server.  Returns the leases adopted."""
+        reg = self.pool.registry
+        self.empty_boot = False
+        adopted = self.reconcile_installed(now)
+        self.leases.continue_after(reg.watermark.get(self.name, 0), reg.report_seq.get(self.name, 0))
+        return adopted
 
     def report(self) -> e.LeaseReport:
         """The lease changes to send with the next heartbeat."""
@@ -246,6 +271,9 @@ class Member:
             if given:
                 # The lease leaves with its seat; its new holder renews it.
                 self.leases.drop(intent.lease_id)
+        elif self.table_lost():
+            # Leases an earlier incarnation granted may sit on these seats unseen.
+            given = 0
         else:
             # The intent already cut the allocation: spare before it was spare + count.
             given = max(0, min(intent.count, self.spare(key) + intent.count))

@@ -88,6 +88,8 @@ class ServerNode:
         )
         self.applied = 0
         """The index of the last committed entry applied to ``member``."""
+        self.rejoined_as = 0
+        """The incarnation whose own ``Rejoin`` this node applied and took (``_own_rejoin``)."""
         self._verified: dict[str, Any] = {}
         """``settings.verify``'s result per code text (``verify_cached``)."""
         self.expiry_watch = ExpiryWatch()
@@ -194,8 +196,11 @@ class ServerNode:
         cls, settings: NodeSettings, durable: tuple[dict[str, Any] | None, list[Record]] | None, now: float
     ) -> tuple[ServerNode, Ready]:
         """Start from what was persisted; a restarted server rejoins as a follower
-        and serves nothing until ``Rejoin`` of its new incarnation commits."""
+        and serves nothing until ``Rejoin`` of its new incarnation commits.  The
+        incarnation is above the persisted one and at least the settings' floor
+        (a disk lost with the incarnation on it: docs/leadership.md, "Rejoin")."""
         node = cls(settings)
+        node.member.empty_boot = durable is None
         if durable is not None:
             snapshot, records = durable
             if snapshot is not None:
@@ -207,7 +212,7 @@ class ServerNode:
         problems = node.member.pool.count_problems(node.verify_cached)
         if problems:
             raise ValueError("the persisted pool state is refused: " + "; ".join(problems)[:500])
-        node.raft.incarnation += 1
+        node.raft.incarnation = max(node.raft.incarnation + 1, settings.incarnation_floor)
         node.raft.commit_index = node.applied
         node.raft.election_due = now + node.raft.election_timeout()
         ready = Ready(persist=[node.raft.hard_record()])
@@ -305,6 +310,7 @@ class ServerNode:
 
     def _on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
         self.raft.pending_report = self._report_to_send()
+        self.raft.table_lost = self.member.table_lost()
         self.raft.on_sync(msg, now, ready)
 
     # ---- the log ----------------------------------------------------------------------
@@ -334,7 +340,7 @@ class ServerNode:
             ready.event("refused_snapshot", sender=msg.sender, index=msg.last_index, problems="; ".join(refused)[:500])
             ready.to(msg.sender, SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
                                              self.raft.last_grant_id, 0, self.raft.incarnation,
-                                             self.settings.settings_hash))
+                                             self.settings.settings_hash, table_lost=self.member.table_lost()))
             return
         elif msg.state:
             ready.persist.append(InstallRecord(msg.last_index, msg.last_epoch, msg.state))
@@ -344,7 +350,7 @@ class ServerNode:
                 ready.to(msg.sender, TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
         ready.to(msg.sender, SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
                                          self.raft.last_grant_id, 0, self.raft.incarnation,
-                                         self.settings.settings_hash))
+                                         self.settings.settings_hash, table_lost=self.member.table_lost()))
 
     def checked_snapshot(self, state: Any) -> tuple[PoolState | None, list[str]]:
         """A pool state in plain form, decoded, and why it must not be installed:
@@ -386,6 +392,7 @@ class ServerNode:
         if ready is not None:
             for lease_id in adopted:
                 self.serving.lease_arrived(lease_id, ready)  # a fail-over asked here is answered: seated
+            self._check_incarnation(ready)
 
     def applicable_index(self) -> int:
         """Only committed entries are applied: borrowed seats are used after the commit."""
@@ -400,9 +407,13 @@ class ServerNode:
             item: LogEntry = self.raft.log.entry(self.applied + 1)
             before = self._allocation()
             moving = self.member.pool.transfers.get(getattr(item.entry, "transfer_id", ""))
+            mine = isinstance(item.entry, Rejoin) and item.entry.server == self.name
+            lost, prior = (self.member.table_lost(), self.pool.servers[self.name].status) if mine else (False, "")
             applied, consents = self.member.apply(item.entry, item.index, item.epoch, self.settings.verify, now)
             self.applied = item.index
             grew = grew or self._allocation() > before
+            if mine and applied.ok and isinstance(item.entry, Rejoin):
+                self._own_rejoin(item.entry, lost, prior, now, ready)
             self._after_apply(item, applied.ok, applied.note, moving.lease_id if moving else None, now, ready)
             for consent in consents:
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
@@ -412,6 +423,7 @@ class ServerNode:
                     self.send_leader(TransferConfirm(self.name, self.raft.term, consent.transfer_id,
                                                        consent.given), ready)
         ready.persist.append(CommitRecord(self.applied))
+        self._check_incarnation(ready)
         if grew and self.serving.book.waiting:
             self.serving.retry_waiting(now, ready)
         if len(self.raft.log.entries) > self.settings.compact_every:
@@ -434,6 +446,39 @@ class ServerNode:
             ready.event(type(entry).__name__.lower(), server=entry.server)
         if self.raft.is_leader:
             self.leading.applied_entry(item, ok, note, now, ready)
+
+    def _own_rejoin(self, entry: Rejoin, lost: bool, prior: str, now: float, ready: Ready) -> None:
+        """A ``Rejoin`` of this server.  It is this incarnation's only if it names
+        it and, when the lease table was lost with a disk (``lost``), the earlier
+        incarnation was reclaimed first (``prior`` status down): until then a
+        client may still hold a lease of that incarnation on a seat this table
+        shows free.  A Rejoin proposed before the leader knew is not taken:
+        ``_check_incarnation`` moves above it, and the leader fences and
+        reclaims first (docs/leadership.md, "Rejoin after a lost disk")."""
+        if entry.incarnation != self.raft.incarnation:
+            return
+        if lost and prior != DOWN:
+            ready.event("rejoin_refused", incarnation=entry.incarnation, status=prior)
+            return
+        self.rejoined_as = entry.incarnation
+        if lost:
+            for lease_id in self.member.recover_lost_table(now):
+                self.serving.lease_arrived(lease_id, ready)
+        else:
+            self.member.empty_boot = False
+
+    def _check_incarnation(self, ready: Ready) -> None:
+        """The pool's record of this server names this incarnation or a later
+        one, and not through a Rejoin this node took: an earlier life of it had
+        that number (a lost disk, a clock set back).  Serving under it would
+        mix the two lives' lease ids and reports, so move above the record,
+        persisted before anything is sent, and be rejoined as that."""
+        recorded = self.pool.servers[self.name].incarnation
+        if recorded < self.raft.incarnation or self.rejoined_as == self.raft.incarnation:
+            return
+        self.raft.incarnation = recorded + 1
+        ready.persist.append(self.raft.hard_record())
+        ready.event("incarnation_moved", incarnation=self.raft.incarnation, recorded=recorded)
 
     def _reconcile_on_rejoin(self) -> None:
         """DESIGN.md 2b item 6: keep every unexpired lease except those that

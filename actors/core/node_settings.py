@@ -46,6 +46,11 @@ class NodeSettings:
     the simulator and unit tests only, accepts unsigned admin changes."""
     wall: Callable[[], float] | None = None
     """The wall clock (seconds since the epoch) for admin timestamps; needed with ``admin_key``."""
+    incarnation_floor: int = 0
+    """The lowest incarnation this boot may take: the shell passes the wall clock's
+    seconds at boot, so a server rebuilt on an empty disk starts above every
+    earlier incarnation of it (docs/leadership.md, "Rejoin").  The simulator
+    passes 0 (a restart is then persisted + 1, as before)."""
 
     def threshold(self, server: str) -> float:
         return self.thresholds.get(server, self.default_threshold)

@@ -166,6 +166,8 @@ class Raft:
         self.next_heartbeat = 0.0
         # hooks the node fills
         self.pending_report: e.LeaseReport | None = None
+        self.table_lost = False
+        """Sent in every ``SyncReply`` (``Member.table_lost``), set by the node like ``pending_report``."""
 
     # ---- timing rules (small functions: the mutant tests replace them one by one) -----
 
@@ -462,7 +464,7 @@ class Raft:
         match = msg.prev_index + len(msg.entries) if success else min(self.log.last_index, msg.prev_index - 1)
         ready.to(msg.sender, SyncReply(
             self.name, self.term, success, match, msg.round, self.last_grant_id, self.renewal_no,
-            self.incarnation, self.settings_hash, self.pending_report,
+            self.incarnation, self.settings_hash, self.pending_report, self.table_lost,
         ))
 
     def _accept(self, msg: DistributionCriteriaSync, ready: Ready) -> bool:

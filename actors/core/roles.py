@@ -105,6 +105,8 @@ class LeaderBook:
     next_rebalance: float = 0.0
     incarnations: dict[str, int] = field(default_factory=dict)
     """Incarnation each server reported in its latest heartbeat."""
+    table_lost: dict[str, bool] = field(default_factory=dict)
+    """Whether its latest heartbeat said its lease table was lost with a disk."""
     transfer_seq: int = 0
     """The number of the last transfer id this leader made (``new_transfer_id``)."""
 

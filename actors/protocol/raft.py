@@ -146,6 +146,9 @@ class SyncReply:
     """The sender's settings hash; the leader ignores a reply whose hash differs from its own."""
     report: LeaseReport | None = None
     """The sender's lease changes not yet seen committed; None when it has nothing new."""
+    table_lost: bool = False
+    """The sender's lease table may lack leases an earlier incarnation of it granted (it was rebuilt on an empty
+    disk): the leader fences and reclaims that incarnation before it proposes ``Rejoin``."""
 
 
 @dataclass(frozen=True)
