@@ -90,6 +90,9 @@ class ServerNode:
         """The index of the last committed entry applied to ``member``."""
         self.rejoined_as = 0
         """The incarnation whose own ``Rejoin`` this node applied and took (``_own_rejoin``)."""
+        self.committed_unheard: int | None = None
+        """The commit index a leader showed before this incarnation first told
+        one (its first ``SyncReply``): no entry up to it is this incarnation's."""
         self._verified: dict[str, Any] = {}
         """``settings.verify``'s result per code text (``verify_cached``)."""
         self.expiry_watch = ExpiryWatch()
@@ -311,6 +314,8 @@ class ServerNode:
     def _on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
         self.raft.pending_report = self._report_to_send()
         self.raft.table_lost = self.member.table_lost()
+        if self.committed_unheard is None and msg.epoch >= self.raft.term:
+            self.committed_unheard = msg.commit_index
         self.raft.on_sync(msg, now, ready)
 
     # ---- the log ----------------------------------------------------------------------
@@ -331,6 +336,8 @@ class ServerNode:
         if msg.epoch < self.raft.term:
             return
         self.raft.on_sync(DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
+        if self.committed_unheard is None:
+            self.committed_unheard = msg.last_index
         checked = self.checked_snapshot(msg.state) if msg.state else None
         refused = checked[1] if checked is not None else []
         if self.older_table(msg.last_index):
@@ -413,7 +420,7 @@ class ServerNode:
             self.applied = item.index
             grew = grew or self._allocation() > before
             if mine and applied.ok and isinstance(item.entry, Rejoin):
-                self._own_rejoin(item.entry, lost, prior, now, ready)
+                self._own_rejoin(item, lost, prior, now, ready)
             self._after_apply(item, applied.ok, applied.note, moving.lease_id if moving else None, now, ready)
             for consent in consents:
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
@@ -447,15 +454,21 @@ class ServerNode:
         if self.raft.is_leader:
             self.leading.applied_entry(item, ok, note, now, ready)
 
-    def _own_rejoin(self, entry: Rejoin, lost: bool, prior: str, now: float, ready: Ready) -> None:
+    def _own_rejoin(self, item: LogEntry, lost: bool, prior: str, now: float, ready: Ready) -> None:
         """A ``Rejoin`` of this server.  It is this incarnation's only if it names
-        it and, when the lease table was lost with a disk (``lost``), the earlier
-        incarnation was reclaimed first (``prior`` status down): until then a
-        client may still hold a lease of that incarnation on a seat this table
-        shows free.  A Rejoin proposed before the leader knew is not taken:
+        it, the record took it, and it was committed after this incarnation first
+        told a leader its number (an earlier life may have had the same number:
+        a lost disk, a clock set back).  When the lease table was lost with a
+        disk (``lost``) it is taken only once the earlier incarnation was
+        reclaimed (``prior`` status down): until then a client may still hold a
+        lease of that incarnation on a seat this table shows free.  A Rejoin not
+        taken leaves the record at this incarnation's number or above it, so
         ``_check_incarnation`` moves above it, and the leader fences and
         reclaims first (docs/leadership.md, "Rejoin after a lost disk")."""
-        if entry.incarnation != self.raft.incarnation:
+        entry = item.entry
+        assert isinstance(entry, Rejoin)
+        if (entry.incarnation != self.raft.incarnation or self.pool.servers[self.name].incarnation != entry.incarnation
+                or item.index <= (self.committed_unheard or 0)):
             return
         if lost and prior != DOWN:
             ready.event("rejoin_refused", incarnation=entry.incarnation, status=prior)
@@ -474,7 +487,7 @@ class ServerNode:
         mix the two lives' lease ids and reports, so move above the record,
         persisted before anything is sent, and be rejoined as that."""
         recorded = self.pool.servers[self.name].incarnation
-        if recorded < self.raft.incarnation or self.rejoined_as == self.raft.incarnation:
+        if recorded < self.raft.incarnation or recorded == self.rejoined_as == self.raft.incarnation:
             return
         self.raft.incarnation = recorded + 1
         ready.persist.append(self.raft.hard_record())

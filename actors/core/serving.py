@@ -265,7 +265,9 @@ class ClientSide:
         not extended, and the session is not sent away.  A server that may not
         serve at all (fenced, not rejoined, an old incarnation) sends the
         session to another server.  A lease not held here for this client is
-        lost (or moved), whatever the server's state: that is committed fact.
+        lost (or moved), whatever the server's state: that is committed fact;
+        except at a server rebuilt on an empty disk and not rejoined yet, which
+        sends the session away (docs/leadership.md, "Rejoin after a lost disk").
         """
         servable: list[str] = []
         held: list[str] = []
@@ -273,6 +275,9 @@ class ClientSide:
         today = self.settings.today()
         for lid in hb.lease_ids:
             lease = self.member.leases.leases.get(lid)
+            if lease is None and self.member.empty_boot:
+                refused.append(lid)  # this table was lost with a disk: not holding a lease says nothing
+                continue
             if lease is None:
                 servable.append(lid)  # renew() reports it lost, or moved
                 continue

@@ -20,6 +20,7 @@ half-changed state is thrown away and the server rejoins as a new incarnation.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from datetime import timedelta
@@ -153,6 +154,9 @@ class LicenseServer(ActorTypeDispatcher):
         if settings is None:
             settings = self.node.settings if self.node is not None else node_settings(self.cfg, self.name)
         now = time.monotonic()
+        # Incarnations never repeat, even on a disk rebuilt empty: the wall clock's
+        # seconds are a floor (docs/leadership.md, "Rejoin after a lost disk").
+        settings = dataclasses.replace(settings, incarnation_floor=int(time.time()))
         node, ready = ServerNode.boot(settings, self.store.load(), now)
         self.node = node
         logger.info("server {} up: incarnation {}, epoch {}, applied {}", self.name, node.raft.incarnation,

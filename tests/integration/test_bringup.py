@@ -37,9 +37,9 @@ says:
 6. After the restarts, ``check`` on every server host passes with every line
    ``ok`` (reach, settings hash and clock against the running servers).
 
-A second test does section 6, replacing a dead host's disk; it is a strict
-xfail until the defect it shows is fixed (a server rebuilt on an empty
-data_dir never rejoins as a newer incarnation).
+A second test does section 6, replacing a dead host's disk: the server
+rebuilt on an empty data_dir rejoins as a newer incarnation (its boot takes the
+wall clock's seconds as a floor) and serves again.
 
 The one line of pool.toml that differs per host is ``data_dir`` (a per-host
 path, not part of the settings hash).  Needs root and ``ip netns``; skipped
@@ -446,10 +446,6 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
           + f"; {len(unforced)} off a server that was not restarting" + "".join(f"\n  {x}" for x in unforced))
 
 
-@pytest.mark.xfail(strict=True, reason="a server rebuilt on an empty data_dir boots as incarnation 1, below the "
-                   "pool's record of it; the committed Rejoin keeps the higher number (PoolState._rejoin takes the "
-                   "max), so the server is shown up but never counts itself rejoined and never serves "
-                   "(docs/deployment.md section 6)")
 def test_a_server_rebuilt_on_an_empty_disk_rejoins_and_serves(bringup: Bringup) -> None:
     """docs/deployment.md section 6: a host dies, its disk is gone; the operator
     declares it down, rebuilds it with an empty data_dir, checks and starts it;
