@@ -464,7 +464,7 @@ def test_a_server_rebuilt_on_an_empty_disk_rejoins_and_serves(bringup: Bringup) 
     # An ordinary restart first, as every server of a pool that ever restarted has had.
     setup.procs.stop(dead)
     _start(setup, dead)
-    status = _poll(lambda: newer(1), 30.0, f"{dead} up again as incarnation 2")
+    status = _poll(lambda: newer(1), 30.0, f"{dead} up again as a newer incarnation")
     incarnation = next(x["incarnation"] for x in status["servers"] if x["name"] == dead)
 
     _install(setup, "ws17", text, ops, client=True)
