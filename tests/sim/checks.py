@@ -16,7 +16,9 @@ Liveness, checked where the design promises it (see docs/simulator.md):
 * **REGISTRY** (after every server event): every server at the most advanced
   applied index holds, in its local table, each lease the committed registry
   places there, unless a transfer of that lease is under way or the server's
-  own change (release, expiry) of it is not committed yet.
+  own change (release, expiry) of it is not committed yet, or the server's
+  table was lost with its disk (those are an earlier incarnation's leases,
+  waited out by fence and reclaim: docs/leadership.md, "Rejoin after a lost disk").
 * **ABANDON** (shell model, after every client event): a session never holds,
   for longer than a grace period, a lease its app does not know of (a
   checkout the app gave up on must end with no seat held).
@@ -322,7 +324,7 @@ class Checker:
         top = max(h.node.applied for h in views)
         for host in views:
             node = host.node
-            if node.applied != top:
+            if node.applied != top or node.member.table_lost():
                 continue
             # The registry changes only when entries apply; the table only by
             # grants, releases, expiries (change_seq) and applied entries.

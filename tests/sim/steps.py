@@ -78,6 +78,17 @@ def _restart(w: World, name: str) -> None:
         w._on_boot(name)
 
 
+def _wipe(w: World, name: str) -> None:
+    """The stopped server's disk is replaced by an empty one (docs/deployment.md
+    section 6); its next ``restart`` boots on it."""
+    host = w.servers[name]
+    if host.up:
+        raise ValueError(f"wipe {name}: only a stopped server")
+    old = host.storage
+    host.storage = type(old)(old.rng, torn_writes=old.torn_writes, zero_fill=old.zero_fill)
+    w.log(name, "WIPE the disk is replaced by an empty one")
+
+
 def _stall(w: World, name: str, duration: float) -> None:
     host = w.servers[name]
     if host.up and not host.stalled:
@@ -236,6 +247,7 @@ ACTIONS: dict[str, Any] = {
     "heal": _heal, "lossy": _lossy, "clock": _clock, "checkout": _checkout, "release": _release,
     "crash_client": _crash_client, "reconnect": _reconnect, "license": _license, "addon": _addon, "criteria": _criteria,
     "force_release": _force_release, "server_down": _server_down, "quiet": _quiet, "crash_on": _crash_on,
+    "wipe": _wipe,
 }
 
 

@@ -12,6 +12,7 @@ from tests.sim.scenarios import (
     abandon_race,
     client_server_kill,
     criteria_under_load,
+    disk_lost,
     leader_kill,
     leader_kill_quiet,
     oneway_partition,
@@ -29,5 +30,5 @@ SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
     for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
               reconnect, versions_under_load, pool_restart_under_load, abandon_race, leader_kill_quiet,
-              release_while_down)
+              release_while_down, disk_lost)
 }
