@@ -477,6 +477,7 @@ def test_a_server_rebuilt_on_an_empty_disk_rejoins_and_serves(bringup: Bringup) 
     assert granted["ok"] and granted["server"] == dead, granted
 
     def held() -> dict[str, Any]:
+        auth: dict[str, Any]
         (auth,) = holder.state()
         assert auth["lease_id"] == granted["lease_id"] and not auth["lost"], auth
         return auth

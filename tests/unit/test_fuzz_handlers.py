@@ -124,12 +124,12 @@ def _instance(cls: type, lease_ids: list[str], depth: int = 0) -> st.SearchStrat
         # One field value in 30 is of the wrong type: most messages stay well formed and reach the core.
         return st.integers(0, 29).flatmap(lambda k: WRONG if k == 0 else good)
 
-    fields = {f.name: field(hints[f.name]) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: field(hints[f.name]) for f in dataclasses.fields(cls)}
 
     @st.composite
     def build(draw: Any) -> Any:
         values = {name: draw(s) for name, s in fields.items()}
-        obj = object.__new__(cls)
+        obj: object = object.__new__(cls)
         for name, value in values.items():
             object.__setattr__(obj, name, value)
         return obj

@@ -29,7 +29,7 @@ class LinkNet(Net):
     cut: set[tuple[str, str]]
 
     def carry(self, name: str, ready: Ready) -> None:
-        cut = getattr(self, "cut", set())
+        cut: set[tuple[str, str]] = getattr(self, "cut", set())
         ready.send = [out for out in ready.send if (name, out.to) not in cut]
         super().carry(name, ready)
 
