@@ -195,13 +195,14 @@ def test_the_fuzz_feeds_the_core() -> None:
 def test_shape_refuses_wrong_types_and_missing_fields() -> None:
     good = c.CheckoutRequest("c0", "client0", 1, "cad", "2.0")
     assert shape.problem(good) is None
-    assert "not str" in str(shape.problem(dataclasses.replace(good, feature=["cad"])))  # type: ignore[arg-type]
+    wrong = dataclasses.replace(good, feature=["cad"])  # type: ignore[arg-type]  # a wrong type on purpose
+    assert "not str" in str(shape.problem(wrong))
     assert "not int" in str(shape.problem(dataclasses.replace(good, request_id=True)))
     bare = object.__new__(c.CheckoutRequest)
     assert "missing" in str(shape.problem(bare))
     sync = r.DistributionCriteriaSync("s1", 1, 0, 0, (r.LogEntry(1, 1, e.Grant("s1", "cad", "2.0", 1, "")),), 0, 1)
     assert shape.problem(sync) is None
-    bad_entry = r.LogEntry(1, 1, "not an entry")  # type: ignore[arg-type]
+    bad_entry = r.LogEntry(1, 1, "not an entry")  # type: ignore[arg-type]  # a wrong type on purpose
     assert shape.problem(dataclasses.replace(sync, entries=(bad_entry,))) is not None
     assert "finite" in str(shape.problem(r.LogEntry(1, 1, e.AdminNonce("a", math.nan))))
     assert shape.problem("a string") is not None
