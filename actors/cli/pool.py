@@ -245,6 +245,14 @@ def _snapshot_show(config_path: Path, name: str, as_json: bool) -> None:
 
 def register(licpool: click.Group, license_group: click.Group) -> None:
     """Attach the pool commands to the ``licpool`` group (and ``license add``)."""
+    _register_running(licpool)
+    _register_views(licpool)
+    _register_changes(licpool, license_group)
+    _register_tools(licpool)
+
+
+def _register_running(licpool: click.Group) -> None:
+    """``up``, ``server`` and ``server down``."""
 
     @licpool.command("up")
     @_config_option(required=False)
@@ -274,6 +282,10 @@ def register(licpool: click.Group, license_group: click.Group) -> None:
         _run_admin(cfg, lambda rid: p.DeclareServerDown("cli", 0, rid, server_name),
                    f"server {server_name} declared down")
 
+
+def _register_views(licpool: click.Group) -> None:
+    """``status`` and ``sessions``."""
+
     @licpool.command("status")
     @_config_option()
     @click.option("--json", "as_json", is_flag=True, help="One JSON document (stable field names).")
@@ -288,6 +300,10 @@ def register(licpool: click.Group, license_group: click.Group) -> None:
     def sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
         """Who holds which lease, at which server, until when."""
         return _sessions(config_path, feature, as_json)
+
+
+def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
+    """The admin changes: ``release``, ``license add``, ``allocations add``, ``distribution set``."""
 
     @licpool.command("release")
     @click.argument("lease_id")
@@ -338,6 +354,10 @@ def register(licpool: click.Group, license_group: click.Group) -> None:
             key = _feature_key(feature, link)
             reply = link.admin(lambda rid: p.ChangeDistributionCriteria("cli", 0, rid, key[0], key[1], criteria))
         _report_admin(reply, f"distribution of {key[0]} {key[1]} set to {criteria}")
+
+
+def _register_tools(licpool: click.Group) -> None:
+    """``snapshot show`` and ``demo``."""
 
     @licpool.group("snapshot")
     def snapshot() -> None:

@@ -395,44 +395,18 @@ class LeaderDuties:
         self.book.admin[index] = (via, msg.request_id)
 
     def _admin_entry(self, msg: AdminRequest) -> tuple[Entry | None, str, bool]:
-        state = self.pool
+        """The entry an admin change proposes, or ``None`` with why not; the flag
+        says the change is already in the pool."""
         try:
             if isinstance(msg, AddLicenseCode):
-                code = self.settings.verify(msg.code)
-                if not isinstance(code, codes.LicenseCode):
-                    return None, "that is an add-on, not a license code (use allocations add)", False
-                if code.expires < self.settings.today():
-                    return None, f"license code {code.serial} expired on {code.expires}", False
-                if code.serial in state.licenses:
-                    return None, f"license code {code.serial} is already in the pool", True
-                codes.check_criteria(code.criteria, code.count, list(state.servers))
-                table = state.features.get(code.key)
-                if table is not None and table.majority != code.majority:
-                    return None, (f"{code.feature} {code.version} is already in the pool "
-                                  "with the other majority rule"), False
-                if table is not None and table.exact != code.exact_version:
-                    return None, (f"{code.feature} {code.version} is already in the pool with "
-                                  f"version_match {'exact' if table.exact else 'range'}"), False
-                return AddLicense(msg.code), "", False
+                return self._license_entry(msg)
             if isinstance(msg, AddAllocations):
-                addon = self.settings.verify(msg.addon)
-                if not isinstance(addon, codes.AddOn):
-                    return None, "that is a license code, not an add-on (use license add)", False
-                if addon.serial in state.addons:
-                    return None, f"add-on {addon.serial} is already in the pool", True
-                if addon.of_serial not in state.licenses:
-                    return None, (f"add-on {addon.serial} extends serial {addon.of_serial}, "
-                                  "which is not in the pool"), False
-                return AddAddon(msg.addon), "", False
+                return self._addon_entry(msg)
             if isinstance(msg, ChangeDistributionCriteria):
-                table = state.features.get((msg.feature, msg.version))
-                if table is None:
-                    return None, f"no license for {msg.feature} {msg.version} in the pool", False
-                pairs = codes.parse_criteria(msg.criteria)
-                codes.check_criteria(pairs, table.total, list(state.servers))
-                return SetCriteria(msg.feature, msg.version, pairs), "", False
+                return self._criteria_entry(msg)
         except codes.CodeError as err:
             return None, str(err), False
+        state = self.pool
         if isinstance(msg, ForceReleaseLease):
             if state.registry.is_dead(msg.lease_id):
                 return None, f"lease {msg.lease_id} is not live", False
@@ -442,6 +416,45 @@ class LeaderDuties:
         if msg.server == self.name:
             return None, f"{msg.server} is the leader and running; stop it first", False
         return ServerDown(msg.server), "", False
+
+    def _license_entry(self, msg: AddLicenseCode) -> tuple[Entry | None, str, bool]:
+        state = self.pool
+        code = self.settings.verify(msg.code)
+        if not isinstance(code, codes.LicenseCode):
+            return None, "that is an add-on, not a license code (use allocations add)", False
+        if code.expires < self.settings.today():
+            return None, f"license code {code.serial} expired on {code.expires}", False
+        if code.serial in state.licenses:
+            return None, f"license code {code.serial} is already in the pool", True
+        codes.check_criteria(code.criteria, code.count, list(state.servers))
+        table = state.features.get(code.key)
+        if table is not None and table.majority != code.majority:
+            return None, (f"{code.feature} {code.version} is already in the pool "
+                          "with the other majority rule"), False
+        if table is not None and table.exact != code.exact_version:
+            return None, (f"{code.feature} {code.version} is already in the pool with "
+                          f"version_match {'exact' if table.exact else 'range'}"), False
+        return AddLicense(msg.code), "", False
+
+    def _addon_entry(self, msg: AddAllocations) -> tuple[Entry | None, str, bool]:
+        state = self.pool
+        addon = self.settings.verify(msg.addon)
+        if not isinstance(addon, codes.AddOn):
+            return None, "that is a license code, not an add-on (use license add)", False
+        if addon.serial in state.addons:
+            return None, f"add-on {addon.serial} is already in the pool", True
+        if addon.of_serial not in state.licenses:
+            return None, (f"add-on {addon.serial} extends serial {addon.of_serial}, "
+                          "which is not in the pool"), False
+        return AddAddon(msg.addon), "", False
+
+    def _criteria_entry(self, msg: ChangeDistributionCriteria) -> tuple[Entry | None, str, bool]:
+        table = self.pool.features.get((msg.feature, msg.version))
+        if table is None:
+            return None, f"no license for {msg.feature} {msg.version} in the pool", False
+        pairs = codes.parse_criteria(msg.criteria)
+        codes.check_criteria(pairs, table.total, list(self.pool.servers))
+        return SetCriteria(msg.feature, msg.version, pairs), "", False
 
     def admin_reply(self, via: str, request_id: str, ok: bool, error: str = "", *, already_present: bool = False,
                     index: int = 0, ready: Ready) -> None:

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -74,43 +75,67 @@ def _value(value: Any, hint: Any, where: str, depth: int) -> str | None:
         return None
     origin = typing.get_origin(hint)
     if origin is typing.Union or origin is types.UnionType:
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        if type(value) in options:  # a dataclass or scalar of one of the declared types: say what is wrong in it
-            return _value(value, type(value), where, depth)
-        for option in options:
-            if option is not type(None) and _value(value, option, where, depth) is None:
-                return None
-        names = " | ".join(getattr(x, "__name__", str(x)) for x in options)
-        return f"{where} is a {type(value).__name__}, not {names}"
+        return _union(value, typing.get_args(hint), where, depth)
     if origin is tuple:
         return _tuple(value, typing.get_args(hint), where, depth)
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             return f"{where} is a {type(value).__name__}, not a dict with str keys"
         return None
-    if hint is bool:
-        return None if isinstance(value, bool) else f"{where} is a {type(value).__name__}, not bool"
-    if hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"{where} is a {type(value).__name__}, not int"
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return None if ok else f"{where} is {value!r:.40}, not a finite float"
-    if hint is str:
-        if not isinstance(value, str):
-            return f"{where} is a {type(value).__name__}, not str"
-        return None if len(value) <= MAX_TEXT else f"{where} is longer than {MAX_TEXT} characters"
-    if isinstance(hint, type) and issubclass(hint, Enum):
+    if not isinstance(hint, type):
+        return f"{where}: field type {hint} is not checked"
+    scalar = _SCALARS.get(hint)
+    if scalar is not None:
+        return scalar(value, where)
+    if issubclass(hint, Enum):
         return None if isinstance(value, hint) else f"{where} is a {type(value).__name__}, not {hint.__name__}"
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if dataclasses.is_dataclass(hint):
         if type(value) is not hint:
             return f"{where} is a {type(value).__name__}, not {hint.__name__}"
         return _object(value, where, depth + 1)
-    if hint is type(None):
-        return None if value is None else f"{where} is not None"
     return f"{where}: field type {hint} is not checked"
+
+
+def _union(value: Any, options: tuple[Any, ...], where: str, depth: int) -> str | None:
+    if value is None and type(None) in options:
+        return None
+    if type(value) in options:  # a dataclass or scalar of one of the declared types: say what is wrong in it
+        return _value(value, type(value), where, depth)
+    for option in options:
+        if option is not type(None) and _value(value, option, where, depth) is None:
+            return None
+    names = " | ".join(getattr(x, "__name__", str(x)) for x in options)
+    return f"{where} is a {type(value).__name__}, not {names}"
+
+
+def _bool(value: Any, where: str) -> str | None:
+    return None if isinstance(value, bool) else f"{where} is a {type(value).__name__}, not bool"
+
+
+def _int(value: Any, where: str) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return None if ok else f"{where} is a {type(value).__name__}, not int"
+
+
+def _float(value: Any, where: str) -> str | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return None if ok else f"{where} is {value!r:.40}, not a finite float"
+
+
+def _str(value: Any, where: str) -> str | None:
+    if not isinstance(value, str):
+        return f"{where} is a {type(value).__name__}, not str"
+    return None if len(value) <= MAX_TEXT else f"{where} is longer than {MAX_TEXT} characters"
+
+
+def _none(value: Any, where: str) -> str | None:
+    return None if value is None else f"{where} is not None"
+
+
+_SCALARS: dict[type, Callable[[Any, str], str | None]] = {
+    bool: _bool, int: _int, float: _float, str: _str, type(None): _none,
+}
+"""The check for each scalar field type (``bool`` is not an ``int`` here)."""
 
 
 def _tuple(value: Any, args: tuple[Any, ...], where: str, depth: int) -> str | None:

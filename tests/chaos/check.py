@@ -279,12 +279,18 @@ def _sweep(holds: list[Hold], end_of: Any) -> tuple[int, list[tuple[float, list[
 def check_run(directory: Path) -> Verdict:
     run = _Run(Path(directory))
     v = Verdict()
-    fig = v.figures
-    h = run.timing["heartbeat_interval"]
-    ttl = run.timing["lease_ttl"]
     holds = run.holds()
+    _check_s1(run, holds, v)
+    _check_s2(run, holds, v)
+    _check_s3(run, holds, v)
+    _check_table(run, v)
+    _figures(run, holds, v)
+    return v
 
-    # ---- S1 ----------------------------------------------------------------------------
+
+def _check_s1(run: _Run, holds: list[Hold], v: Verdict) -> None:
+    """S1: never more leases held than seats."""
+    fig = v.figures
     peak, moments = _sweep(holds, lambda x: x.end)
     fig["S1 peak holds, deadline view"] = f"{peak} of {run.seats}"
     fig["S1 peak holds, usage view"] = f"{_sweep(holds, lambda x: x.usage_end)[0]} of {run.seats}"
@@ -304,7 +310,11 @@ def check_run(directory: Path) -> Verdict:
             if x["event"] == "granted" and x.get("resumed") and x["resumed"] != x["lease"]:
                 v.violations["S1"].append(f"{app}: resuming {x['resumed']} gave another lease: {_short(x)}")
 
-    # ---- S2 ----------------------------------------------------------------------------
+
+def _check_s2(run: _Run, holds: list[Hold], v: Verdict) -> None:
+    """S2: no lease lost, unless a fault explains it (exempt)."""
+    fig = v.figures
+    h = run.timing["heartbeat_interval"]
     grants = {(x.app, x.lease): x for x in holds}
     lost = [(app, x) for app, lines in run.apps.items() for x in lines if x["event"] == "lost"]
     fig["leases lost"] = len(lost)
@@ -336,7 +346,11 @@ def check_run(directory: Path) -> Verdict:
         else:
             v.violations["S2"].append(text + f" | {_short(x)}")
 
-    # ---- S3 ----------------------------------------------------------------------------
+
+def _check_s3(run: _Run, holds: list[Hold], v: Verdict) -> None:
+    """S3: after the faults, in_use matches what the live apps hold, and drains when they stop."""
+    fig = v.figures
+    ttl = run.timing["lease_ttl"]
     faults_end = run.mark("faults_end")
     frozen_at = run.mark("frozen")
     fill_begin = run.mark("fill_begin")
@@ -396,7 +410,10 @@ def check_run(directory: Path) -> Verdict:
             else:
                 fig["in_use drained after the apps stopped"] = f"{drained - stopped:.2f} s"
 
-    # ---- the table invariant -----------------------------------------------------------
+
+def _check_table(run: _Run, v: Verdict) -> None:
+    """Every status sample's table adds up: allocated + free + in flight == total."""
+    fig = v.figures
     checked = 0
     for s in run.status:
         for f in s.get("features", ()) if s.get("ok") else ():
@@ -408,14 +425,26 @@ def check_run(directory: Path) -> Verdict:
                     f"in flight {f['in_flight']} != total {f['total']}")
     fig["status samples checked"] = checked
 
-    _figures(run, holds, v)
-    return v
-
 
 def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
     fig = v.figures
-    begin, end = run.mark("faults_begin"), run.mark("faults_end")
     fig["faults injected"] = ", ".join(f"{w['kind']} {w['target']}" for w in run.windows)
+    _checkout_figures(run, v)
+    # fail-over: the leases at a faulted server, until each shows at another one
+    moves = [(app, x) for app, lines in run.apps.items() for x in lines if x["event"] == "moved"]
+    _failover_figures(run, holds, moves, v)
+    unexplained = _unexplained_moves(run, moves)
+    _server_side(run, holds, v)
+    fig["lease moves"] = len(moves)
+    fig["moves off a server that was up and connected"] = len(unexplained)
+    if unexplained:
+        fig["  those moves"] = unexplained[:12]
+
+
+def _checkout_figures(run: _Run, v: Verdict) -> None:
+    """Availability and latency of the apps' checkouts, and their resumes."""
+    fig = v.figures
+    begin, end = run.mark("faults_begin"), run.mark("faults_end")
     asked: dict[tuple[str, int, int], dict[str, Any]] = {}
     outcomes = []
     for app, lines in run.apps.items():
@@ -450,8 +479,10 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
         if o["event"] != "granted":
             v.notes.append(f"resume of {_lid(a['lease'])} by {a['app']}#{a['inc']} refused: {_short(o)}")
 
-    # fail-over: the leases at a faulted server, until each shows at another one
-    moves = [(app, x) for app, lines in run.apps.items() for x in lines if x["event"] == "moved"]
+
+def _failover_figures(run: _Run, holds: list[Hold], moves: list[tuple[str, dict[str, Any]]], v: Verdict) -> None:
+    """How long leases, leaders and a whole pool took to come back after each kind of fault."""
+    fig = v.figures
     per_kind: dict[str, list[float]] = {}
     for w in run.windows:
         if not w.get("servers") or w["kind"] == "pool_restart":
@@ -474,6 +505,10 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
     fig["leader kill -> another serving leader seen (s, 0.5 s polls)"] = leader_changes
     restarts = [round(b - a, 2) for a, b in run.no_majority]
     fig["whole-pool restart -> serving leader seen (s)"] = restarts
+
+
+def _unexplained_moves(run: _Run, moves: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The lease moves off a server that was up and connected to the app's host."""
     unexplained = []
     for app, m in moves:
         host = app.split("-")[0]
@@ -482,11 +517,7 @@ def _figures(run: _Run, holds: list[Hold], v: Verdict) -> None:
             unexplained.append(f"{run.at(m['ts'])} {app} {_lid(m['lease'])} {m['from']}->{m['to']} during "
                                + (", ".join(f"{w['kind']} {w['target']} (leader {w.get('leader')})" for w in near)
                                   or "no fault"))
-    _server_side(run, holds, v)
-    fig["lease moves"] = len(moves)
-    fig["moves off a server that was up and connected"] = len(unexplained)
-    if unexplained:
-        fig["  those moves"] = unexplained[:12]
+    return unexplained
 
 
 def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:

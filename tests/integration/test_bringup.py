@@ -431,7 +431,9 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
         state = app.call("state")
         (auth,) = state["auths"]
         assert auth["deadline"] > state["now"] + TIMING["lease_ttl"] / 2, f"{app.client_id}'s lease is not renewed"
-    feature = next(f for f in _status(setup)["features"] if f["feature"] == "cad")  # type: ignore[index]
+    status = _status(setup)
+    assert status is not None
+    feature = next(f for f in status["features"] if f["feature"] == "cad")
     assert sum(u["in_use"] for u in feature["servers"].values()) == 2, feature
     phase("final checks")
 
@@ -473,6 +475,7 @@ def test_a_server_rebuilt_on_an_empty_disk_rejoins_and_serves(bringup: Bringup) 
     assert granted["ok"] and granted["server"] == dead, granted
 
     def held() -> dict[str, Any]:
+        auth: dict[str, Any]
         (auth,) = holder.state()
         assert auth["lease_id"] == granted["lease_id"] and not auth["lost"], auth
         return auth

@@ -63,7 +63,9 @@ def test_bad_input_and_unsafe_hosts_fail_with_one_line_each(tmp_path: Path) -> N
 
     (config.parent / "admin.key").chmod(0o644)
     with socket.socket() as busy:  # s1's admin port held by some other program
-        port = int(re.search(r'name = "s1"\nhost = "127.0.0.1"\nport = (\d+)', config.read_text())[1])  # type: ignore[index]
+        found = re.search(r'name = "s1"\nhost = "127.0.0.1"\nport = (\d+)', config.read_text())
+        assert found is not None
+        port = int(found[1])
         busy.bind(("127.0.0.1", port))
         busy.listen()
         done = _check("--config", str(config), "--name", "s1", "--json")

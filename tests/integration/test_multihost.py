@@ -136,8 +136,11 @@ def test_a_client_keeps_its_lease_when_its_servers_link_is_cut(namespaced_pool: 
     added = admin.call("add_license", code=harness.license(10))
     assert added["ok"], added
     for name in SERVER_HOSTS:
-        _poll(lambda n=name: (s := admin.call("status", name=n))["ok"] and s["applied"] >= added["index"], 10.0,
-              f"{name} to apply the license")
+        def applied(n: str = name) -> Any:
+            s = admin.call("status", name=n)
+            return s["ok"] and s["applied"] >= added["index"]
+
+        _poll(applied, 10.0, f"{name} to apply the license")
 
     victim = next(n for n in SERVER_HOSTS if n != leader)
     client = pool.app("mh-client", prefer=victim)

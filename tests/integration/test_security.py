@@ -184,14 +184,14 @@ def _garbage_frames(rng: random.Random, sender: Any) -> list[bytes]:
     """Raw bytes to write to a port: framed and unframed, truncated, random, ill-typed."""
     good = pickle.dumps((sender, a.StatusQuery("garbage")))
     ill_typed = [
-        c.CheckoutRequest(["x"], {"y": 1}, "one", 5, None),  # type: ignore[arg-type]
-        c.SessionHeartbeat("c", "s", 1, ("a", ["nested"])),  # type: ignore[arg-type]
-        c.ReleaseRequest(None, -1, 2**70),  # type: ignore[arg-type]
+        c.CheckoutRequest(["x"], {"y": 1}, "one", 5, None),  # type: ignore[arg-type]  # ill-typed on purpose
+        c.SessionHeartbeat("c", "s", 1, ("a", ["nested"])),  # type: ignore[arg-type]  # ill-typed on purpose
+        c.ReleaseRequest(None, -1, 2**70),  # type: ignore[arg-type]  # ill-typed on purpose
         p.AddLicenseCode("cli", 0, "r", "LP1.AAAA.BBBB"),
         p.DeclareServerDown("cli", 0, "r", "s1", p.AdminAuth(1.0, "0" * 32, "0" * 64)),
         p.BorrowRequest("s9", 10**6, "cad", "2.0", -5, -1, -1, 1),
         a.PeerEnvelope("other-pool", "s1", sender, a.PeerHello(1)),
-        a.PeerEnvelope(["pool"], "s1", sender, "body"),  # type: ignore[arg-type]
+        a.PeerEnvelope(["pool"], "s1", sender, "body"),  # type: ignore[arg-type]  # ill-typed on purpose
         "just a string",
         {"a": [1, 2, (3,)]},
     ]

@@ -33,7 +33,8 @@ def test_chromium_renders_the_real_pools_numbers(licpool_pool: Any) -> None:
     finally:
         source.close()
     assert f'<b id="leader">{status.leader}</b>' in dom
-    assert re.search(r'<b id="epoch">(\d+)</b>', dom)[1] == str(status.epoch)  # type: ignore[index]
+    epoch = re.search(r'<b id="epoch">(\d+)</b>', dom)
+    assert epoch is not None and epoch[1] == str(status.epoch)
     (feature,) = status.features
     for u in feature.servers:
         assert f'class="use-{u.server}">{u.in_use} in use / {u.allocated} allocated' in dom, u

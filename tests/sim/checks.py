@@ -178,6 +178,7 @@ class Checker:
         since = client.orphan_since
         for lid in [lid for lid in since if lid not in held or lid in known]:
             del since[lid]
+        assert self.w.shell is not None  # apps and their orphans exist only in shell mode
         grace = max(1.0, 10 * self.w.shell.local_hop[1])
         for lid in held:
             if lid in known:

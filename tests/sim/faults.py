@@ -21,6 +21,7 @@ what the servers do, so a mutant run sees the same faults.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tests.sim.scenario import Step, validate
@@ -41,96 +42,131 @@ _KINDS = (
 
 
 def generate(w: World) -> list[Step]:
-    rng = w.rng["faults"]
-    cfg = w.config
-    servers = sorted(w.servers, key=lambda s: int(s[1:]))
-    clients = sorted(w.clients, key=lambda c: int(c[1:]))
-    minority = (len(servers) - 1) // 2
-    intensity = rng.choice(("calm", "normal", "normal", "storm"))
-    gap = INTENSITY[intensity]
-    steps: list[Step] = []
-    down_until: dict[str, float] = {}
-    crashed: list[str] = []
-    serial = 0
-    seats = cfg.seats
+    draw = _Draw(w)
+    rng, cfg, gap = draw.rng, w.config, draw.gap
     # The shell model restarts the whole pool more often: that is where a loaded pool lost leases (issue 11).
     weights = [k for k, n in _KINDS for _ in range(n + (4 if cfg.shell and k == "pool_restart" else 0))]
     t = cfg.fault_start + rng.expovariate(1.0 / gap)
-    w.log("faults", f"intensity {intensity} (mean gap {gap}s), {len(servers)} servers, {len(clients)} clients")
-
-    def at(time: float, *what: object) -> None:
-        steps.append(("at", round(min(time, cfg.fault_end), 6), *what))
-
+    w.log("faults", f"intensity {draw.intensity} (mean gap {gap}s), {len(draw.servers)} servers, "
+          f"{len(draw.clients)} clients")
     while t < cfg.fault_end:
         kind = rng.choice(weights)
-        down = [s for s, u in down_until.items() if u > t]
-        if kind == "kill":
-            target = rng.choice(["$leader", *servers])
-            if len(down) >= minority and rng.random() < 0.85:
-                t += rng.expovariate(1.0 / gap)
-                continue
-            back = t + rng.choice((rng.uniform(0.5, 6.0), rng.uniform(5.0, 20.0), rng.uniform(30.0, 45.0)))
-            if target != "$leader":
-                down_until[target] = back
-            at(t, "kill", target)
-            if target == "$leader":
-                # Restart whoever is down by then: the leader's name is known only at run time.
-                for s in servers:
-                    at(back, "restart", s)
-            else:
-                at(back, "restart", target)
-        elif kind == "pool_restart":
-            back = t + rng.uniform(1.0, 20.0)
-            for s in servers:
-                at(t, "kill", s)
-                at(back + rng.uniform(0.0, 2.0), "restart", s)
-                down_until[s] = back + 2.0
-        elif kind == "stall":
-            at(t, "stall", rng.choice(["$leader", *servers]), round(rng.uniform(0.3, 8.0), 3))
-        elif kind in ("partition", "oneway"):
-            side = rng.sample(servers, rng.randint(1, max(1, minority)))
-            side += [c for c in clients if rng.random() < 0.3]
-            rest = [n for n in servers + clients if n not in side]
-            if kind == "oneway" and rng.random() < 0.5:
-                side, rest = rest, side
-            at(t, kind, side, rest)
-            at(t + rng.uniform(1.0, 25.0), "heal")
-        elif kind == "link":
-            a = rng.choice(servers + clients)
-            b = rng.choice([s for s in servers if s != a])
-            at(t, rng.choice(("partition", "oneway")), [a], [b])
-            at(t + rng.uniform(1.0, 20.0), "heal")
-        elif kind == "lossy":
-            at(t, "lossy", round(rng.uniform(0.05, 0.3), 3))
-            at(t + rng.uniform(1.0, 10.0), "lossy", w.base_loss)
-        elif kind == "clock":
-            rho = w.timing.clock_drift
-            at(t, "clock", rng.choice(servers + clients), round(rng.uniform(1 - rho, 1 + rho), 6))
-        elif kind == "addon":
-            serial += 1
-            n = rng.randint(1, 3)
-            seats += n
-            at(t, "addon", "L1", n, f"A{serial}")
-        elif kind == "license":
-            serial += 1
-            n = rng.randint(1, 3)
-            seats += n
-            at(t, "license", "cad", "2.0", n, f"L{serial + 1}", None)
-        elif kind == "criteria":
-            at(t, "criteria", "cad", "2.0", _criteria(rng, servers, cfg.seats))
-        elif kind == "force_release":
-            at(t, "force_release", rng.choice(clients))
-        elif kind == "server_down" and down:
-            at(t + 0.5, "server_down", rng.choice(down))
-        elif kind == "crash_client" and len(crashed) < len(clients) // 3 and t < cfg.fault_end * 0.7:
-            victim = rng.choice([c for c in clients if c not in crashed])
-            crashed.append(victim)
-            at(t, "crash_client", victim)
+        down = [s for s, u in draw.down_until.items() if u > t]
+        _FAULTS[kind](draw, t, down)
         t += rng.expovariate(1.0 / gap)
-    steps.append(("at", cfg.fault_end, "quiet"))
-    steps.sort(key=lambda s: s[1])
-    validate(steps)
-    return steps
+    draw.steps.append(("at", cfg.fault_end, "quiet"))
+    draw.steps.sort(key=lambda s: s[1])
+    validate(draw.steps)
+    return draw.steps
+
+
+class _Draw:
+    """One seed's schedule while it is drawn: a method per fault kind, each
+    drawing from the one rng in the order the schedule depends on."""
+
+    def __init__(self, w: World) -> None:
+        self.w = w
+        self.rng = w.rng["faults"]
+        self.cfg = w.config
+        self.servers = sorted(w.servers, key=lambda s: int(s[1:]))
+        self.clients = sorted(w.clients, key=lambda c: int(c[1:]))
+        self.minority = (len(self.servers) - 1) // 2
+        self.intensity = self.rng.choice(("calm", "normal", "normal", "storm"))
+        self.gap = INTENSITY[self.intensity]
+        self.steps: list[Step] = []
+        self.down_until: dict[str, float] = {}
+        self.crashed: list[str] = []
+        self.serial = 0
+
+    def at(self, time: float, *what: object) -> None:
+        self.steps.append(("at", round(min(time, self.cfg.fault_end), 6), *what))
+
+    def kill(self, t: float, down: list[str]) -> None:
+        rng = self.rng
+        target = rng.choice(["$leader", *self.servers])
+        if len(down) >= self.minority and rng.random() < 0.85:
+            return
+        back = t + rng.choice((rng.uniform(0.5, 6.0), rng.uniform(5.0, 20.0), rng.uniform(30.0, 45.0)))
+        if target != "$leader":
+            self.down_until[target] = back
+        self.at(t, "kill", target)
+        if target == "$leader":
+            # Restart whoever is down by then: the leader's name is known only at run time.
+            for s in self.servers:
+                self.at(back, "restart", s)
+        else:
+            self.at(back, "restart", target)
+
+    def pool_restart(self, t: float, down: list[str]) -> None:
+        back = t + self.rng.uniform(1.0, 20.0)
+        for s in self.servers:
+            self.at(t, "kill", s)
+            self.at(back + self.rng.uniform(0.0, 2.0), "restart", s)
+            self.down_until[s] = back + 2.0
+
+    def stall(self, t: float, down: list[str]) -> None:
+        self.at(t, "stall", self.rng.choice(["$leader", *self.servers]), round(self.rng.uniform(0.3, 8.0), 3))
+
+    def partition(self, t: float, down: list[str], kind: str = "partition") -> None:
+        rng = self.rng
+        side = rng.sample(self.servers, rng.randint(1, max(1, self.minority)))
+        side += [c for c in self.clients if rng.random() < 0.3]
+        rest = [n for n in self.servers + self.clients if n not in side]
+        if kind == "oneway" and rng.random() < 0.5:
+            side, rest = rest, side
+        self.at(t, kind, side, rest)
+        self.at(t + rng.uniform(1.0, 25.0), "heal")
+
+    def oneway(self, t: float, down: list[str]) -> None:
+        self.partition(t, down, "oneway")
+
+    def link(self, t: float, down: list[str]) -> None:
+        rng = self.rng
+        a = rng.choice(self.servers + self.clients)
+        b = rng.choice([s for s in self.servers if s != a])
+        self.at(t, rng.choice(("partition", "oneway")), [a], [b])
+        self.at(t + rng.uniform(1.0, 20.0), "heal")
+
+    def lossy(self, t: float, down: list[str]) -> None:
+        self.at(t, "lossy", round(self.rng.uniform(0.05, 0.3), 3))
+        self.at(t + self.rng.uniform(1.0, 10.0), "lossy", self.w.base_loss)
+
+    def clock(self, t: float, down: list[str]) -> None:
+        rho = self.w.timing.clock_drift
+        self.at(t, "clock", self.rng.choice(self.servers + self.clients), round(self.rng.uniform(1 - rho, 1 + rho), 6))
+
+    def addon(self, t: float, down: list[str]) -> None:
+        self.serial += 1
+        self.at(t, "addon", "L1", self.rng.randint(1, 3), f"A{self.serial}")
+
+    def license(self, t: float, down: list[str]) -> None:
+        self.serial += 1
+        self.at(t, "license", "cad", "2.0", self.rng.randint(1, 3), f"L{self.serial + 1}", None)
+
+    def criteria(self, t: float, down: list[str]) -> None:
+        self.at(t, "criteria", "cad", "2.0", _criteria(self.rng, self.servers, self.cfg.seats))
+
+    def force_release(self, t: float, down: list[str]) -> None:
+        self.at(t, "force_release", self.rng.choice(self.clients))
+
+    def server_down(self, t: float, down: list[str]) -> None:
+        if down:
+            self.at(t + 0.5, "server_down", self.rng.choice(down))
+
+    def crash_client(self, t: float, down: list[str]) -> None:
+        if len(self.crashed) < len(self.clients) // 3 and t < self.cfg.fault_end * 0.7:
+            victim = self.rng.choice([c for c in self.clients if c not in self.crashed])
+            self.crashed.append(victim)
+            self.at(t, "crash_client", victim)
+
+
+_FAULTS: dict[str, Callable[[_Draw, float, list[str]], None]] = {
+    "kill": _Draw.kill, "pool_restart": _Draw.pool_restart, "stall": _Draw.stall, "partition": _Draw.partition,
+    "oneway": _Draw.oneway, "link": _Draw.link, "lossy": _Draw.lossy, "clock": _Draw.clock, "addon": _Draw.addon,
+    "license": _Draw.license, "criteria": _Draw.criteria, "force_release": _Draw.force_release,
+    "server_down": _Draw.server_down, "crash_client": _Draw.crash_client,
+}
+"""How each kind of ``_KINDS`` is drawn."""
 
 
 def _criteria(rng: object, servers: list[str], total: int) -> str:

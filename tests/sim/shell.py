@@ -315,6 +315,7 @@ class SessionActor:
 
     def _to_app(self, ask: int, msg: Any) -> None:
         """To an ask context of the LicenseClient (0: its listener)."""
+        assert self.w.shell is not None  # a session model exists only in shell mode
         self.w.push(self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop), "to_app", self.client.name,
                     self.gen, ask, msg)
 

@@ -22,7 +22,7 @@ from actors.shell.flow import SyncWindow
 from actors.shell.persistence import NodeStore
 from tests.sim.checks import InvariantViolation
 from tests.sim.hosts import ADMIN, ClientHost, ServerHost
-from tests.sim.shell import ClientProxy, InboxItem, SessionActor, Step
+from tests.sim.shell import ClientProxy, InboxItem, SessionActor, SimStorage, Step
 from tests.sim.trace import short, short_id
 
 __all__ = ["ShellWorld"]
@@ -205,10 +205,12 @@ class ShellWorld:
         if step is not None and step.ready.persist:
             records = step.ready.persist
             k = self.shell_rng.randint(0, len(records))
-            host.storage.cut_after(k, power_loss=power_loss)
+            storage = host.storage
+            assert isinstance(storage, SimStorage)  # the shell model's hosts get one (World.__init__)
+            storage.cut_after(k, power_loss=power_loss)
             with contextlib.suppress(SimulatedCrash):
                 host.nstore.write(records)
-            host.storage.disarm()
+            storage.disarm()
             self.log(host.name, f"CRASH inside a step: {k} of {len(records)} appends done "
                      f"({'power loss' if power_loss else 'process killed'})")
             if self.checker is not None:

@@ -160,6 +160,7 @@ def test_a_whole_pool_restart_counts_as_one_fault_for_s2() -> None:
     from tests.sim.history import Fault
 
     checker = Checker.__new__(Checker)
+    # a stand-in World on purpose: fault_count reads only its server names
     checker.w = SimpleNamespace(servers={"s1": None, "s2": None, "s3": None})  # type: ignore[assignment]
     pool = [Fault("down", frozenset({s}), 20.0 + i * 0.01, 25.0 + i) for i, s in enumerate(("s1", "s2", "s3"))]
     assert checker.fault_count(pool) == 1

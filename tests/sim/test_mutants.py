@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.mutant
 EVENT_BUDGET = 150_000
 
 
-def _run(mutant: Mutant, seed: int, overrides: dict[str, object]) -> RunResult:
+def _run(mutant: Mutant, seed: int, overrides: dict[str, Any]) -> RunResult:
     if mutant.scenario is not None:
         return run_scenario(mutant.scenario(seed), **overrides)
     return run_seed(seed, mutant.servers, **overrides)
@@ -41,7 +42,7 @@ def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> No
     it, the test fails and the argument in ``Mutant.equivalent`` is wrong."""
     # A healthy run takes 3,000-10,000 events; a mutant that makes the pool
     # spin (a livelock is a finding too) is stopped at a bounded budget.
-    overrides: dict[str, object] = {"max_events": EVENT_BUDGET, **mutant.overrides}
+    overrides: dict[str, Any] = {"max_events": EVENT_BUDGET, **mutant.overrides}
     with monkeypatch.context() as mp:
         overrides.update(mutant.patch(mp))
         started = time.monotonic()

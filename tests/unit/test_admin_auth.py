@@ -59,6 +59,7 @@ def test_sender_and_epoch_are_not_signed_so_a_forwarding_server_may_rewrite_them
         (signed(p.AddLicenseCode("cli", 0, "r1", "CODE"), at=WALL0 - 3600), "off this server's clock"),
         (signed(p.AddLicenseCode("cli", 0, "r1", "CODE"), at=WALL0 + 3600), "off this server's clock"),
         (p.AddLicenseCode("cli", 0, "r1", "CODE", p.AdminAuth(WALL0, "zz", "00")), "malformed signature"),
+        # the next two are ill-typed on purpose
         (p.AddLicenseCode("cli", 0, "r1", "CODE", p.AdminAuth("now", "0" * 32, "0" * 64)),  # type: ignore[arg-type]
          "malformed signature"),
         (p.AddLicenseCode("cli", 0, "r1", ["CODE"], p.AdminAuth(WALL0, "0" * 32, "0" * 64)),  # type: ignore[arg-type]
@@ -229,7 +230,8 @@ def test_a_replay_is_refused_by_a_new_leader_and_after_a_restart() -> None:
         reply = net.admin(to, release)
         assert not reply.ok and "replayed" in reply.error, (to, reply)
     for node in net.nodes.values():
-        assert node.pool.feature("cad", "2.0").total == 15  # type: ignore[union-attr]
+        table = node.pool.feature("cad", "2.0")
+        assert table is not None and table.total == 15
 
 
 def test_an_old_change_is_refused_by_its_timestamp_once_its_nonce_is_forgotten() -> None:

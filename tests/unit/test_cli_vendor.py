@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -24,7 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 def runner() -> CliRunner:
     # click < 8.2 mixes stderr into stdout unless told not to.
     if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+        # (passed as a dict: the installed click's signature may not have it)
+        options: dict[str, Any] = {"mix_stderr": False}
+        return CliRunner(**options)
     return CliRunner()
 
 

@@ -47,7 +47,7 @@ def license_text(**overrides: object) -> str:
         "serial": "LP-0001",
     }
     fields.update(overrides)
-    return sign_license(KEY, **fields)  # type: ignore[arg-type]
+    return sign_license(KEY, **fields)  # type: ignore[arg-type]  # tests pass wrongly typed fields on purpose
 
 
 CODE = license_text(distribution="s1:4^s2:3")
@@ -63,9 +63,9 @@ def signed_payload(payload: bytes) -> str:
     return f"LP1.{b64(payload)}.{b64(KEY.sign(payload))}"
 
 
-def refused(text: str, reason: CodeProblem | None = None, **kw: object) -> CodeError:
+def refused(text: str, reason: CodeProblem | None = None, today: str | None = None) -> CodeError:
     with pytest.raises(CodeError) as info:
-        verify_code(text, PUB, **kw)  # type: ignore[arg-type]
+        verify_code(text, PUB, today=today)
     error = info.value
     assert "\n" not in str(error) and str(error)
     if reason is not None:
@@ -195,7 +195,7 @@ def test_sign_refuses_bad_count(count: object) -> None:
     assert info.value.reason is CodeProblem.BAD_COUNT
     assert "count must be a positive integer" in str(info.value)
     with pytest.raises(CodeError) as info:
-        sign_addon(KEY, of_serial="LP-1", count=count, serial="LP-2")  # type: ignore[arg-type]
+        sign_addon(KEY, of_serial="LP-1", count=count, serial="LP-2")  # type: ignore[arg-type]  # a bad count on purpose
     assert info.value.reason is CodeProblem.BAD_COUNT
 
 

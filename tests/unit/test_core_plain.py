@@ -23,8 +23,8 @@ SCALAR = {"str", "int", "float", "bool", "None", "str | None", "int | None", "fl
         LeaseChange(9, "grant", "s1.1.1.x.y", "c1", "cad", "2.0"),
     ],
 )
-def test_flat_is_asdict_for_flat_dataclasses(obj: object) -> None:
-    assert flat(obj) == dataclasses.asdict(obj)  # type: ignore[call-overload]
-    assert list(flat(obj)) == [f.name for f in dataclasses.fields(obj)]  # type: ignore[arg-type]
-    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+def test_flat_is_asdict_for_flat_dataclasses(obj: LocalLease | RegisteredLease | PendingUpdate | LeaseChange) -> None:
+    assert flat(obj) == dataclasses.asdict(obj)
+    assert list(flat(obj)) == [f.name for f in dataclasses.fields(obj)]
+    for f in dataclasses.fields(obj):
         assert str(f.type) in SCALAR, f"{type(obj).__name__}.{f.name} is {f.type}: flat() would share it"

@@ -124,12 +124,12 @@ def _instance(cls: type, lease_ids: list[str], depth: int = 0) -> st.SearchStrat
         # One field value in 30 is of the wrong type: most messages stay well formed and reach the core.
         return st.integers(0, 29).flatmap(lambda k: WRONG if k == 0 else good)
 
-    fields = {f.name: field(hints[f.name]) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    fields = {f.name: field(hints[f.name]) for f in dataclasses.fields(cls)}
 
     @st.composite
     def build(draw: Any) -> Any:
         values = {name: draw(s) for name, s in fields.items()}
-        obj = object.__new__(cls)
+        obj: object = object.__new__(cls)
         for name, value in values.items():
             object.__setattr__(obj, name, value)
         return obj
@@ -195,13 +195,14 @@ def test_the_fuzz_feeds_the_core() -> None:
 def test_shape_refuses_wrong_types_and_missing_fields() -> None:
     good = c.CheckoutRequest("c0", "client0", 1, "cad", "2.0")
     assert shape.problem(good) is None
-    assert "not str" in str(shape.problem(dataclasses.replace(good, feature=["cad"])))  # type: ignore[arg-type]
+    wrong = dataclasses.replace(good, feature=["cad"])  # type: ignore[arg-type]  # a wrong type on purpose
+    assert "not str" in str(shape.problem(wrong))
     assert "not int" in str(shape.problem(dataclasses.replace(good, request_id=True)))
     bare = object.__new__(c.CheckoutRequest)
     assert "missing" in str(shape.problem(bare))
     sync = r.DistributionCriteriaSync("s1", 1, 0, 0, (r.LogEntry(1, 1, e.Grant("s1", "cad", "2.0", 1, "")),), 0, 1)
     assert shape.problem(sync) is None
-    bad_entry = r.LogEntry(1, 1, "not an entry")  # type: ignore[arg-type]
+    bad_entry = r.LogEntry(1, 1, "not an entry")  # type: ignore[arg-type]  # a wrong type on purpose
     assert shape.problem(dataclasses.replace(sync, entries=(bad_entry,))) is not None
     assert "finite" in str(shape.problem(r.LogEntry(1, 1, e.AdminNonce("a", math.nan))))
     assert shape.problem("a string") is not None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 from actors.core.effects import Ready
 from actors.core.pool import PoolState
 from actors.protocol import client as c
@@ -29,7 +31,7 @@ class LinkNet(Net):
     cut: set[tuple[str, str]]
 
     def carry(self, name: str, ready: Ready) -> None:
-        cut = getattr(self, "cut", set())
+        cut: set[tuple[str, str]] = getattr(self, "cut", set())
         ready.send = [out for out in ready.send if (name, out.to) not in cut]
         super().carry(name, ready)
 
@@ -44,7 +46,8 @@ def pool_with_small_compactions() -> LinkNet:
     return net
 
 
-def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_install() -> None:
+def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     net = pool_with_small_compactions()
     assert net.leader().name == "s1"
     net.send("c1", "s3", c.CheckoutRequest("c1", "c1", 1, "cad", "2.0"))
@@ -70,7 +73,7 @@ def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_insta
             installs.append(msg)
         return original(sender, msg, now)
 
-    s2.receive = watch  # type: ignore[method-assign]
+    monkeypatch.setattr(s2, "receive", watch)
     net.cut = set()
     net.run(net.now + 3.0)
     assert installs, "s2 caught up without a snapshot: the test no longer covers the install"

@@ -29,7 +29,7 @@ def lease(**overrides: object) -> str:
         "client_id": "ws17/cad",
     }
     fields.update(overrides)
-    return make_lease_id(KEY, **fields)  # type: ignore[arg-type]
+    return make_lease_id(KEY, **fields)  # type: ignore[arg-type]  # tests pass wrongly typed fields on purpose
 
 
 LEASE = lease()
@@ -121,9 +121,9 @@ def test_parse_refuses_malformed_ids(text: str) -> None:
 
 def test_non_text_is_refused() -> None:
     with pytest.raises(ValueError):
-        parse_lease_id(None)  # type: ignore[arg-type]
-    assert not lease_id_valid_for(KEY, None, "ws17/cad")  # type: ignore[arg-type]
-    assert not lease_id_valid_for(KEY, LEASE, None)  # type: ignore[arg-type]
+        parse_lease_id(None)  # type: ignore[arg-type]  # non-text on purpose
+    assert not lease_id_valid_for(KEY, None, "ws17/cad")  # type: ignore[arg-type]  # non-text on purpose
+    assert not lease_id_valid_for(KEY, LEASE, None)  # type: ignore[arg-type]  # non-text on purpose
 
 
 @given(st.data(), st.characters(codec="utf-8"))

@@ -4,6 +4,7 @@ tests/sim/test_regressions.py; these name the exact rule)."""
 
 from __future__ import annotations
 
+from actors.core.node import ServerNode
 from actors.core.pool import PoolState
 from actors.protocol import entries as e
 from actors.protocol import pool as p
@@ -17,8 +18,8 @@ def _release_report(server: str, seq: int) -> e.LeaseReport:
     return e.LeaseReport(server, (change,), watermark=0, generation=0)
 
 
-def _reply(leader: object, follower: str, incarnation: int, report: e.LeaseReport) -> r.SyncReply:
-    raft = leader.raft  # type: ignore[attr-defined]
+def _reply(leader: ServerNode, follower: str, incarnation: int, report: e.LeaseReport) -> r.SyncReply:
+    raft = leader.raft
     return r.SyncReply(follower, raft.term, True, raft.log.last_index, raft.round, 0, 0, incarnation, "", report)
 
 

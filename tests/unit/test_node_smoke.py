@@ -134,7 +134,8 @@ def test_checkout_borrow_and_release() -> None:
         net.run(net.now + 0.5)
     granted = [m for i in range(4) for m in net.replies(f"c{i}", c.CheckoutGranted)]
     assert len(granted) == 4, net.inbox
-    assert net.nodes["s2"].pool.feature("cad", "2.0").allocated("s2") >= 4  # type: ignore[union-attr]
+    table = net.nodes["s2"].pool.feature("cad", "2.0")
+    assert table is not None and table.allocated("s2") >= 4
     net.send("c0", "s2", c.ReleaseRequest("c0", granted[0].lease_id, 2))
     net.run(net.now + 2.0)
     assert net.replies("c0", c.ReleaseAck)[0].released

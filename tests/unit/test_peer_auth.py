@@ -44,7 +44,8 @@ def test_an_unsealed_or_altered_envelope_is_not_genuine() -> None:
     assert not genuine(KEY, dataclasses.replace(env, body=dataclasses.replace(sync, commit_index=11)))
     assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
     assert not genuine(derive_peer_key("s3cret-admin-key-file-content-0123456789", "other-pool"), env)
-    assert not genuine(KEY, dataclasses.replace(env, mac=["not", "a", "str"]))  # type: ignore[arg-type]
+    ill_typed = dataclasses.replace(env, mac=["not", "a", "str"])  # type: ignore[arg-type]  # on purpose
+    assert not genuine(KEY, ill_typed)
 
 
 def test_a_thespian_address_seals_the_same_on_another_host(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -200,6 +200,7 @@ class Net:
             return
         if kind == "wake":
             _, name, shell, payload = event
+            assert isinstance(shell, ShellUnderTest)  # the process that asked for the wake-up
             if self.servers.get(name) is shell:
                 self._deliver(shell, WakeupMessage(timedelta(0), payload), shell.myAddress)
             return

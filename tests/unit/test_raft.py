@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from actors.core.effects import Ready
+from typing import TypeVar
+
+from actors.core.effects import Message, Ready
 from actors.core.raft import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, Raft
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
@@ -11,10 +13,18 @@ from actors.protocol.raft import DistributionCriteriaSync, LogEntry, ServingGran
 
 SERVERS = ("s1", "s2", "s3")
 T = Timing()
+M = TypeVar("M", bound=Message)
 
 
 def raft(name: str = "s1") -> Raft:
     return Raft(name, SERVERS, T)
+
+
+def first_sent(ready: Ready, kind: type[M]) -> M:
+    """The first message ``ready`` sends, which must be a ``kind``."""
+    msg = ready.send[0].msg
+    assert isinstance(msg, kind)
+    return msg
 
 
 def elect(node: Raft, now: float = 10.0) -> Ready:
@@ -39,7 +49,7 @@ def test_a_granted_vote_is_persisted_in_the_same_ready_as_its_reply() -> None:
     # the shell persists before it sends; a second candidate in the same epoch is refused
     again = Ready()
     voter.on_vote_request(VoteRequest("s3", 1, 0, 0), 100.0, again)
-    assert again.send[0].msg.granted is False
+    assert first_sent(again, VoteReply).granted is False
 
 
 def test_a_voter_refuses_a_candidate_with_an_older_log() -> None:
@@ -48,7 +58,7 @@ def test_a_voter_refuses_a_candidate_with_an_older_log() -> None:
     voter.term = 1
     ready = Ready()
     voter.on_vote_request(VoteRequest("s3", 2, 0, 0), 100.0, ready)
-    assert ready.send[0].msg.granted is False
+    assert first_sent(ready, VoteReply).granted is False
 
 
 def test_pre_vote_changes_no_epoch() -> None:
@@ -65,7 +75,7 @@ def test_a_follower_of_a_live_leader_ignores_votes_and_keeps_its_epoch() -> None
     voter.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 1), 100.0, ready)
     ready = Ready()
     voter.on_vote_request(VoteRequest("s3", 7, 5, 1), 100.5, ready)
-    assert voter.term == 1 and ready.send[0].msg.granted is False
+    assert voter.term == 1 and first_sent(ready, VoteReply).granted is False
 
 
 def test_priority_only_staggers_election_timeouts() -> None:
@@ -121,7 +131,7 @@ def test_serving_grant_stays_inside_the_leader_lease_and_is_timed_from_the_holde
     follower = raft("s2")
     ready = Ready()
     follower.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 1), 100.0, ready)
-    request = ready.send[0].msg.renewal
+    request = first_sent(ready, SyncReply).renewal
     follower.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 2, ServingGrant(7, request, 3.0)), 100.3, Ready())
     assert follower.serving_until == 100.0 + 3.0 * (1 - T.clock_drift)
 

@@ -16,8 +16,10 @@ import dataclasses
 from actors.core.session import ClientSessionCore
 from actors.core.timing import Timing
 from actors.protocol.admin import ResolveTarget, SessionStart
+from actors.protocol.client import CheckoutRequest
 from actors.shell.session_actor import new_session_core
-from tests.unit.test_leader_change_quiet import SERVERS, SessionNet, started_net
+from tests.unit.test_leader_change_quiet import SessionNet, started_net
+from tests.unit.test_node_smoke import SERVERS
 
 T = Timing()
 WALL = 1_780_000_000.0
@@ -36,6 +38,7 @@ def test_the_session_numbers_from_the_wall_clock_in_ms() -> None:
     core = new_session_core(START, WALL)
     ready = core.checkout("cad", "2.0", 1, 0.0, lease_id="L1")
     [request] = [out.msg for out in ready.send]
+    assert isinstance(request, CheckoutRequest)
     assert request.client_seq == int(WALL * 1000) + 1
 
 

@@ -93,7 +93,8 @@ def test_choice_properties(requested: str, offers: list[Offer]) -> None:
             # never a higher version while a lower one has a seat here or may get one
             assert o.spare == 0 and o.exhausted
     # the input order does not matter
-    assert version_order(choose(requested, list(reversed(offers))).version) == version_order(chosen.version)  # type: ignore[union-attr]
+    again = choose(requested, list(reversed(offers)))
+    assert again is not None and version_order(again.version) == version_order(chosen.version)
 
 
 @given(st.text(max_size=70), st.text(max_size=70), st.booleans())
