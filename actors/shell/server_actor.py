@@ -44,7 +44,7 @@ from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.protocol.raft import SyncReply
-from actors.shell import logs, peerauth
+from actors.shell import logs, peerauth, profiling
 from actors.shell.book import AddressBook
 from actors.shell.config import ConfigError, PoolConfig, load_config
 from actors.shell.flow import SyncWindow
@@ -109,6 +109,7 @@ class LicenseServer(ActorTypeDispatcher):
         self.window = SyncWindow(window=2, max_hold=0.25)
         self.window_term = -1
         self.metrics: ServerMetrics | None = None
+        self.profile: profiling.ServerProfile | None = None
 
     # ---- start ---------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class LicenseServer(ActorTypeDispatcher):
         settings = node_settings(cfg, msg.name)
         self.cfg, self.name = cfg, msg.name
         self.metrics = ServerMetrics(cfg.name, msg.name)
+        self.profile = self.profile or profiling.from_environment(msg.name)
         self.peer_key = peerauth.derive_peer_key(cfg.admin_secret(), cfg.name)
         self.launcher = (msg.launcher_pid, process_start_time(msg.launcher_pid) if msg.launcher_pid else 0)
         peers = tuple(s for s in cfg.server_names if s != msg.name)
@@ -328,6 +330,8 @@ class LicenseServer(ActorTypeDispatcher):
 
     def _housekeeping(self, now: float) -> None:
         ask_for_stale(self, self.book, self.resolver, now)
+        if self.profile is not None:
+            self.profile.maybe_dump()
         if now >= self.next_watch:
             self.next_watch = now + 0.5
             pid, start = self.launcher
