@@ -8,8 +8,9 @@
   One frame, one checksum: after a crash, replay sees the whole step or none
   of it (issue 11, defect 4: a ``commit`` record without its lease ops was a
   divergent server);
-  ``append(records)`` and ``sync()`` are its two halves (the simulator's
-  durable-before-send mutant syncs late);
+  ``append(records)`` and ``sync()`` are its two halves: the server appends
+  the frame of every message of a burst and syncs once (group commit,
+  docs/performance.md);
 * ``maybe_compact(node)`` replaces snapshot and journal with ``node.snapshot()``
   once the journal has grown past its threshold.
 
