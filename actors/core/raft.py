@@ -15,7 +15,10 @@ Raft rules kept here, each for a reason docs/leadership.md gives:
 * leases are timed from the holder's send: the leader lease from the send of
   the heartbeat round a majority acknowledged, the serving lease from the
   follower's send of the reply that asked for it;
-* a new leader acts only ``leader_lease * (1 + rho)`` after it won.
+* a new leader acts only ``leader_lease * (1 + rho)`` after it won;
+* entries that only report leases ride on the next heartbeat round; any other
+  entry is sent at once (``urgent``): one sync fan-out per checkout at the
+  leader was most of its cost (docs/performance.md).
 
 The class is pure: the caller passes ``now`` (its local clock) and carries out
 the returned records and messages.  It knows nothing of seats; ``node.py``
@@ -166,6 +169,8 @@ class Raft:
         self.next_heartbeat = 0.0
         # hooks the node fills
         self.pending_report: e.LeaseReport | None = None
+        self.urgent = False
+        """An entry other than a lease report was appended since the last round."""
 
     # ---- timing rules (small functions: the mutant tests replace them one by one) -----
 
@@ -347,6 +352,7 @@ class Raft:
     def append(self, new: list[e.Entry], ready: Ready) -> int:
         start = self.log.last_index + 1
         items = [LogEntry(start + i, self.term, x) for i, x in enumerate(new)]
+        self.urgent = self.urgent or any(not isinstance(x, e.LeaseReport) for x in new)
         self.log.entries.extend(items)
         ready.persist.append(log_record(start, items))
         if len(self.servers) == 1:
@@ -355,6 +361,7 @@ class Raft:
 
     def broadcast(self, now: float, ready: Ready) -> None:
         self.round += 1
+        self.urgent = False
         self.round_sent[self.round] = now
         self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
         self.next_heartbeat = now + self.timing.heartbeat_interval
