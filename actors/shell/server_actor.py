@@ -372,6 +372,8 @@ class LicenseServer(ActorTypeDispatcher):
         ask_for_stale(self, self.book, self.resolver, now)
         if self.profile is not None:
             self.profile.maybe_dump()
+        if self.store is not None and self.store.compacting:
+            self._compact()  # a running compaction may have finished
         if now >= self.next_watch:
             self.next_watch = now + 0.5
             pid, start = self.launcher
@@ -454,7 +456,7 @@ class LicenseServer(ActorTypeDispatcher):
         """One fsync for every record appended since the last one, then the
         held audit lines and messages in order, then compaction if due."""
         self.batched = 0
-        node, store = self.node, self.store
+        store = self.store
         if self.unsynced and store is not None:
             try:
                 started = _perf_counter()
@@ -470,6 +472,11 @@ class LicenseServer(ActorTypeDispatcher):
         self._events(events)
         for to, msg in outbox:
             self.send(to, msg)
+        self._compact()
+
+    def _compact(self) -> None:
+        """Start, advance or finish a compaction (NodeStore: in a forked child)."""
+        node, store = self.node, self.store
         if node is None or store is None:
             return
         try:
