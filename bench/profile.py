@@ -11,7 +11,7 @@ dump and subtracts.  It prints, per server and per checkout, the CPU time in:
   outside the actor's handler and outside the unpickling;
 - unpickle: the allowlisted ``pickle`` loads of every incoming frame;
 - core: ``ServerNode.from_client`` / ``receive`` / ``tick``;
-- persist: ``NodeStore.write``/``flush`` (append + fsync), and compaction;
+- persist: ``NodeStore.write`` or ``append`` + ``sync`` (fsync), and compaction;
 - send: ``Actor.send`` called by the handler (pickling, the first write);
 - checks: shape check, peer MAC (check and seal), audit lines;
 - other handler: the rest of the handler (address book, views, events, ...).
@@ -77,10 +77,11 @@ CATEGORIES = ("transport", "unpickle", "core", "persist", "send", "checks", "oth
 def breakdown(stats: dict[Key, tuple[float, float, int]]) -> dict[str, float]:
     wait = sum(tt for (f, _, n), (tt, _, _) in stats.items() if f == "~" and ("poll" in n or "select" in n))
     busy = sum(tt for _, (tt, _, _) in stats.items()) - wait
-    handler = _match(stats, "thespian/actors.py", {"receiveMessage"})
+    handler = max(_match(stats, "thespian/actors.py", {"receiveMessage"}),
+                  _match(stats, "actors/shell/server_actor.py", {"receiveMessage"}))
     unpickle = _match(stats, "actors/shell/wire.py", {"loads"})
     core = _match(stats, "actors/core/node.py", {"from_client", "receive", "tick"})
-    persist = _match(stats, "actors/shell/persistence.py", {"write", "maybe_compact", "flush"})
+    persist = _match(stats, "actors/shell/persistence.py", {"write", "append", "sync", "maybe_compact"})
     send = _match(stats, "thespian/actors.py", {"send"})
     checks = (_match(stats, "actors/core/shape.py", {"problem"})
               + _match(stats, "actors/shell/peerauth.py", {"genuine", "seal"})
@@ -138,9 +139,13 @@ def _phase(pool: Pool, directory: Path, server: str, n: int, concurrency: int, t
         a.release()
     done = per * concurrency
     if top:
+        diff = _diff(after[server], before[server])
         out(f"  the {top} costliest functions at {server} (own time per checkout, profiled):")
-        for line in _top(_diff(after[server], before[server]), top, done):
+        for line in _top(diff, top, done):
             out(line)
+        handlers = sorted(((n, nc / done) for (_, _, n), (_, _, nc) in diff.items()
+                           if n.startswith("receiveMsg_") and nc), key=lambda x: -x[1])
+        out("  messages handled at it per checkout, by kind: " + ", ".join(f"{n[11:]} {k:.2f}" for n, k in handlers))
     counts = ("messages handled", "fsyncs")
     return {name: {k: v / done * (1 if k in counts else 1000)
                    for k, v in breakdown(_diff(after[name], before[name])).items()}

@@ -424,10 +424,16 @@ class Raft:
         return self._advance_commit()
 
     def catch_up(self, peer_name: str, now: float, ready: Ready) -> None:
-        """A follower acknowledged a batch and still lags: send it the next one
-        now instead of at the next heartbeat (no serving grant rides on it)."""
+        """A follower acknowledged a batch and still lags by a full batch, or by
+        an entry other than a lease report: send it the next one now instead
+        of at the next heartbeat (no serving grant rides on it).  Reports alone
+        wait for the heartbeat, or every reply would be answered at once while
+        checkouts append reports (a sync per checkout again)."""
         peer = self.peers.get(peer_name)
-        if self.role == LEADER and peer is not None and peer.next_index <= self.log.last_index:
+        if self.role != LEADER or peer is None or peer.next_index > self.log.last_index:
+            return
+        behind = self.log.slice(peer.next_index, self.max_batch)
+        if len(behind) >= self.max_batch or any(not isinstance(x.entry, e.LeaseReport) for x in behind):
             ready.to(peer_name, self.sync_for(peer_name, peer, now, renew=False))
 
     def _extend_lease(self) -> None:
