@@ -89,12 +89,16 @@ def _echo_system(admin_port: int | None, allowlist: bool) -> Iterator[tuple[Any,
         asys.shutdown()
 
 
-def _ask_loop(ask: Callable[[Any, Any, float], Any], echo: Any, count: int, tag: str) -> int:
+def _ask_loop(ask: Callable[[Any, Any, float], Any], echo: Any, count: int, tag: str,
+              latencies: list[float] | None = None) -> int:
     """Ask ``count`` times; return how many replies were someone else's."""
     wrong = 0
     for i in range(count):
         payload = (tag, i)
+        t0 = time.perf_counter()
         reply = ask(echo, payload, ASK_TIMEOUT_S)
+        if latencies is not None:
+            latencies.append(time.perf_counter() - t0)
         if reply is None:
             raise BenchError(f"no reply to {payload} within {ASK_TIMEOUT_S} s")
         if reply != payload:
@@ -134,19 +138,21 @@ def echo_asks_per_second(
     allowlist: bool = False,
     admin_port: int | None = None,
     warmup: int = 100,
+    latencies: list[float] | None = None,
 ) -> float:
     """Round trips per second for ``n`` asks, spread over ``concurrency`` threads.
 
     Starts and shuts down its own system. ``allowlist`` installs
     :mod:`actors.shell.wire` first (irreversible for this process). With
     ``concurrency > 1`` and ``mode="shared"`` replies go to the wrong thread;
-    that raises :class:`BenchError`.
+    that raises :class:`BenchError`.  ``latencies``, if given, receives each
+    ask's round trip in seconds.
     """
     with _echo_system(admin_port, allowlist) as (asys, echo, port):
         _ask_loop(asys.ask, echo, warmup, "warmup")
         if concurrency == 1:
             start = time.perf_counter()
-            _ask_loop(asys.ask, echo, n, "main")
+            _ask_loop(asys.ask, echo, n, "main", latencies)
             return n / (time.perf_counter() - start)
 
         per_thread = n // concurrency
@@ -159,7 +165,7 @@ def echo_asks_per_second(
                 with _thread_endpoint(mode, asys, port) as endpoint:
                     _ask_loop(endpoint.ask, echo, 10, f"warm{index}")
                     barrier.wait()
-                    wrong.append(_ask_loop(endpoint.ask, echo, per_thread, f"t{index}"))
+                    wrong.append(_ask_loop(endpoint.ask, echo, per_thread, f"t{index}", latencies))
             except BaseException as exc:
                 errors.append(exc)
                 barrier.abort()

@@ -224,8 +224,10 @@ def core_cost(base: Path, held: int, ops: int = 500) -> float:
     return seconds / ops * 1e6
 
 
-def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int]]:
-    """(leases, seconds, snapshot bytes) of one compaction at each size."""
+def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, float, float]]:
+    """At each size: (leases, inline pause, snapshot bytes, background: the
+    actor's pause at the cut (fork), its pause at the journal swap, and the
+    time from the cut to the swap)."""
     rows = []
     for size in sizes:
         root = Path(tempfile.mkdtemp(prefix="pause-", dir=base))
@@ -233,9 +235,28 @@ def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int]]:
         store = NodeStore(cfg.data_dir / "s1", compact_every_records=10**9)
         driver = _serving(cfg, store, code)
         _grant_directly(driver, size)
+        while store.compacting:  # one the 16 MiB journal threshold started: never two writers of a snapshot
+            store.maybe_compact(driver.node.snapshot)
+            time.sleep(0.005)
         t0 = time.perf_counter()
         store.store.compact(driver.node.snapshot())
-        rows.append((size, time.perf_counter() - t0, (cfg.data_dir / "s1" / "node.snap").stat().st_size))
+        inline = time.perf_counter() - t0
+        snap_bytes = (cfg.data_dir / "s1" / "node.snap").stat().st_size
+        # The same in the background, as the server does it: a cut, records
+        # appended while the child writes, the swap when it is done.
+        store.compaction = "fork"
+        store.store.compact_every_records = 0
+        t0 = time.perf_counter()
+        started = store.maybe_compact(driver.node.snapshot)
+        cut = time.perf_counter() - t0
+        swap = 0.0
+        while not started:
+            time.sleep(0.005)
+            t1 = time.perf_counter()
+            started = store.maybe_compact(driver.node.snapshot)
+            swap = max(swap, time.perf_counter() - t1)
+        total = time.perf_counter() - t0
+        rows.append((size, inline, snap_bytes, cut, swap, total))
         store.close()
         shutil.rmtree(root)
     return rows
@@ -299,10 +320,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncore work per checkout (ServerNode.from_client alone, no disk), by leases already held:")
         for held in (0, args.leases):
             print(f"  {held:>7,} leases held: {core_cost(base, held):>7,.0f} µs")
-        print("\ncompaction pause (node.snapshot() + write, fsync, rename, fsync dir; the actor handles nothing "
-              "meanwhile):")
-        for size, seconds, size_b in _pauses(base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]):
-            print(f"  {size:>7,} leases: {seconds * 1000:>7,.0f} ms  (snapshot {size_b:,} B)")
+        print("\ncompaction pause inside the actor: inline (node.snapshot() + write, fsync, rename, fsync dir) "
+              "and in the background (the cut and fork; the journal swap when the child is done); goal <= 50 ms at "
+              "100,000 leases")
+        for size, inline, size_b, cut, swap, total in _pauses(
+                base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]):
+            worst = max(cut, swap)
+            goal = f" (goal <= 50 ms: {'met' if worst <= 0.05 else 'NOT met'})" if size == 100_000 else ""
+            print(f"  {size:>7,} leases: inline {inline * 1000:>7,.0f} ms; background: fork {cut * 1000:>6,.1f} ms, "
+                  f"swap {swap * 1000:>6,.1f} ms{goal}, the child done after {total * 1000:>7,.0f} ms  "
+                  f"(snapshot {size_b:,} B)")
         r = recovery(base, args.leases)
         print(f"\nrecovery of a server holding {r.leases:,} leases (load + ServerNode.boot):")
         files = ", ".join(f"{k} {v:,} B" for k, v in sorted(r.files.items()) if k != "lock")

@@ -507,7 +507,7 @@ class ServerNode:
         if self.raft.is_leader:
             self.leading.lead(now, ready)
             self._apply_committed(now, ready)
-            if any(isinstance(x, LogRecord) for x in ready.persist):
+            if self.raft.urgent:  # lease reports alone wait for the next heartbeat
                 self.raft.broadcast(now, ready)
         for op in self.member.drain():
             ready.persist.append(LeaseRecord(op))

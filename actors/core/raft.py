@@ -15,7 +15,11 @@ Raft rules kept here, each for a reason docs/leadership.md gives:
 * leases are timed from the holder's send: the leader lease from the send of
   the heartbeat round a majority acknowledged, the serving lease from the
   follower's send of the reply that asked for it;
-* a new leader acts only ``leader_lease * (1 + rho)`` after it won.
+* a new leader acts only ``leader_lease * (1 + rho)`` after it won;
+* entries that only report grants ride on the next heartbeat round; any other
+  entry, a report of a release or an expiry too (it frees a seat), is sent at
+  once (``urgent``): one sync fan-out per checkout at the leader was most of
+  its cost (docs/performance.md).
 
 The class is pure: the caller passes ``now`` (its local clock) and carries out
 the returned records and messages.  It knows nothing of seats; ``node.py``
@@ -43,11 +47,17 @@ from actors.protocol.raft import (
     VoteRequest,
 )
 
-__all__ = ["FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER", "RaftLog", "Raft", "MAX_BATCH"]
+__all__ = ["FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER", "RaftLog", "Raft", "MAX_BATCH", "urgent"]
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 MAX_BATCH = 64
 """Log entries per sync message."""
+
+
+def urgent(entry: e.Entry) -> bool:
+    """Sent at once when appended; a report of grants only waits for the next
+    heartbeat round (it frees no seat and moves none)."""
+    return not isinstance(entry, e.LeaseReport) or any(change.kind != "grant" for change in entry.changes)
 
 
 @dataclass
@@ -168,6 +178,8 @@ class Raft:
         self.pending_report: e.LeaseReport | None = None
         self.table_lost = False
         """Sent in every ``SyncReply`` (``Member.table_lost``), set by the node like ``pending_report``."""
+        self.urgent = False
+        """An entry other than a lease report was appended since the last round."""
 
     # ---- timing rules (small functions: the mutant tests replace them one by one) -----
 
@@ -349,6 +361,7 @@ class Raft:
     def append(self, new: list[e.Entry], ready: Ready) -> int:
         start = self.log.last_index + 1
         items = [LogEntry(start + i, self.term, x) for i, x in enumerate(new)]
+        self.urgent = self.urgent or any(urgent(x) for x in new)
         self.log.entries.extend(items)
         ready.persist.append(log_record(start, items))
         if len(self.servers) == 1:
@@ -357,6 +370,7 @@ class Raft:
 
     def broadcast(self, now: float, ready: Ready) -> None:
         self.round += 1
+        self.urgent = False
         self.round_sent[self.round] = now
         self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
         self.next_heartbeat = now + self.timing.heartbeat_interval
@@ -419,10 +433,16 @@ class Raft:
         return self._advance_commit()
 
     def catch_up(self, peer_name: str, now: float, ready: Ready) -> None:
-        """A follower acknowledged a batch and still lags: send it the next one
-        now instead of at the next heartbeat (no serving grant rides on it)."""
+        """A follower acknowledged a batch and still lags by a full batch, or by
+        an urgent entry: send it the next one now instead of at the next
+        heartbeat (no serving grant rides on it).  Reports of grants alone
+        wait for the heartbeat, or every reply would be answered at once while
+        checkouts append reports (a sync per checkout again)."""
         peer = self.peers.get(peer_name)
-        if self.role == LEADER and peer is not None and peer.next_index <= self.log.last_index:
+        if self.role != LEADER or peer is None or peer.next_index > self.log.last_index:
+            return
+        behind = self.log.slice(peer.next_index, self.max_batch)
+        if len(behind) >= self.max_batch or any(urgent(x.entry) for x in behind):
             ready.to(peer_name, self.sync_for(peer_name, peer, now, renew=False))
 
     def _extend_lease(self) -> None:

@@ -84,6 +84,10 @@ class Journal:
             self.storage.sync(self.name)
             self._dirty = False
 
+    def written_durably(self) -> None:
+        """The file was just replaced durably (``Store.finish_cut``): nothing to sync."""
+        self._dirty = False
+
     def reset(self) -> None:
         """Empty the journal durably (after its records went into a snapshot)."""
         if self.storage.size(self.name) is not None:

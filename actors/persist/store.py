@@ -13,6 +13,16 @@ disorder in ``seq`` is reported as corruption, never papered over.
 
 The caller's order of operations: mutate state, ``append``, ``sync``, and only
 then send the replies that depend on it.
+
+**Compaction in the background** (:meth:`Store.cut`, :meth:`Store.write_cut`,
+:meth:`Store.finish_cut`): the cut notes the last record and the journal's
+size; the snapshot of the state at the cut may then be written by another
+process (``write_cut`` needs only the storage) while records after the cut
+are appended to the same journal; once that snapshot is durable,
+``finish_cut`` atomically replaces the journal by its bytes after the cut.
+A crash before the snapshot's rename leaves the old snapshot and the whole
+journal; after it, a journal whose records up to ``last_seq`` are skipped at
+load; the journal's replacement is atomic.  Every state recovers.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from .journal import Journal
 from .snapshot import Upgrade, read_snapshot, write_snapshot
 from .storage import Storage
 
-__all__ = ["Loaded", "Store"]
+__all__ = ["Cut", "Loaded", "Store"]
 
 _STREAM = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
@@ -38,6 +48,17 @@ class Loaded(NamedTuple):
     """The snapshot's state (upgraded), or None if there is no snapshot yet."""
     records: list[Any]
     """Records appended after that snapshot, in order, to apply on top of it."""
+
+
+class Cut(NamedTuple):
+    """Where a background compaction cut the journal (:meth:`Store.cut`)."""
+
+    last_seq: int
+    """The last record the snapshot of this cut includes."""
+    journal_offset: int
+    """The journal's size at the cut: its records after it start there."""
+    records: int
+    """Records since the previous snapshot, at the cut."""
 
 
 class Store:
@@ -222,6 +243,39 @@ class Store:
         self._synced_seq = self._seq
         self._records_since_snapshot = 0
         self._journal_bytes = 0
+
+    def cut(self) -> Cut:
+        """Start a background compaction: the state as it is now goes into a
+        snapshot written by :meth:`write_cut`, later :meth:`finish_cut`."""
+        self._check_usable()
+        return Cut(self._seq, self.journal.size, self._records_since_snapshot)
+
+    def write_cut(self, cut: Cut, state: Any) -> None:
+        """Write the snapshot of the state at ``cut`` (durable, atomic).  Uses
+        only the storage: a forked child may call it while the owner appends."""
+        write_snapshot(
+            self.storage,
+            self.snapshot_name,
+            state,
+            schema_version=self.schema_version,
+            meta={"stream": self.stream, "last_seq": cut.last_seq},
+        )
+
+    def finish_cut(self, cut: Cut) -> None:
+        """The snapshot of ``cut`` is durable: replace the journal, atomically,
+        by its records after the cut (which are durable from then on)."""
+        self._check_usable()
+        try:
+            data = self.storage.read(self.journal.name) or b""
+            tail = data[cut.journal_offset :]
+            self.storage.write_atomic(self.journal.name, tail)
+        except BaseException:
+            self._broken = True
+            raise
+        self.journal.written_durably()
+        self._synced_seq = self._seq
+        self._records_since_snapshot = max(0, self._records_since_snapshot - cut.records)
+        self._journal_bytes = len(tail)
 
     def needs_compaction(self) -> bool:
         """True once the journal has passed the record or byte threshold."""

@@ -28,13 +28,26 @@ class CodecError(ValueError):
     """Stored data names a class or field the protocol does not have."""
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+"""Exact types returned as they are (an Enum or a str subclass is not one)."""
+_FIELDS: dict[type, tuple[str, ...]] = {}
+"""Field names per dataclass, looked up once: every peer message's MAC and
+every journal record goes through ``to_plain`` (docs/performance.md)."""
+
+
 def to_plain(obj: Any) -> Any:
     """Protocol dataclasses and enums become tagged tuples; containers recurse."""
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    names = _FIELDS.get(kind)
+    if names is not None:
+        return ("@", kind.__name__, {name: to_plain(getattr(obj, name)) for name in names})
     if isinstance(obj, Enum):
-        return ("#", type(obj).__name__, obj.value)
+        return ("#", kind.__name__, obj.value)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        return ("@", type(obj).__name__, fields)
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(obj))
+        return ("@", kind.__name__, {name: to_plain(getattr(obj, name)) for name in names})
     if isinstance(obj, tuple):
         return tuple(to_plain(x) for x in obj)
     if isinstance(obj, list):

@@ -8,10 +8,23 @@
   One frame, one checksum: after a crash, replay sees the whole step or none
   of it (issue 11, defect 4: a ``commit`` record without its lease ops was a
   divergent server);
-  ``append(records)`` and ``sync()`` are its two halves (the simulator's
-  durable-before-send mutant syncs late);
-* ``maybe_compact(node)`` replaces snapshot and journal with ``node.snapshot()``
-  once the journal has grown past its threshold.
+  ``append(records)`` and ``sync()`` are its two halves: the server appends
+  the frame of every message of a burst and syncs once (group commit,
+  docs/performance.md);
+* ``maybe_compact(node.snapshot)`` replaces snapshot and journal with the
+  node's snapshot once the journal has grown past its threshold, **off the
+  actor's thread**: it cuts the journal (``Store.cut``) and forks a child that
+  builds the plain-data snapshot from its copy-on-write image of the node at
+  the cut and writes it (tmp file, fsync, rename, fsync dir), then exits.  The
+  server goes on appending to the journal meanwhile; a later call sees the
+  child's exit and replaces the journal by its part after the cut
+  (``Store.finish_cut``).  The actor pays for the fork and that swap only
+  (docs/performance.md).  The child keeps the inherited lock: if the server
+  dies first, no new server opens the directory until the child is done, so
+  an orphaned snapshot can never land over a newer one.
+  ``NodeStore.over(storage)`` runs the same cut and swap in steps instead of a
+  child (the in-memory crash double cannot be shared with a process), and
+  ``LICPOOL_COMPACT=inline`` compacts inside the actor as before (measuring).
 
 The core's typed records (``actors.core.records``) are turned into plain
 tuples here and only here, on the way to the journal, and back on load: the
@@ -29,6 +42,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,6 +50,7 @@ from typing import Any
 from actors.core import records
 from actors.core.records import Record
 from actors.persist import CorruptJournal, DirStorage, PersistError, Storage, Store
+from actors.persist.store import Cut
 
 __all__ = ["STREAM", "DataDirLocked", "NodeStore", "load_readonly"]
 
@@ -92,6 +107,14 @@ class NodeStore:
         """Core records (not frames) in the journal: the compaction threshold."""
         self.records_written = 0
         self.syncs = 0
+        mode = os.environ.get("LICPOOL_COMPACT", "background")
+        self.compaction = "inline" if mode == "inline" else "fork" if self.directory is not None else "steps"
+        self._cut: Cut | None = None
+        self._child = 0
+        """The pid of the child writing the cut's snapshot (fork mode)."""
+        self._state: Any = None
+        """The cut's snapshot, not yet written (steps mode)."""
+        self._records_at_cut = 0
 
     def load(self) -> tuple[dict[str, Any] | None, list[Record]] | None:
         loaded = self.store.load()
@@ -126,16 +149,70 @@ class NodeStore:
         self.syncs += 1
 
     def maybe_compact(self, snapshot: Any) -> bool:
-        """``snapshot`` is a callable returning ``node.snapshot()`` (called only when due)."""
+        """Start, advance or finish a compaction when due; True when one finished.
+
+        ``snapshot`` is a callable returning ``node.snapshot()``: in fork mode
+        it runs in the child, on the node as it was at the cut."""
+        if self._cut is not None:
+            return self._advance()
         due = (self.records_since_snapshot >= self.compact_every_records
                or self.store.journal_bytes >= self.store.compact_every_bytes)
         if not due:
             return False
-        self.store.compact(snapshot())
-        self.records_since_snapshot = 0
+        if self.compaction == "inline":
+            self.store.compact(snapshot())
+            self.records_since_snapshot = 0
+            return True
+        cut = self.store.cut()
+        self._records_at_cut = self.records_since_snapshot
+        if self.compaction == "steps":
+            self._cut, self._state = cut, snapshot()
+            return False
+        pid = os.fork()
+        if pid == 0:  # the child: no logging, no Thespian, only the snapshot
+            code = 1
+            try:
+                self.store.write_cut(cut, snapshot())
+                code = 0
+            finally:
+                os._exit(code)
+        self._cut, self._child = cut, pid
+        return False
+
+    @property
+    def compacting(self) -> bool:
+        return self._cut is not None
+
+    def _advance(self) -> bool:
+        cut = self._cut
+        assert cut is not None
+        if self.compaction == "steps":
+            if self._state is not None:
+                state, self._state = self._state, None
+                self.store.write_cut(cut, state)
+                return False
+        else:
+            try:
+                pid, status = os.waitpid(self._child, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = self._child, -1
+            if pid == 0:
+                return False
+            self._child = 0
+            if status != 0:
+                self._cut = None
+                raise PersistError(f"the compaction child failed (wait status {status})")
+        self._cut = None
+        self.store.finish_cut(cut)
+        self.records_since_snapshot = max(0, self.records_since_snapshot - self._records_at_cut)
         return True
 
     def close(self) -> None:
+        if self._child:  # its snapshot must not land after a newer one: stop it first
+            os.kill(self._child, signal.SIGKILL)
+            os.waitpid(self._child, 0)
+            self._child = 0
+        self._cut = self._state = None
         try:
             self.storage.close()
         finally:

@@ -1,8 +1,18 @@
 """The LicenseServer actor: one per host, a thin shell around ``ServerNode``.
 
 Every handler does the same three things (STYLE.md habit 1): call the core,
-persist what its ``Ready`` says (append, fsync), then send.  Around that the
-shell owns only what the core cannot know:
+persist what its ``Ready`` says (append, fsync), then send.  **Group commit**:
+the fsync and the sends wait for the end of a burst.  The records of every
+message handled in a burst are appended as each is handled, and its outgoing
+messages wait in ``outbox``; when Thespian has no further received message
+queued for this actor (or after ``_MAX_BATCH`` messages), one fsync makes
+them all durable and only then does the outbox go out, in order.  So no
+message leaves before the records of its own Ready, and of every Ready before
+it, are durable.  Where the queue cannot be seen (another transport, the
+in-process tests) a ``GroupCommitFlush`` sent to itself, which Thespian queues
+behind the messages already received, ends the burst.  ``LICPOOL_GROUP_COMMIT=0``
+syncs after every message (for measuring).  Around that the shell owns only
+what the core cannot know:
 
 * **addresses**: server names <-> actor addresses (``AddressBook``, fed by the
   ``Resolver`` child and by the sender address inside every ``PeerEnvelope``),
@@ -23,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from time import perf_counter as _perf_counter
 from typing import Any
@@ -45,7 +56,7 @@ from actors.protocol import admin as a
 from actors.protocol import client as c
 from actors.protocol import pool as p
 from actors.protocol.raft import SyncReply
-from actors.shell import logs, peerauth
+from actors.shell import logs, peerauth, profiling
 from actors.shell.book import AddressBook
 from actors.shell.config import ConfigError, PoolConfig, load_config
 from actors.shell.flow import SyncWindow
@@ -64,6 +75,21 @@ _CLIENT_IDLE = 120.0
 _EVENTS_AT_INFO = frozenset({"leader", "step_down", "leader_lease_lost", "fence", "reclaim", "rejoin",
                              "serverdown", "boot", "borrow", "transfer", "failover", "rebalance",
                              "settings_mismatch"})
+
+
+_MAX_BATCH = 64
+"""Messages handled at most before a group commit's fsync and sends (a steady
+stream would otherwise keep a batch open)."""
+
+
+@dataclass(frozen=True)
+class GroupCommitFlush:
+    """Sent by the server to itself: the end of a burst (never crosses the wire)."""
+
+
+def _group_commit() -> bool:
+    """``LICPOOL_GROUP_COMMIT=0``: fsync and send after every message (for measuring)."""
+    return os.environ.get("LICPOOL_GROUP_COMMIT", "1") != "0"
 
 
 def _fanout_enabled() -> bool:
@@ -110,27 +136,42 @@ class LicenseServer(ActorTypeDispatcher):
         self.window = SyncWindow(window=2, max_hold=0.25)
         self.window_term = -1
         self.metrics: ServerMetrics | None = None
+        self.profile: profiling.ServerProfile | None = None
+        # group commit: what waits for the end of the burst
+        self.outbox: list[tuple[Any, Any]] = []
+        self.held_events: list[Any] = []
+        self.unsynced = False
+        self.batched = 0
+        self.flush_asked = False
+        self.group_commit = _group_commit()
+
+    def receiveMessage(self, message: Any, sender: Any) -> None:
+        try:
+            super().receiveMessage(message, sender)
+        finally:
+            self._end_of_message()
 
     # ---- start ---------------------------------------------------------------------
 
     def receiveMsg_StartServer(self, msg: a.StartServer, sender: Any) -> None:
         if self.node is not None:
-            self.send(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+            self._out(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
             return
         try:
             self._open(msg)
         except (ConfigError, CodeError, PersistError, OSError, ValueError) as exc:
             logger.error("server {} cannot start: {}", msg.name, exc)
-            self.send(sender, a.ServerStartFailed(" ".join(str(exc).split())))
+            self._out(sender, a.ServerStartFailed(" ".join(str(exc).split())))
             return
         assert self.node is not None
-        self.send(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+        self._out(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
 
     def _open(self, msg: a.StartServer) -> None:
         cfg = load_config(msg.config_path)
         settings = node_settings(cfg, msg.name)
         self.cfg, self.name = cfg, msg.name
         self.metrics = ServerMetrics(cfg.name, msg.name)
+        self.profile = self.profile or profiling.from_environment(msg.name)
         self.peer_key = peerauth.derive_peer_key(cfg.admin_secret(), cfg.name)
         self.launcher = (msg.launcher_pid, process_start_time(msg.launcher_pid) if msg.launcher_pid else 0)
         peers = tuple(s for s in cfg.server_names if s != msg.name)
@@ -165,6 +206,7 @@ class LicenseServer(ActorTypeDispatcher):
 
     def _restart_core(self, why: str) -> None:
         logger.error("server {}: {}; restarting the core from disk", self.name, why)
+        self._drop_batch()
         self._stop_leader_role()
         try:
             assert self.store is not None and self.cfg is not None
@@ -239,7 +281,7 @@ class LicenseServer(ActorTypeDispatcher):
         now = time.monotonic()
         if self.book.learn(msg.name, msg.address, now, resolved=True):
             logger.info("server {}: found {} at {}", self.name, msg.name, msg.address)
-            self.send(msg.address, self._seal(a.PeerHello(self.node.raft.incarnation)))
+            self._out(msg.address, self._seal(a.PeerHello(self.node.raft.incarnation)))
 
     # ---- messages from client sessions and the CLI --------------------------------
 
@@ -277,10 +319,10 @@ class LicenseServer(ActorTypeDispatcher):
         request_id = request_id if isinstance(request_id, str) else ""
         problem = self._malformed(msg, sender)
         if problem is not None:
-            self.send(sender, p.AdminReply(self.name, 0, request_id, False, error=f"malformed admin change: {problem}"))
+            self._out(sender, p.AdminReply(self.name, 0, request_id, False, error=f"malformed admin change: {problem}"))
             return
         if self.node is None:
-            self.send(sender, p.AdminReply("", 0, request_id, False, error="the server is not serving"))
+            self._out(sender, p.AdminReply("", 0, request_id, False, error="the server is not serving"))
             return
         self._from_client(self._client(f"admin:{msg.request_id}", sender), msg)
 
@@ -292,17 +334,17 @@ class LicenseServer(ActorTypeDispatcher):
 
     def receiveMsg_StatusQuery(self, msg: a.StatusQuery, sender: Any) -> None:
         if self.node is not None and self.cfg is not None and self._malformed(msg, sender) is None:
-            self.send(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id, time.time()))
+            self._out(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id, time.time()))
 
     def receiveMsg_SessionsQuery(self, msg: a.SessionsQuery, sender: Any) -> None:
         if self.node is not None and self._malformed(msg, sender) is None:
-            self.send(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
+            self._out(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
 
     def receiveMsg_MetricsQuery(self, msg: a.MetricsQuery, sender: Any) -> None:
         if self.node is not None and self.cfg is not None and self.metrics is not None \
                 and self._malformed(msg, sender) is None:
             text = self.metrics.render(self.node, self.cfg, self.cfg.data_dir / self.name, time.monotonic())
-            self.send(sender, a.MetricsReply(self.name, text, msg.request_id))
+            self._out(sender, a.MetricsReply(self.name, text, msg.request_id))
 
     # ---- time ---------------------------------------------------------------------
 
@@ -332,6 +374,10 @@ class LicenseServer(ActorTypeDispatcher):
 
     def _housekeeping(self, now: float) -> None:
         ask_for_stale(self, self.book, self.resolver, now)
+        if self.profile is not None:
+            self.profile.maybe_dump()
+        if self.store is not None and self.store.compacting:
+            self._compact()  # a running compaction may have finished
         if now >= self.next_watch:
             self.next_watch = now + 0.5
             pid, start = self.launcher
@@ -350,23 +396,93 @@ class LicenseServer(ActorTypeDispatcher):
         except Exception:
             logger.exception("server {}: the core raised", self.name)
             self._restart_core("the core raised an exception")
-            return
-        self._carry(ready, now)
+        else:
+            self._carry(ready, now)
 
     def _carry(self, ready: Ready, now: float) -> None:
-        node, store = self.node, self.store
-        assert node is not None and store is not None
-        try:
-            started = _perf_counter()
-            store.write(ready.persist)
-            if ready.persist and self.metrics is not None:
-                self.metrics.observe_fsync(_perf_counter() - started)
-        except (PersistError, OSError) as exc:
-            self._restart_core(f"persisting failed: {exc}")
-            return
-        self._events(ready)
+        """Append the Ready's records (durable at the burst's flush), queue its
+        audit lines and messages behind them, and schedule the next wake-up."""
+        store = self.store
+        assert self.node is not None and store is not None
+        if ready.persist:
+            try:
+                store.append(ready.persist)
+            except (PersistError, OSError) as exc:
+                self._restart_core(f"persisting failed: {exc}")
+                return
+            self.unsynced = True
+        self.held_events.extend(ready.events)
         self._sync_leader_role()
         self._send_all(ready, now)
+        self._schedule(ready.wake_at, now)
+
+    # ---- group commit: one fsync per burst, then the burst's messages -----------------
+
+    def _out(self, to: Any, msg: Any) -> None:
+        """Send ``msg``, after everything queued before it (and so after the fsync
+        of every record appended before it)."""
+        if self.unsynced or self.outbox:
+            self.outbox.append((to, msg))
+        else:
+            self.send(to, msg)
+
+    def _more_waiting(self) -> bool | None:
+        """Whether Thespian holds more received messages for this actor; None if
+        it cannot be seen.  (Thespian 4.0.1's TCP transport keeps them in
+        ``_incomingEnvelopes`` and pops each one before handing it over.)"""
+        transport = getattr(getattr(self, "_myRef", None), "transport", None)
+        queued = getattr(transport, "_incomingEnvelopes", None)
+        return bool(queued) if isinstance(queued, list) else None
+
+    def _end_of_message(self) -> None:
+        """Called after every handled message: flush now, or at the end of the burst."""
+        if not (self.unsynced or self.outbox or self.held_events):
+            return
+        self.batched += 1
+        if not self.group_commit or self.batched >= _MAX_BATCH:
+            self._flush()
+            return
+        if self._more_waiting() is False:
+            self._flush()
+        elif not self.flush_asked:
+            # Queued behind every message received so far; a no-op if a later
+            # message finds the queue empty and flushes first.
+            self.flush_asked = True
+            self.send(self.myAddress, GroupCommitFlush())
+
+    def receiveMsg_GroupCommitFlush(self, msg: GroupCommitFlush, sender: Any) -> None:
+        if sender != self.myAddress:
+            return
+        self.flush_asked = False
+        self._flush()
+
+    def _flush(self) -> None:
+        """One fsync for every record appended since the last one, then the
+        held audit lines and messages in order, then compaction if due."""
+        self.batched = 0
+        store = self.store
+        if self.unsynced and store is not None:
+            try:
+                started = _perf_counter()
+                store.sync()
+                if self.metrics is not None:
+                    self.metrics.observe_fsync(_perf_counter() - started)
+            except (PersistError, OSError) as exc:
+                self._restart_core(f"persisting failed: {exc}")
+                return
+        self.unsynced = False
+        events, self.held_events = self.held_events, []
+        outbox, self.outbox = self.outbox, []
+        self._events(events)
+        for to, msg in outbox:
+            self.send(to, msg)
+        self._compact()
+
+    def _compact(self) -> None:
+        """Start, advance or finish a compaction (NodeStore: in a forked child)."""
+        node, store = self.node, self.store
+        if node is None or store is None:
+            return
         try:
             started = _perf_counter()
             if store.maybe_compact(node.snapshot):
@@ -375,14 +491,19 @@ class LicenseServer(ActorTypeDispatcher):
                 logger.debug("server {}: compacted the journal into a snapshot", self.name)
         except (PersistError, OSError) as exc:
             self._restart_core(f"compaction failed: {exc}")
-            return
-        self._schedule(ready.wake_at, now)
 
-    def _events(self, ready: Ready) -> None:
+    def _drop_batch(self) -> None:
+        """The core restarts from disk: nothing of the unsynced batch may leave."""
+        self.outbox.clear()
+        self.held_events.clear()
+        self.unsynced = False
+        self.batched = 0
+
+    def _events(self, events: list[Any]) -> None:
         if self.metrics is not None and self.node is not None:
-            self.metrics.events(ready.events)
+            self.metrics.events(events)
             self.metrics.stepped(self.node)
-        for event in ready.events:
+        for event in events:
             fields = dict(event.fields)
             try:
                 logs.audit(event.kind, node=self.name, **fields)
@@ -403,7 +524,7 @@ class LicenseServer(ActorTypeDispatcher):
                 if known is None:
                     self.dropped_sends += 1
                     continue
-                self.send(known[0], out.msg)
+                self._out(known[0], out.msg)
                 continue
             msg = self.window.offer(out.to, out.msg, now)
             if msg is not None:
@@ -424,10 +545,10 @@ class LicenseServer(ActorTypeDispatcher):
             if self.leader_role is not None:
                 fanout.append(a.Addressed(address, envelope))
             else:
-                self.send(address, envelope)
+                self._out(address, envelope)
         if fanout:
             assert self.node is not None
-            self.send(self.leader_role, a.FanOut(tuple(fanout), self.node.raft.term))
+            self._out(self.leader_role, a.FanOut(tuple(fanout), self.node.raft.term))
 
     # ---- the LeaderRole child -----------------------------------------------------------
 
@@ -443,7 +564,7 @@ class LicenseServer(ActorTypeDispatcher):
 
     def _stop_leader_role(self) -> None:
         if self.leader_role is not None:
-            self.send(self.leader_role, ActorExitRequest())
+            self._out(self.leader_role, ActorExitRequest())  # after any FanOut still waiting for it
             self.leader_role = None
 
     # ---- lifecycle and the unexpected -------------------------------------------------
@@ -466,6 +587,7 @@ class LicenseServer(ActorTypeDispatcher):
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
         logger.info("server {} stopping", self.name or "(not started)")
+        self._flush()
         self.exiting = True
         if self.store is not None:
             self.store.close()
