@@ -89,8 +89,9 @@ def _echo_system(admin_port: int | None, allowlist: bool) -> Iterator[tuple[Any,
         asys.shutdown()
 
 
-def _ask_loop(ask: Callable[[Any, Any, float], Any], echo: Any, count: int, tag: str,
-              latencies: list[float] | None = None) -> int:
+def _ask_loop(
+    ask: Callable[[Any, Any, float], Any], echo: Any, count: int, tag: str, latencies: list[float] | None = None
+) -> int:
     """Ask ``count`` times; return how many replies were someone else's."""
     wrong = 0
     for i in range(count):

@@ -32,8 +32,8 @@ from actors.core.leases import LocalLease
 from actors.core.node import ServerNode
 from actors.core.records import LeaseRecord
 from actors.persist import DirStorage, Storage
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import client as client_msgs
+from actors.protocol import pool as pool_msgs
 from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
 from actors.shell.remote import sign_admin
@@ -84,7 +84,7 @@ class Driver:
             t0 = time.perf_counter()
             if self.store.maybe_compact(self.node.snapshot):
                 self.pauses.append((time.perf_counter() - t0, len(self.node.member.leases.leases)))
-        self.granted += sum(1 for out in ready.send if isinstance(out.msg, c.CheckoutGranted))
+        self.granted += sum(1 for out in ready.send if isinstance(out.msg, client_msgs.CheckoutGranted))
         if ready.wake_at is not None:
             self.wake = ready.wake_at
 
@@ -109,8 +109,9 @@ def _one_server_pool(root: Path, seats: int) -> tuple[Any, str]:
     text = text.replace("lease_ttl = 30.0", "lease_ttl = 3600.0")
     config.write_text(text + '[[server]]\nname = "s1"\nhost = "127.0.0.1"\nport = 47999\n')
     key = load_private_key((root / "vendor.key").read_bytes())
-    code = sign_license(key, feature="cad", version="2.0", count=seats, expires="2099-12-31", serial="B1",
-                        majority=True)
+    code = sign_license(
+        key, feature="cad", version="2.0", count=seats, expires="2099-12-31", serial="B1", majority=True
+    )
     return load_config(config), code
 
 
@@ -126,7 +127,7 @@ def _serving(cfg: Any, store: NodeStore, code: str | None, group: int = 1) -> Dr
     driver.run_until(lambda: driver.node.raft.is_leader and driver.node.rejoined())
     if code is not None:
         admin = ClientRef("admin")
-        change = sign_admin(cfg, p.AddLicenseCode("bench", 0, "r1", code))
+        change = sign_admin(cfg, pool_msgs.AddLicenseCode(sender="bench", epoch=0, request_id="r1", code=code))
         driver.carry(driver.node.from_client(admin, change, time.monotonic()), flush=True)
         driver.run_until(lambda: bool(driver.node.pool.features))
     return driver
@@ -137,7 +138,9 @@ def _checkouts(driver: Driver, count: int, start: int) -> float:
     t0 = time.perf_counter()
     for i in range(start, start + count):
         driver.tick_if_due()
-        req = c.CheckoutRequest(f"c{i}", f"c{i}", 1, "cad", "2.0")
+        req = client_msgs.CheckoutRequest(
+            client_id=f"c{i}", session_id=f"c{i}", request_id=1, feature="cad", version="2.0"
+        )
         driver.carry(driver.node.from_client(ClientRef(f"c{i}"), req, time.monotonic()))
     driver.carry(Ready(), flush=True)
     return time.perf_counter() - t0
@@ -151,10 +154,12 @@ def throughput(base: Path, ops: int) -> list[tuple[str, float, int]]:
     """Checkouts per second through the shell's persist step: durable per
     message, group commit of 10 and 100, and durability off."""
     rows = []
-    for label, group, durable in (("durable, one fsync per message (the shell)", 1, True),
-                                  ("durable, group commit of 10", 10, True),
-                                  ("durable, group commit of 100", 100, True),
-                                  ("durability off (no fsync; benchmark only)", 1, False)):
+    for label, group, durable in (
+        ("durable, one fsync per message (the shell)", 1, True),
+        ("durable, group commit of 10", 10, True),
+        ("durable, group commit of 100", 100, True),
+        ("durability off (no fsync; benchmark only)", 1, False),
+    ):
         root = Path(tempfile.mkdtemp(prefix="tput-", dir=base))
         cfg, code = _one_server_pool(root, ops + 10)
         store = NodeStore(cfg.data_dir / "s1")
@@ -217,7 +222,13 @@ def core_cost(base: Path, held: int, ops: int = 500) -> float:
     node = driver.node
     t0 = time.perf_counter()
     for i in range(ops):
-        node.from_client(ClientRef(f"k{i}"), c.CheckoutRequest(f"k{i}", f"k{i}", 1, "cad", "2.0"), time.monotonic())
+        node.from_client(
+            ClientRef(f"k{i}"),
+            client_msgs.CheckoutRequest(
+                client_id=f"k{i}", session_id=f"k{i}", request_id=1, feature="cad", version="2.0"
+            ),
+            time.monotonic(),
+        )
     seconds = time.perf_counter() - t0
     store.close()
     shutil.rmtree(root)
@@ -293,8 +304,9 @@ def recovery(base: Path, leases: int) -> Recovery:
     again.close()
     snap_s, again, _, _ = recover()
     again.close()
-    result = Recovery(leases, built, [], files, tail_s, tail_records, compact_s, snap_s,
-                      (data / "node.snap").stat().st_size)
+    result = Recovery(
+        leases, built, [], files, tail_s, tail_records, compact_s, snap_s, (data / "node.snap").stat().st_size
+    )
     shutil.rmtree(root)
     return result
 
@@ -320,21 +332,28 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncore work per checkout (ServerNode.from_client alone, no disk), by leases already held:")
         for held in (0, args.leases):
             print(f"  {held:>7,} leases held: {core_cost(base, held):>7,.0f} µs")
-        print("\ncompaction pause inside the actor: inline (node.snapshot() + write, fsync, rename, fsync dir) "
-              "and in the background (the cut and fork; the journal swap when the child is done); goal <= 50 ms at "
-              "100,000 leases")
+        print(
+            "\ncompaction pause inside the actor: inline (node.snapshot() + write, fsync, rename, fsync dir) "
+            "and in the background (the cut and fork; the journal swap when the child is done); goal <= 50 ms at "
+            "100,000 leases"
+        )
         for size, inline, size_b, cut, swap, total in _pauses(
-                base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]):
+            base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]
+        ):
             worst = max(cut, swap)
             goal = f" (goal <= 50 ms: {'met' if worst <= 0.05 else 'NOT met'})" if size == 100_000 else ""
-            print(f"  {size:>7,} leases: inline {inline * 1000:>7,.0f} ms; background: fork {cut * 1000:>6,.1f} ms, "
-                  f"swap {swap * 1000:>6,.1f} ms{goal}, the child done after {total * 1000:>7,.0f} ms  "
-                  f"(snapshot {size_b:,} B)")
+            print(
+                f"  {size:>7,} leases: inline {inline * 1000:>7,.0f} ms; background: fork {cut * 1000:>6,.1f} ms, "
+                f"swap {swap * 1000:>6,.1f} ms{goal}, the child done after {total * 1000:>7,.0f} ms  "
+                f"(snapshot {size_b:,} B)"
+            )
         r = recovery(base, args.leases)
         print(f"\nrecovery of a server holding {r.leases:,} leases (load + ServerNode.boot):")
         files = ", ".join(f"{k} {v:,} B" for k, v in sorted(r.files.items()) if k != "lock")
-        print(f"  files as the server left them ({files}; {r.tail_records:,} journal records to replay; the 16 MiB "
-              f"journal threshold compacts too): {r.recover_tail_s:.2f} s")
+        print(
+            f"  files as the server left them ({files}; {r.tail_records:,} journal records to replay; the 16 MiB "
+            f"journal threshold compacts too): {r.recover_tail_s:.2f} s"
+        )
         print(f"  from a fresh snapshot alone ({r.snapshot_bytes:,} B): {r.recover_snapshot_s:.2f} s")
         print(f"  (that compaction of the recovered state: {r.compact_s * 1000:,.0f} ms)")
     finally:

@@ -58,7 +58,7 @@ LATENCY_GOAL = 2.0
 CLIENT_GAP_GOAL = 2.0
 """Seconds beyond ``failure_timeout``."""
 LEADER_GOAL = 1.0
-"""Seconds beyond the waits DESIGN.md 2b imposes."""
+"""Seconds beyond the waits leadership.md M1–M16 imposes."""
 FAILOVER_GOAL = 3.0
 """Issue 12: from the leader's SIGKILL until a borrow is granted, default timings."""
 
@@ -111,8 +111,12 @@ class Pool:
                 if s is None or s.leader is None:
                     continue
                 lead = s if s.answered_by == s.leader else self.link.status_of(s.leader)
-                if lead is not None and lead.answered_by == lead.leader and lead.serving and expect <= {
-                        x.name for x in lead.servers if x.up and x.status == "live"}:
+                if (
+                    lead is not None
+                    and lead.answered_by == lead.leader
+                    and lead.serving
+                    and expect <= {x.name for x in lead.servers if x.up and x.status == "live"}
+                ):
                     return lead
             time.sleep(0.05)
         raise BenchFailed(f"no acting leader with {sorted(expect)} up within {timeout:.0f} s")
@@ -123,9 +127,17 @@ class Pool:
 
         self.serials += 1
         vendor = load_private_key((self.root / "vendor.key").read_bytes())
-        code = sign_license(vendor, feature="cad", version="2.0", count=count, expires="2099-12-31",
-                            serial=f"B{self.serials}", majority=True, distribution=distribution)
-        reply = self.link.admin(lambda rid: AddLicenseCode("bench", 0, rid, code))
+        code = sign_license(
+            vendor,
+            feature="cad",
+            version="2.0",
+            count=count,
+            expires="2099-12-31",
+            serial=f"B{self.serials}",
+            majority=True,
+            distribution=distribution,
+        )
+        reply = self.link.admin(lambda rid: AddLicenseCode(sender="bench", epoch=0, request_id=rid, code=code))
         if not reply.ok:
             raise BenchFailed(f"adding the license failed: {reply.error}")
         for name in self.cfg.server_names:
@@ -239,8 +251,10 @@ def _pct(ordered: list[float], q: float) -> float:
 def _spread(latencies: list[float]) -> str:
     ordered = sorted(latencies)
     median = statistics.median(ordered)
-    return (f"median {median * 1000:.1f} ms, p90 {_pct(ordered, 0.9) * 1000:.1f} ms, "
-            f"p99 {_pct(ordered, 0.99) * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms")
+    return (
+        f"median {median * 1000:.1f} ms, p90 {_pct(ordered, 0.9) * 1000:.1f} ms, "
+        f"p99 {_pct(ordered, 0.99) * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms"
+    )
 
 
 def _goal(ratio: float, goal: float | None) -> str:
@@ -277,8 +291,15 @@ def filesystem_of(directory: Path) -> str:
     return kind
 
 
-def phase_throughput(workdir: Path, timing: dict[str, float], n: int, concurrencies: Sequence[int],
-                     echo_n: int, problems: list[str], out: Callable[[str], None]) -> list[dict[str, Any]]:
+def phase_throughput(
+    workdir: Path,
+    timing: dict[str, float],
+    n: int,
+    concurrencies: Sequence[int],
+    echo_n: int,
+    problems: list[str],
+    out: Callable[[str], None],
+) -> list[dict[str, Any]]:
     rows = []
     echo_latency: dict[int, list[float]] = {c: [] for c in concurrencies}
     echo = {c: echo_asks_per_second(echo_n, c, allowlist=True, latencies=echo_latency[c]) for c in concurrencies}
@@ -290,25 +311,37 @@ def phase_throughput(workdir: Path, timing: dict[str, float], n: int, concurrenc
         for role, server in (("follower", follower), ("leader", leader)):
             for c in concurrencies:
                 rate, latencies = checkouts_per_second(pool, server, n, c, f"{role}{c}")
-                rows.append({"where": f"{role} {server}", "concurrency": c, "checkouts": rate, "echo": echo[c],
-                             "ratio": rate / echo[c]})
+                rows.append(
+                    {
+                        "where": f"{role} {server}",
+                        "concurrency": c,
+                        "checkouts": rate,
+                        "echo": echo[c],
+                        "ratio": rate / echo[c],
+                    }
+                )
                 goal = _goal(rate / echo[c], RATIO_GOALS.get((role, c)))
-                out(f"  checkouts at the {role} {server}, {c} app(s) at once: {rate:7.1f}/s; raw echo "
-                    f"{echo[c]:7.1f} asks/s; ratio {rate / echo[c]:.3f} {goal}")
+                out(
+                    f"  checkouts at the {role} {server}, {c} app(s) at once: {rate:7.1f}/s; raw echo "
+                    f"{echo[c]:7.1f} asks/s; ratio {rate / echo[c]:.3f} {goal}"
+                )
                 out(f"    each checkout: {_spread(latencies)}; each echo ask: {_spread(echo_latency[c])}")
                 if c == 1:
                     p50, echo50 = statistics.median(latencies), statistics.median(echo_latency[c])
                     met = "met" if p50 <= LATENCY_GOAL * echo50 else "NOT met"
-                    out(f"    single-checkout p50 {p50 * 1000:.2f} ms = {p50 / echo50:.1f} x the echo ask's p50 "
-                        f"{echo50 * 1000:.2f} ms (goal <= {LATENCY_GOAL:g} x: {met})")
+                    out(
+                        f"    single-checkout p50 {p50 * 1000:.2f} ms = {p50 / echo50:.1f} x the echo ask's p50 "
+                        f"{echo50 * 1000:.2f} ms (goal <= {LATENCY_GOAL:g} x: {met})"
+                    )
     return rows
 
 
 # ---- (b) client fail-over ------------------------------------------------------------------
 
 
-def phase_client_failover(workdir: Path, timing: dict[str, float], problems: list[str],
-                          out: Callable[[str], None]) -> dict[str, float]:
+def phase_client_failover(
+    workdir: Path, timing: dict[str, float], problems: list[str], out: Callable[[str], None]
+) -> dict[str, float]:
     with _pool(workdir, "client-failover", timing, problems) as pool:
         leader = pool.formed().leader
         victim = next(x for x in pool.cfg.server_names if x != leader)
@@ -328,16 +361,19 @@ def phase_client_failover(workdir: Path, timing: dict[str, float], problems: lis
         if auth.lost.is_set() or auth.server == victim:
             raise BenchFailed(f"the client did not fail over: {auth!r} {auth.lost_reason}")
         goal = t.failure_timeout + CLIENT_GAP_GOAL
-        out(f"  {victim} SIGKILLed (process group): the lease seated at {auth.server} {gap:.3f} s later "
-            f"(goal <= failure_timeout + {CLIENT_GAP_GOAL:g} = {goal:.2f} s: {'met' if gap <= goal else 'NOT met'})")
+        out(
+            f"  {victim} SIGKILLed (process group): the lease seated at {auth.server} {gap:.3f} s later "
+            f"(goal <= failure_timeout + {CLIENT_GAP_GOAL:g} = {goal:.2f} s: {'met' if gap <= goal else 'NOT met'})"
+        )
         return {"gap": gap, "goal": goal}
 
 
 # ---- (c) leader fail-over ------------------------------------------------------------------
 
 
-def phase_leader_failover(workdir: Path, timing: dict[str, float], problems: list[str],
-                          out: Callable[[str], None]) -> dict[str, float]:
+def phase_leader_failover(
+    workdir: Path, timing: dict[str, float], problems: list[str], out: Callable[[str], None]
+) -> dict[str, float]:
     """A follower holds 2 seats and the free pool the other 8.  The leader is
     killed, and at once one app takes 3 seats there: the first two are local, the
     third needs a borrow (asked for when the second one crossed the threshold),
@@ -351,8 +387,12 @@ def phase_leader_failover(workdir: Path, timing: dict[str, float], problems: lis
         pool.add_license(10, distribution=f"{borrower}:2")
         client = pool.client("bench-borrow", borrower)
         client.checkout("cad:2.0", timeout=10.0).release()  # warm up the app's session
-        pool.wait(old, lambda s: _use(s, borrower).in_use == 0 and _use(s, borrower).allocated == 2, 10.0,
-                  f"{borrower} to hold 2 unused seats")
+        pool.wait(
+            old,
+            lambda s: _use(s, borrower).in_use == 0 and _use(s, borrower).allocated == 2,
+            10.0,
+            f"{borrower} to hold 2 unused seats",
+        )
         t = pool.cfg.timing
         result: dict[str, Any] = {}
 
@@ -379,12 +419,17 @@ def phase_leader_failover(workdir: Path, timing: dict[str, float], problems: lis
         waits = t.failure_timeout + rank * t.heartbeat_interval + t.new_leader_wait
         goal = waits + LEADER_GOAL
         where = sorted({a.server for a in result["held"]})
-        out(f"  leader {old} SIGKILLed (process group): {new.leader} acts as leader after {acting:.3f} s; the "
-            f"third seat at {borrower} (a borrow) granted {granted:.3f} s after the kill (seats at {where})")
-        out(f"    waits of DESIGN 2b: f + rank*h + L(1+rho) = {t.failure_timeout:g} + {rank}*{t.heartbeat_interval:g}"
+        out(
+            f"  leader {old} SIGKILLed (process group): {new.leader} acts as leader after {acting:.3f} s; the "
+            f"third seat at {borrower} (a borrow) granted {granted:.3f} s after the kill (seats at {where})"
+        )
+        out(
+            f"    waits of leadership.md M3: f + rank*h + L(1+rho) = "
+            f"{t.failure_timeout:g} + {rank}*{t.heartbeat_interval:g}"
             f" + {t.new_leader_wait:.2f} = {waits:.2f} s; goal <= {goal:.2f} s: "
             f"{'met' if granted <= goal else 'NOT met'}; issue 12's goal <= {FAILOVER_GOAL:g} s: "
-            f"{'met' if granted <= FAILOVER_GOAL else 'NOT met'}")
+            f"{'met' if granted <= FAILOVER_GOAL else 'NOT met'}"
+        )
         return {"new_leader": acting, "granted": granted, "waits": waits, "goal": goal}
 
 
@@ -397,23 +442,45 @@ def _timing(kind: str) -> dict[str, float]:
     if kind == "test":
         return dict(TEST_TIMING)
     t = Timing()
-    return {"heartbeat_interval": t.heartbeat_interval, "failure_timeout": t.failure_timeout,
-            "leader_lease": t.leader_lease, "fence_timeout": t.fence_timeout, "lease_ttl": t.lease_ttl}
+    return {
+        "heartbeat_interval": t.heartbeat_interval,
+        "failure_timeout": t.failure_timeout,
+        "leader_lease": t.leader_lease,
+        "fence_timeout": t.fence_timeout,
+        "lease_ttl": t.lease_ttl,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="checkouts per measurement (default 200)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16],
-                        help="apps checking out at once (default 1 4 16; 64 is heavy: each app is an actor system)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 4, 16],
+        help="apps checking out at once (default 1 4 16; 64 is heavy: each app is an actor system)",
+    )
     parser.add_argument("--echo-n", type=int, default=2000, help="echo asks per measurement (default 2000)")
-    parser.add_argument("--timing", choices=["default", "test"], default="default",
-                        help="the pools' timings: the defaults (h 0.5, f 2, L=F 3, T 30) or the tests' (h 0.1, f 0.4)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the pools' temporary data directories go (default: the system temp dir); "
-                             "its filesystem's fsync bounds the checkouts")
-    parser.add_argument("--only", choices=["throughput", "client-failover", "leader-failover"], nargs="+",
-                        default=["throughput", "client-failover", "leader-failover"])
+    parser.add_argument(
+        "--timing",
+        choices=["default", "test"],
+        default="default",
+        help="the pools' timings: the defaults (h 0.5, f 2, L=F 3, T 30) or the tests' (h 0.1, f 0.4)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the pools' temporary data directories go (default: the system temp dir); "
+        "its filesystem's fsync bounds the checkouts",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["throughput", "client-failover", "leader-failover"],
+        nargs="+",
+        default=["throughput", "client-failover", "leader-failover"],
+    )
     args = parser.parse_args(argv)
 
     from actors.shell import logs
@@ -428,22 +495,27 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine()
     out("licpool pool benchmark")
-    out(f"machine: {info['cpu']}, {info['nproc']} cores, Python {info['python']}, thespian {info['thespian']}, "
-        f"Linux {info['kernel']}, load average {info['loadavg_1min']} at start")
-    out(f"data directories: {workdir} on {filesystem_of(workdir)}; one 128-byte append + fsync: "
-        f"{fsync_ms(workdir):.2f} ms (median of 200)")
+    out(
+        f"machine: {info['cpu']}, {info['nproc']} cores, Python {info['python']}, thespian {info['thespian']}, "
+        f"Linux {info['kernel']}, load average {info['loadavg_1min']} at start"
+    )
+    out(
+        f"data directories: {workdir} on {filesystem_of(workdir)}; one 128-byte append + fsync: "
+        f"{fsync_ms(workdir):.2f} ms (median of 200)"
+    )
     out("timings: " + ", ".join(f"{k} {v:g}" for k, v in timing.items()))
     problems: list[str] = []
     failed = False
     phases: dict[str, Callable[[], Any]] = {
-        "throughput": lambda: phase_throughput(workdir, timing, args.n, args.concurrency, args.echo_n, problems,
-                                               out),
+        "throughput": lambda: phase_throughput(workdir, timing, args.n, args.concurrency, args.echo_n, problems, out),
         "client-failover": lambda: phase_client_failover(workdir, timing, problems, out),
         "leader-failover": lambda: phase_leader_failover(workdir, timing, problems, out),
     }
-    titles = {"throughput": f"(a) checkouts vs raw Thespian echo, {args.n} checkouts per row",
-              "client-failover": "(b) client fail-over after its server's SIGKILL",
-              "leader-failover": "(c) leader fail-over until a borrow is granted"}
+    titles = {
+        "throughput": f"(a) checkouts vs raw Thespian echo, {args.n} checkouts per row",
+        "client-failover": "(b) client fail-over after its server's SIGKILL",
+        "leader-failover": "(c) leader fail-over until a borrow is granted",
+    }
     for name in args.only:
         out(titles[name])
         try:

@@ -57,8 +57,9 @@ def _dump(directory: Path, names: list[str], timeout: float = 10.0) -> dict[str,
     return out
 
 
-def _diff(after: dict[Key, tuple[float, float, int]], before: dict[Key, tuple[float, float, int]]
-          ) -> dict[Key, tuple[float, float, int]]:
+def _diff(
+    after: dict[Key, tuple[float, float, int]], before: dict[Key, tuple[float, float, int]]
+) -> dict[Key, tuple[float, float, int]]:
     out = {}
     for k, (tt, ct, nc) in after.items():
         b = before.get(k, (0.0, 0.0, 0))
@@ -70,24 +71,40 @@ def _match(stats: dict[Key, tuple[float, float, int]], path_end: str, names: set
     return sum(ct for (f, _, n), (_, ct, _) in stats.items() if f.endswith(path_end) and n in names)
 
 
-CATEGORIES = ("transport", "unpickle", "core", "persist", "send", "checks", "other handler", "busy total",
-              "select wait", "messages handled", "fsyncs")
+CATEGORIES = (
+    "transport",
+    "unpickle",
+    "core",
+    "persist",
+    "send",
+    "checks",
+    "other handler",
+    "busy total",
+    "select wait",
+    "messages handled",
+    "fsyncs",
+)
 
 
 def breakdown(stats: dict[Key, tuple[float, float, int]]) -> dict[str, float]:
     wait = sum(tt for (f, _, n), (tt, _, _) in stats.items() if f == "~" and ("poll" in n or "select" in n))
     busy = sum(tt for _, (tt, _, _) in stats.items()) - wait
-    handler = max(_match(stats, "thespian/actors.py", {"receiveMessage"}),
-                  _match(stats, "actors/shell/server_actor.py", {"receiveMessage"}))
+    handler = max(
+        _match(stats, "thespian/actors.py", {"receiveMessage"}),
+        _match(stats, "actors/shell/server_actor.py", {"receiveMessage"}),
+    )
     unpickle = _match(stats, "actors/shell/wire.py", {"loads"})
     core = _match(stats, "actors/core/node.py", {"from_client", "receive", "tick"})
     persist = _match(stats, "actors/shell/persistence.py", {"write", "append", "sync", "maybe_compact"})
     send = _match(stats, "thespian/actors.py", {"send"})
-    checks = (_match(stats, "actors/core/shape.py", {"problem"})
-              + _match(stats, "actors/shell/peerauth.py", {"genuine", "seal"})
-              + _match(stats, "actors/shell/logs.py", {"audit"}))
-    handled = sum(nc for (f, _, n), (_, _, nc) in stats.items()
-                  if f.endswith("thespian/actors.py") and n == "receiveMessage")
+    checks = (
+        _match(stats, "actors/core/shape.py", {"problem"})
+        + _match(stats, "actors/shell/peerauth.py", {"genuine", "seal"})
+        + _match(stats, "actors/shell/logs.py", {"audit"})
+    )
+    handled = sum(
+        nc for (f, _, n), (_, _, nc) in stats.items() if f.endswith("thespian/actors.py") and n == "receiveMessage"
+    )
     fsyncs = sum(nc for (f, _, n), (_, _, nc) in stats.items() if f == "~" and "fsync" in n)
     return {
         "messages handled": handled,
@@ -106,12 +123,23 @@ def breakdown(stats: dict[Key, tuple[float, float, int]]) -> dict[str, float]:
 
 def _top(stats: dict[Key, tuple[float, float, int]], count: int, done: int) -> list[str]:
     rows = sorted(stats.items(), key=lambda kv: -kv[1][0])[:count]
-    return [f"    {tt / done * 1000:7.3f} ms own, {ct / done * 1000:7.3f} ms cum, {nc / done:6.2f} calls  "
-            f"{f.split('site-packages/')[-1]}:{line} {n}" for (f, line, n), (tt, ct, nc) in rows]
+    return [
+        f"    {tt / done * 1000:7.3f} ms own, {ct / done * 1000:7.3f} ms cum, {nc / done:6.2f} calls  "
+        f"{f.split('site-packages/')[-1]}:{line} {n}"
+        for (f, line, n), (tt, ct, nc) in rows
+    ]
 
 
-def _phase(pool: Pool, directory: Path, server: str, n: int, concurrency: int, tag: str, top: int = 0,
-           out: Callable[[str], None] = print) -> tuple[dict[str, dict[str, float]], float]:
+def _phase(
+    pool: Pool,
+    directory: Path,
+    server: str,
+    n: int,
+    concurrency: int,
+    tag: str,
+    top: int = 0,
+    out: Callable[[str], None] = print,
+) -> tuple[dict[str, dict[str, float]], float]:
     names = list(pool.cfg.server_names)
     clients = [pool.client(f"prof-{tag}-{i}", server) for i in range(concurrency)]
     for c in clients:
@@ -143,13 +171,18 @@ def _phase(pool: Pool, directory: Path, server: str, n: int, concurrency: int, t
         out(f"  the {top} costliest functions at {server} (own time per checkout, profiled):")
         for line in _top(diff, top, done):
             out(line)
-        handlers = sorted(((n, nc / done) for (_, _, n), (_, _, nc) in diff.items()
-                           if n.startswith("receiveMsg_") and nc), key=lambda x: -x[1])
+        handlers = sorted(
+            ((n, nc / done) for (_, _, n), (_, _, nc) in diff.items() if n.startswith("receiveMsg_") and nc),
+            key=lambda x: -x[1],
+        )
         out("  messages handled at it per checkout, by kind: " + ", ".join(f"{n[11:]} {k:.2f}" for n, k in handlers))
     counts = ("messages handled", "fsyncs")
-    return {name: {k: v / done * (1 if k in counts else 1000)
-                   for k, v in breakdown(_diff(after[name], before[name])).items()}
-            for name in names}, done / elapsed
+    return {
+        name: {
+            k: v / done * (1 if k in counts else 1000) for k, v in breakdown(_diff(after[name], before[name])).items()
+        }
+        for name in names
+    }, done / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="checkouts per phase (default 200)")
     parser.add_argument("--concurrency", type=int, default=1, help="apps at once (default 1)")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cProfile's timer in the servers (default wall: fsync waits count)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cProfile's timer in the servers (default wall: fsync waits count)",
+    )
     parser.add_argument("--top", type=int, default=0, help="also list the asked server's N costliest functions")
     args = parser.parse_args(argv)
 
@@ -171,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[profiling.CLOCK_ENV] = args.clock
     problems: list[str] = []
     out: Callable[[str], None] = lambda line: print(line, flush=True)  # noqa: E731
-    out(f"cProfile in every server process; {args.n} checkouts, {args.concurrency} app(s); ms of server CPU "
-        f"per checkout ({args.clock} clock, profiled); load average {os.getloadavg()[0]:.2f}")
+    out(
+        f"cProfile in every server process; {args.n} checkouts, {args.concurrency} app(s); ms of server CPU "
+        f"per checkout ({args.clock} clock, profiled); load average {os.getloadavg()[0]:.2f}"
+    )
     try:
         with _pool(workdir, "profile", _timing("default"), problems) as pool:
             leader = pool.formed().leader
@@ -182,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                 per_server, rate = _phase(pool, profdir, server, args.n, args.concurrency, role, args.top, out)
                 names = list(per_server)
                 out(f"\ncheckouts at the {role} {server} ({rate:.0f}/s profiled)")
-                out("| ms per checkout | " + " | ".join(
-                    f"{n}{' (asked)' if n == server else ''}{' (leader)' if n == leader else ''}"
-                    for n in names) + " |")
+                out(
+                    "| ms per checkout | "
+                    + " | ".join(
+                        f"{n}{' (asked)' if n == server else ''}{' (leader)' if n == leader else ''}" for n in names
+                    )
+                    + " |"
+                )
                 out("|---|" + "---:|" * len(names))
                 for cat in CATEGORIES:
                     out(f"| {cat} | " + " | ".join(f"{per_server[n][cat]:.3f}" for n in names) + " |")

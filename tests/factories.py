@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from actors.core import codes, leaseid
 from actors.core.pool import PoolState
 from actors.core.table import FeatureTable
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 
 SERVERS = ("s1", "s2", "s3")
 LEASE_KEY = leaseid.derive_lease_key("x" * 40)
@@ -39,8 +39,15 @@ def license_code(
     version_match: str = "range",
 ) -> str:
     return codes.sign_license(
-        vendor_key(), feature=feature, version=version, count=count, expires=expires,
-        serial=serial, majority=majority, distribution=distribution, version_match=version_match,
+        vendor_key(),
+        feature=feature,
+        version=version,
+        count=count,
+        expires=expires,
+        serial=serial,
+        majority=majority,
+        distribution=distribution,
+        version_match=version_match,
     )
 
 
@@ -62,7 +69,7 @@ class Pool:
         self.state = PoolState.new(servers)
         self.epoch = 1
 
-    def apply(self, *entries: e.Entry) -> list[bool]:
+    def apply(self, *entries: log_entries.Entry) -> list[bool]:
         results = []
         for entry in entries:
             applied = self.state.apply(entry, self.state.index + 1, self.epoch, verify)
@@ -79,6 +86,9 @@ class Pool:
         """``changes``: (kind, lease_id, client_id) with seqs after the last one."""
         seq = self.state.registry.report_seq.get(server, 0)
         built = tuple(
-            e.LeaseChange(seq + i + 1, kind, lid, cid, "cad", "2.0") for i, (kind, lid, cid) in enumerate(changes)
+            log_entries.LeaseChange(
+                seq=seq + i + 1, kind=kind, lease_id=lid, client_id=cid, feature="cad", version="2.0"
+            )
+            for i, (kind, lid, cid) in enumerate(changes)
         )
-        return self.apply(e.LeaseReport(server, built, watermark=watermark))[0]
+        return self.apply(log_entries.LeaseReport(server=server, changes=built, watermark=watermark))[0]

@@ -244,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         if new != text:
             files += 1
             total += len(result.rewritten)
-            print(f"{path}: {len(result.rewritten)} construction(s) rewritten"
-                  + (f", {marked} dataclass(es) made kw_only" if marked else ""))
+            print(
+                f"{path}: {len(result.rewritten)} construction(s) rewritten"
+                + (f", {marked} dataclass(es) made kw_only" if marked else "")
+            )
             if not check:
                 path.write_text(new, encoding="utf-8")
     print(f"{'would rewrite' if check else 'rewrote'} {total} construction(s) in {files} file(s)")

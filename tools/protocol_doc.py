@@ -65,14 +65,20 @@ MESSAGE_MODULES: tuple[ModuleType, ...] = (client, pool, raft)
 """The modules whose classes are sent between actors, one per conversation."""
 
 SHELL_VALUES: frozenset[str] = frozenset(
-    {"Addressed", "ResolveTarget", "ServerStatus", "ServerUse", "FeatureStatus", "PendingCut", "SessionInfo",
-     "LicenseInfo"}
+    {
+        "Addressed",
+        "ResolveTarget",
+        "ServerStatus",
+        "ServerUse",
+        "FeatureStatus",
+        "PendingCut",
+        "SessionInfo",
+        "LicenseInfo",
+    }
 )
 """Classes of ``actors.protocol.admin`` that only travel inside shell messages."""
 
-VALUES: frozenset[str] = frozenset(
-    {"DenyReason", "HeldLease", "AdminAuth", "LogEntry", "ServingGrant", "LeaseChange"}
-)
+VALUES: frozenset[str] = frozenset({"DenyReason", "HeldLease", "AdminAuth", "LogEntry", "ServingGrant", "LeaseChange"})
 """Protocol classes that are never sent alone: they travel inside messages or entries."""
 
 OBVIOUS_FIELDS: dict[str, str] = {
@@ -140,7 +146,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "AdminNonce": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
-the mechanism of DESIGN.md section 2b).  A docstring's own ``(claims ...)``
+the mechanism of leadership.md M1–M16).  A docstring's own ``(claims ...)``
 must be a subset of its entry here."""
 
 PROPOSED_BY: dict[str, str] = {
@@ -158,8 +164,7 @@ PROPOSED_BY: dict[str, str] = {
         "idle seats back to the free pool (`planner.plan_rebalance`)"
     ),
     "TransferComplete": (
-        "the leader, once the giver's consent is in (`TransferConfirm`, or its own): "
-        "`leading.LeaderDuties._transfers`"
+        "the leader, once the giver's consent is in (`TransferConfirm`, or its own): `leading.LeaderDuties._transfers`"
     ),
     "TransferAbort": (
         "the leader, when the giver is no longer live: `leading.LeaderDuties._transfers` "
@@ -183,8 +188,7 @@ PROPOSED_BY: dict[str, str] = {
         "`leading.LeaderDuties._membership`"
     ),
     "Rejoin": (
-        "the leader, once a restarted or fenced server has caught up with the log: "
-        "`leading.LeaderDuties._membership`"
+        "the leader, once a restarted or fenced server has caught up with the log: `leading.LeaderDuties._membership`"
     ),
     "ServerDown": "the leader, for `DeclareServerDown`: `leading.LeaderDuties.on_admin`",
     "ForceRelease": "the leader, for `ForceReleaseLease`: `leading.LeaderDuties.on_admin`",
@@ -258,9 +262,7 @@ def entry_classes() -> list[type]:
 
 def value_classes() -> list[type]:
     """Classes carried inside messages or entries, in module order."""
-    return [
-        cls for module in (*MESSAGE_MODULES, entries) for cls in _classes(module) if cls.__name__ in VALUES
-    ]
+    return [cls for module in (*MESSAGE_MODULES, entries) for cls in _classes(module) if cls.__name__ in VALUES]
 
 
 # ---- docstrings ------------------------------------------------------------------
@@ -433,10 +435,15 @@ def message_table() -> str:
         for cls in sent:
             doc = parse_message(cls)
             route = _md(doc.route.replace("->", "→"))
-            parts.append(_row(
-                _name_cell(cls), route, _md(doc.says), _md(doc.replies) or "none",
-                _claims_cell(CLAIMS[doc.name]),
-            ))
+            parts.append(
+                _row(
+                    _name_cell(cls),
+                    route,
+                    _md(doc.says),
+                    _md(doc.replies) or "none",
+                    _claims_cell(CLAIMS[doc.name]),
+                )
+            )
         parts.append("")
         parts.append(_field_lists(sent))
     return "\n".join(parts).rstrip() + "\n"
@@ -448,8 +455,9 @@ def shell_table() -> str:
     sent = [cls for cls in _classes(admin) if cls.__name__ not in SHELL_VALUES]
     for cls in sent:
         doc = parse_message(cls)
-        parts.append(_row(_name_cell(cls), _md(doc.route.replace("->", "→")), _md(doc.says),
-                          _md(doc.replies) or "none"))
+        parts.append(
+            _row(_name_cell(cls), _md(doc.route.replace("->", "→")), _md(doc.says), _md(doc.replies) or "none")
+        )
     inside = [cls for cls in _classes(admin) if cls.__name__ in SHELL_VALUES]
     return "\n".join(parts) + "\n\n" + _field_lists(sent + inside)
 
@@ -464,10 +472,14 @@ def entry_table() -> str:
         doc = own_doc(cls)
         if doc is None:
             raise _DocstringError(f"log entry {cls.__name__} has no docstring")
-        rows.append(_row(
-            _name_cell(cls), _md(PROPOSED_BY[cls.__name__]), _md(_strip_claims(doc)),
-            _claims_cell(CLAIMS[cls.__name__]),
-        ))
+        rows.append(
+            _row(
+                _name_cell(cls),
+                _md(PROPOSED_BY[cls.__name__]),
+                _md(_strip_claims(doc)),
+                _claims_cell(CLAIMS[cls.__name__]),
+            )
+        )
     return "\n".join(rows) + "\n\n" + _field_lists(entry_classes())
 
 
@@ -487,21 +499,23 @@ def value_table() -> str:
 
 def generated() -> str:
     """The whole generated part of docs/protocol.md."""
-    return "\n".join([
-        "## Messages\n",
-        message_table(),
-        "## Shell messages\n",
-        "Between the actors, the launcher, the CLI and an app's `LicenseClient`; they never reach the core "
-        "(`PeerEnvelope` carries a core message between servers). Defined in `actors/protocol/admin.py`.\n",
-        shell_table(),
-        "## Log entries\n",
-        "Proposed by the leader, committed by a majority, then applied by every server in log order "
-        "(`PoolState.apply` in `actors/core/pool.py`, and `Member.apply` in `actors/core/member.py` "
-        "for the server's local part).\n",
-        entry_table(),
-        "## Values carried inside messages\n",
-        value_table(),
-    ])
+    return "\n".join(
+        [
+            "## Messages\n",
+            message_table(),
+            "## Shell messages\n",
+            "Between the actors, the launcher, the CLI and an app's `LicenseClient`; they never reach the core "
+            "(`PeerEnvelope` carries a core message between servers). Defined in `actors/protocol/admin.py`.\n",
+            shell_table(),
+            "## Log entries\n",
+            "Proposed by the leader, committed by a majority, then applied by every server in log order "
+            "(`PoolState.apply` in `actors/core/pool.py`, and `Member.apply` in `actors/core/member.py` "
+            "for the server's local part).\n",
+            entry_table(),
+            "## Values carried inside messages\n",
+            value_table(),
+        ]
+    )
 
 
 BEGIN = "<!-- BEGIN GENERATED -->"

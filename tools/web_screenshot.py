@@ -42,8 +42,15 @@ def chromium_missing() -> str | None:
 
 def _flags(user_dir: str) -> list[str]:
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-    return ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-            "--no-first-run", f"--user-data-dir={user_dir}"]
+    return [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--no-first-run",
+        f"--user-data-dir={user_dir}",
+    ]
 
 
 def dump_dom(url: str, timeout: float = 60.0) -> str:
@@ -51,8 +58,13 @@ def dump_dom(url: str, timeout: float = 60.0) -> str:
     browser = chromium()
     assert browser is not None
     with tempfile.TemporaryDirectory(prefix="licpool-chromium-") as user_dir:
-        done = subprocess.run([browser, *_flags(user_dir), "--dump-dom", url], capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
+        done = subprocess.run(
+            [browser, *_flags(user_dir), "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"chromium exited {done.returncode}: {done.stderr.strip()[-500:]}")
     return done.stdout
@@ -62,9 +74,13 @@ def screenshot(url: str, path: Path, size: tuple[int, int] = (1200, 1100), timeo
     browser = chromium()
     assert browser is not None
     with tempfile.TemporaryDirectory(prefix="licpool-chromium-") as user_dir:
-        done = subprocess.run([browser, *_flags(user_dir), f"--window-size={size[0]},{size[1]}",
-                               f"--screenshot={path.absolute()}", url], capture_output=True, text=True,
-                              timeout=timeout, start_new_session=True)
+        done = subprocess.run(
+            [browser, *_flags(user_dir), f"--window-size={size[0]},{size[1]}", f"--screenshot={path.absolute()}", url],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+        )
     if done.returncode != 0 or not path.exists():
         raise RuntimeError(f"chromium exited {done.returncode}: {done.stderr.strip()[-500:]}")
 
@@ -119,14 +135,23 @@ def main(argv: list[str]) -> int:
             time.sleep(0.2)
         vendor = load_private_key((workdir / "vendor.key").read_bytes())
         for serial, feature, count in (("DEMO-1", "cad", 10), ("DEMO-2", "cam", 4)):
-            code = sign_license(vendor, feature=feature, version="2.0", count=count, expires="2099-12-31",
-                                serial=serial, majority=True, distribution=None)
-            reply = source.link.admin(lambda rid, code=code: AddLicenseCode("shot", 0, rid, code))
+            code = sign_license(
+                vendor,
+                feature=feature,
+                version="2.0",
+                count=count,
+                expires="2099-12-31",
+                serial=serial,
+                majority=True,
+                distribution=None,
+            )
+            reply = source.link.admin(
+                lambda rid, code=code: AddLicenseCode(sender="shot", epoch=0, request_id=rid, code=code)
+            )
             if not reply.ok:
                 raise RuntimeError(reply.error)
         for i, (feature, prefer) in enumerate((("cad", "s1"), ("cad", "s2"), ("cad", "s2"), ("cam", "s3"))):
-            app = LicenseClient.from_config(config, client_id=f"ws{i + 1}/{feature}", prefer=prefer,
-                                            log_level="ERROR")
+            app = LicenseClient.from_config(config, client_id=f"ws{i + 1}/{feature}", prefer=prefer, log_level="ERROR")
             apps.append(app)
             app.checkout(feature, version="2.0", timeout=10.0)
         time.sleep(1.5)  # let the followers' lease reports commit

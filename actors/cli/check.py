@@ -61,8 +61,11 @@ def _key_file(cfg: PoolConfig, path: Path | None, what: str, load: Any) -> Check
         return Check(f"key {what}", FAIL, f"{path}: {exc.strerror}")
     mode = stat.S_IMODE(info.st_mode)
     if what == "admin" and mode & 0o077:
-        return Check(f"key {what}", FAIL, f"{path} has mode {mode:04o}: group or others may read the admin key "
-                     f"(chmod 600 {path})")
+        return Check(
+            f"key {what}",
+            FAIL,
+            f"{path} has mode {mode:04o}: group or others may read the admin key (chmod 600 {path})",
+        )
     if mode & 0o022:
         return Check(f"key {what}", FAIL, f"{path} has mode {mode:04o}: group or others may change it")
     owner = "" if info.st_uid == os.geteuid() else f", owned by uid {info.st_uid}, not this user"
@@ -98,9 +101,15 @@ def _own_address(cfg: PoolConfig, name: str, link: Any) -> list[Check]:
         if serving:
             found.append(Check(what, OK, f"{ip}:{port} is in use by server {name}, which is running"))
         else:
-            found.append(Check(what, FAIL, f"{ip}:{port} is in use and server {name} does not answer: another "
-                               f"program holds it, or {name} is still starting (check again after its "
-                               "'serving on' line)"))
+            found.append(
+                Check(
+                    what,
+                    FAIL,
+                    f"{ip}:{port} is in use and server {name} does not answer: another "
+                    f"program holds it, or {name} is still starting (check again after its "
+                    "'serving on' line)",
+                )
+            )
     return found
 
 
@@ -116,13 +125,23 @@ def _pool_checks(cfg: PoolConfig, name: str | None, link: Any) -> list[Check]:
         reply = link.status_of(other)
         t1 = time.time()
         if reply is None:
-            found.append(Check(f"reach {other}", WARN, f"{cfg.server(other).address} does not answer "
-                               "(not started yet, down, or a firewall between)"))
+            found.append(
+                Check(
+                    f"reach {other}",
+                    WARN,
+                    f"{cfg.server(other).address} does not answer (not started yet, down, or a firewall between)",
+                )
+            )
             continue
         replies[other] = reply
         state = "leader" if reply.leader == other else f"follower of {reply.leader or 'no leader yet'}"
-        found.append(Check(f"reach {other}", OK, f"{cfg.server(other).address} answers in "
-                           f"{(t1 - t0) * 1000:.1f} ms: {state}, epoch {reply.epoch}"))
+        found.append(
+            Check(
+                f"reach {other}",
+                OK,
+                f"{cfg.server(other).address} answers in {(t1 - t0) * 1000:.1f} ms: {state}, epoch {reply.epoch}",
+            )
+        )
         if reply.wall:
             first[other] = (reply.wall - (t0 + t1) / 2, (t0 + t1) / 2, t1 - t0)
     for other, reply in replies.items():
@@ -131,8 +150,14 @@ def _pool_checks(cfg: PoolConfig, name: str | None, link: Any) -> list[Check]:
         elif reply.settings_hash == mine:
             found.append(Check(f"settings {other}", OK, f"hash {mine[:16]} matches"))
         else:
-            found.append(Check(f"settings {other}", FAIL, f"its settings hash {reply.settings_hash[:16]} differs "
-                               f"from this config's {mine[:16]}: timing, names, hosts, ports or thresholds differ"))
+            found.append(
+                Check(
+                    f"settings {other}",
+                    FAIL,
+                    f"its settings hash {reply.settings_hash[:16]} differs "
+                    f"from this config's {mine[:16]}: timing, names, hosts, ports or thresholds differ",
+                )
+            )
     if first:
         time.sleep(max(0.0, RATE_SPAN - (time.time() - min(at for _, at, _ in first.values()))))
     for other, (offset, at, rtt) in first.items():
@@ -147,8 +172,10 @@ def _pool_checks(cfg: PoolConfig, name: str | None, link: Any) -> list[Check]:
             # Each sample is uncertain by half its round trip: fail only on a rate surely too high.
             rate = abs(later - offset) / span if span > 0 else 0.0
             error = (rtt + (t1 - t0)) / 2 / span if span > 0 else 0.0
-            detail += (f", rate {rate * 100:.3f}% ± {error * 100:.3f}% over {span:.1f} s "
-                       f"(clock_drift {cfg.timing.clock_drift * 100:g}%)")
+            detail += (
+                f", rate {rate * 100:.3f}% ± {error * 100:.3f}% over {span:.1f} s "
+                f"(clock_drift {cfg.timing.clock_drift * 100:g}%)"
+            )
             if rate - error > cfg.timing.clock_drift:
                 status = FAIL
         if abs(offset) > WINDOW / 2:
@@ -165,8 +192,14 @@ def run_checks(config_path: Path, name: str | None, timeout: float = 2.0) -> lis
         cfg = load_config(config_path)
     except ConfigError as exc:
         return [Check("config", FAIL, str(exc))]
-    found = [Check("config", OK, f"{config_path}: pool {cfg.name!r}, {len(cfg.servers)} servers "
-                   f"({', '.join(cfg.server_names)}), timings pass, settings hash {cfg.settings_hash()[:16]}")]
+    found = [
+        Check(
+            "config",
+            OK,
+            f"{config_path}: pool {cfg.name!r}, {len(cfg.servers)} servers "
+            f"({', '.join(cfg.server_names)}), timings pass, settings hash {cfg.settings_hash()[:16]}",
+        )
+    ]
     found += [Check("config", WARN, w) for w in cfg.warnings]
     if name is not None:
         try:
@@ -186,8 +219,14 @@ def run_checks(config_path: Path, name: str | None, timeout: float = 2.0) -> lis
 
 def register(licpool: click.Group) -> None:
     @licpool.command("check")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="LICPOOL_CONFIG",
-                  required=True, help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LICPOOL_CONFIG",
+        required=True,
+        help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).",
+    )
     @click.option("--name", default=None, help="The [[server]] this host runs: also check its address and ports.")
     @click.option("--json", "as_json", is_flag=True, help="One JSON document: checks and whether all passed.")
     @click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for each server.")
@@ -200,6 +239,5 @@ def register(licpool: click.Group) -> None:
         else:
             for c in found:
                 click.echo(f"{c.status:<4}  {c.check:<16} {c.detail}")
-            click.echo(f"{len(found)} checks: {len(failed)} failed, "
-                       f"{sum(c.status == WARN for c in found)} warnings")
+            click.echo(f"{len(found)} checks: {len(failed)} failed, {sum(c.status == WARN for c in found)} warnings")
         return 1 if failed else 0

@@ -83,8 +83,11 @@ class Narrator:
         for server in s.servers:
             was = self.up.get(server.name)
             if was is not None and was != server.up:
-                state = "up again" if server.up else "down" + (" (not answering)" if server.status == "live"
-                                                               else f" ({server.status})")
+                state = (
+                    "up again"
+                    if server.up
+                    else "down" + (" (not answering)" if server.status == "live" else f" ({server.status})")
+                )
                 self.say(f"server {server.name} is {state} (as {s.answered_by} sees it)")
             self.up[server.name] = server.up
         if s.answered_by != s.leader:
@@ -103,8 +106,10 @@ class Narrator:
                 changes.append(f"free pool {old_free}->{f.free_pool}")
             self.free[fkey] = f.free_pool
             if changes:
-                self.say(f"{f.feature} {f.version} seats moved: {', '.join(changes)} "
-                         f"(in use {sum(u.in_use for u in f.servers)} of {f.total})")
+                self.say(
+                    f"{f.feature} {f.version} seats moved: {', '.join(changes)} "
+                    f"(in use {sum(u.in_use for u in f.servers)} of {f.total})"
+                )
 
     def sessions(self, leases: list[SessionInfo]) -> None:
         for x in leases:
@@ -120,8 +125,12 @@ class Narrator:
             self.echo(f"           {f.feature} {f.version}: in use/allocated {parts}; free pool {f.free_pool}")
 
 
-def _poll(link: PoolLink, narrator: Narrator, seconds: float, until: Callable[[StatusReply], bool] | None = None,
-          ) -> StatusReply | None:
+def _poll(
+    link: PoolLink,
+    narrator: Narrator,
+    seconds: float,
+    until: Callable[[StatusReply], bool] | None = None,
+) -> StatusReply | None:
     deadline = time.monotonic() + seconds
     last = None
     while time.monotonic() < deadline:
@@ -147,17 +156,26 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         config, ports = _write_pool(workdir)
         echo(f"licpool demo: a 3-server pool on 127.0.0.1 ports {', '.join(map(str, ports))} (in {workdir})")
         vendor = load_private_key((workdir / "vendor.key").read_bytes())
-        code = sign_license(vendor, feature="cad", version="2.0", count=10, expires="2099-12-31",
-                            serial="DEMO-1", majority=True, distribution=None)
+        code = sign_license(
+            vendor,
+            feature="cad",
+            version="2.0",
+            count=10,
+            expires="2099-12-31",
+            serial="DEMO-1",
+            majority=True,
+            distribution=None,
+        )
         procs = PoolProcesses(config, quiet=True, output=workdir / "out")
         procs.start_all()
         link = PoolLink(procs.cfg, timeout=1.0)
         narrator = Narrator(echo)
-        formed = _poll(link, narrator, 30.0, lambda s: s.leader is not None and s.serving and all(
-            x.up for x in s.servers))
+        formed = _poll(
+            link, narrator, 30.0, lambda s: s.leader is not None and s.serving and all(x.up for x in s.servers)
+        )
         if formed is None or formed.leader is None:
             raise click.ClickException("the demo pool did not elect a leader within 30 s")
-        reply = link.admin(lambda rid: AddLicenseCode("demo", 0, rid, code))
+        reply = link.admin(lambda rid: AddLicenseCode(sender="demo", epoch=0, request_id=rid, code=code))
         if not reply.ok:
             raise click.ClickException(f"adding the demo license failed: {reply.error}")
         narrator.say("issued a demo license: 10 seats of cad 2.0 (throwaway vendor key), split 4/3/3")
@@ -166,8 +184,9 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         held: list[Authorization] = []
         for i in range(clients):
             client_id = f"ws{i + 1}/cad"
-            app = LicenseClient.from_config(config, client_id=client_id, prefer=leader if i < 2 else None,
-                                            log_level="ERROR")
+            app = LicenseClient.from_config(
+                config, client_id=client_id, prefer=leader if i < 2 else None, log_level="ERROR"
+            )
             apps.append(app)
             try:
                 auth = app.checkout("cad", version="2.0", timeout=10.0)
@@ -176,14 +195,14 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
                 continue
             held.append(auth)
             narrator.say(f"client {client_id}: granted at {auth.server} (lease ...{auth.lease_id[-6:]})")
-        status = _poll(link, narrator, 3.0, lambda s: sum(u.in_use for f in s.features for u in f.servers)
-                       == len(held))
+        status = _poll(link, narrator, 3.0, lambda s: sum(u.in_use for f in s.features for u in f.servers) == len(held))
         if status is not None:
             narrator.table(status)
 
         before_kill = {a.lease_id: a.server for a in held}
-        narrator.say(f"killing the leader {leader}: SIGKILL to its whole process group "
-                     f"(pid group {procs.pgid(leader)})")
+        narrator.say(
+            f"killing the leader {leader}: SIGKILL to its whole process group (pid group {procs.pgid(leader)})"
+        )
         procs.kill(leader)
         others = [n for n in procs.cfg.server_names if n != leader]
 
@@ -193,12 +212,16 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         _poll(link, narrator, 20.0, moved)
         for auth in held:
             state = "LOST" if auth.lost.is_set() else "kept"
-            narrator.say(f"client view: lease ...{auth.lease_id[-6:]} {state}, now at {auth.server} "
-                         f"({auth.failovers} fail-over(s), no action by the app)")
+            narrator.say(
+                f"client view: lease ...{auth.lease_id[-6:]} {state}, now at {auth.server} "
+                f"({auth.failovers} fail-over(s), no action by the app)"
+            )
 
         off_live = [a for a in held if before_kill[a.lease_id] != leader and a.server != before_kill[a.lease_id]]
-        narrator.say(f"leases moved off servers that stayed up: {len(off_live)} "
-                     "(a leader change is invisible to the clients of live servers)")
+        narrator.say(
+            f"leases moved off servers that stayed up: {len(off_live)} "
+            "(a leader change is invisible to the clients of live servers)"
+        )
         narrator.say(f"restarting {leader}: it rejoins as a follower")
         procs.start(leader)
         _poll(link, narrator, 15.0, lambda s: all(x.up for x in s.servers))
@@ -207,15 +230,19 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         final = link.status()
         echo("final status:")
         if final is not None:
-            echo(f"  leader {final.leader}, epoch {final.epoch}; servers up: "
-                 f"{', '.join(x.name for x in final.servers if x.up)}")
+            echo(
+                f"  leader {final.leader}, epoch {final.epoch}; servers up: "
+                f"{', '.join(x.name for x in final.servers if x.up)}"
+            )
             narrator.table(final)
         lost = sum(a.lost.is_set() for a in held)
         echo(f"  {len(held) - lost} of {len(held)} client leases kept through the crash")
         echo("for a real pool (docs/deployment.md):")
         echo("  dashboard: licpool web --config pool.toml --bind 127.0.0.1:8080   -> http://127.0.0.1:8080/")
-        echo("  metrics:   set metrics_port in each [[server]]                   -> http://<host>:<metrics_port>/metrics"
-             " (alert rules: deploy/prometheus/licpool.rules.yml)")
+        echo(
+            "  metrics:   set metrics_port in each [[server]]                   -> http://<host>:<metrics_port>/metrics"
+            " (alert rules: deploy/prometheus/licpool.rules.yml)"
+        )
         echo("  usage:     licpool report --config pool.toml --plot usage.png")
         return 0
     finally:

@@ -23,7 +23,7 @@ import click
 from actors.cli.vendor import today_iso
 from actors.core.codes import AddOn, CodeError, LicenseCode, parse_criteria, verify_code
 from actors.persist import PersistError
-from actors.protocol import pool as p
+from actors.protocol import pool as pool_msgs
 from actors.shell import logs
 from actors.shell.config import DEFAULT_POOL_DIR, PoolConfig, load_config, write_default_pool
 from actors.shell.launcher import LaunchError, PoolProcesses, run_server
@@ -35,8 +35,14 @@ _CONFIG = click.Path(dir_okay=False, path_type=Path)
 
 
 def _config_option(required: bool = True) -> Callable[[Any], Any]:
-    return click.option("--config", "config_path", type=_CONFIG, envvar="LICPOOL_CONFIG", required=required,
-                        help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).")
+    return click.option(
+        "--config",
+        "config_path",
+        type=_CONFIG,
+        envvar="LICPOOL_CONFIG",
+        required=required,
+        help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).",
+    )
 
 
 def _link(cfg: PoolConfig, timeout: float = 2.0) -> PoolLink:
@@ -88,7 +94,7 @@ def _run_admin(cfg: PoolConfig, make: Callable[[str], Any], done: str) -> None:
     _report_admin(reply, done)
 
 
-def _report_admin(reply: p.AdminReply, done: str) -> None:
+def _report_admin(reply: pool_msgs.AdminReply, done: str) -> None:
     """One line for an admin change's answer; a refusal is a ``ClickException``."""
     if reply.already_present:
         click.echo(f"already present: {reply.error}")
@@ -132,8 +138,12 @@ def _serve(config_path: Path | None, name: str | None, log_level: str, console_l
     if config_path is None or name is None:
         raise click.UsageError("licpool server needs --config F and --name S (or a subcommand: down)")
     try:
-        run_server(config_path, name, log_level=log_level.upper(),
-                   console_level=console_level.upper() if console_level else None)
+        run_server(
+            config_path,
+            name,
+            log_level=log_level.upper(),
+            console_level=console_level.upper() if console_level else None,
+        )
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -151,15 +161,19 @@ def _print_status(reply: Any) -> None:
         click.echo("no license codes in the pool yet")
     for f in reply.features:
         rule = ("" if f.majority else ", no-majority") + (", exact version" if f.exact_version else "")
-        click.echo(f"{f.feature} {f.version}: {f.total} seats, free pool {f.free_pool}, "
-                   f"in flight {f.in_flight}{rule}, expires {f.expires}")
+        click.echo(
+            f"{f.feature} {f.version}: {f.total} seats, free pool {f.free_pool}, "
+            f"in flight {f.in_flight}{rule}, expires {f.expires}"
+        )
         for u in f.servers:
             click.echo(f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}")
     for c in reply.pending:
         click.echo(f"pending: {c.feature} {c.version} at {c.server}: {c.allocated} allocated, target {c.target}")
     for code in reply.licenses:
-        click.echo(f"license {code.serial}: {code.feature} {code.version}, {code.count} seats, expires "
-                   f"{code.expires}: {days_text(code.days_left)}")
+        click.echo(
+            f"license {code.serial}: {code.feature} {code.version}, {code.count} seats, expires "
+            f"{code.expires}: {days_text(code.days_left)}"
+        )
 
 
 def days_text(left: int) -> str:
@@ -197,20 +211,30 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
     if len(silent) == len(cfg.servers):
         click.echo(f"licpool: error: no server of pool {cfg.name!r} answered", err=True)
         return 2
-    rows = [{"lease_id": x.lease_id, "client_id": x.client_id, "feature": x.feature, "version": x.version,
-             "server": x.server, "granted_at": _iso(x.granted_at), "expires_at": _iso(x.expires_at)}
-            for x in leases]
+    rows = [
+        {
+            "lease_id": x.lease_id,
+            "client_id": x.client_id,
+            "feature": x.feature,
+            "version": x.version,
+            "server": x.server,
+            "granted_at": _iso(x.granted_at),
+            "expires_at": _iso(x.expires_at),
+        }
+        for x in leases
+    ]
     if as_json:
         click.echo(json.dumps(rows, sort_keys=True))
         return 0
     for name in silent:
-        click.echo(f"licpool: warning: server {name} did not answer; its leases are shown as committed",
-                   err=True)
+        click.echo(f"licpool: warning: server {name} did not answer; its leases are shown as committed", err=True)
     if not rows:
         click.echo("no leases")
     for r in rows:
-        click.echo(f"{r['feature']} {r['version']}  {r['client_id']:<20} at {r['server']:<8} "
-                   f"since {r['granted_at'] or '?'}  until {r['expires_at'] or '?'}  {r['lease_id']}")
+        click.echo(
+            f"{r['feature']} {r['version']}  {r['client_id']:<20} at {r['server']:<8} "
+            f"since {r['granted_at'] or '?'}  until {r['expires_at'] or '?'}  {r['lease_id']}"
+        )
     return 0
 
 
@@ -227,14 +251,19 @@ def _snapshot_show(config_path: Path, name: str, as_json: bool) -> None:
         click.echo(json.dumps(doc, sort_keys=True, default=str))
         return
     click.echo(f"server {name}: data {doc['data_dir']}")
-    click.echo(f"  persisted incarnation {doc['incarnation']}, epoch {doc['epoch']}, voted for "
-               f"{doc['voted_for'] or '-'}")
-    click.echo(f"  log: snapshot index {doc['log']['snap_index']}, last index {doc['log']['last_index']}, "
-               f"applied {doc['applied']}; {doc['journal_records']} journal record(s) after the snapshot")
+    click.echo(
+        f"  persisted incarnation {doc['incarnation']}, epoch {doc['epoch']}, voted for {doc['voted_for'] or '-'}"
+    )
+    click.echo(
+        f"  log: snapshot index {doc['log']['snap_index']}, last index {doc['log']['last_index']}, "
+        f"applied {doc['applied']}; {doc['journal_records']} journal record(s) after the snapshot"
+    )
     for f in doc["features"]:
         alloc = ", ".join(f"{s}:{n}" for s, n in f["alloc"].items())
-        click.echo(f"  {f['feature']} {f['version']}: total {f['total']}, free {f['free']}, "
-                   f"in flight {f['in_flight']}; allocations {alloc}")
+        click.echo(
+            f"  {f['feature']} {f['version']}: total {f['total']}, free {f['free']}, "
+            f"in flight {f['in_flight']}; allocations {alloc}"
+        )
     click.echo(f"  local leases: {len(doc['leases'])}; registry leases: {doc['registry_leases']}")
     for lease in doc["leases"]:
         click.echo(f"    {lease['feature']} {lease['version']} {lease['client_id']} {lease['lease_id']}")
@@ -266,8 +295,9 @@ def _register_running(licpool: click.Group) -> None:
     @click.option("--log-level", default="INFO", show_default=True, help="Level of the server's log file.")
     @click.option("--console-level", default=None, help="Console log level (OFF: none; default: --log-level).")
     @click.pass_context
-    def server(ctx: click.Context, config_path: Path | None, name: str | None, log_level: str,
-               console_level: str | None) -> None:
+    def server(
+        ctx: click.Context, config_path: Path | None, name: str | None, log_level: str, console_level: str | None
+    ) -> None:
         """Run one server (--config F --name S) until Ctrl-C or SIGTERM."""
         if ctx.invoked_subcommand is None:
             _serve(config_path, name, log_level, console_level)
@@ -279,8 +309,11 @@ def _register_running(licpool: click.Group) -> None:
         """Assert that SERVER_NAME is really stopped (STONITH) so all its seats are reclaimed."""
         cfg = _admin_config(config_path)
         cfg.server(server_name)
-        _run_admin(cfg, lambda rid: p.DeclareServerDown("cli", 0, rid, server_name),
-                   f"server {server_name} declared down")
+        _run_admin(
+            cfg,
+            lambda rid: pool_msgs.DeclareServerDown(sender="cli", epoch=0, request_id=rid, server=server_name),
+            f"server {server_name} declared down",
+        )
 
 
 def _register_views(licpool: click.Group) -> None:
@@ -311,7 +344,11 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
     def release(lease_id: str, config_path: Path) -> None:
         """Force-release LEASE_ID (an admin change): its holder stops renewing it."""
         cfg = _admin_config(config_path)
-        _run_admin(cfg, lambda rid: p.ForceReleaseLease("cli", 0, rid, lease_id), f"lease {lease_id} released")
+        _run_admin(
+            cfg,
+            lambda rid: pool_msgs.ForceReleaseLease(sender="cli", epoch=0, request_id=rid, lease_id=lease_id),
+            f"lease {lease_id} released",
+        )
 
     @license_group.command("add")
     @click.argument("code")
@@ -320,7 +357,11 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
         """Add a signed license code to the pool (through any server, to the leader)."""
         cfg = _admin_config(config_path)
         _check_code(cfg, code, LicenseCode)
-        _run_admin(cfg, lambda rid: p.AddLicenseCode("cli", 0, rid, code.strip()), "license code added")
+        _run_admin(
+            cfg,
+            lambda rid: pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id=rid, code=code.strip()),
+            "license code added",
+        )
 
     @licpool.group("allocations")
     def allocations() -> None:
@@ -333,7 +374,11 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
         """Apply a signed add-on: its seats go to the feature's free pool."""
         cfg = _admin_config(config_path)
         _check_code(cfg, addon, AddOn)
-        _run_admin(cfg, lambda rid: p.AddAllocations("cli", 0, rid, addon.strip()), "add-on applied")
+        _run_admin(
+            cfg,
+            lambda rid: pool_msgs.AddAllocations(sender="cli", epoch=0, request_id=rid, addon=addon.strip()),
+            "add-on applied",
+        )
 
     @licpool.group("distribution")
     def distribution() -> None:
@@ -352,7 +397,11 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
             raise click.ClickException(str(exc)) from None
         with _link(cfg) as link:
             key = _feature_key(feature, link)
-            reply = link.admin(lambda rid: p.ChangeDistributionCriteria("cli", 0, rid, key[0], key[1], criteria))
+            reply = link.admin(
+                lambda rid: pool_msgs.ChangeDistributionCriteria(
+                    sender="cli", epoch=0, request_id=rid, feature=key[0], version=key[1], criteria=criteria
+                )
+            )
         _report_admin(reply, f"distribution of {key[0]} {key[1]} set to {criteria}")
 
 

@@ -152,13 +152,24 @@ class Usage:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "feature": self.feature, "version": self.version, "licensed": self.licensed, "expires": self.expires,
-            "days_left": self.days_left, "peak": self.peak, "peak_at": _iso(self.peak_at),
-            "seat_hours": round(self.seat_hours, 4), "leases": self.leases, "moved_leases": self.moved,
-            "open_leases": self.open_leases, "denials": dict(sorted(self.denials.items())), "unmet": self.unmet,
+            "feature": self.feature,
+            "version": self.version,
+            "licensed": self.licensed,
+            "expires": self.expires,
+            "days_left": self.days_left,
+            "peak": self.peak,
+            "peak_at": _iso(self.peak_at),
+            "seat_hours": round(self.seat_hours, 4),
+            "leases": self.leases,
+            "moved_leases": self.moved,
+            "open_leases": self.open_leases,
+            "denials": dict(sorted(self.denials.items())),
+            "unmet": self.unmet,
             "clients_turned_away": self.clients_turned_away,
-            "per_client": {k: {"seat_hours": round(v["seat_hours"], 4), "leases": int(v["leases"])}
-                           for k, v in sorted(self.per_client.items())},
+            "per_client": {
+                k: {"seat_hours": round(v["seat_hours"], 4), "leases": int(v["leases"])}
+                for k, v in sorted(self.per_client.items())
+            },
         }
 
 
@@ -178,9 +189,14 @@ class Report:
     files: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"since": _iso(self.since), "until": _iso(self.until), "records": self.records,
-                "files": self.files, "failovers_handled": self.failovers,
-                "features": [u.as_json() for u in self.features]}
+        return {
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "records": self.records,
+            "files": self.files,
+            "failovers_handled": self.failovers,
+            "features": [u.as_json() for u in self.features],
+        }
 
 
 def _leases(records: list[Record]) -> dict[str, Lease]:
@@ -192,8 +208,13 @@ def _leases(records: list[Record]) -> dict[str, Lease]:
         lease = leases.get(lid)
         if r.event == "grant":
             if lease is None:
-                lease = leases[lid] = Lease(lid, str(r.fields.get("client_id", "")), str(r.fields.get("feature", "")),
-                                            str(r.fields.get("version", "")), r.at)
+                lease = leases[lid] = Lease(
+                    lid,
+                    str(r.fields.get("client_id", "")),
+                    str(r.fields.get("feature", "")),
+                    str(r.fields.get("version", "")),
+                    r.at,
+                )
             lease.start = min(lease.start, r.at)
         elif r.event in END_EVENTS and lease is not None:
             lease.end = r.at if lease.end is None else max(lease.end, r.at)
@@ -204,8 +225,15 @@ def _leases(records: list[Record]) -> dict[str, Lease]:
     return leases
 
 
-def build_report(records: list[Record], since: float | None, until: float | None, feature: str | None,
-                 snapshot: dict[tuple[str, str], tuple[int, str]], today: str, files: int = 0) -> Report:
+def build_report(
+    records: list[Record],
+    since: float | None,
+    until: float | None,
+    feature: str | None,
+    snapshot: dict[tuple[str, str], tuple[int, str]],
+    today: str,
+    files: int = 0,
+) -> Report:
     """The report of ``records`` between ``since`` and ``until`` (None: the whole log)."""
     end = until if until is not None else max((r.at for r in records), default=0.0)
     usage: dict[tuple[str, str], Usage] = {}
@@ -271,16 +299,20 @@ def _matches(wanted: str, key: tuple[str, str]) -> bool:
 
 
 def render_table(report: Report) -> str:
-    out = [f"usage {_iso(report.since) or 'from the first record'} .. {_iso(report.until)}: "
-           f"{report.records} audit records in {report.files} files; fail-overs handled: {report.failovers}"]
+    out = [
+        f"usage {_iso(report.since) or 'from the first record'} .. {_iso(report.until)}: "
+        f"{report.records} audit records in {report.files} files; fail-overs handled: {report.failovers}"
+    ]
     if not report.features:
         out.append("no feature in the logs")
     for u in report.features:
         licensed = "?" if u.licensed is None else str(u.licensed)
         expiry = "" if u.days_left is None else f", expires {u.expires} ({u.days_left} days left)"
         out.append(f"{u.feature} {u.version}: licensed {licensed}{expiry}")
-        out.append(f"  peak {u.peak} at {_iso(u.peak_at) or '-'}; {u.seat_hours:.2f} seat-hours over {u.leases} "
-                   f"leases ({u.moved} moved between servers, {u.open_leases} still held)")
+        out.append(
+            f"  peak {u.peak} at {_iso(u.peak_at) or '-'}; {u.seat_hours:.2f} seat-hours over {u.leases} "
+            f"leases ({u.moved} moved between servers, {u.open_leases} still held)"
+        )
         denials = ", ".join(f"{k} {v}" for k, v in sorted(u.denials.items())) or "none"
         out.append(f"  denials: {denials}; unmet demand: {u.unmet} requests from {u.clients_turned_away} clients")
         for client, c in sorted(u.per_client.items(), key=lambda x: -x[1]["seat_hours"]):
@@ -288,8 +320,22 @@ def render_table(report: Report) -> str:
     return "\n".join(out)
 
 
-CSV_FIELDS = ("feature", "version", "licensed", "expires", "days_left", "peak", "peak_at", "seat_hours", "leases",
-              "moved_leases", "open_leases", "denials", "unmet", "clients_turned_away")
+CSV_FIELDS = (
+    "feature",
+    "version",
+    "licensed",
+    "expires",
+    "days_left",
+    "peak",
+    "peak_at",
+    "seat_hours",
+    "leases",
+    "moved_leases",
+    "open_leases",
+    "denials",
+    "unmet",
+    "clients_turned_away",
+)
 
 
 def render_csv(report: Report) -> str:
@@ -320,8 +366,9 @@ def plot(report: Report, path: Path) -> None:
             ax.step(times, levels, where="post", label="in use")
         if u.licensed is not None:
             ax.axhline(u.licensed, color="tab:red", linestyle="--", label=f"licensed ({u.licensed})")
-        ax.set_title(f"{u.feature} {u.version}: peak {u.peak}, {u.seat_hours:.1f} seat-hours, "
-                     f"{u.unmet} denied for lack of seats")
+        ax.set_title(
+            f"{u.feature} {u.version}: peak {u.peak}, {u.seat_hours:.1f} seat-hours, {u.unmet} denied for lack of seats"
+        )
         ax.set_ylabel("seats")
         ax.set_ylim(bottom=0, top=max(u.peak, u.licensed or 0) + 1)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))  # type: ignore[no-untyped-call]
@@ -349,8 +396,10 @@ def _snapshot_numbers(cfg: PoolConfig, warn: Any) -> dict[tuple[str, str], tuple
         try:
             doc = describe(cfg, name)
         except Exception as exc:  # a report never fails on one unreadable snapshot
-            warn(f"{cfg.data_dir / name}: cannot read its state ({type(exc).__name__}: {exc}); "
-                 "licensed totals from the other servers")
+            warn(
+                f"{cfg.data_dir / name}: cannot read its state ({type(exc).__name__}: {exc}); "
+                "licensed totals from the other servers"
+            )
             continue
         for f in doc["features"]:
             key = (f["feature"], f["version"])
@@ -382,18 +431,35 @@ def files_of(cfg: PoolConfig) -> Iterator[Path]:
 
 def register(licpool: click.Group) -> None:
     @licpool.command("report")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="LICPOOL_CONFIG",
-                  required=True, help="The pool config file: its data_dir holds every server's audit log.")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LICPOOL_CONFIG",
+        required=True,
+        help="The pool config file: its data_dir holds every server's audit log.",
+    )
     @click.option("--since", default=None, help="From this date (YYYY-MM-DD, UTC) or ISO time.")
     @click.option("--until", default=None, help="Up to the end of this date (YYYY-MM-DD, UTC) or this ISO time.")
     @click.option("--feature", default=None, help="Only FEATURE or FEATURE:VERSION.")
-    @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-                  show_default=True)
-    @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Also draw concurrent use over time per feature into this PNG file.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+    @click.option(
+        "--plot",
+        "plot_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Also draw concurrent use over time per feature into this PNG file.",
+    )
     @click.option("--progress/--no-progress", default=None, help="A progress bar (default: for logs over 8 MiB).")
-    def report(config_path: Path, since: str | None, until: str | None, feature: str | None, fmt: str,
-               plot_path: Path | None, progress: bool | None) -> int:
+    def report(
+        config_path: Path,
+        since: str | None,
+        until: str | None,
+        feature: str | None,
+        fmt: str,
+        plot_path: Path | None,
+        progress: bool | None,
+    ) -> int:
         """Usage per feature from every server's audit log: peaks, seat-hours, denials, clients."""
         cfg = load_config(config_path, client=True)
         start, stop = _date(since, "--since"), _date(until, "--until", end_of_day=True)
@@ -407,8 +473,10 @@ def register(licpool: click.Group) -> None:
 
         files = list(files_of(cfg))
         if not files:
-            raise click.ClickException(f"no audit log under {cfg.data_dir} for servers "
-                                       f"{', '.join(cfg.server_names)} (data_dir/<server>/audit.jsonl)")
+            raise click.ClickException(
+                f"no audit log under {cfg.data_dir} for servers "
+                f"{', '.join(cfg.server_names)} (data_dir/<server>/audit.jsonl)"
+            )
         records = read_records(files, warn, progress)
         today = datetime.date.today().isoformat()
         result = build_report(records, start, stop, feature, _snapshot_numbers(cfg, warn), today, len(files))

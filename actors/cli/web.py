@@ -130,9 +130,18 @@ class LiveSource:
     def sessions(self) -> tuple[list[dict[str, Any]], list[str]]:
         with self.lock:
             leases, silent = self.link.sessions()
-        rows = [{"lease_id": x.lease_id, "client_id": x.client_id, "feature": x.feature, "version": x.version,
-                 "server": x.server, "granted_at": _iso(x.granted_at), "expires_at": _iso(x.expires_at)}
-                for x in leases]
+        rows = [
+            {
+                "lease_id": x.lease_id,
+                "client_id": x.client_id,
+                "feature": x.feature,
+                "version": x.version,
+                "server": x.server,
+                "granted_at": _iso(x.granted_at),
+                "expires_at": _iso(x.expires_at),
+            }
+            for x in leases
+        ]
         return rows, silent
 
     def events(self, limit: int = EVENTS) -> list[dict[str, Any]]:
@@ -163,16 +172,27 @@ def recent_events(cfg: PoolConfig, limit: int = EVENTS) -> list[dict[str, Any]]:
     rows = []
     for doc in found[:limit]:
         details = {k: v for k, v in doc.items() if k not in ("time", "event", "node", "pid")}
-        rows.append({"time": str(doc.get("time", ""))[:19].replace("T", " "), "node": doc.get("node", ""),
-                     "event": doc.get("event", ""), "details": ", ".join(f"{k}={v}" for k, v in details.items()),
-                     "fields": details})
+        rows.append(
+            {
+                "time": str(doc.get("time", ""))[:19].replace("T", " "),
+                "node": doc.get("node", ""),
+                "event": doc.get("event", ""),
+                "details": ", ".join(f"{k}={v}" for k, v in details.items()),
+                "fields": details,
+            }
+        )
     return rows
 
 
 def _filtered(rows: list[dict[str, Any]], feature: str, client: str) -> list[dict[str, Any]]:
     name, _, version = feature.partition(":")
-    return [r for r in rows if (not name or r["feature"] == name) and (not version or r["version"] == version)
-            and (not client or client in r["client_id"])]
+    return [
+        r
+        for r in rows
+        if (not name or r["feature"] == name)
+        and (not version or r["version"] == version)
+        and (not client or client in r["client_id"])
+    ]
 
 
 def make_app(source: Any, pool: str) -> Starlette:
@@ -203,9 +223,18 @@ def make_app(source: Any, pool: str) -> Starlette:
         except Exception as exc:
             logger.warning("licpool web: reading the audit logs failed: {}", exc)
             events = []
-        return {"pool": pool, "status": status, "error": error, "sessions": _filtered(sessions, feature, client),
-                "silent": silent, "events": events, "feature": feature, "client": client,
-                "now": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "refresh": REFRESH}
+        return {
+            "pool": pool,
+            "status": status,
+            "error": error,
+            "sessions": _filtered(sessions, feature, client),
+            "silent": silent,
+            "events": events,
+            "feature": feature,
+            "client": client,
+            "now": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "refresh": REFRESH,
+        }
 
     def index(request: Request) -> Response:
         return HTMLResponse(page.render(**gather(request)))
@@ -228,11 +257,11 @@ def make_app(source: Any, pool: str) -> Starlette:
 
     async def failed(request: Request, exc: Exception) -> Response:
         logger.error("licpool web: {}: {}", type(exc).__name__, exc)
-        return PlainTextResponse(f"licpool web: internal error ({type(exc).__name__}); see the log",
-                                 status_code=500)
+        return PlainTextResponse(f"licpool web: internal error ({type(exc).__name__}); see the log", status_code=500)
 
-    return Starlette(routes=[Route("/", index), Route("/api/{part}", api)],
-                     exception_handlers={404: not_found, 500: failed})
+    return Starlette(
+        routes=[Route("/", index), Route("/api/{part}", api)], exception_handlers={404: not_found, 500: failed}
+    )
 
 
 def _bind(text: str) -> tuple[str, int]:
@@ -244,8 +273,14 @@ def _bind(text: str) -> tuple[str, int]:
 
 def register(licpool: click.Group) -> None:
     @licpool.command("web")
-    @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="LICPOOL_CONFIG",
-                  required=True, help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).")
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="LICPOOL_CONFIG",
+        required=True,
+        help="The pool config file, pool.toml (default: $LICPOOL_CONFIG).",
+    )
     @click.option("--bind", "bind", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to serve on.")
     def web(config_path: Path, bind: str) -> None:
         """A read-only status page of the pool (and JSON under /api/), until Ctrl-C."""

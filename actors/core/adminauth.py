@@ -38,7 +38,7 @@ import math
 import re
 from typing import Any
 
-from actors.protocol import pool as p
+from actors.protocol import pool as pool_msgs
 
 __all__ = [
     "ADMIN_KEY_LABEL",
@@ -70,8 +70,9 @@ class AdminRefused(ValueError):
 
 def derive_admin_key(admin_secret: str, pool: str) -> bytes:
     """The MAC key of admin changes of pool ``pool``."""
-    return hmac.new(admin_secret.encode("utf-8"), ADMIN_KEY_LABEL + b"|" + pool.encode("utf-8"),
-                    hashlib.sha256).digest()
+    return hmac.new(
+        admin_secret.encode("utf-8"), ADMIN_KEY_LABEL + b"|" + pool.encode("utf-8"), hashlib.sha256
+    ).digest()
 
 
 def canonical(msg: Any) -> bytes:
@@ -86,8 +87,9 @@ def canonical(msg: Any) -> bytes:
         if not isinstance(value, _SCALARS) or (isinstance(value, float) and not math.isfinite(value)):
             raise AdminRefused(f"malformed admin change: field {f.name} is a {type(value).__name__}")
         fields[f.name] = value
-    return json.dumps([type(msg).__name__, fields], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True).encode("ascii")
+    return json.dumps([type(msg).__name__, fields], sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
+        "ascii"
+    )
 
 
 def mac(key: bytes, msg: Any, timestamp: float, nonce: str) -> str:
@@ -100,17 +102,19 @@ def sign(key: bytes, msg: Any, timestamp: float, nonce: str) -> Any:
     """``msg`` with its ``auth`` set (``nonce``: 32 hex digits from a random source)."""
     if not _NONCE.fullmatch(nonce):
         raise ValueError("nonce must be 32 lowercase hex digits")
-    return dataclasses.replace(msg, auth=p.AdminAuth(timestamp, nonce, mac(key, msg, timestamp, nonce)))
+    return dataclasses.replace(
+        msg, auth=pool_msgs.AdminAuth(timestamp=timestamp, nonce=nonce, mac=mac(key, msg, timestamp, nonce))
+    )
 
 
-def check(key: bytes, msg: Any, now_wall: float, used: Any = frozenset()) -> p.AdminAuth:
+def check(key: bytes, msg: Any, now_wall: float, used: Any = frozenset()) -> pool_msgs.AdminAuth:
     """The message's ``AdminAuth`` if it is genuine, fresh and unused; else
     ``AdminRefused`` with the reason.  ``used`` answers ``nonce in used``."""
     auth = getattr(msg, "auth", None)
     if auth is None:
         raise AdminRefused("admin change refused: not signed (the CLI signs with the config's admin_key_file)")
     if not (
-        isinstance(auth, p.AdminAuth)
+        isinstance(auth, pool_msgs.AdminAuth)
         and isinstance(auth.timestamp, (int, float))
         and not isinstance(auth.timestamp, bool)
         and math.isfinite(auth.timestamp)
@@ -125,8 +129,10 @@ def check(key: bytes, msg: Any, now_wall: float, used: Any = frozenset()) -> p.A
         raise AdminRefused("admin change refused: bad signature (wrong admin key, or the message was altered)")
     skew = float(auth.timestamp) - now_wall
     if abs(skew) > WINDOW:
-        raise AdminRefused(f"admin change refused: its timestamp is {skew:+.0f} s off this server's clock "
-                           f"(allowed: {WINDOW:.0f} s); a replay, or check the clocks")
+        raise AdminRefused(
+            f"admin change refused: its timestamp is {skew:+.0f} s off this server's clock "
+            f"(allowed: {WINDOW:.0f} s); a replay, or check the clocks"
+        )
     if auth.nonce in used:
         raise AdminRefused("admin change refused: replayed (its nonce was used before)")
     return auth

@@ -1,6 +1,6 @@
 """Vendor-signed license codes and add-ons, distribution criteria, vendor keys.
 
-This module owns the text format of license codes (DESIGN.md 3, docs/licenses.md):
+This module owns the text format of license codes (operations.md, docs/licenses.md):
 
     LP1.<base64url(canonical JSON payload)>.<base64url(Ed25519 signature)>
 
@@ -135,7 +135,7 @@ class LicenseCode:
     @property
     def key(self) -> tuple[str, str]:
         """The distribution table: (feature, version), the version as written.
-    Which requests a table serves is ``actors.core.versions``' business."""
+        Which requests a table serves is ``actors.core.versions``' business."""
         return (self.feature, self.version)
 
     @property

@@ -23,12 +23,33 @@ from actors.protocol import client, pool, raft
 __all__ = ["ClientRef", "Message", "Outgoing", "Event", "Ready", "Record"]
 
 Message = (
-    raft.VoteRequest | raft.VoteReply | raft.DistributionCriteriaSync | raft.SyncReply | raft.InstallSnapshot
-    | pool.BorrowRequest | pool.BorrowReply | pool.TransferRequest | pool.TransferConfirm | pool.FailoverForward
-    | pool.ReleaseForward | pool.FailoverOutcome | pool.AddLicenseCode | pool.AddAllocations
-    | pool.ChangeDistributionCriteria | pool.ForceReleaseLease | pool.DeclareServerDown | pool.AdminReply
-    | client.CheckoutRequest | client.CheckoutGranted | client.CheckoutDenied | client.SessionHeartbeat
-    | client.HeartbeatAck | client.ReleaseRequest | client.ReleaseAck | client.FailoverUpdate | client.FailoverReply
+    raft.VoteRequest
+    | raft.VoteReply
+    | raft.DistributionCriteriaSync
+    | raft.SyncReply
+    | raft.InstallSnapshot
+    | pool.BorrowRequest
+    | pool.BorrowReply
+    | pool.TransferRequest
+    | pool.TransferConfirm
+    | pool.FailoverForward
+    | pool.ReleaseForward
+    | pool.FailoverOutcome
+    | pool.AddLicenseCode
+    | pool.AddAllocations
+    | pool.ChangeDistributionCriteria
+    | pool.ForceReleaseLease
+    | pool.DeclareServerDown
+    | pool.AdminReply
+    | client.CheckoutRequest
+    | client.CheckoutGranted
+    | client.CheckoutDenied
+    | client.SessionHeartbeat
+    | client.HeartbeatAck
+    | client.ReleaseRequest
+    | client.ReleaseAck
+    | client.FailoverUpdate
+    | client.FailoverReply
 )
 """Every message a core sends: to a server (raft, pool) or between a client
 session and a server (client)."""

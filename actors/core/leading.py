@@ -1,7 +1,7 @@
 """The leader's duties: everything it proposes, and the replies it owes.
 
 Timers only *propose* entries; what they decide happens when the entry commits
-(DESIGN.md 2b item 1).  The leader proposes only while it may act: past its
+(leadership.md M1).  The leader proposes only while it may act: past its
 new-leader wait and inside a majority-acknowledged lease.
 
 * fencing: a live server whose serving lease has certainly expired (grantor
@@ -66,13 +66,7 @@ from actors.protocol.raft import LogEntry, SyncReply
 
 __all__ = ["AdminRequest", "LeaderDuties", "LeaderHost"]
 
-AdminRequest = (
-    AddLicenseCode
-    | AddAllocations
-    | ChangeDistributionCriteria
-    | ForceReleaseLease
-    | DeclareServerDown
-)
+AdminRequest = AddLicenseCode | AddAllocations | ChangeDistributionCriteria | ForceReleaseLease | DeclareServerDown
 
 
 class LeaderHost(ServerView, Protocol):
@@ -197,7 +191,7 @@ class LeaderDuties:
             if self._in_flight(book.fence_proposed, name):
                 continue
             if server.status == LIVE and (wait or (name != self.name and self.fence_due(name, now))):
-                book.fence_proposed[name] = self.propose([Fence(name, server.incarnation)], ready)
+                book.fence_proposed[name] = self.propose([Fence(server=name, incarnation=server.incarnation)], ready)
                 continue
             if server.status == LIVE:
                 # The reclaim clock starts at each fence this leader sees, never earlier.
@@ -207,13 +201,13 @@ class LeaderDuties:
             if server.status == FENCED:
                 seen = book.fenced_seen.setdefault(name, now)
                 if now >= seen + self.reclaim_delay() and not self._in_flight(book.reclaim_proposed, name):
-                    book.reclaim_proposed[name] = self.propose([Reclaim(name)], ready)
+                    book.reclaim_proposed[name] = self.propose([Reclaim(server=name)], ready)
             rejoin = (server.status != LIVE or inc > server.incarnation) and not wait and self._caught_up(name, now)
             if rejoin and not self._in_flight(book.rejoin_proposed, name):
-                # DESIGN 2b item 5: only a *committed* Rejoin stops the Reclaim; one
+                # leadership.md M5: only a *committed* Rejoin stops the Reclaim; one
                 # proposed here may still be followed by a Reclaim, which the state
                 # machine then ignores (PoolState._reclaim).
-                book.rejoin_proposed[name] = self.propose([Rejoin(name, inc)], ready)
+                book.rejoin_proposed[name] = self.propose([Rejoin(server=name, incarnation=inc)], ready)
 
     def _in_flight(self, proposed: dict[str, int], name: str) -> bool:
         """A proposal for ``name`` is in the log but not applied yet."""
@@ -256,30 +250,47 @@ class LeaderDuties:
                 continue
             if self.pool.servers[t.giver].status != LIVE:
                 book.completing.add(tid)
-                entries: list[Entry] = [TransferAbort(tid)]
+                entries: list[Entry] = [TransferAbort(transfer_id=tid)]
                 if t.lease_id is not None:
                     # The giver was fenced mid-handover: re-plan the fail-over at
                     # once (the lease now moves with its seat from a fenced holder).
-                    held = (HeldLease(t.lease_id, t.feature, t.version),)
+                    held = (HeldLease(lease_id=t.lease_id, feature=t.feature, version=t.version),)
                     shadow = PoolState.from_plain(self.pool.to_plain())
                     shadow.apply(entries[0], shadow.index + 1, self.raft.term, self.settings.verify)
-                    plan = planner.plan_failover(shadow, self.name, t.taker, t.client_id, t.client_seq, held,
-                                                 self.spare_of, self.new_transfer_id)
+                    plan = planner.plan_failover(
+                        shadow, self.name, t.taker, t.client_id, t.client_seq, held, self.spare_of, self.new_transfer_id
+                    )
                     entries.extend(plan.entries)
                 self.propose(entries, ready)
             elif tid in book.confirms:
                 book.completing.add(tid)
-                self.propose([TransferComplete(tid, book.confirms[tid])], ready)
-                ready.event("transfer", transfer_id=tid, giver=t.giver, taker=t.taker or "free pool",
-                            given=book.confirms[tid], reason=t.reason)
+                self.propose([TransferComplete(transfer_id=tid, given=book.confirms[tid])], ready)
+                ready.event(
+                    "transfer",
+                    transfer_id=tid,
+                    giver=t.giver,
+                    taker=t.taker or "free pool",
+                    given=book.confirms[tid],
+                    reason=t.reason,
+                )
             elif t.giver == self.name:
                 given = self.member.consents.get(tid)
                 if given is not None:
                     book.confirms[tid] = given
             elif now - book.asked_at.get(tid, float("-inf")) >= 2 * self.timing.heartbeat_interval:
                 book.asked_at[tid] = now
-                ready.to(t.giver, TransferRequest(self.name, self.raft.term, tid, t.feature, t.version,
-                                                   t.count, t.lease_id))
+                ready.to(
+                    t.giver,
+                    TransferRequest(
+                        sender=self.name,
+                        epoch=self.raft.term,
+                        transfer_id=tid,
+                        feature=t.feature,
+                        version=t.version,
+                        count=t.count,
+                        lease_id=t.lease_id,
+                    ),
+                )
 
     def on_confirm(self, msg: TransferConfirm) -> None:
         if msg.epoch == self.raft.term and msg.transfer_id in self.pool.transfers:
@@ -290,7 +301,8 @@ class LeaderDuties:
             return
         fresh = {lid for lid, idx in self.book.seating.items() if idx > self.applied}
         entries = [
-            x for x in planner.plan_pending(self.pool, self.name, self.spare_of, self.new_transfer_id)
+            x
+            for x in planner.plan_pending(self.pool, self.name, self.spare_of, self.new_transfer_id)
             if getattr(x, "lease_id", None) not in fresh
         ]
         index = self.propose(entries, ready)
@@ -311,8 +323,7 @@ class LeaderDuties:
         def idle(server: str, key: FeatureKey) -> bool:
             return now - book.last_busy.get((server, key), now) >= self.settings.rebalance_idle
 
-        entries = planner.plan_rebalance(self.pool, idle, self.settings.threshold, self.spare_of,
-                                         self.new_transfer_id)
+        entries = planner.plan_rebalance(self.pool, idle, self.settings.threshold, self.spare_of, self.new_transfer_id)
         if entries:
             book.rebalance_index = self.propose(entries, ready)
             ready.event("rebalance", entries=len(entries))
@@ -326,19 +337,34 @@ class LeaderDuties:
         key = (msg.feature, msg.version)
         if self.book.borrowing.get((msg.sender, key), 0) > self.applied:
             return  # the previous borrow's entries are not applied yet
-        entries = planner.plan_borrow(self.pool, self.name, msg.sender, key, msg.count, self.spare_of,
-                                      self.new_transfer_id)
+        entries = planner.plan_borrow(
+            self.pool, self.name, msg.sender, key, msg.count, self.spare_of, self.new_transfer_id
+        )
         if not entries:
-            reply = BorrowReply(self.name, self.raft.term, msg.feature, msg.version, msg.request_no, 0,
-                                  index=self.raft.log.last_index, exhausted=True)
+            reply = BorrowReply(
+                sender=self.name,
+                epoch=self.raft.term,
+                feature=msg.feature,
+                version=msg.version,
+                request_no=msg.request_no,
+                granted=0,
+                index=self.raft.log.last_index,
+                exhausted=True,
+            )
             if msg.sender == self.name:
                 self.node.on_borrow_reply(reply, now, ready)
             else:
                 ready.to(msg.sender, reply)
             return
         self.book.borrowing[(msg.sender, key)] = self.propose(entries, ready)
-        ready.event("borrow", server=msg.sender, feature=msg.feature, version=msg.version,
-                    count=msg.count, sources=[type(x).__name__ for x in entries])
+        ready.event(
+            "borrow",
+            server=msg.sender,
+            feature=msg.feature,
+            version=msg.version,
+            count=msg.count,
+            sources=[type(x).__name__ for x in entries],
+        )
 
     def on_failover_forward(self, msg: FailoverForward, now: float, ready: Ready) -> None:
         if not self.raft.leader_active(now) or msg.sender not in self.pool.servers:
@@ -348,17 +374,32 @@ class LeaderDuties:
         fresh = {lid for lid, idx in self.book.seating.items() if idx > self.applied}
         killing = {lid for lid, idx in self.book.killing.items() if idx > self.applied}
         refused = tuple(x.lease_id for x in msg.leases if x.lease_id in killing)
-        leases = tuple(x for x in msg.leases
-                       if x.lease_id not in moving and x.lease_id not in fresh and x.lease_id not in killing)
-        plan = planner.plan_failover(self.pool, self.name, msg.sender, msg.client_id, msg.client_seq, leases,
-                                     self.spare_of, self.new_transfer_id)
+        leases = tuple(
+            x for x in msg.leases if x.lease_id not in moving and x.lease_id not in fresh and x.lease_id not in killing
+        )
+        plan = planner.plan_failover(
+            self.pool, self.name, msg.sender, msg.client_id, msg.client_seq, leases, self.spare_of, self.new_transfer_id
+        )
         index = self.propose(plan.entries, ready)
         for lid in plan.seated + plan.moving + plan.pending:
             self.book.seating[lid] = index
-        outcome = FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
-                                    pending=tuple(plan.pending), refused=tuple(plan.refused) + refused)
-        ready.event("failover", server=msg.sender, client_id=msg.client_id, seated=len(plan.seated),
-                    moving=len(plan.moving), pending=len(plan.pending), refused=len(plan.refused))
+        outcome = FailoverOutcome(
+            sender=self.name,
+            epoch=self.raft.term,
+            client_id=msg.client_id,
+            client_seq=msg.client_seq,
+            pending=tuple(plan.pending),
+            refused=tuple(plan.refused) + refused,
+        )
+        ready.event(
+            "failover",
+            server=msg.sender,
+            client_id=msg.client_id,
+            seated=len(plan.seated),
+            moving=len(plan.moving),
+            pending=len(plan.pending),
+            refused=len(plan.refused),
+        )
         if msg.sender == self.name:
             self.node.on_failover_outcome(outcome, now, ready)
         else:
@@ -370,15 +411,16 @@ class LeaderDuties:
             return  # the sender resends until the id is dead
         self.reset_book()
         if self.book.killing.get(msg.lease_id, 0) <= self.applied:
-            self.book.killing[msg.lease_id] = self.propose([ForceRelease(msg.lease_id)], ready)
+            self.book.killing[msg.lease_id] = self.propose([ForceRelease(lease_id=msg.lease_id)], ready)
 
     # ---- admin changes (claims 7-12) ---------------------------------------------------
 
     def on_admin(self, msg: AdminRequest, via: str, now: float, ready: Ready) -> None:
         """Validate and propose an admin change; the reply goes out on commit."""
         if not self.raft.leader_active(now):
-            self.admin_reply(via, msg.request_id, False, "no active leader yet (election in progress); retry",
-                             ready=ready)
+            self.admin_reply(
+                via, msg.request_id, False, "no active leader yet (election in progress); retry", ready=ready
+            )
             return
         self.reset_book()
         auth, refused = self.node.admin_problem(msg, "leader", ready)
@@ -390,7 +432,7 @@ class LeaderDuties:
             self.admin_reply(via, msg.request_id, present, problem, already_present=present, ready=ready)
             return
         # The nonce goes first in the same append: the change never commits without it.
-        nonce = [] if auth is None else [AdminNonce(auth.nonce, float(auth.timestamp))]
+        nonce = [] if auth is None else [AdminNonce(nonce=auth.nonce, stamp=float(auth.timestamp))]
         index = self.propose([*nonce, entry], ready)
         self.book.admin[index] = (via, msg.request_id)
 
@@ -410,12 +452,12 @@ class LeaderDuties:
         if isinstance(msg, ForceReleaseLease):
             if state.registry.is_dead(msg.lease_id):
                 return None, f"lease {msg.lease_id} is not live", False
-            return ForceRelease(msg.lease_id), "", False
+            return ForceRelease(lease_id=msg.lease_id), "", False
         if msg.server not in state.servers:
             return None, f"no server named {msg.server!r} in the pool", False
         if msg.server == self.name:
             return None, f"{msg.server} is the leader and running; stop it first", False
-        return ServerDown(msg.server), "", False
+        return ServerDown(server=msg.server), "", False
 
     def _license_entry(self, msg: AddLicenseCode) -> tuple[Entry | None, str, bool]:
         state = self.pool
@@ -429,12 +471,17 @@ class LeaderDuties:
         codes.check_criteria(code.criteria, code.count, list(state.servers))
         table = state.features.get(code.key)
         if table is not None and table.majority != code.majority:
-            return None, (f"{code.feature} {code.version} is already in the pool "
-                          "with the other majority rule"), False
+            return None, (f"{code.feature} {code.version} is already in the pool with the other majority rule"), False
         if table is not None and table.exact != code.exact_version:
-            return None, (f"{code.feature} {code.version} is already in the pool with "
-                          f"version_match {'exact' if table.exact else 'range'}"), False
-        return AddLicense(msg.code), "", False
+            return (
+                None,
+                (
+                    f"{code.feature} {code.version} is already in the pool with "
+                    f"version_match {'exact' if table.exact else 'range'}"
+                ),
+                False,
+            )
+        return AddLicense(code=msg.code), "", False
 
     def _addon_entry(self, msg: AddAllocations) -> tuple[Entry | None, str, bool]:
         state = self.pool
@@ -444,9 +491,8 @@ class LeaderDuties:
         if addon.serial in state.addons:
             return None, f"add-on {addon.serial} is already in the pool", True
         if addon.of_serial not in state.licenses:
-            return None, (f"add-on {addon.serial} extends serial {addon.of_serial}, "
-                          "which is not in the pool"), False
-        return AddAddon(msg.addon), "", False
+            return None, (f"add-on {addon.serial} extends serial {addon.of_serial}, which is not in the pool"), False
+        return AddAddon(code=msg.addon), "", False
 
     def _criteria_entry(self, msg: ChangeDistributionCriteria) -> tuple[Entry | None, str, bool]:
         table = self.pool.features.get((msg.feature, msg.version))
@@ -454,11 +500,28 @@ class LeaderDuties:
             return None, f"no license for {msg.feature} {msg.version} in the pool", False
         pairs = codes.parse_criteria(msg.criteria)
         codes.check_criteria(pairs, table.total, list(self.pool.servers))
-        return SetCriteria(msg.feature, msg.version, pairs), "", False
+        return SetCriteria(feature=msg.feature, version=msg.version, targets=pairs), "", False
 
-    def admin_reply(self, via: str, request_id: str, ok: bool, error: str = "", *, already_present: bool = False,
-                    index: int = 0, ready: Ready) -> None:
-        reply = AdminReply(self.name, self.raft.term, request_id, ok, already_present, error, index)
+    def admin_reply(
+        self,
+        via: str,
+        request_id: str,
+        ok: bool,
+        error: str = "",
+        *,
+        already_present: bool = False,
+        index: int = 0,
+        ready: Ready,
+    ) -> None:
+        reply = AdminReply(
+            sender=self.name,
+            epoch=self.raft.term,
+            request_id=request_id,
+            ok=ok,
+            already_present=already_present,
+            error=error,
+            index=index,
+        )
         if via == self.name:
             self.node.relay_admin_reply(reply, ready)
         else:

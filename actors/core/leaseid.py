@@ -1,6 +1,6 @@
 """Lease ids: unguessable, bound to their client, checkable by any server.
 
-This module owns the lease id format (DESIGN.md 4, Security):
+This module owns the lease id format (security.md):
 
     {server}.{incarnation}.{counter}.{nonce_hex}.{mac_hex}
 

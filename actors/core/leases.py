@@ -1,4 +1,4 @@
-"""One server's local lease table: the fast path of DESIGN.md 2b item 2.
+"""One server's local lease table: the fast path of leadership.md M2.
 
 A server grants, renews and releases client leases from its own committed
 allocation, with no log round trip.  This module keeps those leases and the
@@ -210,7 +210,9 @@ class LocalLeases:
         """Every change not yet seen committed (cumulative, so a lost report is
         covered by the next one).  ``generation``: reclaims of this server
         applied so far."""
-        return LeaseReport(self.server, tuple(self.changes), watermark=self.counter, generation=generation)
+        return LeaseReport(
+            server=self.server, changes=tuple(self.changes), watermark=self.counter, generation=generation
+        )
 
     def report_committed(self, seq: int) -> None:
         """The pool committed this server's changes up to ``seq``."""
@@ -305,7 +307,14 @@ class LocalLeases:
     def _record(self, kind: str, lease: LocalLease) -> int:
         self.change_seq += 1
         self.changes.append(
-            LeaseChange(self.change_seq, kind, lease.lease_id, lease.client_id, lease.feature, lease.version)
+            LeaseChange(
+                seq=self.change_seq,
+                kind=kind,
+                lease_id=lease.lease_id,
+                client_id=lease.client_id,
+                feature=lease.feature,
+                version=lease.version,
+            )
         )
         return self.change_seq
 

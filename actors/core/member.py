@@ -23,7 +23,7 @@ from actors.core import sources
 from actors.core.leases import LocalLease, LocalLeases
 from actors.core.pool import Applied, PoolState, Verifier
 from actors.core.table import FeatureKey
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 from actors.protocol.client import DenyReason
 
 __all__ = ["Grant", "Deny", "Wait", "Consent", "Member"]
@@ -105,8 +105,9 @@ class Member:
         reclaimed it gives no seat away, and the leader rejoins it only then
         (docs/leadership.md, "Rejoin after a lost disk")."""
         reg = self.pool.registry
-        return ((self.empty_boot and self.pool.servers[self.name].incarnation > 0)
-                or self.leases.behind(reg.watermark.get(self.name, 0), reg.report_seq.get(self.name, 0)))
+        return (self.empty_boot and self.pool.servers[self.name].incarnation > 0) or self.leases.behind(
+            reg.watermark.get(self.name, 0), reg.report_seq.get(self.name, 0)
+        )
 
     def recover_lost_table(self, now: float) -> list[str]:
         """Rejoined after its earlier incarnation was reclaimed: take what the
@@ -119,7 +120,7 @@ class Member:
         self.leases.continue_after(reg.watermark.get(self.name, 0), reg.report_seq.get(self.name, 0))
         return adopted
 
-    def report(self) -> e.LeaseReport:
+    def report(self) -> log_entries.LeaseReport:
         """The lease changes to send with the next heartbeat."""
         return self.leases.report(self.pool.servers[self.name].reclaims)
 
@@ -167,44 +168,52 @@ class Member:
     # ---- committed entries ----------------------------------------------------
 
     def apply(
-        self, entry: e.Entry, index: int, epoch: int, verify: Verifier, now: float
+        self, entry: log_entries.Entry, index: int, epoch: int, verify: Verifier, now: float
     ) -> tuple[Applied, list[Consent]]:
         """Apply a committed entry here; returns the consents to persist and send."""
         transfer = (
             self.pool.transfers.get(entry.transfer_id)
-            if isinstance(entry, (e.TransferComplete, e.TransferAbort)) else None
+            if isinstance(entry, (log_entries.TransferComplete, log_entries.TransferAbort))
+            else None
         )
         applied = self.pool.apply(entry, index, epoch, verify)
         consents: list[Consent] = []
         if not applied.ok:
             return applied, consents
-        if isinstance(entry, e.TransferIntent) and entry.giver == self.name:
+        if isinstance(entry, log_entries.TransferIntent) and entry.giver == self.name:
             consents.append(self._consent(entry))
-        elif isinstance(entry, (e.TransferComplete, e.TransferAbort)):
+        elif isinstance(entry, (log_entries.TransferComplete, log_entries.TransferAbort)):
             given = self.consents.pop(entry.transfer_id, 0)
-            moved = isinstance(entry, e.TransferComplete) and entry.given > 0
+            moved = isinstance(entry, log_entries.TransferComplete) and entry.given > 0
             if transfer is not None and transfer.lease_id is not None and moved:
-                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now,
-                                  transfer.client_seq)
-            elif (transfer is not None and transfer.lease_id is not None and given and transfer.giver == self.name
-                  and transfer.reason == "handover"):
+                self._lease_moved(
+                    transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now, transfer.client_seq
+                )
+            elif (
+                transfer is not None
+                and transfer.lease_id is not None
+                and given
+                and transfer.giver == self.name
+                and transfer.reason == "handover"
+            ):
                 # A handover rolled back after we had let the lease go: its seat
                 # is ours again, and so is the lease (its client may still hold
                 # it).  Any other transfer gave only a spare seat: the lease was
                 # never ours, and taking it would leave a phantom here.
                 self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, self.name, now)
-        elif isinstance(entry, e.FailoverSeat):
-            self._lease_moved(entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now,
-                              entry.client_seq)
-        elif isinstance(entry, e.LeaseReport) and entry.server == self.name:
+        elif isinstance(entry, log_entries.FailoverSeat):
+            self._lease_moved(
+                entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now, entry.client_seq
+            )
+        elif isinstance(entry, log_entries.LeaseReport) and entry.server == self.name:
             self.leases.report_committed(self.pool.registry.report_seq.get(self.name, 0))
-        elif isinstance(entry, e.Reclaim) and entry.server == self.name:
+        elif isinstance(entry, log_entries.Reclaim) and entry.server == self.name:
             self._drop_leases(self._majority)
-        elif isinstance(entry, e.ServerDown) and entry.server == self.name:
+        elif isinstance(entry, log_entries.ServerDown) and entry.server == self.name:
             # The operator asserted this server was stopped: its --no-majority
             # seats went at once; majority-ruled leases follow the fence rules.
             self._drop_leases(lambda key: not self._majority(key))
-        elif isinstance(entry, e.ForceRelease):
+        elif isinstance(entry, log_entries.ForceRelease):
             self.leases.revoke(entry.lease_id)
         return applied, consents
 
@@ -228,13 +237,26 @@ class Member:
         self.drop_moved_away()
         reg = self.pool.registry
         leaving = {change.lease_id for change in self.leases.changes}
-        leaving.update(t.lease_id for t in self.pool.transfers.values()
-                       if t.lease_id is not None and t.giver == self.name and t.reason == "handover")
+        leaving.update(
+            t.lease_id
+            for t in self.pool.transfers.values()
+            if t.lease_id is not None and t.giver == self.name and t.reason == "handover"
+        )
         adopted = []
         for lid, here in reg.leases.items():
             if here.holder == self.name and lid not in self.leases.leases and lid not in leaving:
-                self.leases.adopt(LocalLease(lid, here.client_id, "", here.feature, here.version,
-                                             now + self.ttl_hold, granted_at=now, client_seq=here.client_seq))
+                self.leases.adopt(
+                    LocalLease(
+                        lid,
+                        here.client_id,
+                        "",
+                        here.feature,
+                        here.version,
+                        now + self.ttl_hold,
+                        granted_at=now,
+                        client_seq=here.client_seq,
+                    )
+                )
                 adopted.append(lid)
         for lid, held in self.leases.leases.items():
             registered = reg.leases.get(lid)
@@ -249,25 +271,41 @@ class Member:
         The allocation in the snapshot is already cut, which is what
         ``_consent`` assumes."""
         return [
-            self._consent(e.TransferIntent(
-                t.transfer_id, t.feature, t.version, t.giver, t.taker, t.count,
-                lease_id=t.lease_id, client_id=t.client_id, client_seq=t.client_seq, reason=t.reason,
-            ))
+            self._consent(
+                log_entries.TransferIntent(
+                    transfer_id=t.transfer_id,
+                    feature=t.feature,
+                    version=t.version,
+                    giver=t.giver,
+                    taker=t.taker,
+                    count=t.count,
+                    lease_id=t.lease_id,
+                    client_id=t.client_id,
+                    client_seq=t.client_seq,
+                    reason=t.reason,
+                )
+            )
             for t in self.pool.transfers.values()
             if t.giver == self.name and t.transfer_id not in self.consents
         ]
 
-    def _consent(self, intent: e.TransferIntent) -> Consent:
+    def _consent(self, intent: log_entries.TransferIntent) -> Consent:
         if intent.transfer_id in self.consents:
             # Already decided (and persisted): a replayed apply never re-decides.
             return Consent(intent.transfer_id, self.consents[intent.transfer_id])
         key = (intent.feature, intent.version)
         if intent.lease_id is not None and intent.reason == "handover":
             held = self.leases.leases.get(intent.lease_id)
-            given = 1 if (
-                held is not None and held.client_id == intent.client_id and not held.revoked
-                and intent.client_seq > held.client_seq
-            ) else 0
+            given = (
+                1
+                if (
+                    held is not None
+                    and held.client_id == intent.client_id
+                    and not held.revoked
+                    and intent.client_seq > held.client_seq
+                )
+                else 0
+            )
             if given:
                 # The lease leaves with its seat; its new holder renews it.
                 self.leases.drop(intent.lease_id)
@@ -302,8 +340,11 @@ class Member:
     ) -> None:
         if to == self.name:
             # Fresh grace from this commit: never shorter than the client's deadline.
-            self.leases.adopt(LocalLease(lease_id, client_id, "", key[0], key[1], now + self.ttl_hold,
-                                         granted_at=now, client_seq=client_seq))
+            self.leases.adopt(
+                LocalLease(
+                    lease_id, client_id, "", key[0], key[1], now + self.ttl_hold, granted_at=now, client_seq=client_seq
+                )
+            )
         else:
             self.leases.drop(lease_id)
 

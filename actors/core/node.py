@@ -70,8 +70,7 @@ __all__ = ["ServerNode", "NodeSettings", "SNAPSHOT_SCHEMA"]
 
 SNAPSHOT_SCHEMA = 1
 
-_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease,
-          DeclareServerDown)
+_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease, DeclareServerDown)
 
 
 class ServerNode:
@@ -80,10 +79,13 @@ class ServerNode:
     def __init__(self, settings: NodeSettings) -> None:
         self.settings = settings
         self.name = settings.name
-        self.raft = Raft(settings.name, settings.servers, settings.timing, settings.settings_hash,
-                         max_batch=settings.max_batch)
+        self.raft = Raft(
+            settings.name, settings.servers, settings.timing, settings.settings_hash, max_batch=settings.max_batch
+        )
         self.member = Member.new(
-            settings.name, settings.servers, settings.threshold(settings.name),
+            settings.name,
+            settings.servers,
+            settings.threshold(settings.name),
             settings.timing.grantor_valid_for(settings.timing.lease_ttl),
         )
         self.applied = 0
@@ -135,7 +137,7 @@ class ServerNode:
 
         Majority-ruled features need this incarnation rejoined, live and under
         a serving lease.  A ``--no-majority`` feature needs only the rejoin: a
-        fenced server keeps serving its own seats of it (DESIGN.md 2b item 11).
+        fenced server keeps serving its own seats of it (leadership.md M11).
         """
         me = self.member.pool.servers[self.name]
         if me.incarnation != self.raft.incarnation:
@@ -176,9 +178,14 @@ class ServerNode:
         try:
             return adminauth.check(key, msg, wall(), used), ""
         except adminauth.AdminRefused as refused:
-            ready.event("admin_refused", hop=hop, message=type(msg).__name__,
-                        request_id=str(getattr(msg, "request_id", ""))[:64],
-                        via=str(getattr(msg, "sender", ""))[:64], reason=str(refused))
+            ready.event(
+                "admin_refused",
+                hop=hop,
+                message=type(msg).__name__,
+                request_id=str(getattr(msg, "request_id", ""))[:64],
+                via=str(getattr(msg, "sender", ""))[:64],
+                reason=str(refused),
+            )
             return None, str(refused)
 
     # ---- the leader's replies to its own server (``LeaderHost``) --------------------------
@@ -260,8 +267,12 @@ class ServerNode:
         return {
             "schema": SNAPSHOT_SCHEMA,
             "hard": (self.raft.term, self.raft.voted_for, self.raft.incarnation),
-            "log": {"snap_index": log.snap_index, "snap_epoch": log.snap_epoch,
-                    "entries": [codec.to_plain(x) for x in log.entries], "snap_pool": self.raft.snapshot_state},
+            "log": {
+                "snap_index": log.snap_index,
+                "snap_epoch": log.snap_epoch,
+                "entries": [codec.to_plain(x) for x in log.entries],
+                "snap_pool": self.raft.snapshot_state,
+            },
             "applied": self.applied,
             "pool": self.member.pool.to_plain(),
             "leases": self.member.leases.to_plain(),
@@ -276,8 +287,13 @@ class ServerNode:
         for lease in self.member.leases.expire(now):
             ready.event("expiry", lease_id=lease.lease_id, client_id=lease.client_id, feature=lease.feature)
         for warn in self.expiry_watch.check(feature_expiries(self.pool.features), self.settings.today()):
-            ready.event("expiry_warning", feature=warn.feature, version=warn.version, expires=warn.expires,
-                        days_left=warn.days_left)
+            ready.event(
+                "expiry_warning",
+                feature=warn.feature,
+                version=warn.version,
+                expires=warn.expires,
+                days_left=warn.days_left,
+            )
         if self.serving.book.waiting:
             self.serving.retry_waiting(now, ready)
         return self._finish(now, ready)
@@ -335,7 +351,19 @@ class ServerNode:
     def _on_install_snapshot(self, msg: InstallSnapshot, now: float, ready: Ready) -> None:
         if msg.epoch < self.raft.term:
             return
-        self.raft.on_sync(DistributionCriteriaSync(msg.sender, msg.epoch, 0, 0, (), 0, msg.round), now, Ready())
+        self.raft.on_sync(
+            DistributionCriteriaSync(
+                sender=msg.sender,
+                epoch=msg.epoch,
+                prev_index=0,
+                prev_epoch=0,
+                entries=(),
+                commit_index=0,
+                round=msg.round,
+            ),
+            now,
+            Ready(),
+        )
         if self.committed_unheard is None:
             self.committed_unheard = msg.last_index
         checked = self.checked_snapshot(msg.state) if msg.state else None
@@ -345,19 +373,48 @@ class ServerNode:
         elif refused:
             # Counts come only from signed codes: a snapshot that says otherwise is not installed.
             ready.event("refused_snapshot", sender=msg.sender, index=msg.last_index, problems="; ".join(refused)[:500])
-            ready.to(msg.sender, SyncReply(self.name, self.raft.term, False, self.applied, msg.round,
-                                             self.raft.last_grant_id, 0, self.raft.incarnation,
-                                             self.settings.settings_hash, table_lost=self.member.table_lost()))
+            ready.to(
+                msg.sender,
+                SyncReply(
+                    sender=self.name,
+                    epoch=self.raft.term,
+                    success=False,
+                    match_index=self.applied,
+                    round=msg.round,
+                    echo_grant=self.raft.last_grant_id,
+                    renewal=0,
+                    incarnation=self.raft.incarnation,
+                    settings_hash=self.settings.settings_hash,
+                    table_lost=self.member.table_lost(),
+                ),
+            )
             return
         elif msg.state:
             ready.persist.append(InstallRecord(msg.last_index, msg.last_epoch, msg.state))
             self._install(msg.last_index, msg.last_epoch, msg.state, now, checked[0] if checked else None, ready)
             for consent in self.member.missing_consents():
                 ready.event("consent", transfer_id=consent.transfer_id, given=consent.given)
-                ready.to(msg.sender, TransferConfirm(self.name, self.raft.term, consent.transfer_id, consent.given))
-        ready.to(msg.sender, SyncReply(self.name, self.raft.term, True, self.raft.log.last_index, msg.round,
-                                         self.raft.last_grant_id, 0, self.raft.incarnation,
-                                         self.settings.settings_hash, table_lost=self.member.table_lost()))
+                ready.to(
+                    msg.sender,
+                    TransferConfirm(
+                        sender=self.name, epoch=self.raft.term, transfer_id=consent.transfer_id, given=consent.given
+                    ),
+                )
+        ready.to(
+            msg.sender,
+            SyncReply(
+                sender=self.name,
+                epoch=self.raft.term,
+                success=True,
+                match_index=self.raft.log.last_index,
+                round=msg.round,
+                echo_grant=self.raft.last_grant_id,
+                renewal=0,
+                incarnation=self.raft.incarnation,
+                settings_hash=self.settings.settings_hash,
+                table_lost=self.member.table_lost(),
+            ),
+        )
 
     def checked_snapshot(self, state: Any) -> tuple[PoolState | None, list[str]]:
         """A pool state in plain form, decoded, and why it must not be installed:
@@ -387,8 +444,15 @@ class ServerNode:
         """The committed table never goes backwards (S4)."""
         return index <= self.applied
 
-    def _install(self, index: int, epoch: int, state: dict[str, Any], now: float, decoded: PoolState | None = None,
-                 ready: Ready | None = None) -> None:
+    def _install(
+        self,
+        index: int,
+        epoch: int,
+        state: dict[str, Any],
+        now: float,
+        decoded: PoolState | None = None,
+        ready: Ready | None = None,
+    ) -> None:
         self.member.pool = decoded if decoded is not None else PoolState.from_plain(state)
         self.raft.log.compact_to(index, epoch)
         self.raft.snapshot_state = state
@@ -427,8 +491,12 @@ class ServerNode:
                 if self.raft.is_leader:
                     self.leading.consented(consent.transfer_id, consent.given)
                 else:
-                    self.send_leader(TransferConfirm(self.name, self.raft.term, consent.transfer_id,
-                                                       consent.given), ready)
+                    self.send_leader(
+                        TransferConfirm(
+                            sender=self.name, epoch=self.raft.term, transfer_id=consent.transfer_id, given=consent.given
+                        ),
+                        ready,
+                    )
         ready.persist.append(CommitRecord(self.applied))
         self._check_incarnation(ready)
         if grew and self.serving.book.waiting:
@@ -440,8 +508,7 @@ class ServerNode:
     def _allocation(self) -> int:
         return sum(t.allocated(self.name) for t in self.member.pool.features.values())
 
-    def _after_apply(self, item: LogEntry, ok: bool, note: str, moved: str | None, now: float,
-                     ready: Ready) -> None:
+    def _after_apply(self, item: LogEntry, ok: bool, note: str, moved: str | None, now: float, ready: Ready) -> None:
         entry = item.entry
         if isinstance(entry, FailoverSeat):
             moved = entry.lease_id
@@ -467,8 +534,11 @@ class ServerNode:
         reclaims first (docs/leadership.md, "Rejoin after a lost disk")."""
         entry = item.entry
         assert isinstance(entry, Rejoin)
-        if (entry.incarnation != self.raft.incarnation or self.pool.servers[self.name].incarnation != entry.incarnation
-                or item.index <= (self.committed_unheard or 0)):
+        if (
+            entry.incarnation != self.raft.incarnation
+            or self.pool.servers[self.name].incarnation != entry.incarnation
+            or item.index <= (self.committed_unheard or 0)
+        ):
             return
         if lost and prior != DOWN:
             ready.event("rejoin_refused", incarnation=entry.incarnation, status=prior)
@@ -494,7 +564,7 @@ class ServerNode:
         ready.event("incarnation_moved", incarnation=self.raft.incarnation, recorded=recorded)
 
     def _reconcile_on_rejoin(self) -> None:
-        """DESIGN.md 2b item 6: keep every unexpired lease except those that
+        """leadership.md M6: keep every unexpired lease except those that
         moved or were tombstoned, including leases never reported."""
         self.member.drop_moved_away()
 

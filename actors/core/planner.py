@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from actors.core import sources as src
 from actors.core.pool import DOWN, FENCED, LIVE, PoolState
 from actors.core.table import FeatureKey
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 from actors.protocol.client import HeldLease
 
 __all__ = [
@@ -36,14 +36,33 @@ SpareOf = Callable[[str, FeatureKey], int]
 
 def _entries_for(
     plan: list[src.Source], key: FeatureKey, taker: str, new_id: Callable[[], str], reason: str
-) -> list[e.Entry]:
-    out: list[e.Entry] = []
+) -> list[log_entries.Entry]:
+    out: list[log_entries.Entry] = []
     for step in plan:
         if step.needs_consent:
             assert step.server is not None
-            out.append(e.TransferIntent(new_id(), key[0], key[1], step.server, taker, step.count, reason=reason))
+            out.append(
+                log_entries.TransferIntent(
+                    transfer_id=new_id(),
+                    feature=key[0],
+                    version=key[1],
+                    giver=step.server,
+                    taker=taker,
+                    count=step.count,
+                    reason=reason,
+                )
+            )
         else:
-            out.append(e.Grant(key[0], key[1], taker, step.count, step.server or e.FREE_POOL, reason))
+            out.append(
+                log_entries.Grant(
+                    feature=key[0],
+                    version=key[1],
+                    server=taker,
+                    count=step.count,
+                    source=step.server or log_entries.FREE_POOL,
+                    reason=reason,
+                )
+            )
     return out
 
 
@@ -59,7 +78,7 @@ def plan_borrow(
     count: int,
     spare_of: SpareOf,
     new_id: Callable[[], str],
-) -> list[e.Entry]:
+) -> list[log_entries.Entry]:
     """Claims 5 and 19: seats for ``borrower`` in the request order.
 
     Seats already in flight to the borrower count against the request, so a
@@ -78,7 +97,7 @@ def plan_borrow(
 class FailoverPlan:
     """What the leader does with one forwarded fail-over update."""
 
-    entries: list[e.Entry] = field(default_factory=list)
+    entries: list[log_entries.Entry] = field(default_factory=list)
     seated: list[str] = field(default_factory=list)
     """Already at the new server, or seated by an entry that needs no consent."""
     moving: list[str] = field(default_factory=list)
@@ -99,7 +118,7 @@ def plan_failover(
     spare_of: SpareOf,
     new_id: Callable[[], str],
 ) -> FailoverPlan:
-    """Claims 13-15 and 27-29, with DESIGN.md 2b items 5 and 8.
+    """Claims 13-15 and 27-29, with leadership.md M5 and M8.
 
     For each lease the client lists:
     * dead (released, reclaimed, revoked) or another client's: refused;
@@ -128,14 +147,31 @@ def plan_failover(
             out.stale.append(held.lease_id)
         elif live is not None and state.status(live.holder) == FENCED and state.features[key].majority:
             out.entries.append(
-                e.FailoverSeat(held.lease_id, client_id, key[0], key[1], to_server, client_seq, live.holder)
+                log_entries.FailoverSeat(
+                    lease_id=held.lease_id,
+                    client_id=client_id,
+                    feature=key[0],
+                    version=key[1],
+                    to_server=to_server,
+                    client_seq=client_seq,
+                    source=live.holder,
+                )
             )
             out.seated.append(held.lease_id)
         elif live is not None and state.status(live.holder) == LIVE:
             out.entries.append(
-                e.TransferIntent(new_id(), key[0], key[1], live.holder, to_server, 1,
-                                 lease_id=held.lease_id, client_id=client_id, client_seq=client_seq,
-                                 reason="handover")
+                log_entries.TransferIntent(
+                    transfer_id=new_id(),
+                    feature=key[0],
+                    version=key[1],
+                    giver=live.holder,
+                    taker=to_server,
+                    count=1,
+                    lease_id=held.lease_id,
+                    client_id=client_id,
+                    client_seq=client_seq,
+                    reason="handover",
+                )
             )
             out.moving.append(held.lease_id)
         else:
@@ -143,20 +179,45 @@ def plan_failover(
             # (its seats are never touched then): it needs a seat of its own.
             step = _one_seat(state, key, to_server, leader, spare_of, taken)
             if step is None:
-                out.entries.append(e.FailoverPending(held.lease_id, client_id, key[0], key[1], to_server, client_seq))
+                out.entries.append(
+                    log_entries.FailoverPending(
+                        lease_id=held.lease_id,
+                        client_id=client_id,
+                        feature=key[0],
+                        version=key[1],
+                        to_server=to_server,
+                        client_seq=client_seq,
+                    )
+                )
                 out.pending.append(held.lease_id)
             elif step.needs_consent:
                 assert step.server is not None
                 out.entries.append(
-                    e.TransferIntent(new_id(), key[0], key[1], step.server, to_server, 1,
-                                     lease_id=held.lease_id, client_id=client_id, client_seq=client_seq,
-                                     reason="failover")
+                    log_entries.TransferIntent(
+                        transfer_id=new_id(),
+                        feature=key[0],
+                        version=key[1],
+                        giver=step.server,
+                        taker=to_server,
+                        count=1,
+                        lease_id=held.lease_id,
+                        client_id=client_id,
+                        client_seq=client_seq,
+                        reason="failover",
+                    )
                 )
                 out.moving.append(held.lease_id)
             else:
                 out.entries.append(
-                    e.FailoverSeat(held.lease_id, client_id, key[0], key[1], to_server, client_seq,
-                                   step.server or e.FREE_POOL)
+                    log_entries.FailoverSeat(
+                        lease_id=held.lease_id,
+                        client_id=client_id,
+                        feature=key[0],
+                        version=key[1],
+                        to_server=to_server,
+                        client_seq=client_seq,
+                        source=step.server or log_entries.FREE_POOL,
+                    )
                 )
                 out.seated.append(held.lease_id)
     return out
@@ -175,16 +236,18 @@ def _one_seat(
     plan = src.find_sources(state, key, taker, 1, src.FAILOVER_ORDER, leader, lambda s: spare_of(s, key), used)
     if not plan:
         return None
-    name = plan[0].server or e.FREE_POOL
+    name = plan[0].server or log_entries.FREE_POOL
     used[name] = used.get(name, 0) + 1
     return plan[0]
 
 
-def plan_pending(state: PoolState, leader: str, spare_of: SpareOf, new_id: Callable[[], str]) -> list[e.Entry]:
+def plan_pending(
+    state: PoolState, leader: str, spare_of: SpareOf, new_id: Callable[[], str]
+) -> list[log_entries.Entry]:
     """Seat pending fail-over updates whose feature now has a source, in the
     claim-14 order.  A live giver is asked through a transfer."""
     moving = {t.lease_id for t in state.transfers.values() if t.lease_id}
-    out: list[e.Entry] = []
+    out: list[log_entries.Entry] = []
     taken: dict[FeatureKey, dict[str, int]] = {}
     for p in state.registry.pending.values():
         if p.lease_id in moving or state.servers.get(p.to_server) is None or state.status(p.to_server) != LIVE:
@@ -192,14 +255,34 @@ def plan_pending(state: PoolState, leader: str, spare_of: SpareOf, new_id: Calla
         step = _one_seat(state, p.key, p.to_server, leader, spare_of, taken)
         if step is None:
             continue
-        source = step.server or e.FREE_POOL
+        source = step.server or log_entries.FREE_POOL
         if step.needs_consent:
-            out.append(e.TransferIntent(new_id(), p.feature, p.version, source, p.to_server, 1,
-                                        lease_id=p.lease_id, client_id=p.client_id, client_seq=p.client_seq,
-                                        reason="failover"))
+            out.append(
+                log_entries.TransferIntent(
+                    transfer_id=new_id(),
+                    feature=p.feature,
+                    version=p.version,
+                    giver=source,
+                    taker=p.to_server,
+                    count=1,
+                    lease_id=p.lease_id,
+                    client_id=p.client_id,
+                    client_seq=p.client_seq,
+                    reason="failover",
+                )
+            )
         else:
-            out.append(e.FailoverSeat(p.lease_id, p.client_id, p.feature, p.version, p.to_server,
-                                      p.client_seq, source))
+            out.append(
+                log_entries.FailoverSeat(
+                    lease_id=p.lease_id,
+                    client_id=p.client_id,
+                    feature=p.feature,
+                    version=p.version,
+                    to_server=p.to_server,
+                    client_seq=p.client_seq,
+                    source=source,
+                )
+            )
     return out
 
 
@@ -209,15 +292,15 @@ def plan_rebalance(
     thresholds: Callable[[str], float],
     spare_of: SpareOf,
     new_id: Callable[[], str],
-) -> list[e.Entry]:
-    """Claim 32 and DESIGN.md 2b item 9: idle seats above target go back to the
+) -> list[log_entries.Entry]:
+    """Claim 32 and leadership.md M9: idle seats above target go back to the
     free pool (by consented transfer), then the free pool refills servers that
     are below their target (an increase, applied on commit).
 
     ``idle(server, key)`` says whether that server's excess has been unused for
     the configured time (the leader's own timer; times never enter the log).
     """
-    out: list[e.Entry] = []
+    out: list[log_entries.Entry] = []
     busy = {(t.giver, t.key) for t in state.transfers.values()}
     for key, table in state.features.items():
         free = table.free
@@ -230,10 +313,28 @@ def plan_rebalance(
                 in_use = state.registry.in_use(name, key)
                 excess = min(src.idle_excess(have, in_use, target, thresholds(name)), spare_of(name, key))
                 if excess > 0:
-                    out.append(e.TransferIntent(new_id(), key[0], key[1], name, e.FREE_POOL, excess,
-                                                reason="rebalance"))
+                    out.append(
+                        log_entries.TransferIntent(
+                            transfer_id=new_id(),
+                            feature=key[0],
+                            version=key[1],
+                            giver=name,
+                            taker=log_entries.FREE_POOL,
+                            count=excess,
+                            reason="rebalance",
+                        )
+                    )
             elif have < target and free > 0 and server.status != DOWN:
                 n = min(free, target - have)
                 free -= n
-                out.append(e.Grant(key[0], key[1], name, n, e.FREE_POOL, "criteria"))
+                out.append(
+                    log_entries.Grant(
+                        feature=key[0],
+                        version=key[1],
+                        server=name,
+                        count=n,
+                        source=log_entries.FREE_POOL,
+                        reason="criteria",
+                    )
+                )
     return out

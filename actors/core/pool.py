@@ -1,6 +1,6 @@
 """The replicated pool state machine: what every committed log entry does.
 
-``PoolState`` holds everything the servers share (DESIGN.md 2b item 1): license
+``PoolState`` holds everything the servers share (leadership.md M1): license
 codes and add-ons, the distribution table of every feature, the lease registry,
 each server's status (live, fenced, down) and the transfers under way.
 
@@ -25,7 +25,7 @@ from actors.core import codes
 from actors.core.adminauth import NONCE_KEEP
 from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease
 from actors.core.table import FeatureKey, FeatureTable
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 
 __all__ = ["LIVE", "FENCED", "DOWN", "ServerState", "down_source", "Transfer", "Applied", "PoolState", "Verifier"]
 
@@ -135,7 +135,7 @@ class PoolState:
 
     def count_problems(self, verify: Verifier) -> list[str]:
         """Every feature whose seats are not exactly what its signed codes and
-        add-ons grant (DESIGN.md 4: counts come only from vendor signatures).
+        add-ons grant (security.md: counts come only from vendor signatures).
 
         Each stored code and add-on is verified again; a table total that
         differs from the sum of the valid ones is a problem, as is a code that
@@ -165,7 +165,7 @@ class PoolState:
 
     # ---- apply -----------------------------------------------------------------
 
-    def apply(self, entry: e.Entry, index: int, epoch: int, verify: Verifier) -> Applied:
+    def apply(self, entry: log_entries.Entry, index: int, epoch: int, verify: Verifier) -> Applied:
         """Apply one committed entry at (epoch, index)."""
         if index <= self.index:
             return Applied(False, f"index {index} already applied (at {self.index})")
@@ -177,7 +177,7 @@ class PoolState:
 
     # -- admin
 
-    def _add_license(self, entry: e.AddLicense, verify: Verifier) -> Applied:
+    def _add_license(self, entry: log_entries.AddLicense, verify: Verifier) -> Applied:
         try:
             code = verify(entry.code)
         except codes.CodeError as err:
@@ -199,8 +199,15 @@ class PoolState:
             known = tuple((s, n) for s, n in criteria if s in self.servers)
             alloc, free = codes.initial_distribution(code.count, known, names)
             self.features[code.key] = FeatureTable(
-                code.feature, code.version, total=code.count, majority=code.majority,
-                expires=code.expires, alloc=alloc, targets=dict(alloc), free=free, exact=code.exact_version,
+                code.feature,
+                code.version,
+                total=code.count,
+                majority=code.majority,
+                expires=code.expires,
+                alloc=alloc,
+                targets=dict(alloc),
+                free=free,
+                exact=code.exact_version,
             )
         else:
             # More seats for a feature already in the pool go to its free pool.
@@ -209,7 +216,7 @@ class PoolState:
             table.expires = max(table.expires, code.expires)
         return Applied(True)
 
-    def _add_addon(self, entry: e.AddAddon, verify: Verifier) -> Applied:
+    def _add_addon(self, entry: log_entries.AddAddon, verify: Verifier) -> Applied:
         try:
             addon = verify(entry.code)
         except codes.CodeError as err:
@@ -228,7 +235,7 @@ class PoolState:
         table.free += addon.count
         return Applied(True)
 
-    def _set_criteria(self, entry: e.SetCriteria, _verify: Verifier) -> Applied:
+    def _set_criteria(self, entry: log_entries.SetCriteria, _verify: Verifier) -> Applied:
         table = self.feature(entry.feature, entry.version)
         if table is None:
             return Applied(False, "unknown feature")
@@ -240,7 +247,7 @@ class PoolState:
 
     # -- seats
 
-    def _grant(self, entry: e.Grant, _verify: Verifier) -> Applied:
+    def _grant(self, entry: log_entries.Grant, _verify: Verifier) -> Applied:
         table = self.feature(entry.feature, entry.version)
         if table is None or entry.count <= 0 or entry.server not in self.servers:
             return Applied(False, "bad grant")
@@ -251,7 +258,7 @@ class PoolState:
 
     def _take_from(self, table: FeatureTable, source: str, count: int) -> bool:
         """Take seats from a source that needs no consent (free pool or down server)."""
-        if source == e.FREE_POOL:
+        if source == log_entries.FREE_POOL:
             if table.free < count:
                 return False
             table.free -= count
@@ -262,14 +269,14 @@ class PoolState:
         table.alloc[source] -= count
         return True
 
-    def _transfer_intent(self, entry: e.TransferIntent, _verify: Verifier) -> Applied:
+    def _transfer_intent(self, entry: log_entries.TransferIntent, _verify: Verifier) -> Applied:
         table = self.feature(entry.feature, entry.version)
         giver = self.servers.get(entry.giver)
         if table is None or giver is None or entry.count <= 0 or entry.transfer_id in self.transfers:
             return Applied(False, "bad transfer")
         if giver.status != LIVE or table.allocated(entry.giver) < entry.count:
             return Applied(False, f"giver {entry.giver} cannot give {entry.count}")
-        if entry.taker != e.FREE_POOL and entry.taker not in self.servers:
+        if entry.taker != log_entries.FREE_POOL and entry.taker not in self.servers:
             return Applied(False, "unknown taker")
         if entry.lease_id is not None:
             lease = self.registry.leases.get(entry.lease_id)
@@ -280,7 +287,7 @@ class PoolState:
         self.transfers[entry.transfer_id] = Transfer(**asdict(entry))
         return Applied(True)
 
-    def _transfer_complete(self, entry: e.TransferComplete, _verify: Verifier) -> Applied:
+    def _transfer_complete(self, entry: log_entries.TransferComplete, _verify: Verifier) -> Applied:
         t = self.transfers.pop(entry.transfer_id, None)
         if t is None:
             return Applied(False, "no such transfer")
@@ -288,7 +295,7 @@ class PoolState:
         given = max(0, min(entry.given, t.count))
         table.in_flight -= t.count
         table.alloc[t.giver] += t.count - given
-        if t.taker == e.FREE_POOL:
+        if t.taker == log_entries.FREE_POOL:
             table.free += given
         else:
             table.alloc[t.taker] = table.allocated(t.taker) + given
@@ -296,7 +303,7 @@ class PoolState:
             self._seat_moved_lease(t.lease_id, t.client_id, t.key, t.taker, t.client_seq)
         return Applied(True)
 
-    def _transfer_abort(self, entry: e.TransferAbort, _verify: Verifier) -> Applied:
+    def _transfer_abort(self, entry: log_entries.TransferAbort, _verify: Verifier) -> Applied:
         t = self.transfers.pop(entry.transfer_id, None)
         if t is None:
             return Applied(False, "no such transfer")
@@ -313,7 +320,7 @@ class PoolState:
 
     # -- leases
 
-    def _lease_report(self, entry: e.LeaseReport, _verify: Verifier) -> Applied:
+    def _lease_report(self, entry: log_entries.LeaseReport, _verify: Verifier) -> Applied:
         if entry.server not in self.servers:
             return Applied(False, "unknown server")
         reg = self.registry
@@ -329,15 +336,16 @@ class PoolState:
             if change.kind == "grant":
                 # A down server's leases were dropped at Reclaim; late grants are void.
                 if status != DOWN:
-                    reg.add(RegisteredLease(change.lease_id, change.client_id, change.feature,
-                                            change.version, entry.server))
+                    reg.add(
+                        RegisteredLease(change.lease_id, change.client_id, change.feature, change.version, entry.server)
+                    )
             elif reg.holder(change.lease_id) == entry.server:
                 reg.kill(change.lease_id)
         reg.report_seq[entry.server] = done
         reg.raise_watermark(entry.server, entry.watermark)
         return Applied(True)
 
-    def _failover_seat(self, entry: e.FailoverSeat, _verify: Verifier) -> Applied:
+    def _failover_seat(self, entry: log_entries.FailoverSeat, _verify: Verifier) -> Applied:
         reg = self.registry
         table = self.feature(entry.feature, entry.version)
         if table is None or entry.to_server not in self.servers or reg.is_dead(entry.lease_id):
@@ -362,7 +370,7 @@ class PoolState:
         self._seat_moved_lease(entry.lease_id, entry.client_id, table.key, entry.to_server, entry.client_seq)
         return Applied(True)
 
-    def _failover_pending(self, entry: e.FailoverPending, _verify: Verifier) -> Applied:
+    def _failover_pending(self, entry: log_entries.FailoverPending, _verify: Verifier) -> Applied:
         reg = self.registry
         if reg.is_dead(entry.lease_id) or entry.lease_id in reg.leases:
             return Applied(False, "lease is dead or already seated")
@@ -374,7 +382,7 @@ class PoolState:
         )
         return Applied(True)
 
-    def _force_release(self, entry: e.ForceRelease, _verify: Verifier) -> Applied:
+    def _force_release(self, entry: log_entries.ForceRelease, _verify: Verifier) -> Applied:
         lease = self.registry.leases.get(entry.lease_id)
         if lease is None:
             # Unreported or pending: make sure the id can never come back.
@@ -385,7 +393,7 @@ class PoolState:
 
     # -- membership
 
-    def _fence(self, entry: e.Fence, _verify: Verifier) -> Applied:
+    def _fence(self, entry: log_entries.Fence, _verify: Verifier) -> Applied:
         server = self.servers.get(entry.server)
         if server is None or server.status != LIVE:
             return Applied(False, "not live")
@@ -393,18 +401,18 @@ class PoolState:
         server.incarnation = max(server.incarnation, entry.incarnation)
         return Applied(True)
 
-    def _reclaim(self, entry: e.Reclaim, _verify: Verifier) -> Applied:
+    def _reclaim(self, entry: log_entries.Reclaim, _verify: Verifier) -> Applied:
         server = self.servers.get(entry.server)
         if server is None or server.status != FENCED:
-            # DESIGN 2b item 5: a Reclaim after a Rejoin must do nothing.
+            # leadership.md M5: a Reclaim after a Rejoin must do nothing.
             return Applied(False, "not fenced")
         return self._take_down(server)
 
-    def _server_down(self, entry: e.ServerDown, _verify: Verifier) -> Applied:
+    def _server_down(self, entry: log_entries.ServerDown, _verify: Verifier) -> Applied:
         server = self.servers.get(entry.server)
         if server is None:
             return Applied(False, "unknown server")
-        # DESIGN 2b item 11: the operator's assertion frees at once what the
+        # leadership.md M11: the operator's assertion frees at once what the
         # fence rules never free, the --no-majority seats.  Majority-ruled
         # leases may still be held by clients until their own deadlines, so
         # those seats keep following the fence rules: they move with fail-overs
@@ -432,7 +440,7 @@ class PoolState:
                 dropped.append(lease.lease_id)
         return Applied(True, "", tuple(dropped))
 
-    def _rejoin(self, entry: e.Rejoin, _verify: Verifier) -> Applied:
+    def _rejoin(self, entry: log_entries.Rejoin, _verify: Verifier) -> Applied:
         server = self.servers.get(entry.server)
         if server is None:
             return Applied(False, "unknown server")
@@ -441,10 +449,10 @@ class PoolState:
         server.all_reclaimed = False
         return Applied(True)
 
-    def _noop(self, _entry: e.NoOp, _verify: Verifier) -> Applied:
+    def _noop(self, _entry: log_entries.NoOp, _verify: Verifier) -> Applied:
         return Applied(True)
 
-    def _admin_nonce(self, entry: e.AdminNonce, _verify: Verifier) -> Applied:
+    def _admin_nonce(self, entry: log_entries.AdminNonce, _verify: Verifier) -> Applied:
         if not isinstance(entry.nonce, str) or not isinstance(entry.stamp, (int, float)):
             return Applied(False, "malformed nonce")
         newest = max([float(entry.stamp), *self.admin_nonces.values()])
@@ -492,21 +500,21 @@ class PoolState:
 
 
 _HANDLERS: dict[type, Callable[[PoolState, Any, Verifier], Applied]] = {
-    e.NoOp: PoolState._noop,
-    e.AddLicense: PoolState._add_license,
-    e.AddAddon: PoolState._add_addon,
-    e.SetCriteria: PoolState._set_criteria,
-    e.Grant: PoolState._grant,
-    e.TransferIntent: PoolState._transfer_intent,
-    e.TransferComplete: PoolState._transfer_complete,
-    e.TransferAbort: PoolState._transfer_abort,
-    e.LeaseReport: PoolState._lease_report,
-    e.FailoverSeat: PoolState._failover_seat,
-    e.FailoverPending: PoolState._failover_pending,
-    e.ForceRelease: PoolState._force_release,
-    e.Fence: PoolState._fence,
-    e.Reclaim: PoolState._reclaim,
-    e.ServerDown: PoolState._server_down,
-    e.Rejoin: PoolState._rejoin,
-    e.AdminNonce: PoolState._admin_nonce,
+    log_entries.NoOp: PoolState._noop,
+    log_entries.AddLicense: PoolState._add_license,
+    log_entries.AddAddon: PoolState._add_addon,
+    log_entries.SetCriteria: PoolState._set_criteria,
+    log_entries.Grant: PoolState._grant,
+    log_entries.TransferIntent: PoolState._transfer_intent,
+    log_entries.TransferComplete: PoolState._transfer_complete,
+    log_entries.TransferAbort: PoolState._transfer_abort,
+    log_entries.LeaseReport: PoolState._lease_report,
+    log_entries.FailoverSeat: PoolState._failover_seat,
+    log_entries.FailoverPending: PoolState._failover_pending,
+    log_entries.ForceRelease: PoolState._force_release,
+    log_entries.Fence: PoolState._fence,
+    log_entries.Reclaim: PoolState._reclaim,
+    log_entries.ServerDown: PoolState._server_down,
+    log_entries.Rejoin: PoolState._rejoin,
+    log_entries.AdminNonce: PoolState._admin_nonce,
 }

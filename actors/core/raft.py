@@ -1,5 +1,5 @@
 """The replicated log: Raft's elections, replication and commit rule, plus the
-leader lease and the serving lease (DESIGN.md 2b items 1, 3 and 4).
+leader lease and the serving lease (leadership.md M1, M3 and M4).
 
 Raft rules kept here, each for a reason docs/leadership.md gives:
 
@@ -36,7 +36,7 @@ from typing import Any
 from actors.core.effects import Ready
 from actors.core.records import HardRecord, LogRecord
 from actors.core.timing import Timing
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 from actors.protocol.raft import (
     DistributionCriteriaSync,
     InstallSnapshot,
@@ -54,10 +54,10 @@ MAX_BATCH = 64
 """Log entries per sync message."""
 
 
-def urgent(entry: e.Entry) -> bool:
+def urgent(entry: log_entries.Entry) -> bool:
     """Sent at once when appended; a report of grants only waits for the next
     heartbeat round (it frees no seat and moves none)."""
-    return not isinstance(entry, e.LeaseReport) or any(change.kind != "grant" for change in entry.changes)
+    return not isinstance(entry, log_entries.LeaseReport) or any(change.kind != "grant" for change in entry.changes)
 
 
 @dataclass
@@ -175,7 +175,7 @@ class Raft:
         self.serving_until = float("-inf")
         self.next_heartbeat = 0.0
         # hooks the node fills
-        self.pending_report: e.LeaseReport | None = None
+        self.pending_report: log_entries.LeaseReport | None = None
         self.table_lost = False
         """Sent in every ``SyncReply`` (``Member.table_lost``), set by the node like ``pending_report``."""
         self.urgent = False
@@ -283,8 +283,9 @@ class Raft:
         if self.role == LEADER:
             if len(self.servers) == 1:
                 return self.next_heartbeat
-            return min(self.next_heartbeat, max(self.lease_until, self.active_after,
-                                                self.won_at + self.timing.failure_timeout))
+            return min(
+                self.next_heartbeat, max(self.lease_until, self.active_after, self.won_at + self.timing.failure_timeout)
+            )
         return self.election_due
 
     def _start_pre_vote(self, now: float, ready: Ready) -> None:
@@ -293,7 +294,13 @@ class Raft:
         if len(self.votes) >= self.majority:
             self._start_election(now, ready)
             return
-        msg = VoteRequest(self.name, self.term + 1, self.log.last_index, self.log.last_epoch, pre_vote=True)
+        msg = VoteRequest(
+            sender=self.name,
+            epoch=self.term + 1,
+            last_index=self.log.last_index,
+            last_epoch=self.log.last_epoch,
+            pre_vote=True,
+        )
         for peer in self.peers_names:
             ready.to(peer, msg)
 
@@ -305,7 +312,9 @@ class Raft:
         if len(self.votes) >= self.majority:
             self._become_leader(now, ready)
             return
-        msg = VoteRequest(self.name, self.term, self.log.last_index, self.log.last_epoch)
+        msg = VoteRequest(
+            sender=self.name, epoch=self.term, last_index=self.log.last_index, last_epoch=self.log.last_epoch
+        )
         for peer in self.peers_names:
             ready.to(peer, msg)
 
@@ -316,7 +325,7 @@ class Raft:
         self.lease_until = float("-inf")
         self.peers = {p: _Peer(next_index=self.log.last_index + 1) for p in self.peers_names}
         ready.event("leader", epoch=self.term, leader=self.name)
-        self.append([e.NoOp(self.name)], ready)
+        self.append([log_entries.NoOp(leader=self.name)], ready)
         self.broadcast(now, ready)
 
     # ---- votes ----------------------------------------------------------------------------
@@ -325,11 +334,11 @@ class Raft:
         if msg.epoch < self.term or self.heard_from_leader(now) or (self.role == LEADER and self.lease_until > now):
             # Stale, or we still follow a live leader: stickiness keeps a rejoining
             # server from deposing it (and its term does not leak into ours).
-            ready.to(msg.sender, VoteReply(self.name, self.term, False, msg.pre_vote))
+            ready.to(msg.sender, VoteReply(sender=self.name, epoch=self.term, granted=False, pre_vote=msg.pre_vote))
             return
         up_to_date = self.log_up_to_date(msg.last_index, msg.last_epoch)
         if msg.pre_vote:
-            ready.to(msg.sender, VoteReply(self.name, msg.epoch, up_to_date, True))
+            ready.to(msg.sender, VoteReply(sender=self.name, epoch=msg.epoch, granted=up_to_date, pre_vote=True))
             return
         if msg.epoch > self.term:
             self._become_follower(msg.epoch, None, ready)
@@ -338,7 +347,7 @@ class Raft:
             self.voted_for = msg.sender
             ready.persist.append(self.hard_record())
             self.election_due = now + self.election_timeout()
-        ready.to(msg.sender, VoteReply(self.name, self.term, granted))
+        ready.to(msg.sender, VoteReply(sender=self.name, epoch=self.term, granted=granted))
 
     def on_vote_reply(self, msg: VoteReply, now: float, ready: Ready) -> None:
         if msg.pre_vote:
@@ -358,9 +367,9 @@ class Raft:
 
     # ---- the leader's side of replication -------------------------------------------
 
-    def append(self, new: list[e.Entry], ready: Ready) -> int:
+    def append(self, new: list[log_entries.Entry], ready: Ready) -> int:
         start = self.log.last_index + 1
-        items = [LogEntry(start + i, self.term, x) for i, x in enumerate(new)]
+        items = [LogEntry(index=start + i, epoch=self.term, entry=x) for i, x in enumerate(new)]
         self.urgent = self.urgent or any(urgent(x) for x in new)
         self.log.entries.extend(items)
         ready.persist.append(log_record(start, items))
@@ -377,11 +386,17 @@ class Raft:
         for name, peer in self.peers.items():
             ready.to(name, self.sync_for(name, peer, now))
 
-    def sync_for(self, name: str, peer: _Peer, now: float,
-                 renew: bool = True) -> DistributionCriteriaSync | InstallSnapshot:
+    def sync_for(
+        self, name: str, peer: _Peer, now: float, renew: bool = True
+    ) -> DistributionCriteriaSync | InstallSnapshot:
         if peer.next_index <= self.log.snap_index:
             return InstallSnapshot(
-                self.name, self.term, self.log.snap_index, self.log.snap_epoch, self.snapshot_state, self.round
+                sender=self.name,
+                epoch=self.term,
+                last_index=self.log.snap_index,
+                last_epoch=self.log.snap_epoch,
+                state=self.snapshot_state,
+                round=self.round,
             )
         prev = peer.next_index - 1
         grant = None
@@ -392,7 +407,7 @@ class Raft:
                 # Unique across leaders, so an old leader's grant never echoes as ours.
                 self.grant_seq += 1
                 grant_id = self.term * 1_000_000_000 + self.grant_seq
-                grant = ServingGrant(grant_id, peer.renewal, duration)
+                grant = ServingGrant(grant_id=grant_id, request=peer.renewal, duration=duration)
                 peer.last_grant = grant_id
                 horizon = now - self.timing.fence_timeout
                 peer.issued = {g: t for g, t in peer.issued.items() if t >= horizon}
@@ -400,8 +415,15 @@ class Raft:
                 peer.serving_until = max(peer.serving_until, now + self.timing.grantor_valid_for(duration))
             peer.renewal = None
         return DistributionCriteriaSync(
-            self.name, self.term, prev, self.log.epoch_at(prev) or 0, self.log.slice(peer.next_index, self.max_batch),
-            self.commit_index, self.round, grant, self.settings_hash,
+            sender=self.name,
+            epoch=self.term,
+            prev_index=prev,
+            prev_epoch=self.log.epoch_at(prev) or 0,
+            entries=self.log.slice(peer.next_index, self.max_batch),
+            commit_index=self.commit_index,
+            round=self.round,
+            serving=grant,
+            settings_hash=self.settings_hash,
         )
 
     def on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> bool:
@@ -464,7 +486,12 @@ class Raft:
 
     def on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
         if msg.epoch < self.term:
-            ready.to(msg.sender, SyncReply(self.name, self.term, False, self.log.last_index, msg.round))
+            ready.to(
+                msg.sender,
+                SyncReply(
+                    sender=self.name, epoch=self.term, success=False, match_index=self.log.last_index, round=msg.round
+                ),
+            )
             return
         if msg.settings_hash and self.settings_hash and msg.settings_hash != self.settings_hash:
             ready.event("settings_mismatch", server=msg.sender)
@@ -482,10 +509,22 @@ class Raft:
         self.renewal_no += 1
         self.renewal_sent[self.renewal_no] = now
         match = msg.prev_index + len(msg.entries) if success else min(self.log.last_index, msg.prev_index - 1)
-        ready.to(msg.sender, SyncReply(
-            self.name, self.term, success, match, msg.round, self.last_grant_id, self.renewal_no,
-            self.incarnation, self.settings_hash, self.pending_report, self.table_lost,
-        ))
+        ready.to(
+            msg.sender,
+            SyncReply(
+                sender=self.name,
+                epoch=self.term,
+                success=success,
+                match_index=match,
+                round=msg.round,
+                echo_grant=self.last_grant_id,
+                renewal=self.renewal_no,
+                incarnation=self.incarnation,
+                settings_hash=self.settings_hash,
+                report=self.pending_report,
+                table_lost=self.table_lost,
+            ),
+        )
 
     def _accept(self, msg: DistributionCriteriaSync, ready: Ready) -> bool:
         # A leader sends consecutive entries of epochs up to its own; anything else
@@ -504,8 +543,15 @@ class Raft:
             skip = self.log.snap_index - msg.prev_index
             if skip > len(msg.entries):
                 return False
-            msg = DistributionCriteriaSync(msg.sender, msg.epoch, self.log.snap_index, self.log.snap_epoch,
-                                           msg.entries[skip:], msg.commit_index, msg.round)
+            msg = DistributionCriteriaSync(
+                sender=msg.sender,
+                epoch=msg.epoch,
+                prev_index=self.log.snap_index,
+                prev_epoch=self.log.snap_epoch,
+                entries=msg.entries[skip:],
+                commit_index=msg.commit_index,
+                round=msg.round,
+            )
         if self.log.epoch_at(msg.prev_index) != msg.prev_epoch:
             return False
         first_new = None

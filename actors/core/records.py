@@ -25,7 +25,14 @@ from actors.protocol import codec
 from actors.protocol.raft import LogEntry
 
 __all__ = [
-    "HardRecord", "LogRecord", "CommitRecord", "InstallRecord", "LeaseRecord", "Record", "to_plain", "from_plain",
+    "HardRecord",
+    "LogRecord",
+    "CommitRecord",
+    "InstallRecord",
+    "LeaseRecord",
+    "Record",
+    "to_plain",
+    "from_plain",
 ]
 
 

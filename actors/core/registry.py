@@ -2,7 +2,7 @@
 
 Servers report their lease changes (numbered, cumulative) and the leader appends
 the reports to the log, so every server holds the same registry.  It answers the
-questions fail-over needs (DESIGN.md 2b items 5, 6, 8):
+questions fail-over needs (leadership.md M5, M6, M8):
 
 * Is this lease live, and at which server?  (``holder``)
 * Is this lease id dead for ever?  A lease id carries its origin server and a
@@ -58,7 +58,7 @@ class RegisteredLease:
 
 @dataclass
 class PendingUpdate:
-    """A fail-over update held until a seat appears (DESIGN.md 2b item 8)."""
+    """A fail-over update held until a seat appears (leadership.md M8)."""
 
     lease_id: str
     client_id: str

@@ -1,4 +1,4 @@
-"""The client fast path of one server (DESIGN.md 2b item 2; claims 3, 13, 30, 31).
+"""The client fast path of one server (leadership.md M2; claims 3, 13, 30, 31).
 
 A server grants, renews and releases leases from its own committed allocation
 under its serving lease, with no log round trip.  When it has no spare seat it
@@ -102,8 +102,9 @@ class ClientSide:
             # Given back (or expired) since: its session released the grant
             # nobody waited for, so a repeat may take a seat again.
             del self.book.recent_grants[(req.session_id, req.request_id)]
-        if any(w.request.session_id == req.session_id and w.request.request_id == req.request_id
-               for w in self.book.waiting):
+        if any(
+            w.request.session_id == req.session_id and w.request.request_id == req.request_id for w in self.book.waiting
+        ):
             return
         if (
             req.lease_id is not None
@@ -114,8 +115,15 @@ class ClientSide:
         ):
             # Reconnecting with a lease held elsewhere: move it here, never a second seat.
             self.book.failover_refs[req.lease_id] = (ref, req.client_seq, True, req.request_id)
-            forward = FailoverForward(self.name, self.raft.term, req.client_id, req.client_seq,
-                                        (client.HeldLease(req.lease_id, req.feature, self._resume_version(req)),))
+            forward = FailoverForward(
+                sender=self.name,
+                epoch=self.raft.term,
+                client_id=req.client_id,
+                client_seq=req.client_seq,
+                leases=(
+                    client.HeldLease(lease_id=req.lease_id, feature=req.feature, version=self._resume_version(req)),
+                ),
+            )
             self._forward_failover(forward, now, ready)
             return
         if not self._decide(ref, req, now, ready):
@@ -142,8 +150,9 @@ class ClientSide:
             return lease.version
         return req.version
 
-    def _pick_table(self, req: client.CheckoutRequest, keys: list[FeatureKey], today: str,
-                    exhausted: dict[FeatureKey, int]) -> FeatureKey:
+    def _pick_table(
+        self, req: client.CheckoutRequest, keys: list[FeatureKey], today: str, exhausted: dict[FeatureKey, int]
+    ) -> FeatureKey:
         """Which of the serving tables ``keys`` this checkout goes to (issue 14
         item 2): the client's own lease when it resumes one held here; else the
         lowest version with a seat here, or without one but not known to be
@@ -156,8 +165,12 @@ class ClientSide:
         live = [k for k in keys if not expiry.expired(self.pool.features[k].expires, today)]
         if len(live) <= 1:
             return (live or keys)[0]
-        offers = [versions.Offer(k[1], self.pool.features[k].exact, self.member.spare(k),
-                                 k in exhausted and self.applied >= exhausted[k]) for k in live]
+        offers = [
+            versions.Offer(
+                k[1], self.pool.features[k].exact, self.member.spare(k), k in exhausted and self.applied >= exhausted[k]
+            )
+            for k in live
+        ]
         chosen = versions.choose(req.version, offers)
         return (req.feature, chosen.version) if chosen is not None else live[-1]
 
@@ -166,8 +179,15 @@ class ClientSide:
         keys = self.serving_tables(w.request)
         return bool(keys) and all(k in w.exhausted and self.applied >= w.exhausted[k] for k in keys)
 
-    def _decide(self, ref: ClientRef, req: client.CheckoutRequest, now: float, ready: Ready,
-                waiting: int | None = None, exhausted: dict[FeatureKey, int] | None = None) -> bool:
+    def _decide(
+        self,
+        ref: ClientRef,
+        req: client.CheckoutRequest,
+        now: float,
+        ready: Ready,
+        waiting: int | None = None,
+        exhausted: dict[FeatureKey, int] | None = None,
+    ) -> bool:
         """Answer a checkout if possible; False means it must wait for a borrow.
         ``waiting``: requests already held for a borrow (None: count them)."""
         keys = self.serving_tables(req)
@@ -183,8 +203,17 @@ class ClientSide:
         if waiting is None:
             waiting = self._waiting_for(key)
         new_id = self.new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
-        decision = self.member.checkout(req.client_id, req.session_id, key, now, self.settings.today(), new_id,
-                                        req.lease_id, waiting, req.client_seq)
+        decision = self.member.checkout(
+            req.client_id,
+            req.session_id,
+            key,
+            now,
+            self.settings.today(),
+            new_id,
+            req.lease_id,
+            waiting,
+            req.client_seq,
+        )
         if isinstance(decision, Deny):
             self._deny(ref, req, decision.reason, ready, decision.detail)
             return True
@@ -196,35 +225,62 @@ class ClientSide:
 
     def new_lease_id(self, client_id: str) -> str:
         counter = self.member.leases.next_counter()
-        return leaseid.make_lease_id(self.settings.lease_key, server=self.name, incarnation=self.raft.incarnation,
-                                     counter=counter, nonce=self.settings.nonce(), client_id=client_id)
+        return leaseid.make_lease_id(
+            self.settings.lease_key,
+            server=self.name,
+            incarnation=self.raft.incarnation,
+            counter=counter,
+            nonce=self.settings.nonce(),
+            client_id=client_id,
+        )
 
     def _grant(self, ref: ClientRef, req: client.CheckoutRequest, decision: Grant, now: float, ready: Ready) -> None:
         lease = decision.lease
-        reply = client.CheckoutGranted(req.request_id, lease.lease_id, self.name, lease.feature, lease.version,
-                                  self.timing.lease_ttl, decision.resumed)
+        reply = client.CheckoutGranted(
+            request_id=req.request_id,
+            lease_id=lease.lease_id,
+            server=self.name,
+            feature=lease.feature,
+            version=lease.version,
+            ttl=self.timing.lease_ttl,
+            resumed=decision.resumed,
+        )
         self.book.recent_grants[(req.session_id, req.request_id)] = reply
         if len(self.book.recent_grants) > 4096:
             self.book.recent_grants.pop(next(iter(self.book.recent_grants)))
         ready.to(ref, reply)
-        ready.event("grant", lease_id=lease.lease_id, client_id=req.client_id, feature=lease.feature,
-                    version=lease.version, resumed=decision.resumed)
+        ready.event(
+            "grant",
+            lease_id=lease.lease_id,
+            client_id=req.client_id,
+            feature=lease.feature,
+            version=lease.version,
+            resumed=decision.resumed,
+        )
         if decision.borrow:
             self._ask_borrow(lease.key, decision.borrow, now, ready)
 
-    def _deny(self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready,
-              detail: str = "") -> None:
-        ready.to(ref, client.CheckoutDenied(req.request_id, reason, detail, self.name))
-        ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version,
-                    reason=reason.value)
+    def _deny(
+        self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready, detail: str = ""
+    ) -> None:
+        ready.to(ref, client.CheckoutDenied(request_id=req.request_id, reason=reason, detail=detail, server=self.name))
+        ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version, reason=reason.value)
 
     def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:
         if now - self.book.borrow_asked.get(key, float("-inf")) < 2 * self.timing.heartbeat_interval:
             return
         self.book.borrow_asked[key] = now
         self.book.borrow_no += 1
-        msg = BorrowRequest(self.name, self.raft.term, key[0], key[1], count, self.member.leases.in_use(key),
-                              self.member.usable(key), self.book.borrow_no)
+        msg = BorrowRequest(
+            sender=self.name,
+            epoch=self.raft.term,
+            feature=key[0],
+            version=key[1],
+            count=count,
+            in_use=self.member.leases.in_use(key),
+            allocated=self.member.usable(key),
+            request_no=self.book.borrow_no,
+        )
         if self.raft.is_leader:
             self.leader.on_borrow(msg, now, ready)
         else:
@@ -236,8 +292,9 @@ class ClientSide:
         for w in self.book.waiting:
             if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
                 if self._no_seat_anywhere(w):
-                    self._deny(w.client, w.request, client.DenyReason.NO_SEATS, ready,
-                               "every seat in the pool is in use")
+                    self._deny(
+                        w.client, w.request, client.DenyReason.NO_SEATS, ready, "every seat in the pool is in use"
+                    )
                 elif now - w.since >= self.hold_limit():
                     self._deny(w.client, w.request, client.DenyReason.NO_SEATS, ready, "no seat came free in time")
                 else:
@@ -292,8 +349,19 @@ class ClientSide:
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
         gone = tuple(lid for lid in lost if lid not in moved)
-        ready.to(ref, client.HeartbeatAck(hb.seq, self.name, tuple(renewed), gone, bool(refused),
-                                          self.timing.lease_ttl, tuple(moved.items()), tuple(held)))
+        ready.to(
+            ref,
+            client.HeartbeatAck(
+                seq=hb.seq,
+                server=self.name,
+                renewed=tuple(renewed),
+                lost=gone,
+                fail_over=bool(refused),
+                ttl=self.timing.lease_ttl,
+                moved=tuple(moved.items()),
+                held=tuple(held),
+            ),
+        )
 
     def heartbeat_answer(self, problem: client.DenyReason | None) -> str:
         """What a heartbeat gets for a lease held here, given ``serve_problem``:
@@ -319,14 +387,15 @@ class ClientSide:
         if held is not None and held.session_id and msg.session_id and held.session_id != msg.session_id:
             # A restarted app resumed this lease from a new session before its old
             # session's release arrived: the lease is the new session's now.
-            ready.to(ref, client.ReleaseAck(msg.request_id, msg.lease_id, False))
+            ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=False))
             return
         released = self.member.leases.release(msg.lease_id, msg.client_id)
-        ready.to(ref, client.ReleaseAck(msg.request_id, msg.lease_id, released))
+        ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released))
         if released:
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
-        elif (msg.lease_id not in self.member.leases.leases
-              and leaseid.lease_id_valid_for(self.settings.lease_key, msg.lease_id, msg.client_id)):
+        elif msg.lease_id not in self.member.leases.leases and leaseid.lease_id_valid_for(
+            self.settings.lease_key, msg.lease_id, msg.client_id
+        ):
             # Its holder may be cut off with the release unreported: have the id
             # killed in the log, or a stale resume could bring it back (S3).
             self.book.released_here[msg.lease_id] = (msg.client_id, now)
@@ -338,7 +407,7 @@ class ClientSide:
             if self.pool.registry.is_dead(lid) or now - at > 2 * self.timing.lease_ttl:
                 del self.book.released_here[lid]
                 continue
-            forward = ReleaseForward(self.name, self.raft.term, client_id, lid)
+            forward = ReleaseForward(sender=self.name, epoch=self.raft.term, client_id=client_id, lease_id=lid)
             if self.raft.is_leader:
                 self.leader.on_release_forward(forward, now, ready)
             else:
@@ -352,8 +421,10 @@ class ClientSide:
         seated, refused, forward = [], [], []
         for held in upd.leases:
             lease = self.member.leases.leases.get(held.lease_id)
-            if (not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id)
-                    or held.lease_id in self.book.released_here):
+            if (
+                not leaseid.lease_id_valid_for(self.settings.lease_key, held.lease_id, upd.client_id)
+                or held.lease_id in self.book.released_here
+            ):
                 refused.append(held.lease_id)
             elif lease is not None and lease.client_id == upd.client_id:
                 table = self.pool.features.get(lease.key)
@@ -366,18 +437,42 @@ class ClientSide:
             else:
                 forward.append(held)
                 self.book.failover_refs[held.lease_id] = (ref, upd.seq, False, 0)
-        ready.to(ref, client.FailoverReply(upd.seq, self.name, tuple(seated), (), tuple(refused),
-                                           self.timing.lease_ttl))
+        ready.to(
+            ref,
+            client.FailoverReply(
+                seq=upd.seq,
+                server=self.name,
+                seated=tuple(seated),
+                pending=(),
+                refused=tuple(refused),
+                ttl=self.timing.lease_ttl,
+            ),
+        )
         if forward:
-            msg = FailoverForward(self.name, self.raft.term, upd.client_id, upd.seq, tuple(forward))
+            msg = FailoverForward(
+                sender=self.name,
+                epoch=self.raft.term,
+                client_id=upd.client_id,
+                client_seq=upd.seq,
+                leases=tuple(forward),
+            )
             self._forward_failover(msg, now, ready)
 
     def _forward_failover(self, msg: FailoverForward, now: float, ready: Ready) -> None:
         if self.raft.is_leader:
             self.leader.on_failover_forward(msg, now, ready)
         elif not self.node.send_leader(msg, ready):
-            self.on_failover_outcome(FailoverOutcome(self.name, self.raft.term, msg.client_id, msg.client_seq,
-                                                       pending=tuple(x.lease_id for x in msg.leases)), now, ready)
+            self.on_failover_outcome(
+                FailoverOutcome(
+                    sender=self.name,
+                    epoch=self.raft.term,
+                    client_id=msg.client_id,
+                    client_seq=msg.client_seq,
+                    pending=tuple(x.lease_id for x in msg.leases),
+                ),
+                now,
+                ready,
+            )
 
     def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None:
         for lid in msg.pending + msg.refused:
@@ -389,11 +484,23 @@ class ClientSide:
                 del self.book.failover_refs[lid]
             if as_checkout:
                 if lid in msg.refused:
-                    ready.to(ref, client.CheckoutDenied(request_id, client.DenyReason.NOT_SERVING, "lease is dead",
-                                                        self.name))
+                    ready.to(
+                        ref,
+                        client.CheckoutDenied(
+                            request_id=request_id,
+                            reason=client.DenyReason.NOT_SERVING,
+                            detail="lease is dead",
+                            server=self.name,
+                        ),
+                    )
                 continue
             pending, refused = ((lid,), ()) if lid in msg.pending else ((), (lid,))
-            ready.to(ref, client.FailoverReply(seq, self.name, (), pending, refused, self.timing.lease_ttl))
+            ready.to(
+                ref,
+                client.FailoverReply(
+                    seq=seq, server=self.name, seated=(), pending=pending, refused=refused, ttl=self.timing.lease_ttl
+                ),
+            )
 
     def lease_arrived(self, lease_id: str, ready: Ready) -> None:
         """A lease was committed to this server: answer the client that asked."""
@@ -405,10 +512,25 @@ class ClientSide:
         if lease is None:
             return
         if as_checkout:
-            ready.to(ref, client.CheckoutGranted(request_id, lease_id, self.name, lease.feature, lease.version,
-                                            self.timing.lease_ttl, resumed=True))
+            ready.to(
+                ref,
+                client.CheckoutGranted(
+                    request_id=request_id,
+                    lease_id=lease_id,
+                    server=self.name,
+                    feature=lease.feature,
+                    version=lease.version,
+                    ttl=self.timing.lease_ttl,
+                    resumed=True,
+                ),
+            )
         else:
-            ready.to(ref, client.FailoverReply(seq, self.name, (lease_id,), (), (), self.timing.lease_ttl))
+            ready.to(
+                ref,
+                client.FailoverReply(
+                    seq=seq, server=self.name, seated=(lease_id,), pending=(), refused=(), ttl=self.timing.lease_ttl
+                ),
+            )
 
     # ---- transfers this server gives (claim 33) ----------------------------------------
 
@@ -417,7 +539,10 @@ class ClientSide:
             self.member.missing_consents()
         given = self.member.consents.get(msg.transfer_id)
         if given is not None:
-            ready.to(msg.sender, TransferConfirm(self.name, self.raft.term, msg.transfer_id, given))
+            ready.to(
+                msg.sender,
+                TransferConfirm(sender=self.name, epoch=self.raft.term, transfer_id=msg.transfer_id, given=given),
+            )
 
     # ---- admin changes go to the leader ------------------------------------------------
 
@@ -427,18 +552,28 @@ class ClientSide:
             # The receiving server checks too: a bad change never reaches the leader.
             _auth, refused = self.node.admin_problem(msg, "received", ready)
             if refused:
-                self.relay_admin_reply(AdminReply(self.name, self.raft.term, msg.request_id, False,
-                                                    error=refused), ready)
+                self.relay_admin_reply(
+                    AdminReply(
+                        sender=self.name, epoch=self.raft.term, request_id=msg.request_id, ok=False, error=refused
+                    ),
+                    ready,
+                )
                 return
         if self.raft.is_leader:
             self.leader.on_admin(msg, self.name, now, ready)
             return
         forwarded = type(msg)(**{**msg.__dict__, "sender": self.name, "epoch": self.raft.term})
         if not self.node.send_leader(forwarded, ready):
-            self.relay_admin_reply(AdminReply(self.name, self.raft.term, msg.request_id, False,
-                                                error="no leader is known yet (election in progress); retry"),
-                                   ready)
-
+            self.relay_admin_reply(
+                AdminReply(
+                    sender=self.name,
+                    epoch=self.raft.term,
+                    request_id=msg.request_id,
+                    ok=False,
+                    error="no leader is known yet (election in progress); retry",
+                ),
+                ready,
+            )
 
     def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None:
         ref = self.book.admin_refs.pop(reply.request_id, None)

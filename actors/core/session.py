@@ -1,6 +1,6 @@
 """The client session's decisions: checkouts, renewals, fail-over, deadlines.
 
-One ``ClientSessionCore`` per app process (DESIGN.md 2b item 10, claims 13-15
+One ``ClientSessionCore`` per app process (leadership.md M10, claims 13-15
 and 27-29).  It owns what the session believes it holds and when each belief
 ends, and it says what to send; the Thespian actor (or the simulator) carries
 out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
@@ -362,8 +362,13 @@ class ClientSessionCore:
         self._last_hb.setdefault(server, renewed_at)
         self.current = server
         ready.event(
-            "granted", request_id=msg.request_id, lease_id=msg.lease_id, server=server,
-            feature=msg.feature, version=msg.version, resumed=msg.resumed,
+            "granted",
+            request_id=msg.request_id,
+            lease_id=msg.lease_id,
+            server=server,
+            feature=msg.feature,
+            version=msg.version,
+            resumed=msg.resumed,
         )
 
     def _on_denied(self, server: str, msg: CheckoutDenied, now: float, ready: Ready) -> None:
@@ -403,8 +408,14 @@ class ClientSessionCore:
                 ready.event("lost", lease_id=lid, why=f"{server} says lost", server=server)
         for lid, to in msg.moved:
             lease = self._leases.get(lid)
-            if (lease is None or lid not in listed or lease.server != server or lid in moving
-                    or msg.seq <= lease.placed_seq or to not in self.order):
+            if (
+                lease is None
+                or lid not in listed
+                or lease.server != server
+                or lid in moving
+                or msg.seq <= lease.placed_seq
+                or to not in self.order
+            ):
                 continue
             # A later update of ours handed it over while an earlier one seated
             # it here: follow it to its new server instead of losing it.
@@ -459,8 +470,11 @@ class ClientSessionCore:
                 self._suspect(server, now, ready, why="silent")
         moving = self._moving()
         for server in self._homes(moving):
-            due = sorted(lid for lid, x in self._leases.items()
-                         if x.server == server and lid not in moving and x.deadline - now <= self.seat_bound)
+            due = sorted(
+                lid
+                for lid, x in self._leases.items()
+                if x.server == server and lid not in moving and x.deadline - now <= self.seat_bound
+            )
             if due:
                 self._fail_over(server, due, now, ready, why="seat_bound")
         for fo in list(self._failovers):
@@ -527,10 +541,19 @@ class ClientSessionCore:
         self._note_send(server, now)
         # A resume carries its own sequence number, the same on every retry:
         # the first server to seat it wins, a later retry never moves it again.
-        ready.to(server, CheckoutRequest(
-            self.client_id, self.session_id, co.request_id, co.feature, co.version, co.lease_id, co.client_seq,
-            exact_version=False,
-        ))
+        ready.to(
+            server,
+            CheckoutRequest(
+                client_id=self.client_id,
+                session_id=self.session_id,
+                request_id=co.request_id,
+                feature=co.feature,
+                version=co.version,
+                lease_id=co.lease_id,
+                client_seq=co.client_seq,
+                exact_version=False,
+            ),
+        )
 
     def _send_heartbeat(self, server: str, moving: set[str], now: float, ready: Ready) -> None:
         lids = tuple(sorted(lid for lid, x in self._leases.items() if x.server == server and lid not in moving))
@@ -538,7 +561,9 @@ class ClientSessionCore:
         self._sent[seq] = _Sent("hb", server, now, lids)
         self._last_hb[server] = now
         self._note_send(server, now)
-        ready.to(server, SessionHeartbeat(self.client_id, self.session_id, seq, lids))
+        ready.to(
+            server, SessionHeartbeat(client_id=self.client_id, session_id=self.session_id, seq=seq, lease_ids=lids)
+        )
 
     def _send_failover(self, fo: _Failover, now: float, ready: Ready) -> None:
         target = fo.target
@@ -547,12 +572,20 @@ class ClientSessionCore:
         self._sent[seq] = _Sent("fo", target, now, lids)
         fo.seq, fo.answered, fo.next_at = seq, False, now + self.timing.client_retry
         self._note_send(target, now)
-        held = tuple(HeldLease(lid, self._leases[lid].feature, self._leases[lid].version) for lid in lids)
-        ready.to(target, FailoverUpdate(self.client_id, self.session_id, seq, held))
+        held = tuple(
+            HeldLease(lease_id=lid, feature=self._leases[lid].feature, version=self._leases[lid].version)
+            for lid in lids
+        )
+        ready.to(target, FailoverUpdate(client_id=self.client_id, session_id=self.session_id, seq=seq, leases=held))
 
     def _send_release(self, server: str, lease_id: str, now: float, ready: Ready) -> None:
         self._release_no += 1
-        ready.to(server, ReleaseRequest(self.client_id, lease_id, self._release_no, self.session_id))
+        ready.to(
+            server,
+            ReleaseRequest(
+                client_id=self.client_id, lease_id=lease_id, request_id=self._release_no, session_id=self.session_id
+            ),
+        )
 
     def _keep_release(self, lease_id: str, server: str, until: float, now: float) -> None:
         """Keep a release just sent to ``server`` until a server acknowledges it."""
@@ -615,4 +648,3 @@ class ClientSessionCore:
             del self._sent[seq]
         for rid in [r for r, (_, at) in self._granted.items() if at < horizon]:
             del self._granted[rid]
-

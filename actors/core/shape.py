@@ -133,7 +133,11 @@ def _none(value: Any, where: str) -> str | None:
 
 
 _SCALARS: dict[type, Callable[[Any, str], str | None]] = {
-    bool: _bool, int: _int, float: _float, str: _str, type(None): _none,
+    bool: _bool,
+    int: _int,
+    float: _float,
+    str: _str,
+    type(None): _none,
 }
 """The check for each scalar field type (``bool`` is not an ``int`` here)."""
 

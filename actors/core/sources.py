@@ -7,8 +7,8 @@
     (claims 5, 19);
   - a fail-over update: the leader, free pool, down servers, then other live
     servers (claims 14, 15, 28, 29).
-* ``idle_excess``: what idle rebalancing may take back (claim 32, DESIGN.md 2b
-  item 9), never so much that the holder would have to borrow again.
+* ``idle_excess``: what idle rebalancing may take back (claim 32,
+  leadership.md M9), never so much that the holder would have to borrow again.
 
 Pure: no clock, no I/O.
 """

@@ -1,6 +1,6 @@
 """The pool's timing settings and the inequalities between them.
 
-This module owns the one place where the timing rules of DESIGN.md 2b item 13
+This module owns the one place where the timing rules of leadership.md M13
 live.  ``docs/leadership.md`` derives each inequality; the config loader refuses
 any setting that breaks one, naming the rule.  Pure: no clock, no I/O.
 
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 MAX_SERVERS = 11
-"""The largest pool the timing bounds are derived for (DESIGN.md 3)."""
+"""The largest pool the timing bounds are derived for (operations.md)."""
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,9 @@ def choose(requested: str, offers: Iterable[Offer]) -> Offer | None:
     for it).  None: no table serves the request, or every one that does is
     exhausted.
     """
-    for offer in sorted((o for o in offers if serves(o.version, o.exact, requested)),
-                        key=lambda o: version_order(o.version)):
+    for offer in sorted(
+        (o for o in offers if serves(o.version, o.exact, requested)), key=lambda o: version_order(o.version)
+    ):
         if offer.spare > 0 or not offer.exhausted:
             return offer
     return None

@@ -16,7 +16,7 @@ Three conversations live here:
 
 Every message is a frozen dataclass whose docstring names sender, receiver and
 replies.  Fields holding a Thespian ``ActorAddress`` are typed ``Any``: this
-package imports no Thespian.  New fields always get defaults (STYLE.md habit 4).
+package imports no Thespian.  New fields always get defaults (architecture.md H4).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ __all__ = [
 # ---- starting a server ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StartServer:
     """``licpool server`` launcher -> its LicenseServer: load this config and
     serve as ``name``.  Reply: ``ServerStarted`` or ``ServerStartFailed``."""
@@ -79,7 +79,7 @@ class StartServer:
     """The launcher process; the server stops its whole system when it dies."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerStarted:
     """LicenseServer -> launcher: serving (recovered from ``data_dir``).  No reply."""
 
@@ -91,7 +91,7 @@ class ServerStarted:
     """``str()`` of its actor address, for the launcher's log line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerStartFailed:
     """LicenseServer -> launcher: could not start; ``error`` is one line.  No reply."""
 
@@ -102,7 +102,7 @@ class ServerStartFailed:
 # ---- server <-> server plumbing ----------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PeerEnvelope:
     """LicenseServer (or its LeaderRole) -> LicenseServer: one core message
     (``actors.protocol.raft`` / ``pool``) from server ``sender``.
@@ -126,7 +126,7 @@ class PeerEnvelope:
     an envelope without the right one is dropped and audited."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PeerHello:
     """LicenseServer -> LicenseServer, as the body of a ``PeerEnvelope``, when it
     has just found that peer: it only announces the sender's address.  No reply."""
@@ -135,7 +135,7 @@ class PeerHello:
     """The sender's incarnation (not read today: the envelope's ``address`` is the news)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Addressed:
     """One message and the actor address it goes to."""
 
@@ -145,7 +145,7 @@ class Addressed:
     """What to send there (a sealed ``PeerEnvelope``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FanOut:
     """LicenseServer -> its LeaderRole: send these peer-bound messages (all of
     one core ``Ready``), in order.  No reply."""
@@ -156,7 +156,7 @@ class FanOut:
     """The sender's term when it handed them over, for the LeaderRole's log."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResolveTarget:
     """A server to find: its name and its host's Thespian admin port."""
 
@@ -168,7 +168,7 @@ class ResolveTarget:
     """The Thespian admin port of its actor system on that host."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ResolverStart:
     """LicenseServer or ClientSession -> its Resolver child: these are the
     servers you will be asked about; ``global_name`` is the LicenseServer's
@@ -182,7 +182,7 @@ class ResolverStart:
     """Seconds between two lookups of the same server."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Resolve:
     """Owner -> Resolver: find (again) the LicenseServer of each named server.
     Reply: a ``PeerResolved`` per server found; none for a host that is down
@@ -194,7 +194,7 @@ class Resolve:
     """True: stop looking for these names."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PeerResolved:
     """Resolver -> owner: server ``name``'s LicenseServer lives at ``address``.
     No reply."""
@@ -208,7 +208,7 @@ class PeerResolved:
 # ---- operator queries --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StatusQuery:
     """CLI, demo or test -> any LicenseServer: your view of the pool.
     Reply: ``StatusReply``."""
@@ -217,7 +217,7 @@ class StatusQuery:
     """Chosen by the asker (a uuid hex); echoed in ``StatusReply``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerStatus:
     name: str
     """The server's config name."""
@@ -233,7 +233,7 @@ class ServerStatus:
     """Its incarnation in the committed pool state (0: unknown)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerUse:
     server: str
     """The server's config name."""
@@ -245,7 +245,7 @@ class ServerUse:
     """Its seats under the distribution criteria (0: none set)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FeatureStatus:
     feature: str
     version: str
@@ -266,7 +266,7 @@ class FeatureStatus:
     version and every lower one)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PendingCut:
     """A server holding more seats than its criteria target needs: idle
     rebalancing will cut it down to ``target`` as those seats stay unused (a
@@ -282,7 +282,7 @@ class PendingCut:
     """What it will keep: max(criteria target, what its own use needs)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LicenseInfo:
     """One license code of the pool (``StatusReply.licenses``)."""
 
@@ -299,7 +299,7 @@ class LicenseInfo:
     (``actors.core.expiry.days_left``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StatusReply:
     """LicenseServer -> asker: the committed table and the servers as the
     answering server sees them.  No reply."""
@@ -336,7 +336,7 @@ class StatusReply:
     """The answering server's wall clock when it answered (seconds since the epoch), for clock checks."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionsQuery:
     """CLI -> each LicenseServer: the leases you hold.  Reply: ``SessionsReply``."""
 
@@ -346,7 +346,7 @@ class SessionsQuery:
     """Empty: every version of ``feature`` (or every feature)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionInfo:
     lease_id: str
     client_id: str
@@ -360,7 +360,7 @@ class SessionInfo:
     """Wall-clock seconds (time.time()) of the holder's expiry (grantor side); 0.0 in ``SessionsReply.registry``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionsReply:
     """LicenseServer -> asker: its local leases, plus the committed registry's
     leases held elsewhere (``registry``, without times).  No reply."""
@@ -373,7 +373,7 @@ class SessionsReply:
     """Leases the committed registry places at other servers (no times: 0.0)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricsQuery:
     """``licpool server``'s metrics endpoint -> its own LicenseServer: your
     numbers now.  Reply: ``MetricsReply``."""
@@ -381,7 +381,7 @@ class MetricsQuery:
     request_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricsReply:
     """LicenseServer -> asker: its metrics in the Prometheus text format
     (``prometheus_client.generate_latest`` of the server's registry).  No reply."""
@@ -396,7 +396,7 @@ class MetricsReply:
 # ---- app <-> ClientSession ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionStart:
     """LicenseClient -> its ClientSession: who you are and where the servers
     are.  Reply: ``SessionReady``."""
@@ -419,7 +419,7 @@ class SessionStart:
     """The session's own log lines below this level are dropped."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionReady:
     """ClientSession -> LicenseClient: the session is up under ``session_id``.  No reply."""
 
@@ -427,7 +427,7 @@ class SessionReady:
     """Echoes ``SessionStart.session_id``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OpenCheckout:
     """LicenseClient -> ClientSession: check out a seat (or resume ``lease_id``).
     Reply: ``CheckoutResult`` once a server granted or refused it."""
@@ -440,7 +440,7 @@ class OpenCheckout:
     """A lease to resume instead of taking a new seat (an app restarting with a lease it held)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckoutResult:
     """ClientSession -> LicenseClient: the outcome.  ``deadline`` is the lease's
     deadline on the host's monotonic clock.  No reply."""
@@ -463,7 +463,7 @@ class CheckoutResult:
     """The licensed version granted: the one asked for, or a higher one that serves it; empty when refused."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AbandonCheckout:
     """LicenseClient -> ClientSession: I stopped waiting (timeout).  A late grant
     is released.  Reply: ``CheckoutAbandoned``."""
@@ -472,7 +472,7 @@ class AbandonCheckout:
     """The ``OpenCheckout.request_id`` given up on."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckoutAbandoned:
     """ClientSession -> LicenseClient: ``heard`` is False when no server
     answered anything since the checkout began (UNREACHABLE).  No reply."""
@@ -483,7 +483,7 @@ class CheckoutAbandoned:
     """Some server answered since the checkout began: the app hears TIMEOUT; False: UNREACHABLE."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReleaseLease:
     """LicenseClient -> ClientSession: give a lease back.  Reply: ``LeaseReleased``."""
 
@@ -491,7 +491,7 @@ class ReleaseLease:
     """The lease given back."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LeaseReleased:
     """ClientSession -> LicenseClient: the release of ``lease_id`` was sent.  No reply."""
 
@@ -499,13 +499,13 @@ class LeaseReleased:
     """Echoes ``ReleaseLease.lease_id``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Subscribe:
     """LicenseClient's listener endpoint -> ClientSession: send lease notices
     here.  Reply: a first ``LeaseNotice`` with kind ``subscribed``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LeaseNotice:
     """ClientSession -> LicenseClient listener: something happened to a lease.
 
@@ -530,13 +530,13 @@ class LeaseNotice:
     leases does not spend its time telling the app about renewals."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CloseSession:
     """LicenseClient -> ClientSession: release everything; the app is done.
     Reply: ``SessionClosed`` after the releases were sent."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionClosed:
     """ClientSession -> LicenseClient: closed; ``released`` leases were given back.  No reply."""
 

@@ -3,7 +3,7 @@
 Every message is a frozen dataclass; its class name is the protocol (Thespian's
 ``ActorTypeDispatcher`` dispatches on it).  Each docstring names the sender, the
 receiver and the replies to expect.  New fields always get defaults, so an older
-peer's message still decodes (STYLE.md habit 4).
+peer's message still decodes (architecture.md H4).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class DenyReason(str, Enum):
     """No answer within the checkout timeout (raised by the client proxy)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HeldLease:
     """One lease a client holds, as listed in a fail-over update (claims 13, 27)."""
 
@@ -57,7 +57,7 @@ class HeldLease:
     """The lease's feature version."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckoutRequest:
     """ClientSession -> LicenseServer: ask for one seat of a feature (claim 30).
 
@@ -89,12 +89,12 @@ class CheckoutRequest:
     ``version`` grants (``actors.core.versions``, docs/licenses.md)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckoutGranted:
     """LicenseServer -> ClientSession: the seat is yours until your deadline.
 
     The client's deadline is the send time of the request plus ``ttl`` minus the
-    drift margin (DESIGN.md 2b item 10).  No reply is expected.
+    drift margin (leadership.md M10).  No reply is expected.
     """
 
     request_id: int
@@ -114,7 +114,7 @@ class CheckoutGranted:
     """True when an existing lease was resumed rather than a seat taken."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CheckoutDenied:
     """LicenseServer -> ClientSession: the checkout was refused.  No reply."""
 
@@ -128,7 +128,7 @@ class CheckoutDenied:
     """The denying server's config name (the session uses it when it does not know the sender's address yet)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SessionHeartbeat:
     """ClientSession -> LicenseServer: renew every lease this session holds here.
 
@@ -145,7 +145,7 @@ class SessionHeartbeat:
     """The leases this session holds at this server and is not failing over; the ack says which were renewed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class HeartbeatAck:
     """LicenseServer -> ClientSession: which of the listed leases were renewed.
 
@@ -178,7 +178,7 @@ class HeartbeatAck:
     """Held here, not renewed: no serving lease, so no deadline is extended (docs/leadership.md, M14)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReleaseRequest:
     """ClientSession -> LicenseServer: give a seat back.  Reply: ``ReleaseAck``.
 
@@ -195,7 +195,7 @@ class ReleaseRequest:
     client (an app that restarted and resumed the lease) is ignored."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReleaseAck:
     """LicenseServer -> ClientSession: the release was recorded.  No reply."""
 
@@ -207,7 +207,7 @@ class ReleaseAck:
     """False when the server did not hold the lease (already dead)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverUpdate:
     """ClientSession -> LicenseServer: take over the leases I hold (claims 13, 27).
 
@@ -225,7 +225,7 @@ class FailoverUpdate:
     """Every lease the session held at the suspected server, in one update."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverReply:
     """LicenseServer -> ClientSession: what became of each lease in an update.
 

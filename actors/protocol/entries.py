@@ -1,4 +1,4 @@
-"""Entries of the replicated pool log (DESIGN.md 2b item 1).
+"""Entries of the replicated pool log (leadership.md M1).
 
 Every decision about shared state is one of these entries.  The leader proposes
 them; once committed, every server applies them in log order to its copy of the
@@ -40,7 +40,7 @@ FREE_POOL = ""
 """The taker or source name that means the free pool."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NoOp:
     """The first entry of every leader's epoch: committing it commits older
     entries indirectly (Raft's Figure 8 rule)."""
@@ -49,7 +49,7 @@ class NoOp:
     """The config name of the leader that opened its epoch with it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AddLicense:
     """Add a vendor-signed license code (claims 11, 12, 25, 26).
 
@@ -61,7 +61,7 @@ class AddLicense:
     """The vendor-signed license code, as text (verified again by every server on apply)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AddAddon:
     """Add a vendor-signed add-on: ``count`` more seats for the feature of the
     code it names go to the free pool (claims 9, 10, 23, 24)."""
@@ -70,7 +70,7 @@ class AddAddon:
     """The vendor-signed add-on, as text; it names the serial of the license code it extends."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SetCriteria:
     """Change the distribution criteria of a feature (claims 7, 8, 21, 22).
 
@@ -85,7 +85,7 @@ class SetCriteria:
     total."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Grant:
     """Increase ``server``'s allocation from a source that needs no consent:
     the free pool, or a server whose seats were reclaimed (claims 5, 19).
@@ -104,7 +104,7 @@ class Grant:
     """Why it was planned, for the event log: ``"borrow"`` or ``"criteria"`` (a refill up to the target)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransferIntent:
     """Phase one of a cut to a live server's allocation (claim 33).
 
@@ -139,7 +139,7 @@ class TransferIntent:
     decides a ``"handover"`` by the lease, the others by its spare seats."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransferComplete:
     """Phase two: the giver consented to give ``given`` seats (0..count); the
     rest go back to it.  The taker gets its seats on commit."""
@@ -150,7 +150,7 @@ class TransferComplete:
     """Seats the giver consented to give, 0..count; the rest return to it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransferAbort:
     """Roll a transfer back: every in-flight seat returns to the giver."""
 
@@ -158,7 +158,7 @@ class TransferAbort:
     """The ``TransferIntent`` rolled back."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LeaseChange:
     """One numbered change to a server's live lease ids, as reported."""
 
@@ -176,7 +176,7 @@ class LeaseChange:
     """The lease's feature version."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LeaseReport:
     """A server's cumulative lease changes since its last committed report.
 
@@ -198,7 +198,7 @@ class LeaseReport:
     lists were dropped, and a late copy must never resurrect them."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverSeat:
     """Seat a failed-over lease at ``to_server`` (claims 13-15, 27-29).
 
@@ -222,10 +222,10 @@ class FailoverSeat:
     """The fenced holder's name (the lease moves with its seat), ``FREE_POOL``, or a down server."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverPending:
     """A fail-over update found no seat yet: hold it, seat it when one appears.
-    Held in the log, so it survives a leader change (DESIGN.md 2b item 8)."""
+    Held in the log, so it survives a leader change (leadership.md M8)."""
 
     lease_id: str
     """The lease waiting for a seat."""
@@ -239,10 +239,10 @@ class FailoverPending:
     """The client's fail-over sequence number: a newer pending update of the lease replaces this one."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Fence:
     """``server``'s serving lease has certainly expired: it serves nothing
-    majority-ruled until ``Rejoin`` (DESIGN.md 2b item 4)."""
+    majority-ruled until ``Rejoin`` (leadership.md M4)."""
 
     server: str
     """The config name of the fenced server."""
@@ -250,7 +250,7 @@ class Fence:
     """Its incarnation as the committed pool state knew it; the pool keeps the larger one."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Reclaim:
     """T(1+rho) after the fence: the fenced server's majority-ruled seats become
     a *down server* source, and its leases there are dropped."""
@@ -259,7 +259,7 @@ class Reclaim:
     """The config name of the fenced server whose majority-ruled seats become a source."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rejoin:
     """The server has applied the current log and may serve again."""
 
@@ -269,7 +269,7 @@ class Rejoin:
     """The incarnation that caught up (its latest ``SyncReply.incarnation``): only that incarnation may serve."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServerDown:
     """Operator assertion (``licpool server down``): the server is really
     stopped.  Every seat it holds, ``--no-majority`` ones included, is reclaimed
@@ -279,7 +279,7 @@ class ServerDown:
     """The config name of the server the operator asserts stopped."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ForceRelease:
     """Operator force-release of a lease (``licpool release``): the lease id
     is dead for ever and its holder drops it."""
@@ -288,7 +288,7 @@ class ForceRelease:
     """The lease killed: revoked if live, or made dead for ever if unreported or pending."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AdminNonce:
     """The nonce and timestamp of a signed admin change, committed in the same
     append just before the change itself, so that every server, and every later

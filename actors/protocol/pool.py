@@ -2,7 +2,7 @@
 
 Every one carries ``sender`` (a server name from the config) and the sender's
 ``epoch``.  A receiver ignores a message from an older epoch and logs it
-(STYLE.md habit 3).  The distribution criteria sync itself is in
+(architecture.md H3).  The distribution criteria sync itself is in
 ``actors.protocol.raft`` because it is the replicated log's append message.
 """
 
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AdminAuth:
     """An HMAC-SHA256 under the pool's admin key over the canonical encoding of
     an admin change, its timestamp and its nonce; checked by the receiving
@@ -48,7 +48,7 @@ class AdminAuth:
     ``epoch``, ``auth``), the timestamp and the nonce."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BorrowRequest:
     """LicenseServer -> leader: my use passed my borrowing threshold, or a
     request found no spare seat (claims 1, 3, 16, 31).
@@ -73,7 +73,7 @@ class BorrowRequest:
     """The borrower's borrow counter (one per request sent); echoed in ``BorrowReply``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BorrowReply:
     """Leader -> LicenseServer: no seat is unused anywhere in the pool, so the
     server answers its waiting checkouts with NO_SEATS.  No reply.
@@ -100,7 +100,7 @@ class BorrowReply:
     """True: no seat is unused anywhere in the pool (the only case a reply is sent today)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransferRequest:
     """Leader -> giving LicenseServer: a committed ``TransferIntent`` asks you to
     give ``count`` seats (with ``lease_id``: that lease and its seat) (claim 33).
@@ -121,7 +121,7 @@ class TransferRequest:
     it applied, not from this message."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TransferConfirm:
     """Giving LicenseServer -> leader: I persisted that I give ``given`` seats
     (0 refuses); they were unused.  No reply; the leader commits the outcome."""
@@ -135,7 +135,7 @@ class TransferConfirm:
     ``TransferComplete``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverForward:
     """LicenseServer -> leader: a client failed over to me with these leases
     (claims 13-15, 27-29).  Reply: ``FailoverOutcome``."""
@@ -151,7 +151,7 @@ class FailoverForward:
     """The leases the receiving server does not hold for this client already."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReleaseForward:
     """LicenseServer -> leader: a client released a lease that I do not hold (it
     was failing over from a server it cannot reach).  The leader commits
@@ -166,7 +166,7 @@ class ReleaseForward:
     """The released lease, to be killed in the log with ``ForceRelease``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FailoverOutcome:
     """Leader -> LicenseServer: which forwarded leases are ``pending`` (held as
     log entries until a seat appears) or ``refused`` (dead, or not this
@@ -187,7 +187,7 @@ class FailoverOutcome:
     """Leases that are dead (released, reclaimed, revoked, being killed) or not this client's."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AddLicenseCode:
     """CLI -> any LicenseServer -> leader: add a signed license code (claims 11,
     12, 25, 26).  Reply: ``AdminReply`` once committed (or refused)."""
@@ -204,7 +204,7 @@ class AddLicenseCode:
     """The operator's signature; None is accepted only by a server without an admin key (simulator, unit tests)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AddAllocations:
     """CLI -> any LicenseServer -> leader: add a signed add-on's seats to the
     free pool (claims 9, 10, 23, 24).  Reply: ``AdminReply``."""
@@ -219,7 +219,7 @@ class AddAllocations:
     """The operator's signature; None is accepted only by a server without an admin key."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChangeDistributionCriteria:
     """CLI -> any LicenseServer -> leader: new criteria ``s1:4^s2:3`` for a
     feature (claims 7, 8, 21, 22).  Reply: ``AdminReply``."""
@@ -237,7 +237,7 @@ class ChangeDistributionCriteria:
     """The operator's signature; None is accepted only by a server without an admin key."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ForceReleaseLease:
     """CLI -> any LicenseServer -> leader: force-release a lease.  Reply:
     ``AdminReply``."""
@@ -252,7 +252,7 @@ class ForceReleaseLease:
     """The operator's signature; None is accepted only by a server without an admin key."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeclareServerDown:
     """CLI -> any LicenseServer -> leader: the operator asserts ``server`` is
     really stopped (STONITH), so all its seats may be reclaimed.  Reply:
@@ -268,7 +268,7 @@ class DeclareServerDown:
     """The operator's signature; None is accepted only by a server without an admin key."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AdminReply:
     """Leader -> forwarding LicenseServer -> CLI: the outcome of an admin change.
 

@@ -3,7 +3,7 @@
 The distribution criteria sync of claims 6, 8, 10, 12 is the log's append
 message: the leader sends every committed change to every live server through
 it, and the same message is the leader's heartbeat, carrying the serving lease
-(DESIGN.md 2b item 4).  Every message carries ``sender`` and ``epoch`` (Raft's
+(leadership.md M4).  Every message carries ``sender`` and ``epoch`` (Raft's
 term); a message from an older epoch is ignored and logged.
 """
 
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogEntry:
     """One slot of the replicated log."""
 
@@ -37,7 +37,7 @@ class LogEntry:
     """The pool log entry (``actors.protocol.entries``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServingGrant:
     """The serving lease: the holder may serve from its committed allocation
     until its own send time of request ``request`` plus ``duration * (1 - rho)``.
@@ -56,7 +56,7 @@ class ServingGrant:
     serve (fenced, or a fence on its way): a probe that only shows the link works."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VoteRequest:
     """Candidate -> every server: vote for me in ``epoch`` (or, with
     ``pre_vote``, would you vote for me in ``epoch``?).  Reply: ``VoteReply``,
@@ -74,7 +74,7 @@ class VoteRequest:
     """True: a PreVote round, which changes no term and persists no vote."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VoteReply:
     """Server -> candidate: the vote.  No reply."""
 
@@ -87,7 +87,7 @@ class VoteReply:
     """Echoes ``VoteRequest.pre_vote``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistributionCriteriaSync:
     """Leader -> every other server: log entries after ``prev_index``, the
     commit index, and the serving lease (claims 6, 8, 10, 12).
@@ -116,7 +116,7 @@ class DistributionCriteriaSync:
     hash ignores the sync.  Empty: not checked."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SyncReply:
     """Server -> leader: log match or mismatch, plus this server's heartbeat.
 
@@ -151,7 +151,7 @@ class SyncReply:
     disk): the leader fences and reclaims that incarnation before it proposes ``Rejoin``."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InstallSnapshot:
     """Leader -> lagging server: the pool state's plain-data form up to
     ``last_index``, replacing a log prefix compacted away.  Reply: ``SyncReply``."""

@@ -30,7 +30,7 @@ from typing import Any
 from loguru import logger
 
 from actors.core.session import start_server
-from actors.protocol import admin as a
+from actors.protocol import admin
 from actors.protocol.client import DenyReason
 from actors.shell.config import PoolConfig, load_config
 from actors.shell.launcher import transmit_timeout
@@ -59,8 +59,16 @@ class LicenseDenied(Exception):
 class Authorization:
     """One seat held by this app.  Use it as a context manager, or call ``release``."""
 
-    def __init__(self, client: LicenseClient, lease_id: str, server: str, feature: str, version: str,
-                 deadline: float, on_lost: LostCallback | None) -> None:
+    def __init__(
+        self,
+        client: LicenseClient,
+        lease_id: str,
+        server: str,
+        feature: str,
+        version: str,
+        deadline: float,
+        on_lost: LostCallback | None,
+    ) -> None:
         self.client = client
         self.lease_id = lease_id
         self.server = server
@@ -107,15 +115,17 @@ class Authorization:
 
 
 class LicenseClient:
-    """The app's connection to a pool (DESIGN.md 3)."""
+    """The app's connection to a pool (operations.md)."""
 
     @classmethod
-    def from_config(cls, path: str | os.PathLike[str], *, client_id: str, prefer: str | None = None,
-                    log_level: str = "WARNING") -> LicenseClient:
+    def from_config(
+        cls, path: str | os.PathLike[str], *, client_id: str, prefer: str | None = None, log_level: str = "WARNING"
+    ) -> LicenseClient:
         return cls(load_config(path, client=True), client_id=client_id, prefer=prefer, log_level=log_level)
 
-    def __init__(self, cfg: PoolConfig, *, client_id: str, prefer: str | None = None,
-                 log_level: str = "WARNING") -> None:
+    def __init__(
+        self, cfg: PoolConfig, *, client_id: str, prefer: str | None = None, log_level: str = "WARNING"
+    ) -> None:
         if prefer is not None and prefer not in cfg.server_names:
             raise ValueError(f"prefer={prefer!r} is not a server of pool {cfg.name!r}")
         self.cfg = cfg
@@ -140,21 +150,27 @@ class LicenseClient:
         first = self.cfg.server(self.first_server)
         ip = route_ip(first.host, first.port)
         port = self.cfg.client_port or free_port(ip)
-        self._started = start_system(ip, port, transmit_timeout=max(transmit_timeout(self.cfg.timing), 1.0),
-                                     own_group=False, log_level=log_level)
+        self._started = start_system(
+            ip, port, transmit_timeout=max(transmit_timeout(self.cfg.timing), 1.0), own_group=False, log_level=log_level
+        )
         asys = self._started.asys
         self.session = asys.createActor(ClientSession)
-        start = a.SessionStart(
-            self.cfg.name, self.client_id, self.session_id,
-            tuple(a.ResolveTarget(s.name, s.host, s.port) for s in self.cfg.servers),
-            _timing_tuple(self.cfg), prefer, os.getpid(), process_start_time(os.getpid()), log_level,
+        start = admin.SessionStart(
+            pool=self.cfg.name,
+            client_id=self.client_id,
+            session_id=self.session_id,
+            servers=tuple(admin.ResolveTarget(name=s.name, host=s.host, port=s.port) for s in self.cfg.servers),
+            timing=_timing_tuple(self.cfg),
+            prefer=prefer,
+            app_pid=os.getpid(),
+            app_start=process_start_time(os.getpid()),
+            log_level=log_level,
         )
         with asys.private() as ctx:
-            if not isinstance(ctx.ask(self.session, start, _ASK), a.SessionReady):
+            if not isinstance(ctx.ask(self.session, start, _ASK), admin.SessionReady):
                 raise RuntimeError("the client session actor did not start")
         subscribed = threading.Event()
-        self._listener = threading.Thread(target=self._listen, args=(subscribed,), name="licpool-listener",
-                                          daemon=True)
+        self._listener = threading.Thread(target=self._listen, args=(subscribed,), name="licpool-listener", daemon=True)
         self._listener.start()
         if not subscribed.wait(_ASK):
             raise RuntimeError("the client session did not accept the lease listener")
@@ -162,14 +178,21 @@ class LicenseClient:
     def __enter__(self) -> LicenseClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # ---- the API -----------------------------------------------------------------------
 
-    def checkout(self, feature: str, version: str = "", timeout: float = 10.0,
-                 on_lost: LostCallback | None = None, lease_id: str | None = None) -> Authorization:
+    def checkout(
+        self,
+        feature: str,
+        version: str = "",
+        timeout: float = 10.0,
+        on_lost: LostCallback | None = None,
+        lease_id: str | None = None,
+    ) -> Authorization:
         """One seat of (feature, version), or ``LicenseDenied``.  ``feature`` may be
         written ``FEATURE:VERSION``.  ``lease_id`` resumes a lease this client
         holds (after a restart of the app): never a second seat.
@@ -190,36 +213,63 @@ class LicenseClient:
         request_id = next(self._ids)
         while True:
             try:
-                return self._checkout_once(feature, version, request_id, deadline - time.monotonic(), on_lost,
-                                           lease_id)
+                return self._checkout_once(feature, version, request_id, deadline - time.monotonic(), on_lost, lease_id)
             except LicenseDenied as denied:
                 if denied.reason not in _TRANSIENT or time.monotonic() + pause >= deadline:
                     raise
-                logger.debug("checkout of {}:{} denied {}; asking again in {:.2f} s", feature, version,
-                             denied.reason.value, pause)
+                logger.debug(
+                    "checkout of {}:{} denied {}; asking again in {:.2f} s",
+                    feature,
+                    version,
+                    denied.reason.value,
+                    pause,
+                )
             if self._closing.wait(pause):
                 raise RuntimeError("the LicenseClient is closed")
             pause = min(2 * pause, _RETRY_MAX)
 
-    def _checkout_once(self, feature: str, version: str, request_id: int, timeout: float,
-                       on_lost: LostCallback | None, lease_id: str | None) -> Authorization:
+    def _checkout_once(
+        self,
+        feature: str,
+        version: str,
+        request_id: int,
+        timeout: float,
+        on_lost: LostCallback | None,
+        lease_id: str | None,
+    ) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
         with self._started.asys.private() as ctx:
             until = time.monotonic() + timeout
-            reply = _answer(ctx, ctx.ask(self.session, a.OpenCheckout(request_id, feature, version, lease_id),
-                                         timeout), a.CheckoutResult, request_id, until)
+            reply = _answer(
+                ctx,
+                ctx.ask(
+                    self.session,
+                    admin.OpenCheckout(request_id=request_id, feature=feature, version=version, lease_id=lease_id),
+                    timeout,
+                ),
+                admin.CheckoutResult,
+                request_id,
+                until,
+            )
             if reply is None:
                 # The session releases the grant if it came after all; its late
                 # CheckoutResult may reach this context first and is not the
                 # abandon's answer.
                 until = time.monotonic() + _ASK
-                gave_up = _answer(ctx, ctx.ask(self.session, a.AbandonCheckout(request_id), _ASK),
-                                  a.CheckoutAbandoned, request_id, until)
-                heard = isinstance(gave_up, a.CheckoutAbandoned) and gave_up.heard
-                raise LicenseDenied(DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE,
-                                    f"no grant within {timeout:g} s" if heard else "no server of the pool answered")
-        if not isinstance(reply, a.CheckoutResult):
+                gave_up = _answer(
+                    ctx,
+                    ctx.ask(self.session, admin.AbandonCheckout(request_id=request_id), _ASK),
+                    admin.CheckoutAbandoned,
+                    request_id,
+                    until,
+                )
+                heard = isinstance(gave_up, admin.CheckoutAbandoned) and gave_up.heard
+                raise LicenseDenied(
+                    DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE,
+                    f"no grant within {timeout:g} s" if heard else "no server of the pool answered",
+                )
+        if not isinstance(reply, admin.CheckoutResult):
             raise LicenseDenied(DenyReason.UNREACHABLE, f"unexpected answer {type(reply).__name__}")
         if not reply.granted:
             raise LicenseDenied(reply.reason or DenyReason.UNREACHABLE, reply.detail)
@@ -246,7 +296,7 @@ class LicenseClient:
                 for auth in auths:
                     auth.released = True
                 with contextlib.suppress(Exception), started.asys.private() as ctx:
-                    ctx.ask(self.session, a.CloseSession(), _ASK)
+                    ctx.ask(self.session, admin.CloseSession(), _ASK)
         finally:
             if self._listener is not None:
                 self._listener.join(2.0)
@@ -262,7 +312,7 @@ class LicenseClient:
         if started is None:
             return
         with started.asys.private() as ctx:
-            ctx.ask(self.session, a.ReleaseLease(auth.lease_id), _ASK)
+            ctx.ask(self.session, admin.ReleaseLease(lease_id=auth.lease_id), _ASK)
 
     def _listen(self, subscribed: threading.Event) -> None:
         started = self._started
@@ -270,10 +320,10 @@ class LicenseClient:
             return
         try:
             with started.asys.private() as ctx:
-                ctx.tell(self.session, a.Subscribe())
+                ctx.tell(self.session, admin.Subscribe())
                 while not self._closing.is_set():
                     msg = ctx.listen(0.1)
-                    if isinstance(msg, a.LeaseNotice):
+                    if isinstance(msg, admin.LeaseNotice):
                         if msg.kind == "subscribed":
                             subscribed.set()
                         self._notice(msg)
@@ -282,10 +332,10 @@ class LicenseClient:
             if not self._closing.is_set():
                 logger.exception("the lease listener stopped")
 
-    def _notice(self, msg: a.LeaseNotice) -> None:
+    def _notice(self, msg: admin.LeaseNotice) -> None:
         if msg.kind == "deadlines":
             for lease_id, server, deadline in msg.deadlines:
-                self._notice(a.LeaseNotice("deadline", lease_id, server, deadline))
+                self._notice(admin.LeaseNotice(kind="deadline", lease_id=lease_id, server=server, deadline=deadline))
             return
         with self._lock:
             auth = self._auths.get(msg.lease_id)

@@ -1,6 +1,6 @@
 """Loading and checking ``pool.toml``, and writing the default loopback pool.
 
-This module owns the pool config file (DESIGN.md 3): its keys, their types and
+This module owns the pool config file (operations.md): its keys, their types and
 defaults, the refusal of anything else, and the one-line ``ConfigError``
 ``"<file>: <key>: <reason>"``.  The timing rules themselves live in
 ``actors.core.timing``; this module only applies them.  It also reads the admin
@@ -147,7 +147,7 @@ class PoolConfig:
         )
 
     def settings_hash(self) -> str:
-        """sha256 of the settings every server must share (DESIGN.md 2b item 12):
+        """sha256 of the settings every server must share (leadership.md M12):
         not per-host paths or the client port."""
         shared = {
             "v": 1,

@@ -48,8 +48,7 @@ class SyncWindow:
             self.coalesced += 1
             if before.epoch == msg.epoch and msg.serving is None and before.serving is not None:
                 msg = dataclasses.replace(msg, serving=before.serving)
-        if len(self.sent.get(peer, ())) < self.window or now - self.last_send.get(peer, float("-inf")) >= \
-                self.max_hold:
+        if len(self.sent.get(peer, ())) < self.window or now - self.last_send.get(peer, float("-inf")) >= self.max_hold:
             return self._sending(peer, msg, now)
         self.held[peer] = msg
         return None

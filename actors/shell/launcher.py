@@ -44,8 +44,15 @@ def transmit_timeout(timing: Timing) -> float:
     return max(timing.failure_timeout, 0.25)
 
 
-def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console_level: str | None = None,
-               ready: Callable[[str], None] | None = None, stop: threading.Event | None = None) -> None:
+def run_server(
+    config_path: Path,
+    name: str,
+    *,
+    log_level: str = "INFO",
+    console_level: str | None = None,
+    ready: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     """Run server ``name`` of the config until SIGINT/SIGTERM (or ``stop``)."""
     cfg = load_config(config_path)
     spec = cfg.server(name)
@@ -63,32 +70,42 @@ def run_server(config_path: Path, name: str, *, log_level: str = "INFO", console
         raise LaunchError(f"metrics port {spec.host}:{spec.metrics_port} of server {name} is already in use")
     data = cfg.data_dir / name
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
-    logs.configure(json_audit_path=data / "audit.jsonl", level=log_level, log_path=data / "server.log",
-                   console=False)
+    logs.configure(json_audit_path=data / "audit.jsonl", level=log_level, log_path=data / "server.log", console=False)
     if console_level != "OFF":
         _console_at(console_level or log_level)
     stop = stop or threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = start_system(ip, spec.port, transmit_timeout=transmit_timeout(cfg.timing), own_group=True,
-                           log_level=log_level)
+    started = start_system(
+        ip, spec.port, transmit_timeout=transmit_timeout(cfg.timing), own_group=True, log_level=log_level
+    )
     endpoint = None
     try:
         from actors.shell.server_actor import LicenseServer
 
         address = started.asys.createActor(LicenseServer, globalName=SERVER_GLOBAL_NAME)
-        reply = started.asys.ask(address, StartServer(str(cfg.path), name, os.getpid()), START_TIMEOUT)
+        reply = started.asys.ask(
+            address, StartServer(config_path=str(cfg.path), name=name, launcher_pid=os.getpid()), START_TIMEOUT
+        )
         if isinstance(reply, ServerStartFailed):
             raise LaunchError(reply.error)
         if not isinstance(reply, ServerStarted):
             raise LaunchError(f"server {name} did not start within {START_TIMEOUT:.0f} s")
-        line = f"licpool: server {name} of pool {cfg.name!r} serving on {spec.address} " \
-               f"(incarnation {reply.incarnation}, pid {os.getpid()}, data {data})"
+        line = (
+            f"licpool: server {name} of pool {cfg.name!r} serving on {spec.address} "
+            f"(incarnation {reply.incarnation}, pid {os.getpid()}, data {data})"
+        )
         if spec.metrics_port is not None:
             # Started after the actor system, so no forked actor inherits its socket.
             from actors.shell.metrics import MetricsEndpoint
 
-            endpoint = MetricsEndpoint(lambda msg, timeout: started.asys.ask(address, msg, timeout), cfg.name, name,
-                                       ip, spec.metrics_port, timeout=max(cfg.timing.failure_timeout, 2.0))
+            endpoint = MetricsEndpoint(
+                lambda msg, timeout: started.asys.ask(address, msg, timeout),
+                cfg.name,
+                name,
+                ip,
+                spec.metrics_port,
+                timeout=max(cfg.timing.failure_timeout, 2.0),
+            )
             line += f"; metrics on {endpoint.url}"
         print(line, flush=True)
         if ready is not None:
@@ -107,15 +124,27 @@ def _console_at(level: str) -> None:
     """Show ``level`` and above on the console (audit records only in their file)."""
     from loguru import logger
 
-    logger.add(sys.stderr, level=level, format="{time:HH:mm:ss.SSS} | {level: <7} | {message}", colorize=False,
-               filter=lambda r: r["extra"].get("audit") is not True)
+    logger.add(
+        sys.stderr,
+        level=level,
+        format="{time:HH:mm:ss.SSS} | {level: <7} | {message}",
+        colorize=False,
+        filter=lambda r: r["extra"].get("audit") is not True,
+    )
 
 
 class PoolProcesses:
     """The server processes of one pool, each in its own session and process group."""
 
-    def __init__(self, config_path: Path, *, quiet: bool = True, log_level: str = "INFO",
-                 env: dict[str, str] | None = None, output: Path | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        quiet: bool = True,
+        log_level: str = "INFO",
+        env: dict[str, str] | None = None,
+        output: Path | None = None,
+    ) -> None:
         self.config_path = Path(config_path).absolute()
         self.cfg: PoolConfig = load_config(self.config_path)
         self.quiet = quiet
@@ -128,8 +157,18 @@ class PoolProcesses:
         self.groups: set[int] = set()
 
     def command(self, name: str) -> list[str]:
-        cmd = [sys.executable, "-m", "actors", "server", "--config", str(self.config_path), "--name", name,
-               "--log-level", self.log_level]
+        cmd = [
+            sys.executable,
+            "-m",
+            "actors",
+            "server",
+            "--config",
+            str(self.config_path),
+            "--name",
+            name,
+            "--log-level",
+            self.log_level,
+        ]
         if self.quiet:
             cmd += ["--console-level", "OFF"]
         return cmd
@@ -144,11 +183,20 @@ class PoolProcesses:
         if self.quiet or self.output is not None:
             where = self.output if self.output is not None else self.cfg.data_dir / name
             where.mkdir(parents=True, exist_ok=True)
-            out = os.open(where / (f"{name}.out" if self.output is not None else "launcher.out"),
-                          os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            out = os.open(
+                where / (f"{name}.out" if self.output is not None else "launcher.out"),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o600,
+            )
         try:
-            proc = subprocess.Popen(self.command(name), start_new_session=True, env=self.env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=out)
+            proc = subprocess.Popen(
+                self.command(name),
+                start_new_session=True,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
         finally:
             if out is not None:
                 os.close(out)

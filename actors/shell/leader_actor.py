@@ -48,8 +48,7 @@ class LeaderRole(ActorTypeDispatcher):
         pass
 
     def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
-        logger.warning("leader role: a message it sent could not be handled: {}",
-                       type(msg.poisonMessage).__name__)
+        logger.warning("leader role: a message it sent could not be handled: {}", type(msg.poisonMessage).__name__)
 
     def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
         logger.warning("leader role: dropped unknown message {} from {}", type(msg).__name__, sender)

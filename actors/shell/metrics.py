@@ -56,41 +56,43 @@ _BASE = ("pool", "server")
 _FEATURE = (*_BASE, "feature", "version")
 _HOLDER = (*_FEATURE, "holder")
 
-METRIC_NAMES = frozenset({
-    "licpool_server_responding",
-    "licpool_server_info",
-    "licpool_peer_up",
-    "licpool_is_leader",
-    "licpool_leader_known",
-    "licpool_serving",
-    "licpool_epoch",
-    "licpool_commit_index",
-    "licpool_applied_index",
-    "licpool_apply_lag",
-    "licpool_leader_changes",
-    "licpool_seats_licensed",
-    "licpool_seats_allocated",
-    "licpool_seats_in_use",
-    "licpool_seats_target",
-    "licpool_seats_free_pool",
-    "licpool_seats_in_flight",
-    "licpool_checkouts_granted",
-    "licpool_checkouts_denied",
-    "licpool_checkouts_waiting",
-    "licpool_failovers_pending",
-    "licpool_failovers",
-    "licpool_transfers",
-    "licpool_borrows",
-    "licpool_journal_bytes",
-    "licpool_snapshot_bytes",
-    "licpool_compactions",
-    "licpool_compaction_seconds",
-    "licpool_fsync_seconds",
-    "licpool_sessions",
-    "licpool_leases_held",
-    "licpool_license_days_to_expiry",
-    "licpool_feature_days_to_expiry",
-})
+METRIC_NAMES = frozenset(
+    {
+        "licpool_server_responding",
+        "licpool_server_info",
+        "licpool_peer_up",
+        "licpool_is_leader",
+        "licpool_leader_known",
+        "licpool_serving",
+        "licpool_epoch",
+        "licpool_commit_index",
+        "licpool_applied_index",
+        "licpool_apply_lag",
+        "licpool_leader_changes",
+        "licpool_seats_licensed",
+        "licpool_seats_allocated",
+        "licpool_seats_in_use",
+        "licpool_seats_target",
+        "licpool_seats_free_pool",
+        "licpool_seats_in_flight",
+        "licpool_checkouts_granted",
+        "licpool_checkouts_denied",
+        "licpool_checkouts_waiting",
+        "licpool_failovers_pending",
+        "licpool_failovers",
+        "licpool_transfers",
+        "licpool_borrows",
+        "licpool_journal_bytes",
+        "licpool_snapshot_bytes",
+        "licpool_compactions",
+        "licpool_compaction_seconds",
+        "licpool_fsync_seconds",
+        "licpool_sessions",
+        "licpool_leases_held",
+        "licpool_license_days_to_expiry",
+        "licpool_feature_days_to_expiry",
+    }
+)
 """Every metric family a server exports, by family name (a counter's samples add ``_total``, a
 histogram's ``_bucket``, ``_count`` and ``_sum``)."""
 
@@ -106,10 +108,14 @@ class ServerMetrics:
         def gauge(name: str, doc: str, labels: tuple[str, ...] = _BASE) -> Gauge:
             return Gauge(name, doc, labels, registry=r)
 
-        self.info = gauge("licpool_server_info", "Always 1; labels: the incarnation and the date the server counts "
-                          "expiry from.", (*_BASE, "incarnation", "today"))
-        self.peer_up = gauge("licpool_peer_up", "1 if the reporting server sees the holder up (its status view).",
-                             (*_BASE, "holder"))
+        self.info = gauge(
+            "licpool_server_info",
+            "Always 1; labels: the incarnation and the date the server counts expiry from.",
+            (*_BASE, "incarnation", "today"),
+        )
+        self.peer_up = gauge(
+            "licpool_peer_up", "1 if the reporting server sees the holder up (its status view).", (*_BASE, "holder")
+        )
         self.is_leader = gauge("licpool_is_leader", "1 if this server is the leader.")
         self.leader_known = gauge("licpool_leader_known", "1 if this server knows a leader it hears from.")
         self.serving = gauge("licpool_serving", "1 if this server may serve majority-ruled features now.")
@@ -117,44 +123,75 @@ class ServerMetrics:
         self.commit_index = gauge("licpool_commit_index", "The highest log index this server knows committed.")
         self.applied_index = gauge("licpool_applied_index", "The highest log index this server has applied.")
         self.apply_lag = gauge("licpool_apply_lag", "Committed entries not yet applied here (commit - applied).")
-        self.leader_changes = Counter("licpool_leader_changes", "Times this server saw a new leader.", _BASE,
-                                      registry=r)
+        self.leader_changes = Counter(
+            "licpool_leader_changes", "Times this server saw a new leader.", _BASE, registry=r
+        )
         self.total = gauge("licpool_seats_licensed", "Licensed seats of the feature.", _FEATURE)
         self.allocated = gauge("licpool_seats_allocated", "Seats allocated to the holder.", _HOLDER)
-        self.in_use = gauge("licpool_seats_in_use", "Seats in use at the holder (exact for the reporting server, "
-                            "as last committed for the others).", _HOLDER)
+        self.in_use = gauge(
+            "licpool_seats_in_use",
+            "Seats in use at the holder (exact for the reporting server, as last committed for the others).",
+            _HOLDER,
+        )
         self.target = gauge("licpool_seats_target", "The holder's distribution criteria target.", _HOLDER)
         self.free_pool = gauge("licpool_seats_free_pool", "Seats in the feature's free pool.", _FEATURE)
-        self.in_flight = gauge("licpool_seats_in_flight", "Seats cut from a giver whose transfer has not completed.",
-                               _FEATURE)
-        self.granted = Counter("licpool_checkouts_granted", "Checkouts granted here (resumes included).", _FEATURE,
-                               registry=r)
-        self.denied = Counter("licpool_checkouts_denied", "Checkouts denied here, by reason.", (*_FEATURE, "reason"),
-                              registry=r)
+        self.in_flight = gauge(
+            "licpool_seats_in_flight", "Seats cut from a giver whose transfer has not completed.", _FEATURE
+        )
+        self.granted = Counter(
+            "licpool_checkouts_granted", "Checkouts granted here (resumes included).", _FEATURE, registry=r
+        )
+        self.denied = Counter(
+            "licpool_checkouts_denied", "Checkouts denied here, by reason.", (*_FEATURE, "reason"), registry=r
+        )
         self.waiting = gauge("licpool_checkouts_waiting", "Checkouts held here while a borrow is under way.")
-        self.failovers_pending = gauge("licpool_failovers_pending", "Leases a client failed over to this server "
-                                       "that are not seated yet.")
-        self.failovers = Counter("licpool_failovers", "Fail-overs the leader handled (counted at the leader).",
-                                 _BASE, registry=r)
-        self.transfers = Counter("licpool_transfers", "Seat transfers completed (counted at the leader).", _BASE,
-                                 registry=r)
+        self.failovers_pending = gauge(
+            "licpool_failovers_pending", "Leases a client failed over to this server that are not seated yet."
+        )
+        self.failovers = Counter(
+            "licpool_failovers", "Fail-overs the leader handled (counted at the leader).", _BASE, registry=r
+        )
+        self.transfers = Counter(
+            "licpool_transfers", "Seat transfers completed (counted at the leader).", _BASE, registry=r
+        )
         self.borrows = Counter("licpool_borrows", "Borrow requests the leader acted on.", _BASE, registry=r)
         self.journal = gauge("licpool_journal_bytes", "Size of the server's journal file.")
         self.snapshot = gauge("licpool_snapshot_bytes", "Size of the server's snapshot file.")
         self.compactions = Counter("licpool_compactions", "Journal compactions into a snapshot.", _BASE, registry=r)
-        self.compaction_seconds = Histogram("licpool_compaction_seconds", "How long each compaction held the "
-                                            "server up.", _BASE, buckets=COMPACTION_BUCKETS, registry=r)
-        self.fsync = Histogram("licpool_fsync_seconds", "Append and fsync of one step's records (group commit).",
-                               _BASE, buckets=FSYNC_BUCKETS, registry=r)
+        self.compaction_seconds = Histogram(
+            "licpool_compaction_seconds",
+            "How long each compaction held the server up.",
+            _BASE,
+            buckets=COMPACTION_BUCKETS,
+            registry=r,
+        )
+        self.fsync = Histogram(
+            "licpool_fsync_seconds",
+            "Append and fsync of one step's records (group commit).",
+            _BASE,
+            buckets=FSYNC_BUCKETS,
+            registry=r,
+        )
         self.sessions = gauge("licpool_sessions", "Client sessions holding leases here.")
         self.leases = gauge("licpool_leases_held", "Leases held at this server.")
-        self.license_days = gauge("licpool_license_days_to_expiry", "Days the license code still works, today "
-                                  "included (0 or less: expired).", (*_FEATURE, "serial"))
-        self.feature_days = gauge("licpool_feature_days_to_expiry", "Days the feature still works: its latest code's.",
-                                  _FEATURE)
+        self.license_days = gauge(
+            "licpool_license_days_to_expiry",
+            "Days the license code still works, today included (0 or less: expired).",
+            (*_FEATURE, "serial"),
+        )
+        self.feature_days = gauge(
+            "licpool_feature_days_to_expiry", "Days the feature still works: its latest code's.", _FEATURE
+        )
         self._leader: str | None = None
-        for metric in (self.leader_changes, self.failovers, self.transfers, self.borrows, self.compactions,
-                       self.compaction_seconds, self.fsync):
+        for metric in (
+            self.leader_changes,
+            self.failovers,
+            self.transfers,
+            self.borrows,
+            self.compactions,
+            self.compaction_seconds,
+            self.fsync,
+        ):
             metric.labels(*self.base)  # present (at 0) from the start
 
     # ---- as the server works ---------------------------------------------------------
@@ -166,8 +203,9 @@ class ServerMetrics:
             if kind == "grant":
                 self.granted.labels(*self.base, str(fields.get("feature")), str(fields.get("version"))).inc()
             elif kind == "denial":
-                self.denied.labels(*self.base, str(fields.get("feature")), str(fields.get("version")),
-                                   str(fields.get("reason"))).inc()
+                self.denied.labels(
+                    *self.base, str(fields.get("feature")), str(fields.get("version")), str(fields.get("reason"))
+                ).inc()
             elif kind == "failover":
                 self.failovers.labels(*self.base).inc()
             elif kind == "transfer":
@@ -196,8 +234,18 @@ class ServerMetrics:
         """Set the gauges from the node's state now; the registry as Prometheus text."""
         status = status_reply(node, cfg, now, "")
         b = self.base
-        for g in (self.info, self.peer_up, self.total, self.allocated, self.in_use, self.target, self.free_pool,
-                  self.in_flight, self.license_days, self.feature_days):
+        for g in (
+            self.info,
+            self.peer_up,
+            self.total,
+            self.allocated,
+            self.in_use,
+            self.target,
+            self.free_pool,
+            self.in_flight,
+            self.license_days,
+            self.feature_days,
+        ):
             g.clear()
         self.info.labels(*b, str(node.raft.incarnation), status.today).set(1)
         for s in status.servers:
@@ -263,8 +311,11 @@ class _FromServer:
         ok = isinstance(reply, MetricsReply)
         if ok:
             yield from text_string_to_metric_families(reply.text)
-        up = GaugeMetricFamily("licpool_server_responding", "1 if the server's LicenseServer actor answered this "
-                               "scrape in time.", labels=list(_BASE))
+        up = GaugeMetricFamily(
+            "licpool_server_responding",
+            "1 if the server's LicenseServer actor answered this scrape in time.",
+            labels=list(_BASE),
+        )
         up.add_metric([self.pool, self.server], 1.0 if ok else 0.0)
         yield up
 

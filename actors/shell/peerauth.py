@@ -24,7 +24,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from actors.protocol import admin as a
+from actors.protocol import admin as admin_msgs
 from actors.protocol.codec import to_plain
 
 __all__ = ["PEER_KEY_LABEL", "address_text", "derive_peer_key", "peer_mac", "seal", "genuine"]
@@ -34,8 +34,7 @@ PEER_KEY_LABEL = b"licpool peer messages v1"
 
 def derive_peer_key(admin_secret: str, pool: str) -> bytes:
     """The MAC key of peer messages of pool ``pool``."""
-    return hmac.new(admin_secret.encode("utf-8"), PEER_KEY_LABEL + b"|" + pool.encode("utf-8"),
-                    hashlib.sha256).digest()
+    return hmac.new(admin_secret.encode("utf-8"), PEER_KEY_LABEL + b"|" + pool.encode("utf-8"), hashlib.sha256).digest()
 
 
 def address_text(address: Any) -> str:
@@ -55,12 +54,14 @@ def peer_mac(key: bytes, pool: str, sender: str, address: Any, body: Any) -> str
     return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
 
-def seal(key: bytes, pool: str, sender: str, address: Any, body: Any) -> a.PeerEnvelope:
+def seal(key: bytes, pool: str, sender: str, address: Any, body: Any) -> admin_msgs.PeerEnvelope:
     """An envelope of ``body`` from server ``sender`` (at ``address``), with its MAC."""
-    return a.PeerEnvelope(pool, sender, address, body, peer_mac(key, pool, sender, address, body))
+    return admin_msgs.PeerEnvelope(
+        pool=pool, sender=sender, address=address, body=body, mac=peer_mac(key, pool, sender, address, body)
+    )
 
 
-def genuine(key: bytes, env: a.PeerEnvelope) -> bool:
+def genuine(key: bytes, env: admin_msgs.PeerEnvelope) -> bool:
     """The envelope's MAC is right (constant-time compare)."""
     if not isinstance(env.mac, str):
         return False

@@ -100,8 +100,14 @@ class NodeStore:
 
     def _setup(self, storage: Storage, compact_every_records: int) -> None:
         self.storage = storage
-        self.store = Store(self.storage, STREAM, schema_version=SCHEMA_VERSION, upgrades={1: _same_state},
-                           record_upgrades={1: _one_record_step}, compact_every_records=compact_every_records)
+        self.store = Store(
+            self.storage,
+            STREAM,
+            schema_version=SCHEMA_VERSION,
+            upgrades={1: _same_state},
+            record_upgrades={1: _one_record_step},
+            compact_every_records=compact_every_records,
+        )
         self.compact_every_records = compact_every_records
         self.records_since_snapshot = 0
         """Core records (not frames) in the journal: the compaction threshold."""
@@ -155,8 +161,10 @@ class NodeStore:
         it runs in the child, on the node as it was at the cut."""
         if self._cut is not None:
             return self._advance()
-        due = (self.records_since_snapshot >= self.compact_every_records
-               or self.store.journal_bytes >= self.store.compact_every_bytes)
+        due = (
+            self.records_since_snapshot >= self.compact_every_records
+            or self.store.journal_bytes >= self.store.compact_every_bytes
+        )
         if not due:
             return False
         if self.compaction == "inline":

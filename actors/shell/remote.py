@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from actors.core import adminauth
-from actors.protocol import pool as p
+from actors.protocol import pool as pool_msgs
 from actors.protocol.admin import SessionInfo, SessionsQuery, SessionsReply, StatusQuery, StatusReply
 from actors.shell.config import PoolConfig
 from actors.shell.launcher import transmit_timeout
@@ -48,8 +48,12 @@ class PoolLink:
         first = cfg.servers[0]
         ip = route_ip(first.host, first.port)
         self.started: StartedSystem | None = start_system(
-            ip, free_port(ip), transmit_timeout=max(transmit_timeout(cfg.timing), timeout, 1.0), own_group=False,
-            log_level=log_level)
+            ip,
+            free_port(ip),
+            transmit_timeout=max(transmit_timeout(cfg.timing), timeout, 1.0),
+            own_group=False,
+            log_level=log_level,
+        )
         self.addresses: dict[str, Any] = {}
 
     def __enter__(self) -> PoolLink:
@@ -101,7 +105,7 @@ class PoolLink:
     # ---- queries -------------------------------------------------------------------
 
     def status_of(self, name: str) -> StatusReply | None:
-        reply = self.ask(name, StatusQuery(uuid.uuid4().hex))
+        reply = self.ask(name, StatusQuery(request_id=uuid.uuid4().hex))
         return reply if isinstance(reply, StatusReply) else None
 
     def status(self) -> StatusReply | None:
@@ -129,7 +133,7 @@ class PoolLink:
         registry: dict[str, SessionInfo] = {}
         silent = []
         for name in self.cfg.server_names:
-            reply = self.ask(name, SessionsQuery(feature, version))
+            reply = self.ask(name, SessionsQuery(feature=feature, version=version))
             if not isinstance(reply, SessionsReply):
                 silent.append(name)
                 continue
@@ -148,7 +152,7 @@ class PoolLink:
         unreadable or too short."""
         return sign_admin(self.cfg, msg)
 
-    def admin(self, make: Any, *, timeout: float = 10.0, sign: bool = True) -> p.AdminReply:
+    def admin(self, make: Any, *, timeout: float = 10.0, sign: bool = True) -> pool_msgs.AdminReply:
         """Send an admin change (``make(request_id)`` builds it) to the leader if
         known, else to any server, retrying while an election is under way.
         Each attempt is signed afresh (``sign``: tests send unsigned ones)."""
@@ -158,6 +162,7 @@ class PoolLink:
 
             def make(request_id: str) -> Any:
                 return self.sign(unsigned(request_id))
+
         deadline = time.monotonic() + timeout
         last = "no server of the pool answered"
         while True:
@@ -171,14 +176,16 @@ class PoolLink:
                 if remaining <= 0:
                     break
                 reply = self.ask(name, make(uuid.uuid4().hex), min(remaining, max(self.timeout, 5.0)))
-                if not isinstance(reply, p.AdminReply):
+                if not isinstance(reply, pool_msgs.AdminReply):
                     continue
                 if reply.ok or not any(x in reply.error for x in _RETRY_ERRORS):
                     return reply
                 last = reply.error
                 break
             if time.monotonic() >= deadline:
-                return p.AdminReply("", 0, "", False, error=f"gave up after {timeout:.0f} s: {last}")
+                return pool_msgs.AdminReply(
+                    sender="", epoch=0, request_id="", ok=False, error=f"gave up after {timeout:.0f} s: {last}"
+                )
             time.sleep(0.2)
 
 
@@ -189,7 +196,7 @@ def _status_request() -> Any:
 
 
 def status_json(reply: StatusReply) -> dict[str, Any]:
-    """The ``licpool status --json`` document (DESIGN.md 3: fields may be
+    """The ``licpool status --json`` document (operations.md: fields may be
     added, never renamed)."""
     return {
         "pool": reply.pool,
@@ -197,27 +204,52 @@ def status_json(reply: StatusReply) -> dict[str, Any]:
         "leader": reply.leader,
         "answered_by": reply.answered_by,
         "servers": [
-            {"name": s.name, "address": s.address, "up": s.up, "leader": s.leader, "status": s.status,
-             "incarnation": s.incarnation}
+            {
+                "name": s.name,
+                "address": s.address,
+                "up": s.up,
+                "leader": s.leader,
+                "status": s.status,
+                "incarnation": s.incarnation,
+            }
             for s in reply.servers
         ],
         "features": [
-            {"feature": f.feature, "version": f.version, "total": f.total, "free_pool": f.free_pool,
-             "in_flight": f.in_flight, "majority": f.majority, "expires": f.expires,
-             "version_match": "exact" if f.exact_version else "range",
-             "servers": {u.server: {"allocated": u.allocated, "in_use": u.in_use, "target": u.target}
-                         for u in f.servers}}
+            {
+                "feature": f.feature,
+                "version": f.version,
+                "total": f.total,
+                "free_pool": f.free_pool,
+                "in_flight": f.in_flight,
+                "majority": f.majority,
+                "expires": f.expires,
+                "version_match": "exact" if f.exact_version else "range",
+                "servers": {
+                    u.server: {"allocated": u.allocated, "in_use": u.in_use, "target": u.target} for u in f.servers
+                },
+            }
             for f in reply.features
         ],
         "pending": [
-            {"feature": c.feature, "version": c.version, "server": c.server, "allocated": c.allocated,
-             "target": c.target}
+            {
+                "feature": c.feature,
+                "version": c.version,
+                "server": c.server,
+                "allocated": c.allocated,
+                "target": c.target,
+            }
             for c in reply.pending
         ],
         "today": reply.today,
         "licenses": [
-            {"serial": x.serial, "feature": x.feature, "version": x.version, "count": x.count, "expires": x.expires,
-             "days_left": x.days_left}
+            {
+                "serial": x.serial,
+                "feature": x.feature,
+                "version": x.version,
+                "count": x.count,
+                "expires": x.expires,
+                "days_left": x.days_left,
+            }
             for x in reply.licenses
         ],
     }

@@ -45,7 +45,7 @@ def ask_for_stale(actor: Any, book: Any, resolver: Any, now: float) -> None:
     if book is not None and resolver is not None:
         stale = book.stale(now)
         if stale:
-            actor.send(resolver, Resolve(stale))
+            actor.send(resolver, Resolve(names=stale))
 
 
 class Resolver(ActorTypeDispatcher):
@@ -95,7 +95,7 @@ class Resolver(ActorTypeDispatcher):
                 logger.debug("resolver: {} is up but has no {} yet", name, self.global_name)
                 continue
             self.wanted.discard(name)
-            self.send(self.owner, PeerResolved(name, found))
+            self.send(self.owner, PeerResolved(name=name, address=found))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         self.ticking = False

@@ -1,6 +1,6 @@
 """The LicenseServer actor: one per host, a thin shell around ``ServerNode``.
 
-Every handler does the same three things (STYLE.md habit 1): call the core,
+Every handler does the same three things (architecture.md H1): call the core,
 persist what its ``Ready`` says (append, fsync), then send.  **Group commit**:
 the fsync and the sends wait for the end of a burst.  The records of every
 message handled in a burst are appended as each is handled, and its outgoing
@@ -52,9 +52,9 @@ from actors.core.codes import CodeError
 from actors.core.effects import ClientRef, Ready
 from actors.core.node import ServerNode
 from actors.persist import PersistError
-from actors.protocol import admin as a
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import admin as admin_msgs
+from actors.protocol import client as client_msgs
+from actors.protocol import pool as pool_msgs
 from actors.protocol.raft import SyncReply
 from actors.shell import logs, peerauth, profiling
 from actors.shell.book import AddressBook
@@ -72,9 +72,23 @@ __all__ = ["LicenseServer"]
 _TICK = "licpool-server-tick"
 _CLIENT_IDLE = 120.0
 """Seconds after which an address of a silent client is forgotten."""
-_EVENTS_AT_INFO = frozenset({"leader", "step_down", "leader_lease_lost", "fence", "reclaim", "rejoin",
-                             "serverdown", "boot", "borrow", "transfer", "failover", "rebalance",
-                             "settings_mismatch"})
+_EVENTS_AT_INFO = frozenset(
+    {
+        "leader",
+        "step_down",
+        "leader_lease_lost",
+        "fence",
+        "reclaim",
+        "rejoin",
+        "serverdown",
+        "boot",
+        "borrow",
+        "transfer",
+        "failover",
+        "rebalance",
+        "settings_mismatch",
+    }
+)
 
 
 _MAX_BATCH = 64
@@ -153,20 +167,30 @@ class LicenseServer(ActorTypeDispatcher):
 
     # ---- start ---------------------------------------------------------------------
 
-    def receiveMsg_StartServer(self, msg: a.StartServer, sender: Any) -> None:
+    def receiveMsg_StartServer(self, msg: admin_msgs.StartServer, sender: Any) -> None:
         if self.node is not None:
-            self._out(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+            self._out(
+                sender,
+                admin_msgs.ServerStarted(
+                    name=self.name, incarnation=self.node.raft.incarnation, address=str(self.myAddress)
+                ),
+            )
             return
         try:
             self._open(msg)
         except (ConfigError, CodeError, PersistError, OSError, ValueError) as exc:
             logger.error("server {} cannot start: {}", msg.name, exc)
-            self._out(sender, a.ServerStartFailed(" ".join(str(exc).split())))
+            self._out(sender, admin_msgs.ServerStartFailed(error=" ".join(str(exc).split())))
             return
         assert self.node is not None
-        self._out(sender, a.ServerStarted(self.name, self.node.raft.incarnation, str(self.myAddress)))
+        self._out(
+            sender,
+            admin_msgs.ServerStarted(
+                name=self.name, incarnation=self.node.raft.incarnation, address=str(self.myAddress)
+            ),
+        )
 
-    def _open(self, msg: a.StartServer) -> None:
+    def _open(self, msg: admin_msgs.StartServer) -> None:
         cfg = load_config(msg.config_path)
         settings = node_settings(cfg, msg.name)
         self.cfg, self.name = cfg, msg.name
@@ -180,8 +204,13 @@ class LicenseServer(ActorTypeDispatcher):
         self.store = self._open_store()
         self._boot(settings)
         self.resolver = self.createActor(Resolver)
-        targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in cfg.servers if s.name != msg.name)
-        self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, cfg.timing.failure_timeout))
+        targets = tuple(
+            admin_msgs.ResolveTarget(name=s.name, host=s.host, port=s.port) for s in cfg.servers if s.name != msg.name
+        )
+        self.send(
+            self.resolver,
+            admin_msgs.ResolverStart(targets=targets, global_name=SERVER_GLOBAL_NAME, retry=cfg.timing.failure_timeout),
+        )
         ask_for_stale(self, self.book, self.resolver, time.monotonic())
 
     def _open_store(self) -> NodeStore:
@@ -200,8 +229,13 @@ class LicenseServer(ActorTypeDispatcher):
         settings = dataclasses.replace(settings, incarnation_floor=int(time.time()))
         node, ready = ServerNode.boot(settings, self.store.load(), now)
         self.node = node
-        logger.info("server {} up: incarnation {}, epoch {}, applied {}", self.name, node.raft.incarnation,
-                    node.raft.term, node.applied)
+        logger.info(
+            "server {} up: incarnation {}, epoch {}, applied {}",
+            self.name,
+            node.raft.incarnation,
+            node.raft.term,
+            node.applied,
+        )
         self._carry(ready, now)
 
     def _restart_core(self, why: str) -> None:
@@ -226,23 +260,28 @@ class LicenseServer(ActorTypeDispatcher):
         logging and auditing it; ``None`` if it is well formed."""
         problem = shape.problem(msg)
         if problem is not None:
-            logger.warning("server {}: dropped a malformed {} from {}: {}", self.name, type(msg).__name__, sender,
-                           problem)
+            logger.warning(
+                "server {}: dropped a malformed {} from {}: {}", self.name, type(msg).__name__, sender, problem
+            )
             try:
-                logs.audit("bad_message", node=self.name, message=type(msg).__name__, origin=str(sender)[:100],
-                           problem=problem[:300])
+                logs.audit(
+                    "bad_message",
+                    node=self.name,
+                    message=type(msg).__name__,
+                    origin=str(sender)[:100],
+                    problem=problem[:300],
+                )
             except Exception as exc:  # an audit line must never stop the server
                 logger.warning("server {}: audit of a bad message failed: {}", self.name, exc)
         return problem
 
-    def receiveMsg_PeerEnvelope(self, env: a.PeerEnvelope, sender: Any) -> None:
+    def receiveMsg_PeerEnvelope(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
         if self.node is None or self.cfg is None or self.book is None:
             return
         if self._malformed(env, sender) is not None or self._malformed(env.body, sender) is not None:
             return
         if env.pool != self.cfg.name or env.sender not in self.book.names:
-            logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender,
-                           env.pool)
+            logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender, env.pool)
             return
         if not peerauth.genuine(self.peer_key, env):
             self._refuse_peer(env, sender)
@@ -251,7 +290,7 @@ class LicenseServer(ActorTypeDispatcher):
         if self.book.learn(env.sender, env.address, now):
             logger.info("server {}: {} is at {}", self.name, env.sender, env.address)
         self.book.heard(env.sender, now)
-        if isinstance(env.body, a.PeerHello):
+        if isinstance(env.body, admin_msgs.PeerHello):
             return
         if isinstance(env.body, SyncReply):
             released = self.window.answered(env.sender, env.body.round, now)
@@ -260,28 +299,37 @@ class LicenseServer(ActorTypeDispatcher):
         node = self.node
         self._run(lambda t: node.receive(env.sender, env.body, t))
 
-    def _refuse_peer(self, env: a.PeerEnvelope, sender: Any) -> None:
+    def _refuse_peer(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
         """A well-formed envelope of our pool that no server of it sealed: a
         forgery, or a server whose admin key file differs from ours."""
-        logger.warning("server {}: dropped a {} claiming to be from {} (wrong MAC; is its admin key file the same "
-                       "as ours?)", self.name, type(env.body).__name__, env.sender)
+        logger.warning(
+            "server {}: dropped a {} claiming to be from {} (wrong MAC; is its admin key file the same as ours?)",
+            self.name,
+            type(env.body).__name__,
+            env.sender,
+        )
         try:
-            logs.audit("peer_refused", node=self.name, claimed=env.sender, message=type(env.body).__name__,
-                       origin=str(sender)[:100])
+            logs.audit(
+                "peer_refused",
+                node=self.name,
+                claimed=env.sender,
+                message=type(env.body).__name__,
+                origin=str(sender)[:100],
+            )
         except Exception as exc:  # an audit line must never stop the server
             logger.warning("server {}: audit of a refused peer message failed: {}", self.name, exc)
 
-    def _seal(self, body: Any) -> a.PeerEnvelope:
+    def _seal(self, body: Any) -> admin_msgs.PeerEnvelope:
         assert self.cfg is not None
         return peerauth.seal(self.peer_key, self.cfg.name, self.name, self.myAddress, body)
 
-    def receiveMsg_PeerResolved(self, msg: a.PeerResolved, sender: Any) -> None:
+    def receiveMsg_PeerResolved(self, msg: admin_msgs.PeerResolved, sender: Any) -> None:
         if self.book is None or self.node is None or self.cfg is None:
             return
         now = time.monotonic()
         if self.book.learn(msg.name, msg.address, now, resolved=True):
             logger.info("server {}: found {} at {}", self.name, msg.name, msg.address)
-            self._out(msg.address, self._seal(a.PeerHello(self.node.raft.incarnation)))
+            self._out(msg.address, self._seal(admin_msgs.PeerHello(incarnation=self.node.raft.incarnation)))
 
     # ---- messages from client sessions and the CLI --------------------------------
 
@@ -298,19 +346,19 @@ class LicenseServer(ActorTypeDispatcher):
         if node is not None:
             self._run(lambda t: node.from_client(ref, msg, t))
 
-    def receiveMsg_CheckoutRequest(self, msg: c.CheckoutRequest, sender: Any) -> None:
+    def receiveMsg_CheckoutRequest(self, msg: client_msgs.CheckoutRequest, sender: Any) -> None:
         if self._client_msg(msg, sender):
             self._from_client(self._client(msg.session_id, sender), msg)
 
-    def receiveMsg_SessionHeartbeat(self, msg: c.SessionHeartbeat, sender: Any) -> None:
+    def receiveMsg_SessionHeartbeat(self, msg: client_msgs.SessionHeartbeat, sender: Any) -> None:
         if self._client_msg(msg, sender):
             self._from_client(self._client(msg.session_id, sender), msg)
 
-    def receiveMsg_FailoverUpdate(self, msg: c.FailoverUpdate, sender: Any) -> None:
+    def receiveMsg_FailoverUpdate(self, msg: client_msgs.FailoverUpdate, sender: Any) -> None:
         if self._client_msg(msg, sender):
             self._from_client(self._client(msg.session_id, sender), msg)
 
-    def receiveMsg_ReleaseRequest(self, msg: c.ReleaseRequest, sender: Any) -> None:
+    def receiveMsg_ReleaseRequest(self, msg: client_msgs.ReleaseRequest, sender: Any) -> None:
         if self._client_msg(msg, sender):
             self._from_client(self._client(f"release:{msg.client_id}:{msg.request_id}", sender), msg)
 
@@ -319,10 +367,24 @@ class LicenseServer(ActorTypeDispatcher):
         request_id = request_id if isinstance(request_id, str) else ""
         problem = self._malformed(msg, sender)
         if problem is not None:
-            self._out(sender, p.AdminReply(self.name, 0, request_id, False, error=f"malformed admin change: {problem}"))
+            self._out(
+                sender,
+                pool_msgs.AdminReply(
+                    sender=self.name,
+                    epoch=0,
+                    request_id=request_id,
+                    ok=False,
+                    error=f"malformed admin change: {problem}",
+                ),
+            )
             return
         if self.node is None:
-            self._out(sender, p.AdminReply("", 0, request_id, False, error="the server is not serving"))
+            self._out(
+                sender,
+                pool_msgs.AdminReply(
+                    sender="", epoch=0, request_id=request_id, ok=False, error="the server is not serving"
+                ),
+            )
             return
         self._from_client(self._client(f"admin:{msg.request_id}", sender), msg)
 
@@ -332,19 +394,23 @@ class LicenseServer(ActorTypeDispatcher):
     receiveMsg_ForceReleaseLease = _admin
     receiveMsg_DeclareServerDown = _admin
 
-    def receiveMsg_StatusQuery(self, msg: a.StatusQuery, sender: Any) -> None:
+    def receiveMsg_StatusQuery(self, msg: admin_msgs.StatusQuery, sender: Any) -> None:
         if self.node is not None and self.cfg is not None and self._malformed(msg, sender) is None:
             self._out(sender, status_reply(self.node, self.cfg, time.monotonic(), msg.request_id, time.time()))
 
-    def receiveMsg_SessionsQuery(self, msg: a.SessionsQuery, sender: Any) -> None:
+    def receiveMsg_SessionsQuery(self, msg: admin_msgs.SessionsQuery, sender: Any) -> None:
         if self.node is not None and self._malformed(msg, sender) is None:
             self._out(sender, sessions_reply(self.node, time.monotonic(), time.time(), msg.feature, msg.version))
 
-    def receiveMsg_MetricsQuery(self, msg: a.MetricsQuery, sender: Any) -> None:
-        if self.node is not None and self.cfg is not None and self.metrics is not None \
-                and self._malformed(msg, sender) is None:
+    def receiveMsg_MetricsQuery(self, msg: admin_msgs.MetricsQuery, sender: Any) -> None:
+        if (
+            self.node is not None
+            and self.cfg is not None
+            and self.metrics is not None
+            and self._malformed(msg, sender) is None
+        ):
             text = self.metrics.render(self.node, self.cfg, self.cfg.data_dir / self.name, time.monotonic())
-            self._out(sender, a.MetricsReply(self.name, text, msg.request_id))
+            self._out(sender, admin_msgs.MetricsReply(server=self.name, text=text, request_id=msg.request_id))
 
     # ---- time ---------------------------------------------------------------------
 
@@ -382,8 +448,9 @@ class LicenseServer(ActorTypeDispatcher):
             self.next_watch = now + 0.5
             pid, start = self.launcher
             if pid and not process_alive(pid, start):
-                logger.critical("server {}: its launcher (pid {}) is gone; stopping this host's processes",
-                                self.name, pid)
+                logger.critical(
+                    "server {}: its launcher (pid {}) is gone; stopping this host's processes", self.name, pid
+                )
                 kill_own_family()
             self.clients = {k: v for k, v in self.clients.items() if now - v[1] < _CLIENT_IDLE}
 
@@ -510,9 +577,14 @@ class LicenseServer(ActorTypeDispatcher):
             except Exception as exc:  # an audit line must never stop the server
                 logger.warning("server {}: audit of {} failed: {}", self.name, event.kind, exc)
             if event.kind == "expiry_warning":
-                logger.warning("server {}: license for {} {} expires after {} ({} day(s) left)", self.name,
-                               fields.get("feature"), fields.get("version"), fields.get("expires"),
-                               fields.get("days_left"))
+                logger.warning(
+                    "server {}: license for {} {} expires after {} ({} day(s) left)",
+                    self.name,
+                    fields.get("feature"),
+                    fields.get("version"),
+                    fields.get("expires"),
+                    fields.get("days_left"),
+                )
             elif event.kind in _EVENTS_AT_INFO:
                 logger.info("server {}: {} {}", self.name, event.kind, fields)
 
@@ -534,7 +606,7 @@ class LicenseServer(ActorTypeDispatcher):
     def _send_peers(self, sends: list[tuple[str, Any]], now: float) -> None:
         """Peer-bound messages, in envelopes; through the LeaderRole while leading."""
         assert self.cfg is not None and self.book is not None
-        fanout: list[a.Addressed] = []
+        fanout: list[admin_msgs.Addressed] = []
         for name, msg in sends:
             address = self.book.address(name)
             if address is None:
@@ -543,12 +615,12 @@ class LicenseServer(ActorTypeDispatcher):
             self.book.sent(name, now)
             envelope = self._seal(msg)
             if self.leader_role is not None:
-                fanout.append(a.Addressed(address, envelope))
+                fanout.append(admin_msgs.Addressed(address=address, message=envelope))
             else:
                 self._out(address, envelope)
         if fanout:
             assert self.node is not None
-            self._out(self.leader_role, a.FanOut(tuple(fanout), self.node.raft.term))
+            self._out(self.leader_role, admin_msgs.FanOut(sends=tuple(fanout), epoch=self.node.raft.term))
 
     # ---- the LeaderRole child -----------------------------------------------------------
 
@@ -580,8 +652,17 @@ class LicenseServer(ActorTypeDispatcher):
         elif child == self.resolver and self.cfg is not None:
             logger.warning("server {}: its Resolver exited; starting a new one", self.name)
             self.resolver = self.createActor(Resolver)
-            targets = tuple(a.ResolveTarget(s.name, s.host, s.port) for s in self.cfg.servers if s.name != self.name)
-            self.send(self.resolver, a.ResolverStart(targets, SERVER_GLOBAL_NAME, self.cfg.timing.failure_timeout))
+            targets = tuple(
+                admin_msgs.ResolveTarget(name=s.name, host=s.host, port=s.port)
+                for s in self.cfg.servers
+                if s.name != self.name
+            )
+            self.send(
+                self.resolver,
+                admin_msgs.ResolverStart(
+                    targets=targets, global_name=SERVER_GLOBAL_NAME, retry=self.cfg.timing.failure_timeout
+                ),
+            )
             if self.book is not None:
                 self.book.resolving.clear()
 
@@ -595,8 +676,9 @@ class LicenseServer(ActorTypeDispatcher):
         self.node = None
 
     def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
-        logger.warning("server {}: a message it sent could not be handled: {}", self.name,
-                       type(msg.poisonMessage).__name__)
+        logger.warning(
+            "server {}: a message it sent could not be handled: {}", self.name, type(msg.poisonMessage).__name__
+        )
 
     def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
         logger.warning("server {}: dropped unknown message {} from {}", self.name, type(msg).__name__, sender)

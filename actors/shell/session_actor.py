@@ -38,8 +38,8 @@ from thespian.actors import (
 from actors.core.effects import Ready
 from actors.core.session import ClientSessionCore
 from actors.core.timing import Timing
-from actors.protocol import admin as a
-from actors.protocol import client as c
+from actors.protocol import admin
+from actors.protocol import client as client_msgs
 from actors.shell.book import AddressBook
 from actors.shell.resolver import Resolver, ask_for_stale
 from actors.shell.system import SERVER_GLOBAL_NAME, process_alive
@@ -51,7 +51,7 @@ _BUFFER = 64
 """Messages kept per server while its address is being found."""
 
 
-def new_session_core(msg: a.SessionStart, wall: float) -> ClientSessionCore:
+def new_session_core(msg: admin.SessionStart, wall: float) -> ClientSessionCore:
     """The decisions of a session started by ``msg`` at wall-clock time ``wall`` (s).
 
     Its sequence numbers start at ``wall`` in milliseconds.  They order a
@@ -72,7 +72,7 @@ class ClientSession(ActorTypeDispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.core: ClientSessionCore | None = None
-        self.start: a.SessionStart | None = None
+        self.start: admin.SessionStart | None = None
         self.book: AddressBook | None = None
         self.resolver: Any = None
         self.listener: Any = None
@@ -87,7 +87,7 @@ class ClientSession(ActorTypeDispatcher):
 
     # ---- from the app ------------------------------------------------------------------
 
-    def receiveMsg_SessionStart(self, msg: a.SessionStart, sender: Any) -> None:
+    def receiveMsg_SessionStart(self, msg: admin.SessionStart, sender: Any) -> None:
         if self.core is None:
             _quiet_below(msg.log_level)
             timing = Timing(*msg.timing)
@@ -96,26 +96,36 @@ class ClientSession(ActorTypeDispatcher):
             self.core = new_session_core(msg, time.time())
             self.book = AddressBook(names, timing.failure_timeout)
             self.resolver = self.createActor(Resolver)
-            self.send(self.resolver, a.ResolverStart(msg.servers, SERVER_GLOBAL_NAME, timing.failure_timeout))
+            self.send(
+                self.resolver,
+                admin.ResolverStart(targets=msg.servers, global_name=SERVER_GLOBAL_NAME, retry=timing.failure_timeout),
+            )
             ask_for_stale(self, self.book, self.resolver, time.monotonic())
             self._schedule(None, time.monotonic())
-        self.send(sender, a.SessionReady(msg.session_id))
+        self.send(sender, admin.SessionReady(session_id=msg.session_id))
 
-    def receiveMsg_Subscribe(self, msg: a.Subscribe, sender: Any) -> None:
+    def receiveMsg_Subscribe(self, msg: admin.Subscribe, sender: Any) -> None:
         self.listener = sender
-        self.send(sender, a.LeaseNotice("subscribed"))
+        self.send(sender, admin.LeaseNotice(kind="subscribed"))
 
-    def receiveMsg_OpenCheckout(self, msg: a.OpenCheckout, sender: Any) -> None:
+    def receiveMsg_OpenCheckout(self, msg: admin.OpenCheckout, sender: Any) -> None:
         core = self.core
         if core is None or self.closed:
-            self.send(sender, a.CheckoutResult(msg.request_id, False, reason=c.DenyReason.UNREACHABLE.value,
-                                               detail="the client session is not running"))
+            self.send(
+                sender,
+                admin.CheckoutResult(
+                    request_id=msg.request_id,
+                    granted=False,
+                    reason=client_msgs.DenyReason.UNREACHABLE.value,
+                    detail="the client session is not running",
+                ),
+            )
             return
         now = time.monotonic()
         self.waiters[msg.request_id] = (sender, now)
         self._run(lambda t: core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
 
-    def receiveMsg_AbandonCheckout(self, msg: a.AbandonCheckout, sender: Any) -> None:
+    def receiveMsg_AbandonCheckout(self, msg: admin.AbandonCheckout, sender: Any) -> None:
         # The app gave up: the core releases the grant if it came already (its
         # CheckoutResult may be on its way to the app's closed ask) and any
         # grant that comes later, so no seat stays taken (issue 11, defect 3).
@@ -125,23 +135,23 @@ class ClientSession(ActorTypeDispatcher):
             self._run(lambda t: core.abandon(msg.request_id, t))
         # No waiter: its answer went out already, so a server did answer.
         heard = waiting is None or self.heard_at >= waiting[1]
-        self.send(sender, a.CheckoutAbandoned(msg.request_id, heard))
+        self.send(sender, admin.CheckoutAbandoned(request_id=msg.request_id, heard=heard))
 
-    def receiveMsg_ReleaseLease(self, msg: a.ReleaseLease, sender: Any) -> None:
+    def receiveMsg_ReleaseLease(self, msg: admin.ReleaseLease, sender: Any) -> None:
         core = self.core
         if core is not None:
             self.deadlines.pop(msg.lease_id, None)
             self._run(lambda t: core.release(msg.lease_id, t))
-        self.send(sender, a.LeaseReleased(msg.lease_id))
+        self.send(sender, admin.LeaseReleased(lease_id=msg.lease_id))
 
-    def receiveMsg_CloseSession(self, msg: a.CloseSession, sender: Any) -> None:
+    def receiveMsg_CloseSession(self, msg: admin.CloseSession, sender: Any) -> None:
         core = self.core
         released = 0
         if core is not None and not self.closed:
             released = len(core.held(time.monotonic()))
             self._run(lambda t: core.close(t))
         self.closed = True
-        self.send(sender, a.SessionClosed(released))
+        self.send(sender, admin.SessionClosed(released=released))
 
     # ---- from servers ---------------------------------------------------------------
 
@@ -158,22 +168,22 @@ class ClientSession(ActorTypeDispatcher):
         self.heard_at = now
         self._run(lambda t: core.receive(name, msg, t))
 
-    def receiveMsg_CheckoutGranted(self, msg: c.CheckoutGranted, sender: Any) -> None:
+    def receiveMsg_CheckoutGranted(self, msg: client_msgs.CheckoutGranted, sender: Any) -> None:
         self._from_server(msg, sender, msg.server)
 
-    def receiveMsg_CheckoutDenied(self, msg: c.CheckoutDenied, sender: Any) -> None:
+    def receiveMsg_CheckoutDenied(self, msg: client_msgs.CheckoutDenied, sender: Any) -> None:
         self._from_server(msg, sender, msg.server)
 
-    def receiveMsg_HeartbeatAck(self, msg: c.HeartbeatAck, sender: Any) -> None:
+    def receiveMsg_HeartbeatAck(self, msg: client_msgs.HeartbeatAck, sender: Any) -> None:
         self._from_server(msg, sender, msg.server)
 
-    def receiveMsg_FailoverReply(self, msg: c.FailoverReply, sender: Any) -> None:
+    def receiveMsg_FailoverReply(self, msg: client_msgs.FailoverReply, sender: Any) -> None:
         self._from_server(msg, sender, msg.server)
 
-    def receiveMsg_ReleaseAck(self, msg: c.ReleaseAck, sender: Any) -> None:
+    def receiveMsg_ReleaseAck(self, msg: client_msgs.ReleaseAck, sender: Any) -> None:
         self._from_server(msg, sender)
 
-    def receiveMsg_PeerResolved(self, msg: a.PeerResolved, sender: Any) -> None:
+    def receiveMsg_PeerResolved(self, msg: admin.PeerResolved, sender: Any) -> None:
         if self.book is None:
             return
         if self.book.learn(msg.name, msg.address, time.monotonic(), resolved=True):
@@ -209,8 +219,11 @@ class ClientSession(ActorTypeDispatcher):
             return
         self.next_watch = now + 0.25
         if not process_alive(self.start.app_pid, self.start.app_start):
-            logger.warning("session {}: the app (pid {}) is gone; stopping its actor system",
-                           self.start.session_id, self.start.app_pid)
+            logger.warning(
+                "session {}: the app (pid {}) is gone; stopping its actor system",
+                self.start.session_id,
+                self.start.app_pid,
+            )
             # Thespian's setsid made this system's processes one group of their own.
             os.killpg(os.getpgrp(), signal.SIGKILL)
 
@@ -253,22 +266,45 @@ class ClientSession(ActorTypeDispatcher):
         for event in ready.events:
             kind = event.kind
             if kind == "granted":
-                self._answer(event.get("request_id"), a.CheckoutResult(
-                    event.get("request_id"), True, event.get("lease_id"), event.get("server"),
-                    deadline=self._deadline_of(event.get("lease_id"), now), version=event.get("version", "")))
+                self._answer(
+                    event.get("request_id"),
+                    admin.CheckoutResult(
+                        request_id=event.get("request_id"),
+                        granted=True,
+                        lease_id=event.get("lease_id"),
+                        server=event.get("server"),
+                        deadline=self._deadline_of(event.get("lease_id"), now),
+                        version=event.get("version", ""),
+                    ),
+                )
             elif kind == "denied":
-                self._answer(event.get("request_id"), a.CheckoutResult(
-                    event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+                self._answer(
+                    event.get("request_id"),
+                    admin.CheckoutResult(
+                        request_id=event.get("request_id"),
+                        granted=False,
+                        reason=event.get("reason"),
+                        detail=event.get("detail", ""),
+                    ),
+                )
             elif kind == "released":
                 self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
                 self.deadlines.pop(event.get("lease_id"), None)
                 logger.warning("session: lease {} lost: {}", event.get("lease_id"), event.get("why"))
-                self._notify(a.LeaseNotice("lost", event.get("lease_id"), event.get("server", ""),
-                                           detail=event.get("why", "")))
+                self._notify(
+                    admin.LeaseNotice(
+                        kind="lost",
+                        lease_id=event.get("lease_id"),
+                        server=event.get("server", ""),
+                        detail=event.get("why", ""),
+                    )
+                )
             elif kind == "failed_over":
                 for lease_id in event.get("lease_ids", ()):
-                    self._notify(a.LeaseNotice("failed_over", lease_id, event.get("to_server")))
+                    self._notify(
+                        admin.LeaseNotice(kind="failed_over", lease_id=lease_id, server=event.get("to_server"))
+                    )
                 logger.info("session: failed over from {} to {}", event.get("from_server"), event.get("to_server"))
 
     def _deadline_of(self, lease_id: str, now: float) -> float:
@@ -276,12 +312,12 @@ class ClientSession(ActorTypeDispatcher):
         held = self.core.held(now).get(lease_id)
         return held.deadline if held is not None else 0.0
 
-    def _answer(self, request_id: int, result: a.CheckoutResult) -> None:
+    def _answer(self, request_id: int, result: admin.CheckoutResult) -> None:
         waiting = self.waiters.pop(request_id, None)
         if waiting is not None:
             self.send(waiting[0], result)
 
-    def _notify(self, notice: a.LeaseNotice) -> None:
+    def _notify(self, notice: admin.LeaseNotice) -> None:
         if self.listener is not None:
             self.send(self.listener, notice)
 
@@ -296,9 +332,10 @@ class ClientSession(ActorTypeDispatcher):
         # server, and a notice per lease cost the session one Thespian send per
         # lease per heartbeat (measured: ~150 leases saturated it).
         if len(changed) == 1:
-            self._notify(a.LeaseNotice("deadline", *changed[0]))
+            lease_id, server, deadline = changed[0]
+            self._notify(admin.LeaseNotice(kind="deadline", lease_id=lease_id, server=server, deadline=deadline))
         elif changed:
-            self._notify(a.LeaseNotice("deadlines", deadlines=tuple(changed)))
+            self._notify(admin.LeaseNotice(kind="deadlines", deadlines=tuple(changed)))
 
     # ---- lifecycle and the unexpected ------------------------------------------------
 
@@ -306,7 +343,12 @@ class ClientSession(ActorTypeDispatcher):
         if msg.childAddress == self.resolver and self.start is not None and not self.closed:
             self.resolver = self.createActor(Resolver)
             timing = Timing(*self.start.timing)
-            self.send(self.resolver, a.ResolverStart(self.start.servers, SERVER_GLOBAL_NAME, timing.failure_timeout))
+            self.send(
+                self.resolver,
+                admin.ResolverStart(
+                    targets=self.start.servers, global_name=SERVER_GLOBAL_NAME, retry=timing.failure_timeout
+                ),
+            )
             if self.book is not None:
                 self.book.resolving.clear()
 
@@ -325,5 +367,6 @@ def _quiet_below(level: str) -> None:
     """This process inherited the app's loguru sinks; keep only lines at
     ``level`` and above from it (the app's own process is not touched)."""
     logger.remove()
-    logger.add(sys.stderr, level=level.upper(),
-               format="{time:HH:mm:ss.SSS} | {level: <7} | licpool session | {message}")
+    logger.add(
+        sys.stderr, level=level.upper(), format="{time:HH:mm:ss.SSS} | {level: <7} | licpool session | {message}"
+    )

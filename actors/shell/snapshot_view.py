@@ -37,16 +37,30 @@ def describe(cfg: PoolConfig, name: str) -> dict[str, Any]:
         "applied": node.applied,
         "servers": {s: {"status": x.status, "incarnation": x.incarnation} for s, x in node.pool.servers.items()},
         "features": [
-            {"feature": t.feature, "version": t.version, "total": t.total, "free": t.free,
-             "in_flight": t.in_flight, "majority": t.majority, "expires": t.expires,
-             "alloc": dict(t.alloc), "targets": dict(t.targets)}
+            {
+                "feature": t.feature,
+                "version": t.version,
+                "total": t.total,
+                "free": t.free,
+                "in_flight": t.in_flight,
+                "majority": t.majority,
+                "expires": t.expires,
+                "alloc": dict(t.alloc),
+                "targets": dict(t.targets),
+            }
             for _, t in sorted(node.pool.features.items())
         ],
         "licenses": sorted(node.pool.licenses),
         "addons": sorted(node.pool.addons),
         "leases": [
-            {"lease_id": x.lease_id, "client_id": x.client_id, "feature": x.feature, "version": x.version,
-             "expires_in": round(x.expires_at - now, 3), "granted_at": wall - (now - x.granted_at)}
+            {
+                "lease_id": x.lease_id,
+                "client_id": x.client_id,
+                "feature": x.feature,
+                "version": x.version,
+                "expires_in": round(x.expires_at - now, 3),
+                "granted_at": wall - (now - x.granted_at),
+            }
             for x in node.member.leases.leases.values()
         ],
         "registry_leases": len(node.pool.registry.leases),

@@ -237,8 +237,7 @@ def start_system(
     wire.require_fork(caps)
     before = _children()
     with _forked_processes_stay(own_group):
-        asys = ActorSystem("multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level),
-                           transientUnique=True)
+        asys = ActorSystem("multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level), transientUnique=True)
     helpers = sorted(_children() - before)
     deadline = time.monotonic() + 1.0
     for pid in helpers:

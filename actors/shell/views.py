@@ -91,8 +91,16 @@ def license_infos(node: ServerNode, today: str) -> tuple[LicenseInfo, ...]:
             continue
         if isinstance(code, LicenseCode):
             left = days_left(code.expires, today)
-            found.append(LicenseInfo(serial, code.feature, code.version, code.count, code.expires,
-                                     left if left is not None else 0))
+            found.append(
+                LicenseInfo(
+                    serial=serial,
+                    feature=code.feature,
+                    version=code.version,
+                    count=code.count,
+                    expires=code.expires,
+                    days_left=left if left is not None else 0,
+                )
+            )
     return tuple(found)
 
 
@@ -102,14 +110,16 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
     servers = []
     for spec in cfg.servers:
         state = node.pool.servers.get(spec.name)
-        servers.append(ServerStatus(
-            name=spec.name,
-            address=spec.address,
-            up=_peer_up(node, spec.name, now),
-            leader=spec.name == leader,
-            status=state.status if state is not None else "unknown",
-            incarnation=state.incarnation if state is not None else 0,
-        ))
+        servers.append(
+            ServerStatus(
+                name=spec.name,
+                address=spec.address,
+                up=_peer_up(node, spec.name, now),
+                leader=spec.name == leader,
+                status=state.status if state is not None else "unknown",
+                incarnation=state.incarnation if state is not None else 0,
+            )
+        )
     features = []
     pending = []
     for key, table in sorted(node.pool.features.items()):
@@ -121,14 +131,29 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
                 in_use = node.pool.registry.in_use(spec.name, key)
             allocated = table.allocated(spec.name)
             target = table.targets.get(spec.name, 0)
-            uses.append(ServerUse(spec.name, allocated, in_use, target))
+            uses.append(ServerUse(server=spec.name, allocated=allocated, in_use=in_use, target=target))
             # A cut still to come: seats idle rebalancing will take back (never
-            # those a server needs for its own use, DESIGN.md 2b item 9).
+            # those a server needs for its own use, leadership.md M9).
             excess = idle_excess(allocated, in_use, target, node.settings.threshold(spec.name))
             if table.targets and excess > 0 and node.pool.servers[spec.name].status != DOWN:
-                pending.append(PendingCut(key[0], key[1], spec.name, allocated, allocated - excess))
-        features.append(FeatureStatus(key[0], key[1], table.total, table.free, table.in_flight, table.majority,
-                                      table.expires, tuple(uses), exact_version=table.exact))
+                pending.append(
+                    PendingCut(
+                        feature=key[0], version=key[1], server=spec.name, allocated=allocated, target=allocated - excess
+                    )
+                )
+        features.append(
+            FeatureStatus(
+                feature=key[0],
+                version=key[1],
+                total=table.total,
+                free_pool=table.free,
+                in_flight=table.in_flight,
+                majority=table.majority,
+                expires=table.expires,
+                servers=tuple(uses),
+                exact_version=table.exact,
+            )
+        )
     return StatusReply(
         request_id=request_id,
         answered_by=node.name,
@@ -153,14 +178,29 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
         return (not feature or f == feature) and (not version or v == version)
 
     local = tuple(
-        SessionInfo(x.lease_id, x.client_id, x.feature, x.version, node.name,
-                    wall_now - (now - x.granted_at), wall_now + (x.expires_at - now))
+        SessionInfo(
+            lease_id=x.lease_id,
+            client_id=x.client_id,
+            feature=x.feature,
+            version=x.version,
+            server=node.name,
+            granted_at=wall_now - (now - x.granted_at),
+            expires_at=wall_now + (x.expires_at - now),
+        )
         for x in sorted(node.member.leases.leases.values(), key=lambda x: x.granted_at)
         if wanted(x.feature, x.version)
     )
     registry = tuple(
-        SessionInfo(x.lease_id, x.client_id, x.feature, x.version, x.holder, 0.0, 0.0)
+        SessionInfo(
+            lease_id=x.lease_id,
+            client_id=x.client_id,
+            feature=x.feature,
+            version=x.version,
+            server=x.holder,
+            granted_at=0.0,
+            expires_at=0.0,
+        )
         for x in node.pool.registry.leases.values()
         if wanted(x.feature, x.version) and x.holder != node.name
     )
-    return SessionsReply(node.name, local, registry)
+    return SessionsReply(answered_by=node.name, leases=local, registry=registry)

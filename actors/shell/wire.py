@@ -344,8 +344,9 @@ def _receive_buffer_class() -> Any:
 
         def completed(self) -> Any:
             if self.bad:
-                logger.bind(via="wire").warning("refused Thespian frame (pid {pid}): {why}", pid=os.getpid(),
-                                                why=self.bad)
+                logger.bind(via="wire").warning(
+                    "refused Thespian frame (pid {pid}): {why}", pid=os.getpid(), why=self.bad
+                )
                 raise MalformedFrame(self.bad)
             return super().completed()
 

@@ -74,8 +74,9 @@ def wall(deadline: float) -> float:
 
 
 class ChaosApp:
-    def __init__(self, args: argparse.Namespace, stop: threading.Event, frozen: threading.Event,
-                 wake: threading.Event) -> None:
+    def __init__(
+        self, args: argparse.Namespace, stop: threading.Event, frozen: threading.Event, wake: threading.Event
+    ) -> None:
         from actors.client import LicenseClient
 
         self.args = args
@@ -102,8 +103,7 @@ class ChaosApp:
     def _on_lost(self, auth: Any) -> None:
         with self.lock:
             self.held.pop(auth.lease_id, None)
-        self.log("lost", lease=auth.lease_id, reason=auth.lost_reason, server=auth.server,
-                 deadline=wall(auth.deadline))
+        self.log("lost", lease=auth.lease_id, reason=auth.lost_reason, server=auth.server, deadline=wall(auth.deadline))
 
     def _watch(self) -> None:
         """Log every change of a held lease's deadline or server (50 ms polls)."""
@@ -133,11 +133,11 @@ class ChaosApp:
         self.log("asked", req=req, **({"lease": lease_id} if lease_id else {}))
         began = time.monotonic()
         try:
-            auth = self.client.checkout(FEATURE, VERSION, timeout=CHECKOUT_TIMEOUT, on_lost=self._on_lost,
-                                        lease_id=lease_id)
+            auth = self.client.checkout(
+                FEATURE, VERSION, timeout=CHECKOUT_TIMEOUT, on_lost=self._on_lost, lease_id=lease_id
+            )
         except LicenseDenied as exc:
-            self.log("denied", req=req, reason=exc.reason.value, detail=exc.detail,
-                     latency=time.monotonic() - began)
+            self.log("denied", req=req, reason=exc.reason.value, detail=exc.detail, latency=time.monotonic() - began)
             return None
         except Exception as exc:  # the harness wants to see every kind of failure
             self.log("error", req=req, error=repr(exc), latency=time.monotonic() - began)
@@ -145,8 +145,15 @@ class ChaosApp:
         with self.lock:
             self.held[auth.lease_id] = auth
             self.seen[auth.lease_id] = (auth.deadline, auth.server)
-        self.log("granted", req=req, lease=auth.lease_id, server=auth.server, deadline=wall(auth.deadline),
-                 latency=time.monotonic() - began, **({"resumed": lease_id} if lease_id else {}))
+        self.log(
+            "granted",
+            req=req,
+            lease=auth.lease_id,
+            server=auth.server,
+            deadline=wall(auth.deadline),
+            latency=time.monotonic() - began,
+            **({"resumed": lease_id} if lease_id else {}),
+        )
         if auth.lost.is_set():  # lost between the grant and its booking above
             self._on_lost(auth)
         return auth

@@ -1,4 +1,4 @@
-"""The chaos run's checker: the rules of DESIGN.md 2 against the logs of a run.
+"""The chaos run's checker: the rules of reliability.md against the logs of a run.
 
     python3 -m tests.chaos.check RUN_DIR
 
@@ -36,7 +36,7 @@ Rules:
 - **S2**: a ``lost`` of a live app is a violation unless one of these names
   it: ``no-majority`` (inside a whole-pool restart's window), ``client-cut``
   (the app's own host was cut off, until 1 s after its link came back),
-  ``report-interval`` (DESIGN.md S2's exception: granted less than 2h before
+  ``report-interval`` (reliability.md's S2 exception: granted less than 2h before
   a fault hit its server, with no other seat free then).
 - **S3**: after the faults stop and the apps freeze, the leader's ``in_use``
   equals what the live apps hold within ``lease_ttl + 5`` s of the last fault's
@@ -142,8 +142,11 @@ class _Run:
         self.end = max([x["ts"] for x in self.records] + [0.0])
         self.windows = self._fault_windows()
         self.no_majority = self._no_majority()
-        self.kills = {(x["target"], x["inc"]): x["ts"] for x in self.records
-                      if x["event"] == "fault" and x.get("kind") == "app_kill" and x["phase"] == "start"}
+        self.kills = {
+            (x["target"], x["inc"]): x["ts"]
+            for x in self.records
+            if x["event"] == "fault" and x.get("kind") == "app_kill" and x["phase"] == "start"
+        }
 
     def at(self, ts: float) -> str:
         return f"t+{ts - self.t0:.2f}s"
@@ -297,9 +300,13 @@ def _check_s1(run: _Run, holds: list[Hold], v: Verdict) -> None:
     for ts, held in moments:
         if len(held) > run.seats:
             v.violations["S1"].append(
-                f"{run.at(ts)}: {len(held)} leases held, {run.seats} seats: " + "; ".join(
+                f"{run.at(ts)}: {len(held)} leases held, {run.seats} seats: "
+                + "; ".join(
                     f"{x.app}#{x.inc} {_lid(x.lease)} from {run.at(x.start)} at {x.server} until "
-                    f"{run.at(x.end or 0)} ({x.how})" for x in sorted(held, key=lambda y: y.start)))
+                    f"{run.at(x.end or 0)} ({x.how})"
+                    for x in sorted(held, key=lambda y: y.start)
+                )
+            )
     for s in run.status:
         for f in s.get("features", ()) if s.get("ok") else ():
             in_use = sum(u["in_use"] for u in f["servers"].values())
@@ -332,15 +339,18 @@ def _check_s2(run: _Run, holds: list[Hold], v: Verdict) -> None:
                     if g.line["server"] in w.get("servers", ()) and w["start"] - 2 * h < g.start <= w["start"]:
                         busy = sum(1 for y in holds if y.start <= w["start"] < (y.end or 0))
                         if busy >= run.seats:
-                            why = f"report-interval (granted {w['start'] - g.start:.2f} s before {w['kind']} of " \
-                                  f"{g.line['server']}, all {run.seats} seats held)"
+                            why = (
+                                f"report-interval (granted {w['start'] - g.start:.2f} s before {w['kind']} of "
+                                f"{g.line['server']}, all {run.seats} seats held)"
+                            )
         text = f"{run.at(ts)} {app}#{x['inc']} lost {_lid(x['lease'])} at {x.get('server')}: {x.get('reason')}"
         g = grants.get((app, x["lease"]))
         if g is not None:
             text += f" (granted {run.at(g.start)} at {g.line['server']})"
         active = [w for w in run.windows if w["start"] <= ts <= w["end"] + 3.0]
-        text += "; faults around: " + (", ".join(f"{w['kind']} {w['target']} {run.at(w['start'])}-"
-                                                 f"{run.at(w['end'])}" for w in active) or "none")
+        text += "; faults around: " + (
+            ", ".join(f"{w['kind']} {w['target']} {run.at(w['start'])}-{run.at(w['end'])}" for w in active) or "none"
+        )
         if why:
             v.exempt.append(f"{text} -> exempt: {why}")
         else:
@@ -364,8 +374,14 @@ def _check_s3(run: _Run, holds: list[Hold], v: Verdict) -> None:
                 last_apps[app] = lines[-1]["inc"]
 
         def live_held(ts: float) -> int:
-            return sum(1 for x in holds if x.app in last_apps and x.inc == last_apps[x.app]
-                       and x.start <= ts and (x.usage_end is None or x.usage_end > ts))
+            return sum(
+                1
+                for x in holds
+                if x.app in last_apps
+                and x.inc == last_apps[x.app]
+                and x.start <= ts
+                and (x.usage_end is None or x.usage_end > ts)
+            )
 
         samples = [s for s in run.status if frozen_at <= s["ts"] <= fill_begin and s.get("ok")]
         match_at = None
@@ -384,7 +400,8 @@ def _check_s3(run: _Run, holds: list[Hold], v: Verdict) -> None:
             v.violations["S3"].append(
                 f"in_use never matched what the live apps hold after the faults (last sample: "
                 f"{_short({k: last[k] for k in ('ts', 'leader', 'features')}) if last else 'none'}; "
-                f"apps hold {live_held(fill_begin)})")
+                f"apps hold {live_held(fill_begin)})"
+            )
         else:
             took = match_at - faults_end
             fig["S3 in_use matched the apps after"] = f"{took:.2f} s (bound {bound:.0f} s)"
@@ -400,11 +417,20 @@ def _check_s3(run: _Run, holds: list[Hold], v: Verdict) -> None:
             fig["fresh client took"] = f"{filled['count']} of {expect} free seats"
             if filled["count"] != expect:
                 noes = [_short(x) for x in fresh if x["event"] == "denied"]
-                v.violations["S3"].append(f"the fresh client took {filled['count']} seats, {expect} were free; "
-                                          f"its denials: {noes}")
+                v.violations["S3"].append(
+                    f"the fresh client took {filled['count']} seats, {expect} were free; its denials: {noes}"
+                )
         if stopped is not None:
-            drained = next((s["ts"] for s in run.status if s["ts"] > stopped and s.get("ok") and all(
-                sum(u["in_use"] for u in f["servers"].values()) == 0 for f in s["features"])), None)
+            drained = next(
+                (
+                    s["ts"]
+                    for s in run.status
+                    if s["ts"] > stopped
+                    and s.get("ok")
+                    and all(sum(u["in_use"] for u in f["servers"].values()) == 0 for f in s["features"])
+                ),
+                None,
+            )
             if drained is None or drained - stopped > bound:
                 v.violations["S3"].append(f"in_use did not drain to 0 within {bound:.0f} s of the apps stopping")
             else:
@@ -422,7 +448,8 @@ def _check_table(run: _Run, v: Verdict) -> None:
             if allocated + f["free_pool"] + f["in_flight"] != f["total"]:
                 v.violations["table"].append(
                     f"{run.at(s['ts'])} (by {s['answered_by']}): allocated {allocated} + free {f['free_pool']} + "
-                    f"in flight {f['in_flight']} != total {f['total']}")
+                    f"in flight {f['in_flight']} != total {f['total']}"
+                )
     fig["status samples checked"] = checked
 
 
@@ -469,12 +496,16 @@ def _checkout_figures(run: _Run, v: Verdict) -> None:
     fig["outcomes while a majority is up"] = reasons
     lat = [o["latency"] for _, o in up if o["event"] == "granted"]
     fig["checkout latency p50/p99 (granted, majority up)"] = f"{_pct(lat, 0.5)} s / {_pct(lat, 0.99)} s"
-    calm = [o["latency"] for a, o in outcomes if o["event"] == "granted" and "lease" not in a
-            and begin is not None and a["ts"] < begin]
+    calm = [
+        o["latency"]
+        for a, o in outcomes
+        if o["event"] == "granted" and "lease" not in a and begin is not None and a["ts"] < begin
+    ]
     fig["checkout latency p50/p99 before any fault"] = f"{_pct(calm, 0.5)} s / {_pct(calm, 0.99)} s"
     resumes = [(a, o) for a, o in outcomes if "lease" in a]
-    fig["resumes after an app kill (granted/asked)"] = \
+    fig["resumes after an app kill (granted/asked)"] = (
         f"{sum(1 for _, o in resumes if o['event'] == 'granted')}/{len(resumes)}"
+    )
     for a, o in resumes:
         if o["event"] != "granted":
             v.notes.append(f"resume of {_lid(a['lease'])} by {a['app']}#{a['inc']} refused: {_short(o)}")
@@ -487,15 +518,28 @@ def _failover_figures(run: _Run, holds: list[Hold], moves: list[tuple[str, dict[
     for w in run.windows:
         if not w.get("servers") or w["kind"] == "pool_restart":
             continue
-        at_server = [y for y in holds if y.server and y.start <= w["start"] < (y.usage_end or 0)
-                     and y.line["server"] in w["servers"]]
+        at_server = [
+            y
+            for y in holds
+            if y.server and y.start <= w["start"] < (y.usage_end or 0) and y.line["server"] in w["servers"]
+        ]
         for y in at_server:
-            first = next((m["ts"] for app, m in moves if app == y.app and m["lease"] == y.lease
-                          and m["from"] in w["servers"] and w["start"] <= m["ts"] <= w["end"] + 15.0), None)
+            first = next(
+                (
+                    m["ts"]
+                    for app, m in moves
+                    if app == y.app
+                    and m["lease"] == y.lease
+                    and m["from"] in w["servers"]
+                    and w["start"] <= m["ts"] <= w["end"] + 15.0
+                ),
+                None,
+            )
             if first is not None:
                 per_kind.setdefault(w["kind"], []).append(first - w["start"])
     fig["lease fail-over after a fault of its server (count, p50, max)"] = {
-        k: (len(x), round(statistics.median(x), 2), round(max(x), 2)) for k, x in per_kind.items()}
+        k: (len(x), round(statistics.median(x), 2), round(max(x), 2)) for k, x in per_kind.items()
+    }
     leader_changes = []
     for w in run.windows:
         if w["kind"] == "leader_kill":
@@ -514,9 +558,10 @@ def _unexplained_moves(run: _Run, moves: list[tuple[str, dict[str, Any]]]) -> li
         host = app.split("-")[0]
         if run.server_fault(m["from"], m["ts"], MOVE_SLACK) is None and run.host_cut(host, m["ts"], MOVE_SLACK) is None:
             near = [w for w in run.windows if w["start"] - 1 <= m["ts"] <= w["end"] + 10.0]
-            unexplained.append(f"{run.at(m['ts'])} {app} {_lid(m['lease'])} {m['from']}->{m['to']} during "
-                               + (", ".join(f"{w['kind']} {w['target']} (leader {w.get('leader')})" for w in near)
-                                  or "no fault"))
+            unexplained.append(
+                f"{run.at(m['ts'])} {app} {_lid(m['lease'])} {m['from']}->{m['to']} during "
+                + (", ".join(f"{w['kind']} {w['target']} (leader {w.get('leader')})" for w in near) or "no fault")
+            )
     return unexplained
 
 
@@ -543,12 +588,17 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
     released = [e["release"] - e["grant"] for e in unseen.values() if "release" in e]
     expired = [k for k, e in unseen.items() if "release" not in e and "expiry" in e]
     fig["server grants (audit) / seen by an app"] = f"{len(granted)} / {len(granted) - len(unseen)}"
-    fig["grants no app saw: released by their session / expired / neither"] = \
-        f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / " \
+    fig["grants no app saw: released by their session / expired / neither"] = (
+        f"{len(released)} (p50 {_pct(released, 0.5)} s after the grant) / {len(expired)} / "
         f"{len(unseen) - len(released) - len(expired)}"
+    )
     # Releases the pool never recorded: the seat stays taken until the lease expires.
-    released_by_app = {(x["lease"], x["ts"], x.get("server", "")) for lines in run.apps.values() for x in lines
-                       if x["event"] == "releasing"}
+    released_by_app = {
+        (x["lease"], x["ts"], x.get("server", ""))
+        for lines in run.apps.values()
+        for x in lines
+        if x["event"] == "releasing"
+    }
     unheard = [(lease, ts) for lease, ts, _ in released_by_app if "release" not in audit.get(lease, {"release": 0.0})]
     why: dict[str, int] = {}
     for lease, ts, server in released_by_app:
@@ -557,20 +607,28 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
             key = w["kind"] if w else "its server had no fault"
             why[key] = why.get(key, 0) + 1
     idle = [audit[lease]["expiry"] - ts for lease, ts in unheard if "expiry" in audit.get(lease, {})]
-    fig["releases no server recorded (the seat waited for expiry) / all releases"] = \
-        f"{len(unheard)} / {len(released_by_app)}, seats idle {sum(idle):.0f} seat-s in all " \
+    fig["releases no server recorded (the seat waited for expiry) / all releases"] = (
+        f"{len(unheard)} / {len(released_by_app)}, seats idle {sum(idle):.0f} seat-s in all "
         f"(p50 {_pct(idle, 0.5)} s each); sent during: {why}"
+    )
     for lease, ts in sorted(unheard, key=lambda x: x[1])[:5]:
-        v.notes.append(f"release of {_lid(lease)} at {run.at(ts)} reached no server; "
-                       + (f"it expired at {run.at(audit[lease]['expiry'])}" if "expiry" in audit.get(lease, {})
-                          else "no expiry recorded either"))
+        v.notes.append(
+            f"release of {_lid(lease)} at {run.at(ts)} reached no server; "
+            + (
+                f"it expired at {run.at(audit[lease]['expiry'])}"
+                if "expiry" in audit.get(lease, {})
+                else "no expiry recorded either"
+            )
+        )
     for lease in expired:
         client, node = owners[lease]
         g, gone = unseen[lease]["grant"], unseen[lease]["expiry"]
         near = [o for o in run.apps.get(client, []) if o["event"] in ("denied", "error") and g - 6 <= o["ts"] <= g + 1]
-        v.notes.append(f"{node} granted {_lid(lease)} to {client} at {run.at(g)}; no app saw it; it held its seat "
-                       f"until it expired at {run.at(gone)}; {client}'s answers then: "
-                       + (", ".join(f"{o.get('reason', o['event'])} at {run.at(o['ts'])}" for o in near) or "none"))
+        v.notes.append(
+            f"{node} granted {_lid(lease)} to {client} at {run.at(g)}; no app saw it; it held its seat "
+            f"until it expired at {run.at(gone)}; {client}'s answers then: "
+            + (", ".join(f"{o.get('reason', o['event'])} at {run.at(o['ts'])}" for o in near) or "none")
+        )
     begin, end = run.mark("faults_begin"), run.mark("faults_end")
     extra = []
     for s in run.status:
@@ -583,8 +641,10 @@ def _server_side(run: _Run, holds: list[Hold], v: Verdict) -> None:
         held = sum(1 for h in holds if h.start <= s["asked"] < (h.usage_end or 0))
         extra.append(in_use - held)
     if extra:
-        fig["leader's in_use minus what live apps hold, during the faults (p50, max)"] = \
-            (statistics.median(extra), max(extra))
+        fig["leader's in_use minus what live apps hold, during the faults (p50, max)"] = (
+            statistics.median(extra),
+            max(extra),
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -97,16 +97,24 @@ def write_pool(directory: Path, timing: dict[str, float]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(mode=0o700, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    for name, data, mode in (("vendor.key", private_key_to_pem(key), 0o600),
-                             ("vendor.pub", public_key_to_pem(key.public_key()), 0o644),
-                             ("admin.key", (secrets.token_urlsafe(32) + "\n").encode(), 0o600)):
+    for name, data, mode in (
+        ("vendor.key", private_key_to_pem(key), 0o600),
+        ("vendor.pub", public_key_to_pem(key.public_key()), 0o644),
+        ("admin.key", (secrets.token_urlsafe(32) + "\n").encode(), 0o600),
+    ):
         path = directory / name
         path.write_bytes(data)
         path.chmod(mode)
     lines = ["[pool]", 'name = "chaos"']
     lines += [f"{k} = {v}" for k, v in timing.items()]
-    lines += ["borrow_threshold = 0.9", "rebalance_idle = 60.0", 'data_dir = "data"',
-              'vendor_public_key = "vendor.pub"', 'admin_key_file = "admin.key"', ""]
+    lines += [
+        "borrow_threshold = 0.9",
+        "rebalance_idle = 60.0",
+        'data_dir = "data"',
+        'vendor_public_key = "vendor.pub"',
+        'admin_key_file = "admin.key"',
+        "",
+    ]
     for name, address in SERVERS.items():
         lines += ["[[server]]", f'name = "{name}"', f'host = "{address}"', f"port = {PORT}", ""]
     config = directory / "pool.toml"
@@ -121,8 +129,15 @@ class _Proc:
     def __init__(self, cmd: list[str], out: Path, env: dict[str, str], stdin: bool = False) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "ab") as err:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=err, stderr=err,
-                                         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                start_new_session=True,
+                stdout=err,
+                stderr=err,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            )
 
     def send(self, doc: dict[str, Any]) -> None:
         assert self.proc.stdin is not None
@@ -160,12 +175,17 @@ class ChaosRun:
         self.procs: Any = None
         self.problems: list[str] | None = None
         """What ``close`` had to kill or could not delete (None until it ran)."""
-        self.meta: dict[str, Any] = {"settings": asdict(settings), "seats": settings.seats,
-                                     "servers": list(SERVERS), "client_hosts": list(CLIENT_HOSTS)}
+        self.meta: dict[str, Any] = {
+            "settings": asdict(settings),
+            "seats": settings.seats,
+            "servers": list(SERVERS),
+            "client_hosts": list(CLIENT_HOSTS),
+        }
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "THESPLOG_FILE": str(self.dir / "out" / "thespian.log")}
         self.app_names = tuple(f"{host}-a{i}" for host in CLIENT_HOSTS for i in range(1, settings.apps_per_host + 1))
-        self.schedule = make_schedule(settings.seed, settings.fault_seconds, tuple(SERVERS), tuple(CLIENT_HOSTS),
-                                      self.app_names)
+        self.schedule = make_schedule(
+            settings.seed, settings.fault_seconds, tuple(SERVERS), tuple(CLIENT_HOSTS), self.app_names
+        )
         self.dir.mkdir(parents=True, exist_ok=True)
         self._faults = open(self.dir / "faults.jsonl", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
@@ -215,9 +235,21 @@ class ChaosRun:
         self.procs = Namespaced(self.config, quiet=True, output=self.dir / "out", env=self.env)
         self.procs.start_all()
         self.record("servers_started")
-        self.monitor = _Proc([*self.network.exec_prefix(MONITOR_HOST[0]), sys.executable, "-m", "tests.chaos.monitor",
-                              "--config", str(self.config), "--log", str(self.dir / "monitor.jsonl")],
-                             self.dir / "out" / "monitor.err", self.env, stdin=True)
+        self.monitor = _Proc(
+            [
+                *self.network.exec_prefix(MONITOR_HOST[0]),
+                sys.executable,
+                "-m",
+                "tests.chaos.monitor",
+                "--config",
+                str(self.config),
+                "--log",
+                str(self.dir / "monitor.jsonl"),
+            ],
+            self.dir / "out" / "monitor.err",
+            self.env,
+            stdin=True,
+        )
 
         def formed() -> bool:
             s = self.latest_status()
@@ -226,16 +258,31 @@ class ChaosRun:
 
         self._wait(formed, 60.0, "the pool to form across the namespaces")
         vendor = load_private_key((self.dir / "pool" / "vendor.key").read_bytes())
-        code = sign_license(vendor, feature=FEATURE, version=VERSION, count=self.settings.seats, expires="2099-12-31",
-                            serial="CHAOS1", majority=True)
+        code = sign_license(
+            vendor,
+            feature=FEATURE,
+            version=VERSION,
+            count=self.settings.seats,
+            expires="2099-12-31",
+            serial="CHAOS1",
+            majority=True,
+        )
         self.monitor.send({"op": "add_license", "code": code})
-        admin = self._wait(lambda: next((x for x in read_jsonl(self.dir / "monitor.jsonl")
-                                         if x.get("event") == "admin"), None), 30.0, "the license to be added")
+        admin = self._wait(
+            lambda: next((x for x in read_jsonl(self.dir / "monitor.jsonl") if x.get("event") == "admin"), None),
+            30.0,
+            "the license to be added",
+        )
         if not admin["ok"]:
             raise RuntimeError(f"adding the license failed: {admin}")
-        self._wait(lambda: any(f["feature"] == FEATURE and f["total"] == self.settings.seats
-                               for f in (self.latest_status() or {}).get("features", ())), 20.0,
-                   "the license to show in the status")
+        self._wait(
+            lambda: any(
+                f["feature"] == FEATURE and f["total"] == self.settings.seats
+                for f in (self.latest_status() or {}).get("features", ())
+            ),
+            20.0,
+            "the license to show in the status",
+        )
         for name in self.app_names:
             self.start_app(name)
         self._wait(lambda: all(self._started(n) for n in self.app_names), 90.0, "every app to start")
@@ -253,9 +300,26 @@ class ChaosRun:
         inc = self.incarnation.get(name, 0) + 1
         self.incarnation[name] = inc
         host = name.split("-")[0]
-        cmd = [*self.network.exec_prefix(host), sys.executable, "-m", "tests.chaos.app", "--config",
-               str(self.config), "--app", name, "--inc", str(inc), "--seed", str(self.settings.seed), "--log",
-               str(self.app_log(name)), "--resume", ",".join(resume or []), "--want", str(self.settings.want)]
+        cmd = [
+            *self.network.exec_prefix(host),
+            sys.executable,
+            "-m",
+            "tests.chaos.app",
+            "--config",
+            str(self.config),
+            "--app",
+            name,
+            "--inc",
+            str(inc),
+            "--seed",
+            str(self.settings.seed),
+            "--log",
+            str(self.app_log(name)),
+            "--resume",
+            ",".join(resume or []),
+            "--want",
+            str(self.settings.want),
+        ]
         if fill:
             cmd.append("--fill")
         if name.endswith(("a2", "a4")):
@@ -400,9 +464,14 @@ class ChaosRun:
         self.record("apps_stopped")
         # A few status samples after every release, for the checker (drain figure).
         with contextlib.suppress(TimeoutError):
-            self._wait(lambda: (s := self.latest_status(fresh=1.5)) is not None and all(
-                sum(u["in_use"] for u in f["servers"].values()) == 0 for f in s["features"]),
-                self.settings.timing["lease_ttl"] + 5.0, "in_use to drain to 0")
+            self._wait(
+                lambda: (
+                    (s := self.latest_status(fresh=1.5)) is not None
+                    and all(sum(u["in_use"] for u in f["servers"].values()) == 0 for f in s["features"])
+                ),
+                self.settings.timing["lease_ttl"] + 5.0,
+                "in_use to drain to 0",
+            )
         self.record("drained")
         time.sleep(1.5)  # a few more samples for the checker
 

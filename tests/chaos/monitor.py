@@ -30,7 +30,7 @@ def _load_config(path: str) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    from actors.protocol import pool as p
+    from actors.protocol import pool as pool_msgs
     from actors.shell.remote import PoolLink, status_json
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -54,8 +54,15 @@ def main(argv: list[str]) -> int:
             if status is None:
                 log("status", ok=False, asked=began)
             else:
-                log("status", ok=True, asked=began, **status_json(status), role=status.role,
-                    serving=status.serving, applied=status.applied)
+                log(
+                    "status",
+                    ok=True,
+                    asked=began,
+                    **status_json(status),
+                    role=status.role,
+                    serving=status.serving,
+                    applied=status.applied,
+                )
             wait = max(0.0, args.period - (time.time() - began))
             ready, _, _ = select.select([sys.stdin], [], [], wait)
             if not ready:
@@ -67,7 +74,11 @@ def main(argv: list[str]) -> int:
             if cmd["op"] == "quit":
                 break
             if cmd["op"] == "add_license":
-                answer = link.admin(lambda rid, code=cmd["code"]: p.AddLicenseCode("chaos", 0, rid, code))
+                answer = link.admin(
+                    lambda rid, code=cmd["code"]: pool_msgs.AddLicenseCode(
+                        sender="chaos", epoch=0, request_id=rid, code=code
+                    )
+                )
                 log("admin", ok=answer.ok, index=answer.index, error=answer.error)
     finally:
         link.close()

@@ -23,8 +23,9 @@ from tests.chaos.harness import ChaosRun, ChaosSettings
 from tests.netns import netns_unavailable
 
 
-def run_chaos(directory: Path, settings: ChaosSettings,
-              say: Callable[[str], None] = print) -> tuple[list[str], Verdict]:
+def run_chaos(
+    directory: Path, settings: ChaosSettings, say: Callable[[str], None] = print
+) -> tuple[list[str], Verdict]:
     """One whole run: (what teardown had to kill, the checker's verdict)."""
     run = ChaosRun(directory, settings, say=lambda text: say(f"[{time.strftime('%H:%M:%S')}] {text}"))
     problems: list[str] = []
@@ -52,8 +53,13 @@ def main(argv: list[str]) -> int:
         print(f"chaos: cannot run: {why}", file=sys.stderr)
         return 2
     directory = args.dir or Path(tempfile.mkdtemp(prefix=f"licpool-chaos-{args.seed}-"))
-    settings = ChaosSettings(seed=args.seed, fault_seconds=60.0 * args.minutes, seats=args.seats,
-                             apps_per_host=args.apps_per_host, want=args.want)
+    settings = ChaosSettings(
+        seed=args.seed,
+        fault_seconds=60.0 * args.minutes,
+        seats=args.seats,
+        apps_per_host=args.apps_per_host,
+        want=args.want,
+    )
     print(f"chaos: seed {args.seed}, {args.minutes:g} min of faults, logs in {directory}")
     began = time.monotonic()
     problems, verdict = run_chaos(directory, settings)

@@ -39,8 +39,14 @@ class Fault:
     """Seconds until the restart, the SIGCONT or the link back up."""
 
 
-def make_schedule(seed: int, seconds: float, servers: tuple[str, ...], client_hosts: tuple[str, ...],
-                  apps: tuple[str, ...], gap: tuple[float, float] = (5.0, 10.0)) -> list[Fault]:
+def make_schedule(
+    seed: int,
+    seconds: float,
+    servers: tuple[str, ...],
+    client_hosts: tuple[str, ...],
+    apps: tuple[str, ...],
+    gap: tuple[float, float] = (5.0, 10.0),
+) -> list[Fault]:
     """Faults that all end within ``seconds``."""
     rng = random.Random(seed)
     first = list(KINDS)

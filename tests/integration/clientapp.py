@@ -37,7 +37,7 @@ from typing import Any
 
 def main(argv: list[str]) -> int:
     from actors.client import LicenseClient, LicenseDenied
-    from actors.protocol import pool as p
+    from actors.protocol import pool
     from actors.shell.config import load_config
     from actors.shell.remote import PoolLink, status_json
 
@@ -60,8 +60,9 @@ def main(argv: list[str]) -> int:
                 break
             if op == "checkout":
                 try:
-                    auth = client.checkout(cmd["feature"], cmd["version"], timeout=cmd.get("timeout", 10.0),
-                                           lease_id=cmd.get("lease_id"))
+                    auth = client.checkout(
+                        cmd["feature"], cmd["version"], timeout=cmd.get("timeout", 10.0), lease_id=cmd.get("lease_id")
+                    )
                 except LicenseDenied as exc:
                     reply({"ok": False, "reason": exc.reason.value, "detail": exc.detail})
                     continue
@@ -71,10 +72,24 @@ def main(argv: list[str]) -> int:
                 auths[cmd["lease_id"]].release()
                 reply({"ok": True})
             elif op == "state":
-                reply({"ok": True, "now": time.monotonic(), "auths": [
-                    {"lease_id": x.lease_id, "server": x.server, "lost": x.lost.is_set(), "released": x.released,
-                     "deadline": x.deadline, "failovers": x.failovers, "lost_reason": x.lost_reason}
-                    for x in auths.values()]})
+                reply(
+                    {
+                        "ok": True,
+                        "now": time.monotonic(),
+                        "auths": [
+                            {
+                                "lease_id": x.lease_id,
+                                "server": x.server,
+                                "lost": x.lost.is_set(),
+                                "released": x.released,
+                                "deadline": x.deadline,
+                                "failovers": x.failovers,
+                                "lost_reason": x.lost_reason,
+                            }
+                            for x in auths.values()
+                        ],
+                    }
+                )
             elif op in ("status", "add_license"):
                 if link is None:
                     link = PoolLink(load_config(config), timeout=1.0)
@@ -84,10 +99,21 @@ def main(argv: list[str]) -> int:
                     if status is None:
                         reply({"ok": False})
                     else:
-                        reply({"ok": True, **status_json(status), "role": status.role, "applied": status.applied,
-                               "serving": status.serving})
+                        reply(
+                            {
+                                "ok": True,
+                                **status_json(status),
+                                "role": status.role,
+                                "applied": status.applied,
+                                "serving": status.serving,
+                            }
+                        )
                 else:
-                    answer = link.admin(lambda rid, code=cmd["code"]: p.AddLicenseCode("test", 0, rid, code))
+                    answer = link.admin(
+                        lambda rid, code=cmd["code"]: pool.AddLicenseCode(
+                            sender="test", epoch=0, request_id=rid, code=code
+                        )
+                    )
                     reply({"ok": answer.ok, "index": answer.index, "error": answer.error})
             else:
                 reply({"ok": False, "error": f"unknown op {op!r}"})

@@ -80,10 +80,16 @@ def licpool_pool(tmp_path: Path) -> Iterator[Callable[..., PoolHarness]]:
     saved = (transport.DEFAULT_MAX_TRANSMIT_PERIOD, async_base.MAX_PENDING_TRANSMITS)
     made: list[PoolHarness] = []
 
-    def make(servers: int = 3, start: bool = True, timing: dict[str, float] | None = None,
-             rebalance_idle: float = 60.0, **placement: Any) -> PoolHarness:
-        harness = PoolHarness(tmp_path / f"pool{len(made)}", servers, {**FAST_TIMING, **(timing or {})},
-                              rebalance_idle, **placement)
+    def make(
+        servers: int = 3,
+        start: bool = True,
+        timing: dict[str, float] | None = None,
+        rebalance_idle: float = 60.0,
+        **placement: Any,
+    ) -> PoolHarness:
+        harness = PoolHarness(
+            tmp_path / f"pool{len(made)}", servers, {**FAST_TIMING, **(timing or {})}, rebalance_idle, **placement
+        )
         made.append(harness)
         if start:
             harness.start()

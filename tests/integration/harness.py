@@ -86,8 +86,9 @@ class ActorSystems:
         if not hooked:
             tcp.serializer = __import__("pickle")
         try:
-            asys = ActorSystem("multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level),
-                               transientUnique=True)
+            asys = ActorSystem(
+                "multiprocTCPBase", caps, logDefs=logs.thespian_log_defs(log_level), transientUnique=True
+            )
         finally:
             wire.install()
         try:
@@ -147,9 +148,15 @@ class PoolHarness:
     every client and link, and fails the test if any process of the pool is
     still alive after the deadline."""
 
-    def __init__(self, root: Path, servers: int, timing: dict[str, float], rebalance_idle: float,
-                 addresses: list[tuple[str, int]] | None = None,
-                 wrap: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        servers: int,
+        timing: dict[str, float],
+        rebalance_idle: float,
+        addresses: list[tuple[str, int]] | None = None,
+        wrap: Callable[[str], list[str]] | None = None,
+    ) -> None:
         """``addresses``: each server's (host, port), default free loopback ports;
         ``wrap(name)``: a command prefix for server ``name`` (``ip netns exec NS``)."""
         from actors.core.codes import load_private_key
@@ -200,8 +207,15 @@ class PoolHarness:
         self._serials += 1
         kw.setdefault("serial", f"T{self._serials}")
         kw.setdefault("majority", True)
-        return sign_license(self.vendor, feature=feature, version=version, count=count, expires="2099-12-31",
-                            distribution=kw.pop("distribution", None), **kw)
+        return sign_license(
+            self.vendor,
+            feature=feature,
+            version=version,
+            count=count,
+            expires="2099-12-31",
+            distribution=kw.pop("distribution", None),
+            **kw,
+        )
 
     def addon(self, of_serial: str, count: int, serial: str) -> str:
         from actors.core.codes import sign_addon
@@ -211,8 +225,7 @@ class PoolHarness:
     def status(self, name: str | None = None) -> Any:
         return self.link.status() if name is None else self.link.status_of(name)
 
-    def wait_status(self, predicate: Callable[[Any], bool], timeout: float, what: str,
-                    name: str | None = None) -> Any:
+    def wait_status(self, predicate: Callable[[Any], bool], timeout: float, what: str, name: str | None = None) -> Any:
         """Poll the pool's status until ``predicate`` holds; return that status."""
         deadline = time.monotonic() + timeout
         last = None
@@ -239,6 +252,7 @@ class PoolHarness:
         def formed(s: Any) -> bool:
             ups = {x.name for x in s.servers if x.up and x.status == "live"}
             return s.leader is not None and s.answered_by == s.leader and s.serving and expect <= ups
+
         return self.wait_status(formed, timeout, f"an acting leader and servers {sorted(expect)} up")
 
     def admin(self, make: Callable[[str], Any], via: str | None = None) -> Any:
@@ -249,9 +263,9 @@ class PoolHarness:
         return self.link.ask(via, self.link.sign(make(uuid.uuid4().hex)), 5.0)
 
     def add_license(self, code: str, via: str | None = None) -> Any:
-        from actors.protocol import pool as p
+        from actors.protocol import pool as pool_msgs
 
-        reply = self.admin(lambda rid: p.AddLicenseCode("test", 0, rid, code), via)
+        reply = self.admin(lambda rid: pool_msgs.AddLicenseCode(sender="test", epoch=0, request_id=rid, code=code), via)
         assert reply is not None and reply.ok, reply
         self.wait_applied(reply.index)
         return reply
@@ -303,7 +317,6 @@ def _pool_processes(config: Path, output: Path, wrap: Callable[[str], list[str]]
 CLIENT_APP = Path(__file__).resolve().parent / "clientapp.py"
 
 
-
 class ClientApp:
     """One ``clientapp.py`` process: a LicenseClient driven over stdin/stdout.
 
@@ -311,8 +324,9 @@ class ClientApp:
     process of the app (it, and the forks of its actor system, which keep its
     command line) carries a unique token, so teardown finds them all."""
 
-    def __init__(self, config: Path, client_id: str, prefer: str | None, out: Path,
-                 prefix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, config: Path, client_id: str, prefer: str | None, out: Path, prefix: tuple[str, ...] = ()
+    ) -> None:
         import subprocess
         import sys
         import uuid
@@ -325,7 +339,12 @@ class ClientApp:
         with open(out, "ab") as err:
             self.proc = subprocess.Popen(
                 [*prefix, sys.executable, str(CLIENT_APP), str(config), client_id, prefer or "-", self.token],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+                start_new_session=True,
+            )
         self.out = out
         self._buffer = b""
 
@@ -363,10 +382,12 @@ class ClientApp:
         self.proc.stdin.flush()
         return self._read(wait)
 
-    def checkout(self, feature: str = "cad", version: str = "2.0", timeout: float = 5.0,
-                 lease_id: str | None = None) -> dict[str, Any]:
-        return self.call("checkout", timeout + 10.0, feature=feature, version=version, timeout=timeout,
-                         lease_id=lease_id)
+    def checkout(
+        self, feature: str = "cad", version: str = "2.0", timeout: float = 5.0, lease_id: str | None = None
+    ) -> dict[str, Any]:
+        return self.call(
+            "checkout", timeout + 10.0, feature=feature, version=version, timeout=timeout, lease_id=lease_id
+        )
 
     def state(self) -> list[dict[str, Any]]:
         auths: list[dict[str, Any]] = self.call("state")["auths"]

@@ -11,8 +11,9 @@ import pytest
 from bench import persist
 
 
-def test_the_persistence_benchmark_runs_and_prints_every_figure(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_persistence_benchmark_runs_and_prints_every_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert persist.main(["--leases", "300", "--ops", "20", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for figure in ("checkouts/s", "leases held:", "compaction pause", "300 leases:", "from a fresh snapshot alone"):

@@ -73,10 +73,20 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "pool.example.toml"
 SUBNET = "10.79.0"
 SERVERS = {"s1": "lic1", "s2": "lic2", "s3": "lic3"}
-ADDRESSES = {"lic1": f"{SUBNET}.1", "lic2": f"{SUBNET}.2", "lic3": f"{SUBNET}.3", "ws17": f"{SUBNET}.17",
-             "ops": f"{SUBNET}.100"}
-TIMING = {"heartbeat_interval": 0.2, "failure_timeout": 0.8, "leader_lease": 1.0, "fence_timeout": 1.0,
-          "lease_ttl": 10.0}
+ADDRESSES = {
+    "lic1": f"{SUBNET}.1",
+    "lic2": f"{SUBNET}.2",
+    "lic3": f"{SUBNET}.3",
+    "ws17": f"{SUBNET}.17",
+    "ops": f"{SUBNET}.100",
+}
+TIMING = {
+    "heartbeat_interval": 0.2,
+    "failure_timeout": 0.8,
+    "leader_lease": 1.0,
+    "fence_timeout": 1.0,
+    "lease_ttl": 10.0,
+}
 """The chaos tier's timings (tests/chaos/harness.py): quicker than the
 example's, slow enough for two shared cores."""
 CLI_TIMEOUT = 60.0
@@ -103,8 +113,14 @@ class Bringup:
     def cli(self, host: str, *args: str) -> subprocess.CompletedProcess[str]:
         """``licpool ARGS`` on ``host`` (``python -m actors`` from this worktree)."""
         began = time.monotonic()
-        done = subprocess.run([*self.network.exec_prefix(host), sys.executable, "-m", "actors", *args],
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT, cwd=ROOT, env=self.env)
+        done = subprocess.run(
+            [*self.network.exec_prefix(host), sys.executable, "-m", "actors", *args],
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            cwd=ROOT,
+            env=self.env,
+        )
         self.calls.append((args[0], time.monotonic() - began))
         return done
 
@@ -196,7 +212,7 @@ def _install(setup: Bringup, host: str, text: str, ops: Path, client: bool = Fal
     etc = setup.etc(host)
     etc.mkdir(parents=True)
     data = setup.root / host / "var" / "lib" / "licpool"
-    text = re.sub(r'^data_dir = .*$', f'data_dir = "{data}"', text, flags=re.MULTILINE)
+    text = re.sub(r"^data_dir = .*$", f'data_dir = "{data}"', text, flags=re.MULTILINE)
     if client:
         text, n = re.subn(r"^(admin_key_file|vendor_public_key) = .*\n", "", text, flags=re.MULTILINE)
         assert n == 2, "the client config keeps neither key line"
@@ -220,8 +236,19 @@ def _start_processes(setup: Bringup) -> Any:
 
     class Units(PoolProcesses):
         def command(self, name: str) -> list[str]:
-            return [*network.exec_prefix(SERVERS[name]), sys.executable, "-m", "actors", "server", "--config",
-                    str(configs[name]), "--name", name, "--console-level", "WARNING"]
+            return [
+                *network.exec_prefix(SERVERS[name]),
+                sys.executable,
+                "-m",
+                "actors",
+                "server",
+                "--config",
+                str(configs[name]),
+                "--name",
+                name,
+                "--console-level",
+                "WARNING",
+            ]
 
     return Units(configs["s1"], quiet=True, output=setup.root / "journal", env=setup.env)
 
@@ -243,8 +270,11 @@ def _start(setup: Bringup, name: str) -> None:
 
     _poll(serving, 30.0, f"server {name}'s 'serving on' line")
     line = _journal(setup, name).strip().splitlines()[-1]
-    assert re.match(rf"licpool: server {name} of pool 'eng-licenses' serving on "
-                    rf"{re.escape(ADDRESSES[SERVERS[name]])}:1950 .*; metrics on http://", line), line
+    assert re.match(
+        rf"licpool: server {name} of pool 'eng-licenses' serving on "
+        rf"{re.escape(ADDRESSES[SERVERS[name]])}:1950 .*; metrics on http://",
+        line,
+    ), line
 
 
 def _status(setup: Bringup) -> dict[str, Any] | None:
@@ -276,8 +306,18 @@ def _bring_up(setup: Bringup, phase: Callable[[str], None]) -> tuple[Path, str, 
     ops.mkdir(parents=True)
     vendor = setup.root / "vendor"
     vendor.mkdir()
-    _ok(setup.cli("ops", "vendor", "keygen", "--private-key", str(vendor / "vendor.key"), "--public-key",
-                  str(vendor / "vendor.pub")), "vendor keygen")
+    _ok(
+        setup.cli(
+            "ops",
+            "vendor",
+            "keygen",
+            "--private-key",
+            str(vendor / "vendor.key"),
+            "--public-key",
+            str(vendor / "vendor.pub"),
+        ),
+        "vendor keygen",
+    )
     shutil.copyfile(vendor / "vendor.pub", ops / "vendor.pub")
     (ops / "admin.key").write_text(secrets.token_urlsafe(32) + "\n")
     (ops / "admin.key").chmod(0o600)
@@ -285,9 +325,26 @@ def _bring_up(setup: Bringup, phase: Callable[[str], None]) -> tuple[Path, str, 
     (ops / "pool.toml").write_text(text)
     said = _ok(setup.cli("ops", "config", "check", "--config", str(ops / "pool.toml")), "config check")
     assert said.startswith(f"OK: {ops / 'pool.toml'}: pool 'eng-licenses', 3 server(s) (s1, s2, s3)"), said
-    code = _ok(setup.cli("ops", "vendor", "issue", "--private-key", str(vendor / "vendor.key"), "--feature", "cad",
-                         "--version", "2.0", "--count", "4", "--expires", "2099-12-31", "--serial", "CAD-BRINGUP"),
-               "vendor issue").strip()
+    code = _ok(
+        setup.cli(
+            "ops",
+            "vendor",
+            "issue",
+            "--private-key",
+            str(vendor / "vendor.key"),
+            "--feature",
+            "cad",
+            "--version",
+            "2.0",
+            "--count",
+            "4",
+            "--expires",
+            "2099-12-31",
+            "--serial",
+            "CAD-BRINGUP",
+        ),
+        "vendor issue",
+    ).strip()
     phase("keys and config")
 
     # 2. Each server host: install, check, start.
@@ -298,8 +355,14 @@ def _bring_up(setup: Bringup, phase: Callable[[str], None]) -> tuple[Path, str, 
     for name, host in SERVERS.items():
         found = _checks(setup.cli(host, "check", "--config", str(setup.config(host)), "--name", name, "--json"))
         others = [n for n in SERVERS if n != name]
-        expect = {"config": "ok", "key admin": "ok", "key vendor": "ok", "address": "ok", "admin port": "ok",
-                  "metrics port": "ok"}
+        expect = {
+            "config": "ok",
+            "key admin": "ok",
+            "key vendor": "ok",
+            "address": "ok",
+            "admin port": "ok",
+            "metrics port": "ok",
+        }
         for other in others:
             expect[f"reach {other}"] = "ok" if other in running else "warn"
             if other in running:
@@ -329,8 +392,9 @@ def _bring_up(setup: Bringup, phase: Callable[[str], None]) -> tuple[Path, str, 
     shown = _ok(setup.cli("ops", "status", "--config", str(ops / "pool.toml")), "status").splitlines()
     for name, host in SERVERS.items():
         assert any(re.match(rf"  {name} +{re.escape(ADDRESSES[host])}:1950 +up", x) for x in shown), shown
-    assert any(re.match(r"license CAD-BRINGUP: cad 2\.0, 4 seats, expires 2099-12-31: \d+ days left", x)
-               for x in shown), shown
+    assert any(
+        re.match(r"license CAD-BRINGUP: cad 2\.0, 4 seats, expires 2099-12-31: \d+ days left", x) for x in shown
+    ), shown
     phase("license")
     return ops, text, leader
 
@@ -372,8 +436,9 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
             assert not auth["lost"], f"{app.client_id} lost its lease: {auth['lost_reason']}"
             if auth["server"] != trace[prefer][-1]:
                 if restarting and trace[prefer][-1] != restarting[-1]:
-                    unforced.append(f"{app.client_id} {trace[prefer][-1]} -> {auth['server']} "
-                                    f"while {restarting[-1]} restarted")
+                    unforced.append(
+                        f"{app.client_id} {trace[prefer][-1]} -> {auth['server']} while {restarting[-1]} restarted"
+                    )
                 trace[prefer].append(auth["server"])
             where[auth["lease_id"]] = auth["server"]
         return where
@@ -401,8 +466,9 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
         found = _checks(setup.cli(host, "check", "--config", str(setup.config(host)), "--name", name, "--json"))
         assert {v[0] for v in found.values()} == {"ok"}, found
         assert "is free" in found["admin port"][1], found["admin port"]
-        assert {f"{kind} {o}" for kind in ("reach", "settings", "clock") for o in SERVERS if o != name} \
-            <= set(found), found
+        assert {f"{kind} {o}" for kind in ("reach", "settings", "clock") for o in SERVERS if o != name} <= set(found), (
+            found
+        )
         _start(setup, name)
 
         def rejoined(name: str = name, incarnation: int = incarnation) -> dict[str, Any] | None:
@@ -413,8 +479,10 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
 
         after = _poll(rejoined, 30.0, f"{name} up again as a new incarnation")
         _poll(agreed, 20.0, f"both leases held after {name}'s restart, where the apps say")
-        restarts.append(f"{name}{' (leader)' if name == leader else ''} {time.monotonic() - stopped_at:.1f} s, "
-                        f"leader now {after['leader']}")
+        restarts.append(
+            f"{name}{' (leader)' if name == leader else ''} {time.monotonic() - stopped_at:.1f} s, "
+            f"leader now {after['leader']}"
+        )
     phase("rolling restart")
 
     # 6. check on every server host, against the running servers.
@@ -439,13 +507,17 @@ def test_the_documented_bring_up_and_a_rolling_restart_lose_no_lease(bringup: Br
 
     moves = {app.client_id: app.state()[0]["failovers"] for app in apps.values()}
     calls = len(setup.calls)
-    print(f"\nbring-up {time.monotonic() - began:.1f} s: "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
-          + f"; {calls} CLI calls, mean {sum(t for _, t in setup.calls) / calls:.2f} s"
-          + f"\nrestarts (leader {leader} last): " + "; ".join(restarts)
-          + "\nlease moves (fail-overs, not losses): "
-          + ", ".join(f"{a.client_id} {moves[a.client_id]} ({' -> '.join(trace[p])})" for p, a in apps.items())
-          + f"; {len(unforced)} off a server that was not restarting" + "".join(f"\n  {x}" for x in unforced))
+    print(
+        f"\nbring-up {time.monotonic() - began:.1f} s: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())
+        + f"; {calls} CLI calls, mean {sum(t for _, t in setup.calls) / calls:.2f} s"
+        + f"\nrestarts (leader {leader} last): "
+        + "; ".join(restarts)
+        + "\nlease moves (fail-overs, not losses): "
+        + ", ".join(f"{a.client_id} {moves[a.client_id]} ({' -> '.join(trace[p])})" for p, a in apps.items())
+        + f"; {len(unforced)} off a server that was not restarting"
+        + "".join(f"\n  {x}" for x in unforced)
+    )
 
 
 def test_a_server_rebuilt_on_an_empty_disk_rejoins_and_serves(bringup: Bringup) -> None:

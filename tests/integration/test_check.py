@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _check(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "actors", "check", *args], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "actors", "check", *args], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
 
 
 def _doc(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -85,9 +86,18 @@ def test_against_a_running_pool_every_check_passes_and_a_differing_config_is_cau
     doc = _doc(done)
     assert done.returncode == 0 and doc["ok"], done.stdout
     assert {c["check"]: c["status"] for c in doc["checks"]} == {
-        "config": "ok", "key admin": "ok", "key vendor": "ok", "address": "ok", "admin port": "ok",
-        "reach s2": "ok", "reach s3": "ok", "settings s2": "ok", "settings s3": "ok", "clock s2": "ok",
-        "clock s3": "ok"}
+        "config": "ok",
+        "key admin": "ok",
+        "key vendor": "ok",
+        "address": "ok",
+        "admin port": "ok",
+        "reach s2": "ok",
+        "reach s3": "ok",
+        "settings s2": "ok",
+        "settings s3": "ok",
+        "clock s2": "ok",
+        "clock s3": "ok",
+    }
     assert "in use by server s1, which is running" in json.dumps(doc)
     clock = next(c["detail"] for c in doc["checks"] if c["check"] == "clock s2")
     assert re.search(r"offset [+-]\d+\.\d ms, rate \d+\.\d+% ± \d+\.\d+% over 1\.\d s", clock), clock

@@ -21,8 +21,9 @@ from tests.integration.procs import EXIT_DEADLINE_S, all_procs, kill_all
 def test_the_demo_keeps_every_lease_and_moves_none_off_a_live_server() -> None:
     token = f"LICPOOL_DEMO_TEST={os.getpid()}-{time.monotonic_ns()}"
     env = {**os.environ, "LICPOOL_DEMO_TEST": token.split("=", 1)[1]}
-    done = subprocess.run([sys.executable, "-m", "actors", "demo"], capture_output=True, text=True, timeout=240,
-                          env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "actors", "demo"], capture_output=True, text=True, timeout=240, env=env
+    )
     out = done.stdout
     assert done.returncode == 0, f"demo exited {done.returncode}\n{out}\n{done.stderr[-2000:]}"
     kept = re.search(r"(\d+) of (\d+) client leases kept through the crash", out)

@@ -77,8 +77,9 @@ def namespaced_pool(licpool_pool: Any, client_apps: Any) -> Iterator[NamespacedP
             if not network.created:
                 pytest.skip(f"cannot create a network namespace here: {exc.stderr.strip()}")
             raise
-        harness = licpool_pool(start=False, addresses=[(a, ADMIN_PORT) for a in SERVER_HOSTS.values()],
-                               wrap=network.exec_prefix)
+        harness = licpool_pool(
+            start=False, addresses=[(a, ADMIN_PORT) for a in SERVER_HOSTS.values()], wrap=network.exec_prefix
+        )
         pool = NamespacedPool(network, harness, client_apps)
         harness.start()
         yield pool
@@ -136,6 +137,7 @@ def test_a_client_keeps_its_lease_when_its_servers_link_is_cut(namespaced_pool: 
     added = admin.call("add_license", code=harness.license(10))
     assert added["ok"], added
     for name in SERVER_HOSTS:
+
         def applied(n: str = name) -> Any:
             s = admin.call("status", name=n)
             return s["ok"] and s["applied"] >= added["index"]
@@ -146,8 +148,11 @@ def test_a_client_keeps_its_lease_when_its_servers_link_is_cut(namespaced_pool: 
     client = pool.app("mh-client", prefer=victim)
     granted = client.checkout(timeout=5.0)
     assert granted["ok"] and granted["server"] == victim, granted
-    _poll(lambda: _feature(admin.call("status"))["servers"][victim]["in_use"] == 1, 10.0,
-          f"the lease at {victim} to be committed")
+    _poll(
+        lambda: _feature(admin.call("status"))["servers"][victim]["in_use"] == 1,
+        10.0,
+        f"the lease at {victim} to be committed",
+    )
 
     cut_at = time.monotonic()
     pool.network.cut(victim)
@@ -163,8 +168,7 @@ def test_a_client_keeps_its_lease_when_its_servers_link_is_cut(namespaced_pool: 
 
     t = harness.cfg.timing
     renewed_past = cut_at + t.lease_ttl * (1 - t.clock_drift)
-    auth = _poll(lambda: (a := client.state()[0])["deadline"] > renewed_past and a, 10.0,
-                 "a renewal at the new server")
+    auth = _poll(lambda: (a := client.state()[0])["deadline"] > renewed_past and a, 10.0, "a renewal at the new server")
     assert not auth["lost"] and auth["server"] != victim
 
     def settled() -> dict[str, Any] | None:
@@ -180,5 +184,7 @@ def test_a_client_keeps_its_lease_when_its_servers_link_is_cut(namespaced_pool: 
     allocated = sum(x["allocated"] for x in feature["servers"].values())
     assert allocated + feature["free_pool"] + feature["in_flight"] == feature["total"]
     shown = next(x["status"] for x in status["servers"] if x["name"] == victim)
-    print(f"\n{victim}'s link cut (leader {leader}): the client's lease seated at {auth['server']} {gap:.3f} s "
-          f"after the cut, renewed there; {victim} shown {shown}")
+    print(
+        f"\n{victim}'s link cut (leader {leader}): the client's lease seated at {auth['server']} {gap:.3f} s "
+        f"after the cut, renewed there; {victim} shown {shown}"
+    )

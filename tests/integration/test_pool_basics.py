@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from actors.client import LicenseDenied
-from actors.protocol import pool as p
+from actors.protocol import pool as pool_msgs
 from actors.protocol.client import DenyReason
 
 
@@ -95,8 +95,10 @@ def test_checkout_and_release_show_in_status_and_sessions(licpool_pool: Any) -> 
         held.append(client.checkout("cad:2.0", timeout=5.0))
         n += 1
     elapsed = time.monotonic() - t0
-    print(f"\nfirst grant {grant_s * 1000:.1f} ms; {n} checkouts in {elapsed:.3f} s "
-          f"({n / elapsed:.0f}/s, {elapsed / n * 1000:.1f} ms each)")
+    print(
+        f"\nfirst grant {grant_s * 1000:.1f} ms; {n} checkouts in {elapsed:.3f} s "
+        f"({n / elapsed:.0f}/s, {elapsed / n * 1000:.1f} ms each)"
+    )
     # Closing the client releases what it still holds at once, long before lease_ttl.
     closed_at = time.monotonic()
     client.close()
@@ -110,8 +112,12 @@ def test_a_server_at_its_threshold_borrows_from_the_leader_claim_1(licpool_pool:
     leader = pool.wait_formed().leader
     borrower = next(n for n in pool.names if n != leader)
     pool.add_license(pool.license(10, distribution=f"{borrower}:3"))  # the rest goes to the free pool
-    start = pool.wait_status(lambda s: _use(s, borrower) is not None and _use(s, borrower).allocated == 3, 5.0,
-                             "the criteria to apply", name=borrower)
+    start = pool.wait_status(
+        lambda s: _use(s, borrower) is not None and _use(s, borrower).allocated == 3,
+        5.0,
+        "the criteria to apply",
+        name=borrower,
+    )
     free_before = _feature(start).free_pool
     client = pool.client("ws-borrow", prefer=borrower)
     held = [client.checkout("cad:2.0", timeout=5.0) for _ in range(3)]
@@ -136,10 +142,17 @@ def test_admin_changes_sent_to_a_follower_apply_pool_wide_claims_8_10_12(licpool
     assert again.already_present
 
     addon = pool.addon("L-ADM", 3, "A-ADM")  # claim 10: add allocations
-    reply = pool.admin(lambda rid: p.AddAllocations("test", 0, rid, addon), via=follower)
+    reply = pool.admin(
+        lambda rid: pool_msgs.AddAllocations(sender="test", epoch=0, request_id=rid, addon=addon), via=follower
+    )
     assert reply.ok, reply
     criteria = f"{pool.names[0]}:1^{pool.names[1]}:2^{pool.names[2]}:3"  # claim 8: distribution criteria
-    reply = pool.admin(lambda rid: p.ChangeDistributionCriteria("test", 0, rid, "cad", "2.0", criteria), via=follower)
+    reply = pool.admin(
+        lambda rid: pool_msgs.ChangeDistributionCriteria(
+            sender="test", epoch=0, request_id=rid, feature="cad", version="2.0", criteria=criteria
+        ),
+        via=follower,
+    )
     assert reply.ok, reply
 
     def applied(s: Any) -> bool:
@@ -196,11 +209,13 @@ def test_snapshot_show_reads_a_running_server_and_names_a_damaged_file(licpool_p
 
 def test_cli_errors_are_one_line(licpool_pool: Any, tmp_path: Any) -> None:
     pool = licpool_pool(start=False)
-    for args in (["status", "--config", str(tmp_path / "missing.toml")],
-                 ["server", "--config", str(pool.config), "--name", "nope"],
-                 ["server", "--config", str(pool.config)],
-                 ["license", "add", "garbage", "--config", str(pool.config)],
-                 ["distribution", "set", "cad:2.0", "s1:x", "--config", str(pool.config)]):
+    for args in (
+        ["status", "--config", str(tmp_path / "missing.toml")],
+        ["server", "--config", str(pool.config), "--name", "nope"],
+        ["server", "--config", str(pool.config)],
+        ["license", "add", "garbage", "--config", str(pool.config)],
+        ["distribution", "set", "cad:2.0", "s1:x", "--config", str(pool.config)],
+    ):
         result = _licpool(*args)
         assert result.returncode != 0, args
         assert result.stderr.startswith("licpool: error: ") and result.stderr.count("\n") == 1, (args, result.stderr)

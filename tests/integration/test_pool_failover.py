@@ -57,8 +57,10 @@ def test_a_client_keeps_its_lease_when_its_server_host_dies(licpool_pool: Any) -
     _wait(lambda: auth.deadline > killed_at + t.lease_ttl * (1 - t.clock_drift), 5.0, "a renewal after fail-over")
     assert not auth.lost.is_set()
     bound = 2 * t.failure_timeout + 2 * t.fence_timeout * (1 + t.clock_drift) + 10 * t.heartbeat_interval
-    print(f"\nclient fail-over after its server's SIGKILL: seated at {auth.server} {gap:.3f} s after the kill "
-          f"(bound {bound:.2f} s, lease_ttl {t.lease_ttl} s)")
+    print(
+        f"\nclient fail-over after its server's SIGKILL: seated at {auth.server} {gap:.3f} s after the kill "
+        f"(bound {bound:.2f} s, lease_ttl {t.lease_ttl} s)"
+    )
     assert gap < bound
 
 
@@ -84,14 +86,20 @@ def test_after_the_leader_dies_a_new_leader_grants_a_borrow(licpool_pool: Any) -
     # in the free pool): only a borrow the new leader commits can seat the next.
     extra = [client.checkout("cad:2.0", timeout=10.0) for _ in range(owned - len(held) + 1)]
     granted = time.monotonic() - killed_at
-    status = pool.wait_status(lambda s: sum(_use(s, n).allocated for n in rest) > owned
-                              and sum(u.in_use for u in _feature(s).servers) == owned + 1, 5.0,
-                              "the new leader's borrow and the seats in use to show")
+    status = pool.wait_status(
+        lambda s: (
+            sum(_use(s, n).allocated for n in rest) > owned and sum(u.in_use for u in _feature(s).servers) == owned + 1
+        ),
+        5.0,
+        "the new leader's borrow and the seats in use to show",
+    )
     f = _feature(status)
     assert sum(u.allocated for u in f.servers) + f.free_pool + f.in_flight == f.total
     assert not any(x.lost.is_set() for x in held + extra)
-    print(f"\nleader {old} SIGKILLed: {new} leads after {elected:.3f} s; the survivors owned {owned} seats; "
-          f"seat {owned + 1} granted at {extra[-1].server} {granted:.3f} s after the kill")
+    print(
+        f"\nleader {old} SIGKILLed: {new} leads after {elected:.3f} s; the survivors owned {owned} seats; "
+        f"seat {owned + 1} granted at {extra[-1].server} {granted:.3f} s after the kill"
+    )
 
 
 _CLIENT_APP = textwrap.dedent("""
@@ -119,7 +127,8 @@ def _processes_running(cmdline: bytes) -> list[int]:
 
 
 def test_a_killed_client_app_gives_its_seat_back_within_ttl_plus_failure_timeout(
-        licpool_pool: Any, tmp_path: Path) -> None:
+    licpool_pool: Any, tmp_path: Path
+) -> None:
     pool = licpool_pool()
     leader = pool.wait_formed().leader
     pool.add_license(pool.license(10))
@@ -150,6 +159,8 @@ def test_a_killed_client_app_gives_its_seat_back_within_ttl_plus_failure_timeout
             app.wait(5)
         for pid in _processes_running(cmdline):
             os.kill(pid, signal.SIGKILL)
-    print(f"\nclient app SIGKILLed: its actor system gone after {system_gone:.3f} s; seat free after "
-          f"{freed:.3f} s (lease_ttl + failure_timeout = {bound:.2f} s)")
+    print(
+        f"\nclient app SIGKILLed: its actor system gone after {system_gone:.3f} s; seat free after "
+        f"{freed:.3f} s (lease_ttl + failure_timeout = {bound:.2f} s)"
+    )
     assert freed <= bound + 0.5

@@ -18,8 +18,9 @@ from tests.integration.procs import free_port
 def _scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     with urllib.request.urlopen(url, timeout=10) as r:
         text = r.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value for f in text_string_to_metric_families(text) for s in f.samples
+    }
 
 
 def _value(found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
@@ -44,8 +45,9 @@ def test_each_server_serves_its_metrics_with_the_pools_real_numbers(licpool_pool
     client = pool.client("metrics-client", prefer=follower)
     held = [client.checkout("cad", version="2.0", timeout=5.0) for _ in range(3)]
     assert {a.server for a in held} == {follower}
-    status = pool.wait_status(lambda s: sum(u.in_use for f in s.features for u in f.servers) == 3, 10.0,
-                              "the three leases to be committed")
+    status = pool.wait_status(
+        lambda s: sum(u.in_use for f in s.features for u in f.servers) == 3, 10.0, "the three leases to be committed"
+    )
 
     got = {name: _scrape(f"http://127.0.0.1:{port}/metrics") for name, port in ports.items()}
     cad = {"feature": "cad", "version": "2.0"}
@@ -67,9 +69,15 @@ def test_each_server_serves_its_metrics_with_the_pools_real_numbers(licpool_pool
     assert _value(got[follower], "licpool_leases_held") == 3
     assert _value(got[follower], "licpool_sessions") == 1
     days = _value(ld, "licpool_license_days_to_expiry", serial="T1")
-    shown = subprocess.run([sys.executable, "-m", "actors", "status", "--config", str(pool.config)],
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "actors", "status", "--config", str(pool.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     assert f"license T1: cad 2.0, 10 seats, expires 2099-12-31: {days:.0f} days left" in shown.stdout, shown.stdout
-    print(f"\nmetrics of {len(got)} servers: {len(got[leader])} samples at the leader; "
-          f"fsync count at {follower}: {_value(got[follower], 'licpool_fsync_seconds_count'):.0f}")
+    print(
+        f"\nmetrics of {len(got)} servers: {len(got[leader])} samples at the leader; "
+        f"fsync count at {follower}: {_value(got[follower], 'licpool_fsync_seconds_count'):.0f}"
+    )

@@ -49,8 +49,10 @@ def _feature_ok(status: Any) -> list[str]:
     for f in status.features:
         allocated = sum(u.allocated for u in f.servers)
         if allocated + f.free_pool + f.in_flight != f.total:
-            problems.append(f"{status.answered_by}: {f.feature} {f.version}: allocated {allocated} + free "
-                            f"{f.free_pool} + in flight {f.in_flight} != {f.total}")
+            problems.append(
+                f"{status.answered_by}: {f.feature} {f.version}: allocated {allocated} + free "
+                f"{f.free_pool} + in flight {f.in_flight} != {f.total}"
+            )
     return problems
 
 
@@ -72,7 +74,7 @@ def _held_by_servers(pool: Any, registry: set[str] | None = None) -> tuple[set[s
     held: set[str] = set()
     silent = []
     for name in pool.names:
-        reply = pool.link.ask(name, SessionsQuery("", ""), 3.0)
+        reply = pool.link.ask(name, SessionsQuery(feature="", version=""), 3.0)
         if not isinstance(reply, SessionsReply):
             silent.append(name)
             continue
@@ -103,9 +105,14 @@ def _wait_held(pool: Any, auths: list[Any], timeout: float) -> tuple[set[str], f
 
 
 def _snapshot_show(pool: Any, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "actors", "snapshot", "show", "--config", str(pool.config),
-                           "--name", name, *extra], capture_output=True, text=True, timeout=60,
-                          env=pool.procs.env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "actors", "snapshot", "show", "--config", str(pool.config), "--name", name, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=pool.procs.env,
+        check=False,
+    )
 
 
 def _kill_all_at_once(pool: Any) -> None:
@@ -125,8 +132,15 @@ def _incarnation(status: Any, name: str) -> int:
 def _restart(pool: Any, name: str, before: int) -> None:
     """Start ``name`` and wait until the pool shows a newer incarnation of it, live."""
     pool.start(name)
-    pool.wait_status(lambda s: _incarnation(s, name) > before and all(x.up and x.status == "live" for x in s.servers)
-                     and s.leader is not None, 30.0, f"{name} to rejoin as a new incarnation")
+    pool.wait_status(
+        lambda s: (
+            _incarnation(s, name) > before
+            and all(x.up and x.status == "live" for x in s.servers)
+            and s.leader is not None
+        ),
+        30.0,
+        f"{name} to rejoin as a new incarnation",
+    )
 
 
 def _errors(text: str) -> list[str]:
@@ -144,8 +158,9 @@ def _hostile_snapshot(marker: Path) -> bytes:
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
-    payload = pickle.dumps({"schema_version": 1, "meta": {"stream": "node", "last_seq": 0}, "state": RunsShell()},
-                           protocol=5)
+    payload = pickle.dumps(
+        {"schema_version": 1, "meta": {"stream": "node", "last_seq": 0}, "state": RunsShell()}, protocol=5
+    )
     fields = b"LPSNAP\n" + struct.pack(">IQ", 1, len(payload))
     return fields + hashlib.sha256(fields + payload).digest() + payload
 
@@ -162,7 +177,8 @@ def _wait_start_fails(pool: Any, name: str, timeout: float = 40.0) -> int:
 
 
 def test_torn_journal_flipped_snapshot_and_hostile_pickle_through_the_real_start_up(
-        licpool_pool: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    licpool_pool: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LICPOOL_COMPACT_EVERY", "10")  # so that a snapshot exists early
     # s2 stays down through three refused starts: a lease_ttl longer than all of
     # that keeps the client's lease alive whichever server ends up holding it.
@@ -287,9 +303,11 @@ def test_whole_pool_restart_within_lease_ttl_keeps_leases_and_gives_one_fresh_gr
     assert {a.lease_id for a in kept} <= held and not any(a.lost.is_set() for a in kept)
     status = pool.status()
     assert status is not None and not _feature_ok(status)
-    print(f"\nwhole pool back {t_back - t_dead - ttl / 2:.2f} s after the kill; the orphaned lease was freed "
-          f"{freed - t_back:.2f} s after the pool was back ({freed - t_dead:.2f} s after its client died); "
-          f"the kept leases are still held")
+    print(
+        f"\nwhole pool back {t_back - t_dead - ttl / 2:.2f} s after the kill; the orphaned lease was freed "
+        f"{freed - t_back:.2f} s after the pool was back ({freed - t_dead:.2f} s after its client died); "
+        f"the kept leases are still held"
+    )
 
 
 # ---- crash under load --------------------------------------------------------------------------
@@ -324,8 +342,10 @@ class Load:
 
     def start(self) -> None:
         quotas = [LEASES // CLIENTS + (1 if i < LEASES % CLIENTS else 0) for i in range(CLIENTS)]
-        self.threads = [threading.Thread(target=self._take, args=(c, q), daemon=True)
-                        for c, q in zip(self.clients, quotas, strict=True)]
+        self.threads = [
+            threading.Thread(target=self._take, args=(c, q), daemon=True)
+            for c, q in zip(self.clients, quotas, strict=True)
+        ]
         for t in self.threads:
             t.start()
 
@@ -414,9 +434,11 @@ def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -
         # holds it).  Known bug, reported with issue 5; counted, not failed on.
         lost = [a for a in confirmed if a.lost.is_set()]
         client_losses.extend(f"seed {seed}: {a.lease_id} at {a.server}: {a.lost_reason}" for a in lost)
-        rows.append(f"seed {seed}: killed after {seen_at_kill} confirmed grants (target {kill_after}, "
-                    f"+{jitter * 1000:.0f} ms), pool back in {back:.2f} s, {len(confirmed)} held afterwards "
-                    f"(all in lease tables after {settled:.1f} s more); {len(lost)} dropped by their client")
+        rows.append(
+            f"seed {seed}: killed after {seen_at_kill} confirmed grants (target {kill_after}, "
+            f"+{jitter * 1000:.0f} ms), pool back in {back:.2f} s, {len(confirmed)} held afterwards "
+            f"(all in lease tables after {settled:.1f} s more); {len(lost)} dropped by their client"
+        )
         for auth in confirmed:
             auth.release()
         # Dropped leases are no longer renewed: they expire after lease_ttl on their own.
@@ -427,5 +449,8 @@ def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -
         assert not left, f"seed {seed}: released leases still held: {sorted(left)[:5]}"
     print("\n" + "\n".join(rows))
     if client_losses:
-        warnings.warn("leases dropped by their client while a server held them (S2 bug, not persistence): "
-                      + "; ".join(client_losses), stacklevel=1)
+        warnings.warn(
+            "leases dropped by their client while a server held them (S2 bug, not persistence): "
+            + "; ".join(client_losses),
+            stacklevel=1,
+        )

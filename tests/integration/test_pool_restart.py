@@ -48,8 +48,10 @@ def test_cold_start_in_reverse_order_with_a_server_down_then_late(licpool_pool: 
     for _ in range(20):
         assert link.resolve("s1", fresh=True) is not None
     lookup_ms = (time.monotonic() - t0) / 20 * 1000
-    print(f"\ncold start s3, s2, s1: a leader {majority_after:.3f} s after the second server started; "
-          f"s1 rejoined {joined_after:.3f} s after its start; one address lookup {lookup_ms:.2f} ms")
+    print(
+        f"\ncold start s3, s2, s1: a leader {majority_after:.3f} s after the second server started; "
+        f"s1 rejoined {joined_after:.3f} s after its start; one address lookup {lookup_ms:.2f} ms"
+    )
 
 
 def test_restart_one_server_then_two_in_sequence_while_a_client_holds_a_lease(licpool_pool: Any) -> None:
@@ -65,8 +67,11 @@ def test_restart_one_server_then_two_in_sequence_while_a_client_holds_a_lease(li
         t0 = time.monotonic()
         pool.procs.kill(name)
         pool.start(name)
-        pool.wait_status(lambda s, n=name, i=inc: _incarnation(s, n) > i and all(x.up for x in s.servers)
-                         and s.leader is not None, 20.0, f"{name} to rejoin as a new incarnation")
+        pool.wait_status(
+            lambda s, n=name, i=inc: _incarnation(s, n) > i and all(x.up for x in s.servers) and s.leader is not None,
+            20.0,
+            f"{name} to rejoin as a new incarnation",
+        )
         timings.append(f"{name} {time.monotonic() - t0:.2f} s")
         assert not auth.lost.is_set(), auth.lost_reason
     status = pool.wait_status(lambda s: _in_use(s) == 1, 10.0, "the one seat to be counted once")
@@ -106,8 +111,10 @@ def test_a_server_stopped_for_two_failure_timeouts_comes_back(licpool_pool: Any)
     while auth.deadline < time.monotonic() + t.lease_ttl * 0.9 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert auth.deadline >= time.monotonic() + t.lease_ttl * 0.8
-    print(f"\nleader {leader} SIGSTOPped {stall:.1f} s: a new leader after {elected:.3f} s; all servers up "
-          f"{back:.3f} s after SIGCONT; the lease is at {auth.server}")
+    print(
+        f"\nleader {leader} SIGSTOPped {stall:.1f} s: a new leader after {elected:.3f} s; all servers up "
+        f"{back:.3f} s after SIGCONT; the lease is at {auth.server}"
+    )
 
 
 def test_a_checkout_waits_out_a_lost_majority_within_its_timeout(licpool_pool: Any) -> None:
@@ -145,5 +152,7 @@ def test_a_checkout_waits_out_a_lost_majority_within_its_timeout(licpool_pool: A
     # Without the retry the first NO_MAJORITY is raised at once, before the timer fires.
     assert back_at and back_at[0] <= granted_at, "granted while no majority was up"
     assert auth.lease_id and not auth.lost.is_set()
-    print(f"\n{' and '.join(stopped)} SIGSTOPped (the leader was {leader}): a checkout at s3 was granted by "
-          f"{auth.server} {granted:.3f} s after it was asked, {granted - 1.5:.3f} s after {stopped[0]} resumed")
+    print(
+        f"\n{' and '.join(stopped)} SIGSTOPped (the leader was {leader}): a checkout at s3 was granted by "
+        f"{auth.server} {granted:.3f} s after it was asked, {granted - 1.5:.3f} s after {stopped[0]} resumed"
+    )

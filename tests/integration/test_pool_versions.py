@@ -29,8 +29,9 @@ def test_version_2_0_is_served_by_a_2_5_code(licpool_pool: Any) -> None:
 
     auth = client.checkout("cad", version="2.0", timeout=5.0)
     assert (auth.version, auth.licensed_version) == ("2.0", "2.5")
-    pool.wait_status(lambda s: _in_use(s, "2.5") == 1 and _in_use(s, "3.0") == 0, 5.0,
-                     "the 2.5 table to count the lease", name="s2")
+    pool.wait_status(
+        lambda s: _in_use(s, "2.5") == 1 and _in_use(s, "3.0") == 0, 5.0, "the 2.5 table to count the lease", name="s2"
+    )
     leases, _silent = pool.link.sessions("cad", "2.5")
     assert [x.lease_id for x in leases] == [auth.lease_id]
 
@@ -40,13 +41,21 @@ def test_version_2_0_is_served_by_a_2_5_code(licpool_pool: Any) -> None:
         client.checkout("cad", version="3.1", timeout=5.0)
     assert denied.value.reason == DenyReason.UNKNOWN_FEATURE
 
-    result = subprocess.run([sys.executable, "-m", "actors", "status", "--config", str(pool.config), "--json"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "actors", "status", "--config", str(pool.config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     modes = {f["version"]: f["version_match"] for f in json.loads(result.stdout)["features"]}
     assert modes == {"2.5": "range", "3.0": "exact"}
-    text = subprocess.run([sys.executable, "-m", "actors", "status", "--config", str(pool.config)],
-                          capture_output=True, text=True, timeout=60).stdout
+    text = subprocess.run(
+        [sys.executable, "-m", "actors", "status", "--config", str(pool.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert any(line.startswith("cad 3.0:") and "exact version" in line for line in text.splitlines()), text
 
     auth.release()

@@ -195,8 +195,7 @@ class Replay:
     # ---- the run ---------------------------------------------------------------------
 
     def run(self) -> None:
-        self.pending: list[tuple[float, tuple[Any, ...]]] = [
-            (step[1] * SCALE, step) for step in self.scenario.steps]
+        self.pending: list[tuple[float, tuple[Any, ...]]] = [(step[1] * SCALE, step) for step in self.scenario.steps]
         # Start every app the steps name before the clock starts: an app start
         # takes about a second, a real cost with no simulated counterpart.
         names = {f"c{i}" for i in range(1, self.scenario.clients + 1)}
@@ -229,8 +228,7 @@ class Replay:
 
 
 @pytest.mark.parametrize("name", REPLAYED)
-def test_scenario_replayed_through_real_actors(name: str, tmp_path: Path, licpool_pool: Any,
-                                               client_apps: Any) -> None:
+def test_scenario_replayed_through_real_actors(name: str, tmp_path: Path, licpool_pool: Any, client_apps: Any) -> None:
     path = tmp_path / f"{name}.json"
     path.write_text(dump_json(SCENARIOS[name]))
     scenario = load_json(path)

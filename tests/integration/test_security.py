@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 
-from actors.protocol import admin as a
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import admin as admin_msgs
+from actors.protocol import client as client_msgs
+from actors.protocol import pool as pool_msgs
 from actors.shell.peerauth import derive_peer_key, seal
 from tests.integration.test_wire import (
     ACK,
@@ -117,7 +117,7 @@ def test_hostile_pickles_to_every_port_of_a_pool_and_a_client_run_nothing(
     # logger and ClientSession.
     assert len([t for t in targets if not t.startswith("client")]) >= 13, targets
     assert len([t for t in targets if t.startswith("client")]) >= 3, targets
-    allowed = pickle.dumps((sender_address(pool.cfg.servers[0].port), a.StatusQuery("raw-control")))
+    allowed = pickle.dumps((sender_address(pool.cfg.servers[0].port), admin_msgs.StatusQuery(request_id="raw-control")))
     unread = _unread_endpoints(pool, actor_systems)
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -182,23 +182,33 @@ def _spray(port: int, frames: Iterable[bytes]) -> int:
 
 def _garbage_frames(rng: random.Random, sender: Any) -> list[bytes]:
     """Raw bytes to write to a port: framed and unframed, truncated, random, ill-typed."""
-    good = pickle.dumps((sender, a.StatusQuery("garbage")))
+    good = pickle.dumps((sender, admin_msgs.StatusQuery(request_id="garbage")))
     ill_typed = [
-        c.CheckoutRequest(["x"], {"y": 1}, "one", 5, None),  # type: ignore[arg-type]  # ill-typed on purpose
-        c.SessionHeartbeat("c", "s", 1, ("a", ["nested"])),  # type: ignore[arg-type]  # ill-typed on purpose
-        c.ReleaseRequest(None, -1, 2**70),  # type: ignore[arg-type]  # ill-typed on purpose
-        p.AddLicenseCode("cli", 0, "r", "LP1.AAAA.BBBB"),
-        p.DeclareServerDown("cli", 0, "r", "s1", p.AdminAuth(1.0, "0" * 32, "0" * 64)),
-        p.BorrowRequest("s9", 10**6, "cad", "2.0", -5, -1, -1, 1),
-        a.PeerEnvelope("other-pool", "s1", sender, a.PeerHello(1)),
-        a.PeerEnvelope(["pool"], "s1", sender, "body"),  # type: ignore[arg-type]  # ill-typed on purpose
+        client_msgs.CheckoutRequest(client_id=["x"], session_id={"y": 1}, request_id="one", feature=5, version=None),  # type: ignore[arg-type]  # ill-typed on purpose
+        client_msgs.SessionHeartbeat(client_id="c", session_id="s", seq=1, lease_ids=("a", ["nested"])),  # type: ignore[arg-type]  # ill-typed on purpose
+        client_msgs.ReleaseRequest(client_id=None, lease_id=-1, request_id=2**70),  # type: ignore[arg-type]  # ill-typed on purpose
+        pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r", code="LP1.AAAA.BBBB"),
+        pool_msgs.DeclareServerDown(
+            sender="cli",
+            epoch=0,
+            request_id="r",
+            server="s1",
+            auth=pool_msgs.AdminAuth(timestamp=1.0, nonce="0" * 32, mac="0" * 64),
+        ),
+        pool_msgs.BorrowRequest(
+            sender="s9", epoch=10**6, feature="cad", version="2.0", count=-5, in_use=-1, allocated=-1, request_no=1
+        ),
+        admin_msgs.PeerEnvelope(
+            pool="other-pool", sender="s1", address=sender, body=admin_msgs.PeerHello(incarnation=1)
+        ),
+        admin_msgs.PeerEnvelope(pool=["pool"], sender="s1", address=sender, body="body"),  # type: ignore[arg-type]  # ill-typed on purpose
         "just a string",
         {"a": [1, 2, (3,)]},
     ]
     frames: list[bytes] = []
     for msg in ill_typed:
         frames.append(frame(pickle.dumps((sender, msg))))
-    frames.append(frame(pickle.dumps(("not an address", a.StatusQuery("x")))))
+    frames.append(frame(pickle.dumps(("not an address", admin_msgs.StatusQuery(request_id="x")))))
     frames.append(frame(pickle.dumps(None)))
     for _ in range(12):
         n = rng.randrange(1, 200)
@@ -206,16 +216,14 @@ def _garbage_frames(rng: random.Random, sender: Any) -> list[bytes]:
         frames.append(frame(rng.randbytes(n)))  # random payload
         frames.append(rng.randbytes(n))  # no framing at all
         cut = rng.randrange(1, len(good))
-        frames.append(frame(good)[: cut])  # truncated frame, then the connection closes
+        frames.append(frame(good)[:cut])  # truncated frame, then the connection closes
         frames.append(frame(good[:cut]))  # complete frame holding a truncated pickle
         frames.append(b"%d>" % rng.choice([10**9, 2**62, -5, 0]) + rng.randbytes(8))  # lying lengths
         frames.append(b"notanumber>" + good)
     return frames
 
 
-def test_garbage_frames_crash_nothing_and_change_nothing(
-    licpool_pool: Any, actor_systems: Any, tmp_path: Path
-) -> None:
+def test_garbage_frames_crash_nothing_and_change_nothing(licpool_pool: Any, actor_systems: Any, tmp_path: Path) -> None:
     pool = licpool_pool()
     pool.wait_formed()
     pool.add_license(pool.license(10))
@@ -290,32 +298,45 @@ def test_cli_admin_changes_are_signed_and_bad_ones_refused_with_one_line(licpool
     assert all(s.status == "live" for s in pool.status().servers)
 
     # Unsigned, through a non-leader: refused there, never forwarded.
-    reply = pool.link.ask(follower, p.DeclareServerDown("test", 0, "u1", follower), 5.0)
-    assert isinstance(reply, p.AdminReply) and not reply.ok and "not signed" in reply.error
+    reply = pool.link.ask(
+        follower, pool_msgs.DeclareServerDown(sender="test", epoch=0, request_id="u1", server=follower), 5.0
+    )
+    assert isinstance(reply, pool_msgs.AdminReply) and not reply.ok and "not signed" in reply.error
 
     # A signed change, captured and replayed: to the same server, another, and the leader.
-    captured = pool.link.sign(p.AddAllocations("test", 0, "c1", pool.addon("T1", 5, "A1")))
+    captured = pool.link.sign(
+        pool_msgs.AddAllocations(sender="test", epoch=0, request_id="c1", addon=pool.addon("T1", 5, "A1"))
+    )
     first = pool.link.ask(follower, captured, 5.0)
     assert first is not None and first.ok, first
     pool.wait_applied(first.index)
     for to in (follower, leader, *pool.names):
         again = pool.link.ask(to, captured, 5.0)
-        assert isinstance(again, p.AdminReply) and not again.ok and "replayed" in again.error, (to, again)
+        assert isinstance(again, pool_msgs.AdminReply) and not again.ok and "replayed" in again.error, (to, again)
     assert _feature(pool.status()).total == 15
 
     # A forged forward straight to the leader (as if from the follower), without the
     # peer MAC: dropped before anything reads it.
-    change = p.DeclareServerDown(follower, 99, "f1", follower)
+    change = pool_msgs.DeclareServerDown(sender=follower, epoch=99, request_id="f1", server=follower)
     follower_at = pool.link.resolve(follower)
-    pool.link.asys.tell(pool.link.resolve(leader), a.PeerEnvelope(pool.cfg.name, follower, follower_at, change))
-    _wait_audit(pool.cfg.data_dir / leader / "audit.jsonl",
-                lambda r: r.get("event") == "peer_refused" and r.get("claimed") == follower, "peer_refused")
+    pool.link.asys.tell(
+        pool.link.resolve(leader),
+        admin_msgs.PeerEnvelope(pool=pool.cfg.name, sender=follower, address=follower_at, body=change),
+    )
+    _wait_audit(
+        pool.cfg.data_dir / leader / "audit.jsonl",
+        lambda r: r.get("event") == "peer_refused" and r.get("claimed") == follower,
+        "peer_refused",
+    )
     # Sealed with the peer key (someone who holds the admin key file), but the change
     # itself is unsigned: the leader checks the admin signature too.
     key = derive_peer_key(pool.cfg.admin_secret(), pool.cfg.name)
     pool.link.asys.tell(pool.link.resolve(leader), seal(key, pool.cfg.name, follower, follower_at, change))
-    _wait_audit(pool.cfg.data_dir / leader / "audit.jsonl",
-                lambda r: r.get("event") == "admin_refused" and r.get("hop") == "leader", "admin_refused")
+    _wait_audit(
+        pool.cfg.data_dir / leader / "audit.jsonl",
+        lambda r: r.get("event") == "admin_refused" and r.get("hop") == "leader",
+        "admin_refused",
+    )
     follower_audit = [json.loads(x) for x in (pool.cfg.data_dir / follower / "audit.jsonl").read_text().splitlines()]
     assert any(r.get("event") == "admin_refused" and r.get("hop") == "received" for r in follower_audit)
     assert all(s.status == "live" for s in pool.status().servers)
@@ -342,8 +363,8 @@ def test_garbage_frames_keep_an_admin_and_its_logger_alive(actor_systems: Any) -
     assert Path(f"/proc/{system.admin_pid}").exists() and Path(f"/proc/{system.logger_pid}").exists()
     peer = RawPeer(system.admin_port)
     try:
-        peer.sock.sendall(b"notanumber>" + pickle.dumps((sender, a.StatusQuery("x"))))
+        peer.sock.sendall(b"notanumber>" + pickle.dumps((sender, admin_msgs.StatusQuery(request_id="x"))))
         assert peer.answer() == ACK_DATAERR
     finally:
         peer.close()
-    assert _exchange(system.admin_port, pickle.dumps((sender, a.StatusQuery("x")))) == ACK
+    assert _exchange(system.admin_port, pickle.dumps((sender, admin_msgs.StatusQuery(request_id="x")))) == ACK

@@ -24,8 +24,9 @@ def test_chromium_renders_the_real_pools_numbers(licpool_pool: Any) -> None:
     client = pool.client("web-client", prefer="s2")
     client.checkout("cad", version="2.0", timeout=5.0)
     client.checkout("cad", version="2.0", timeout=5.0)
-    status = pool.wait_status(lambda s: sum(u.in_use for f in s.features for u in f.servers) == 2, 10.0,
-                              "two leases committed")
+    status = pool.wait_status(
+        lambda s: sum(u.in_use for f in s.features for u in f.servers) == 2, 10.0, "two leases committed"
+    )
     source = LiveSource(pool.cfg)
     try:
         with serving(make_app(source, pool.cfg.name), "127.0.0.1", free_port()) as url:

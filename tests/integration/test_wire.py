@@ -518,8 +518,9 @@ def _create_when_possible(asys: Any, actor_class: type, requirements: dict[str, 
             time.sleep(0.2)
 
 
-def test_malformed_envelopes_are_refused_and_the_actor_lives(system: Any, recorder: Any, log_file: Path,
-                                                              wait_until: Any) -> None:
+def test_malformed_envelopes_are_refused_and_the_actor_lives(
+    system: Any, recorder: Any, log_file: Path, wait_until: Any
+) -> None:
     """Thespian trusts the envelope: a sender that is not an ActorAddress made the
     actor process exit (measured before ``wire._check_frame``).  Now it is refused."""
     sender = sender_address(system.admin_port)

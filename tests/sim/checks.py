@@ -32,7 +32,7 @@ Liveness, checked where the design promises it (see docs/simulator.md):
 * **S3**: ``liveness.S3Tracker``; **L1**: ``liveness.L1Tracker``.
 
 Figures (``stats``): ``moved_off_live`` counts leases a session moved off a
-server that stayed up, unstalled and connected to it (DESIGN 2b item 14: it
+server that stayed up, unstalled and connected to it (leadership.md M14: it
 must be 0 for a leader change); ``moves`` counts every lease moved.
 """
 
@@ -52,15 +52,13 @@ __all__ = ["InvariantViolation", "Checker"]
 
 
 EXEMPT = {
-    "force-released": "force-released by the operator (DESIGN 2b item 11: a force-release ends the lease)",
-    "released": "released by the app itself (S3: a released id is dead for ever; its late release ends a "
-                "resumed copy)",
+    "force-released": "force-released by the operator (leadership.md M11: a force-release ends the lease)",
+    "released": "released by the app itself (S3: a released id is dead for ever; its late release ends a resumed copy)",
     "several faults": "more than one fault in its renewal window (S2 covers one failure of a minority, a "
-                      "restart or a stall, and one leader change)",
+    "restart or a stall, and one leader change)",
     "no majority path": "the client could not reach a healthy majority (S2 holds only for a client that "
-                        "can reach a majority partition)",
-    "cut off": "granted less than one report interval before its server was cut off (S2's one documented "
-               "exception)",
+    "can reach a majority partition)",
+    "cut off": "granted less than one report interval before its server was cut off (S2's one documented exception)",
 }
 """S2 exemption -> the rule that allows the loss (stats keys are ``S2 exempt: <exemption>``)."""
 
@@ -121,7 +119,8 @@ class Checker:
             # The table's own version must be the applied index: an older table
             # installed under a newer index is the table going backwards.
             raise InvariantViolation(
-                "S4", f"{host.name} holds the table of index {pool.index} but has applied up to {node.applied}")
+                "S4", f"{host.name} holds the table of index {pool.index} but has applied up to {node.applied}"
+            )
         host.applied_seen = node.applied
         self._committed_prefix(host)
         self._servers_changed = True
@@ -186,8 +185,10 @@ class Checker:
             first = since.setdefault(lid, now)
             if now - first > grace:
                 raise InvariantViolation(
-                    "ABANDON", f"{client.name}'s session has held {lid} since {first:.3f}, and its app does not "
-                    f"know it (a grant the app gave up on?): the seat stays taken while the session lives")
+                    "ABANDON",
+                    f"{client.name}'s session has held {lid} since {first:.3f}, and its app does not "
+                    f"know it (a grant the app gave up on?): the seat stays taken while the session lives",
+                )
 
     def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
         if not client.alive:
@@ -214,13 +215,16 @@ class Checker:
         placed = client.placed.get(lease_id, [])
         if deadline is None or not placed:
             raise InvariantViolation(
-                "S2", f"{client.name} lost {lease_id} ({why}) at {t:.3f}, a lease the checker never saw placed "
-                f"or renewed (a checker gap: no rule allows this loss)")
+                "S2",
+                f"{client.name} lost {lease_id} ({why}) at {t:.3f}, a lease the checker never saw placed "
+                f"or renewed (a checker gap: no rule allows this loss)",
+            )
         ri = w.bounds.report_interval
         renewed = client.clock.real(deadline - w.timing.holder_valid_for(w.timing.lease_ttl))
         a = min(renewed, placed[-1][0]) - ri
         relevant = [
-            f for f in w.history.active(a, t)
+            f
+            for f in w.history.active(a, t)
             if f.kind != "cut" or client.name in f.subjects or len(f.subjects & set(w.servers)) >= 2
         ]
         if self.fault_count(relevant) > 1:
@@ -346,16 +350,18 @@ class Checker:
                 if lease.lease_id in moving or lease.lease_id in (changed or set()):
                     continue
                 raise InvariantViolation(
-                    "REGISTRY", f"{host.name} at applied index {node.applied} (the most advanced): the committed "
+                    "REGISTRY",
+                    f"{host.name} at applied index {node.applied} (the most advanced): the committed "
                     f"registry places {short_id(lease.lease_id)} of {lease.client_id} there, but its lease table "
-                    f"lacks it and no transfer or unreported change of it is under way")
+                    f"lacks it and no transfer or unreported change of it is under way",
+                )
             self._placed_ok[host.name] = signature
 
     def _fenced_means_stopped(self) -> None:
         """F1: once any server has applied Fence (or Reclaim) of a server's
         incarnation, that server no longer serves majority-ruled seats.  This is
         the invariant the fence rests on: its seats are moved and reclaimed on
-        the strength of it (DESIGN.md 2b items 3-5)."""
+        the strength of it (leadership.md M3-M5)."""
         w = self.w
         views = [h.node for h in w.servers.values() if h.node is not None]
         if not views:
@@ -372,10 +378,11 @@ class Checker:
             serving = me.incarnation == inc and me.status == "live" and node.raft.holds_serving_lease(local)
             if serving:
                 raise InvariantViolation(
-                    "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied")
+                    "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied"
+                )
 
     def granted_by(self, host: ServerHost, events: Any) -> None:
-        """F1, the serving side (DESIGN 2b item 6): a server grants or resumes a
+        """F1, the serving side (leadership.md M6): a server grants or resumes a
         majority-ruled lease only once its own committed table shows its
         current incarnation live, i.e. after its Rejoin committed."""
         node = host.node
@@ -384,12 +391,17 @@ class Checker:
                 continue
             table = node.pool.features.get((ev.get("feature"), ev.get("version")))
             me = node.pool.servers.get(host.name)
-            if table is not None and table.majority and (
-                    me is None or me.status != "live" or me.incarnation != node.raft.incarnation):
+            if (
+                table is not None
+                and table.majority
+                and (me is None or me.status != "live" or me.incarnation != node.raft.incarnation)
+            ):
                 raise InvariantViolation(
-                    "F1", f"{host.name} granted {ev.get('lease_id')} while its table shows it "
+                    "F1",
+                    f"{host.name} granted {ev.get('lease_id')} while its table shows it "
                     f"{me.status if me else 'unknown'} (incarnation {me.incarnation if me else '?'}, "
-                    f"running {node.raft.incarnation})")
+                    f"running {node.raft.incarnation})",
+                )
 
     def finish(self) -> None:
         self.s3.due(final=True)

@@ -137,8 +137,9 @@ class ClientDriver:
         client.session_id = f"{client.name}/{client.session_no}"
         self.owner[client.session_id] = client.name
         # A restarted app numbers its updates from the wall clock (ms), above any old session's.
-        client.core = self.session_factory(client.name, client.session_id, tuple(self.servers), self.timing,
-                                           seq_base=int(self.now * 1000))
+        client.core = self.session_factory(
+            client.name, client.session_id, tuple(self.servers), self.timing, seq_base=int(self.now * 1000)
+        )
         client.wake_real = None
         self.log(client.name, f"RECONNECT as {client.session_id}, resuming {sorted(map(short_id, held))}")
         app = self.apps[client.name]
@@ -175,9 +176,10 @@ class ClientDriver:
             old = host.node.member.leases.leases.get(wanted) if host.node is not None else None
             if old is not None and old.client_id == client.name:
                 raise InvariantViolation(
-                    "S3", f"{client.name} reconnected asking to resume {wanted}, which {name} still holds, and "
-                    f"was granted a second seat {lease_id}")
-
+                    "S3",
+                    f"{client.name} reconnected asking to resume {wanted}, which {name} still holds, and "
+                    f"was granted a second seat {lease_id}",
+                )
 
     def describe(self: Any) -> str:
         """The pool as every party sees it now: for violation reports."""
@@ -193,20 +195,27 @@ class ClientDriver:
             )
             local = sorted(f"{short_id(lid)}@{x.client_id}" for lid, x in node.member.leases.leases.items())
             reg = sorted(f"{short_id(lid)}@{x.holder}" for lid, x in node.pool.registry.leases.items())
-            lines.append(f"  {name}: {node.role} epoch={node.epoch} applied={node.applied} {tables}\n"
-                         f"      local={local} registry={reg} status="
-                         f"{ {s: st.status for s, st in node.pool.servers.items()} }")
+            lines.append(
+                f"  {name}: {node.role} epoch={node.epoch} applied={node.applied} {tables}\n"
+                f"      local={local} registry={reg} status="
+                f"{ {s: st.status for s, st in node.pool.servers.items()} }"
+            )
         for name, client in self.clients.items():
             held = client.core.held(client.clock.local(self.now)) if client.alive else {}
-            lines.append(f"  {name}: {'alive' if client.alive else 'crashed'} "
-                         f"held={sorted(f'{short_id(k)}@{v.server}' for k, v in held.items())}")
+            lines.append(
+                f"  {name}: {'alive' if client.alive else 'crashed'} "
+                f"held={sorted(f'{short_id(k)}@{v.server}' for k, v in held.items())}"
+            )
         return "\n".join(lines)
 
 
-
 class AdminDriver:
-    def admin_submit(self: Any, make: Callable[[str], Any], valid: Callable[[], bool] | None = None,
-                     done: Callable[[], None] | None = None) -> None:
+    def admin_submit(
+        self: Any,
+        make: Callable[[str], Any],
+        valid: Callable[[], bool] | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> None:
         """Send an admin change to a random server, retrying every second for a
         minute until it is acknowledged, or until ``valid()`` turns false (the
         operator notices it no longer applies).  ``done`` runs at the end either way."""

@@ -35,9 +35,20 @@ INTENSITY = {"calm": 14.0, "normal": 6.0, "storm": 2.5}
 """Mean seconds between faults."""
 
 _KINDS = (
-    ("kill", 16), ("stall", 10), ("partition", 10), ("oneway", 8), ("link", 10), ("lossy", 5),
-    ("clock", 5), ("addon", 3), ("license", 2), ("criteria", 5), ("force_release", 3),
-    ("server_down", 2), ("crash_client", 6), ("pool_restart", 1),
+    ("kill", 16),
+    ("stall", 10),
+    ("partition", 10),
+    ("oneway", 8),
+    ("link", 10),
+    ("lossy", 5),
+    ("clock", 5),
+    ("addon", 3),
+    ("license", 2),
+    ("criteria", 5),
+    ("force_release", 3),
+    ("server_down", 2),
+    ("crash_client", 6),
+    ("pool_restart", 1),
 )
 
 
@@ -47,8 +58,10 @@ def generate(w: World) -> list[Step]:
     # The shell model restarts the whole pool more often: that is where a loaded pool lost leases (issue 11).
     weights = [k for k, n in _KINDS for _ in range(n + (4 if cfg.shell and k == "pool_restart" else 0))]
     t = cfg.fault_start + rng.expovariate(1.0 / gap)
-    w.log("faults", f"intensity {draw.intensity} (mean gap {gap}s), {len(draw.servers)} servers, "
-          f"{len(draw.clients)} clients")
+    w.log(
+        "faults",
+        f"intensity {draw.intensity} (mean gap {gap}s), {len(draw.servers)} servers, {len(draw.clients)} clients",
+    )
     while t < cfg.fault_end:
         kind = rng.choice(weights)
         down = [s for s, u in draw.down_until.items() if u > t]
@@ -161,10 +174,20 @@ class _Draw:
 
 
 _FAULTS: dict[str, Callable[[_Draw, float, list[str]], None]] = {
-    "kill": _Draw.kill, "pool_restart": _Draw.pool_restart, "stall": _Draw.stall, "partition": _Draw.partition,
-    "oneway": _Draw.oneway, "link": _Draw.link, "lossy": _Draw.lossy, "clock": _Draw.clock, "addon": _Draw.addon,
-    "license": _Draw.license, "criteria": _Draw.criteria, "force_release": _Draw.force_release,
-    "server_down": _Draw.server_down, "crash_client": _Draw.crash_client,
+    "kill": _Draw.kill,
+    "pool_restart": _Draw.pool_restart,
+    "stall": _Draw.stall,
+    "partition": _Draw.partition,
+    "oneway": _Draw.oneway,
+    "link": _Draw.link,
+    "lossy": _Draw.lossy,
+    "clock": _Draw.clock,
+    "addon": _Draw.addon,
+    "license": _Draw.license,
+    "criteria": _Draw.criteria,
+    "force_release": _Draw.force_release,
+    "server_down": _Draw.server_down,
+    "crash_client": _Draw.crash_client,
 }
 """How each kind of ``_KINDS`` is drawn."""
 

@@ -89,8 +89,9 @@ class History:
         """Start times (within [a, b]) of faults that touched ``server``."""
         return [f.start for f in self.faults if server in f.subjects and a <= f.start <= b]
 
-    def had_majority_path(self, client: str, a: float, b: float,
-                          excused: list[tuple[float, float]] | None = None) -> bool:
+    def had_majority_path(
+        self, client: str, a: float, b: float, excused: list[tuple[float, float]] | None = None
+    ) -> bool:
         """True when, at every moment of [a, b], ``client`` could reach every
         member of some healthy majority both ways (loss below 10%).  Moments
         inside an ``excused`` interval (a whole-pool restart, which S2 covers)
@@ -115,8 +116,10 @@ class History:
 
         def both(x: str, y: str) -> bool:
             return (
-                (x, y) not in topo.blocked and (y, x) not in topo.blocked
-                and (x, y) not in topo.lossy_links and (y, x) not in topo.lossy_links
+                (x, y) not in topo.blocked
+                and (y, x) not in topo.blocked
+                and (x, y) not in topo.lossy_links
+                and (y, x) not in topo.lossy_links
             )
 
         reachable = [s for s in healthy if both(client, s)]

@@ -186,7 +186,8 @@ class L1Tracker:
             self.c.stats["L1 denied, pool full"] += 1
             return
         raise InvariantViolation(
-            "L1", f"{client.name} request {request_id} for {wait.key} denied {reason} at {self.w.now:.3f} "
+            "L1",
+            f"{client.name} request {request_id} for {wait.key} denied {reason} at {self.w.now:.3f} "
             f"though a seat was unused all along (sent {wait.sent:.3f})",
         )
 
@@ -203,7 +204,8 @@ class L1Tracker:
         for client in w.clients.values():
             if client.alive:
                 clients.update(
-                    lid for lid, x in client.core.held(client.clock.local(w.now)).items()
+                    lid
+                    for lid, x in client.core.held(client.clock.local(w.now)).items()
                     if (x.feature, x.version) == key
                 )
                 clients.update(lid for lid, k in client.resuming.values() if k == key)
@@ -241,7 +243,8 @@ class L1Tracker:
             self.c.stats["L1 waited, pool full"] += 1
             return
         raise InvariantViolation(
-            "L1", f"{wait.client} request {wait.request_id} for {wait.key} sent at {wait.sent:.3f} not granted "
+            "L1",
+            f"{wait.client} request {wait.request_id} for {wait.key} sent at {wait.sent:.3f} not granted "
             f"by {wait.due:.3f} though a seat was unused all along",
         )
 

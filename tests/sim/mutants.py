@@ -93,8 +93,9 @@ def _no_tombstone(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _timed_from_receive(mp: pytest.MonkeyPatch) -> dict[str, Any]:
-    mp.setattr(raft.Raft, "serving_lease_end",
-               lambda self, sent, received, d: received + self.timing.holder_valid_for(d))
+    mp.setattr(
+        raft.Raft, "serving_lease_end", lambda self, sent, received, d: received + self.timing.holder_valid_for(d)
+    )
 
     def lease_from_ack(self: raft.Raft) -> None:
         rounds = sorted([self.round] + [p.acked_round for p in self.peers.values()], reverse=True)
@@ -218,9 +219,13 @@ def _reclaim_after_rejoin(mp: pytest.MonkeyPatch) -> dict[str, Any]:
         original(self, now, ready)
         for name, seen in list(clocks.items()):
             server = self.pool.servers.get(name)
-            if (server is not None and server.status == "live" and now >= seen + self.reclaim_delay()
-                    and not self._in_flight(self.book.reclaim_proposed, name)):
-                self.book.reclaim_proposed[name] = self.propose([Reclaim(name)], ready)
+            if (
+                server is not None
+                and server.status == "live"
+                and now >= seen + self.reclaim_delay()
+                and not self._in_flight(self.book.reclaim_proposed, name)
+            ):
+                self.book.reclaim_proposed[name] = self.propose([Reclaim(server=name)], ready)
                 del clocks[name]
 
     mp.setattr(leading.LeaderDuties, "_membership", stale_clock)
@@ -270,8 +275,11 @@ def _install_without_adopt(mp: pytest.MonkeyPatch) -> dict[str, Any]:
 def _failover_on_no_majority(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """The old rule: a server between leaders (no serving lease) sends its
     clients away, so a leader change moves every lease in the pool."""
-    mp.setattr(serving.ClientSide, "heartbeat_answer",
-               lambda self, problem: serving.RENEW if problem is None else serving.REFUSE)
+    mp.setattr(
+        serving.ClientSide,
+        "heartbeat_answer",
+        lambda self, problem: serving.RENEW if problem is None else serving.REFUSE,
+    )
     return {}
 
 
@@ -300,62 +308,140 @@ MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
     # lease; a longer leader lease exposes the wait on its own.
-    Mutant(1, "new leader does not wait out the old leader's lease", _no_leader_wait,
-           overrides={"timing": Timing(heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=6.0,
-                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)},
-           scenario=lambda seed: old_leader_cut_off(seed)),
+    Mutant(
+        1,
+        "new leader does not wait out the old leader's lease",
+        _no_leader_wait,
+        overrides={
+            "timing": Timing(
+                heartbeat_interval=0.5,
+                failure_timeout=1.5,
+                leader_lease=6.0,
+                fence_timeout=6.0,
+                lease_ttl=30.0,
+                clock_drift=0.01,
+            )
+        },
+        scenario=lambda seed: old_leader_cut_off(seed),
+    ),
     # Stale snapshot installs need duplicated and late messages.
-    Mutant(2, "an older table is applied", _older_table_applied, first=5,
-           overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0),
-                      "compact_every": 40}),
+    Mutant(
+        2,
+        "an older table is applied",
+        _older_table_applied,
+        first=5,
+        overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0), "compact_every": 40},
+    ),
     Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used, first=6),
     Mutant(4, "transfer skips the giver's confirmation", _transfer_without_consent),
     Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry, first=1),
     Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone, first=6),
     Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive, first=33),
     Mutant(8, "a vote is answered before it is persisted", _vote_before_persist, scenario=lambda seed: lost_vote(seed)),
-    Mutant(9, "a healed server serves before applying the current table", _serve_before_rejoin, first=34,
-           scenario=lambda seed: healed_server_asked(seed)),
+    Mutant(
+        9,
+        "a healed server serves before applying the current table",
+        _serve_before_rejoin,
+        first=34,
+        scenario=lambda seed: healed_server_asked(seed),
+    ),
     Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=34),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
     # With the default timing (F = L) a serving lease past the leader lease is
     # outlasted by the new leader's wait plus its fence grace (as for mutant 1);
     # a fence timeout longer than the leader lease exposes it.
-    Mutant(12, "a serving lease granted past the end of the leader lease", _serving_past_leader_lease,
-           overrides={"timing": Timing(heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=3.0,
-                                       fence_timeout=6.0, lease_ttl=30.0, clock_drift=0.01)},
-           scenario=lambda seed: old_leader_cut_off(seed)),
+    Mutant(
+        12,
+        "a serving lease granted past the end of the leader lease",
+        _serving_past_leader_lease,
+        overrides={
+            "timing": Timing(
+                heartbeat_interval=0.5,
+                failure_timeout=1.5,
+                leader_lease=3.0,
+                fence_timeout=6.0,
+                lease_ttl=30.0,
+                clock_drift=0.01,
+            )
+        },
+        scenario=lambda seed: old_leader_cut_off(seed),
+    ),
     Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence, first=26),
-    Mutant(14, "a rejoining server resumes a lease whose seat was reclaimed", _keep_reclaimed_leases,
-           scenario=lambda seed: reclaimed_then_resumed(seed)),
+    Mutant(
+        14,
+        "a rejoining server resumes a lease whose seat was reclaimed",
+        _keep_reclaimed_leases,
+        scenario=lambda seed: reclaimed_then_resumed(seed),
+    ),
     Mutant(15, "a candidate wins without the up-to-date check", _no_up_to_date_check, first=2),
     # One entry per sync message, so a lagging follower can hold the old
     # leader's entries without the new leader's own (Raft's Figure 8).
-    Mutant(16, "older-epoch replicas counted as committed (Figure 8)", _figure_8, first=3,
-           overrides={"max_batch": 1}, scenario=lambda seed: figure_8(seed)),
+    Mutant(
+        16,
+        "older-epoch replicas counted as committed (Figure 8)",
+        _figure_8,
+        first=3,
+        overrides={"max_batch": 1},
+        scenario=lambda seed: figure_8(seed),
+    ),
     Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=42),
-    Mutant(18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin,
-           scenario=lambda seed: rejoin_at_reclaim(seed)),
-    Mutant(19, "a serving lease renewed without the echo of the previous grant", _renew_without_echo,
-           overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0)},
-           budget=30.0, equivalent=(
-               "a holder asks for renewals only in replies to the leader's syncs, and every sync that reaches "
-               "it carries the current grant or follows one within a heartbeat, so its echo is never stale "
-               "when a renewal arrives; a stale echo needs a late duplicate, and the grant it then earns is "
-               "timed from the holder's own (old) send, which the holder has already discarded")),
-    Mutant(20, "a step's records split on disk (split step)", _split_step_on_disk,
-           scenario=lambda seed: crash_adopting(seed)),
+    Mutant(
+        18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin, scenario=lambda seed: rejoin_at_reclaim(seed)
+    ),
+    Mutant(
+        19,
+        "a serving lease renewed without the echo of the previous grant",
+        _renew_without_echo,
+        overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0)},
+        budget=30.0,
+        equivalent=(
+            "a holder asks for renewals only in replies to the leader's syncs, and every sync that reaches "
+            "it carries the current grant or follows one within a heartbeat, so its echo is never stale "
+            "when a renewal arrives; a stale echo needs a late duplicate, and the grant it then earns is "
+            "timed from the holder's own (old) send, which the holder has already discarded"
+        ),
+    ),
+    Mutant(
+        20,
+        "a step's records split on disk (split step)",
+        _split_step_on_disk,
+        scenario=lambda seed: crash_adopting(seed),
+    ),
     # Frequent compactions, so the lagging server needs a snapshot to catch up.
-    Mutant(21, "a snapshot install adopts nothing (install without adopt)", _install_without_adopt,
-           first=1, overrides={"compact_every": 5}, scenario=lambda seed: handover_to_a_lagging_server(seed)),
-    Mutant(22, "fail-over on NO_MAJORITY (a leader change moves leases off live servers)", _failover_on_no_majority,
-           scenario=lambda seed: dataclasses.replace(leader_kill_quiet.SCENARIO, name=f"leader_kill_quiet/{seed}",
-                                                     seed=seed)),
-    Mutant(23, "an abandoned grant kept (the ask-timeout race)", _abandoned_grant_kept, seeds=range(1, 41), first=1,
-           scenario=lambda seed: dataclasses.replace(abandon_race.SCENARIO, name=f"abandon_race/{seed}", seed=seed)),
-    Mutant(24, "a release not retried (sent while its server is down)", _release_not_retried, seeds=range(1, 41),
-           first=1, scenario=lambda seed: dataclasses.replace(release_while_down.SCENARIO,
-                                                              name=f"release_while_down/{seed}", seed=seed)),
+    Mutant(
+        21,
+        "a snapshot install adopts nothing (install without adopt)",
+        _install_without_adopt,
+        first=1,
+        overrides={"compact_every": 5},
+        scenario=lambda seed: handover_to_a_lagging_server(seed),
+    ),
+    Mutant(
+        22,
+        "fail-over on NO_MAJORITY (a leader change moves leases off live servers)",
+        _failover_on_no_majority,
+        scenario=lambda seed: dataclasses.replace(
+            leader_kill_quiet.SCENARIO, name=f"leader_kill_quiet/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        23,
+        "an abandoned grant kept (the ask-timeout race)",
+        _abandoned_grant_kept,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(abandon_race.SCENARIO, name=f"abandon_race/{seed}", seed=seed),
+    ),
+    Mutant(
+        24,
+        "a release not retried (sent while its server is down)",
+        _release_not_retried,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            release_while_down.SCENARIO, name=f"release_while_down/{seed}", seed=seed
+        ),
+    ),
 )
 
 

@@ -41,10 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durable-before-send", default="true", choices=("true", "false"))
     parser.add_argument("--reconnect-rate", type=float, default=0.02, help="app restarts per timer (0: none)")
     parser.add_argument("--verbose", action="store_true", help="print each violation in full")
-    parser.add_argument("--skip-rule", action="append", default=[], choices=("REGISTRY", "ABANDON"),
-                        help="leave a rule unchecked, to see what a known finding leads to")
-    parser.add_argument("--shell", action="store_true",
-                        help="model the Thespian shell (service time, transport, session actor, LicenseClient)")
+    parser.add_argument(
+        "--skip-rule",
+        action="append",
+        default=[],
+        choices=("REGISTRY", "ABANDON"),
+        help="leave a rule unchecked, to see what a known finding leads to",
+    )
+    parser.add_argument(
+        "--shell",
+        action="store_true",
+        help="model the Thespian shell (service time, transport, session actor, LicenseClient)",
+    )
     opts = parser.parse_args(argv)
     durable = opts.durable_before_send == "true"
 
@@ -54,13 +62,21 @@ def main(argv: list[str] | None = None) -> int:
         result = run_scenario(SCENARIOS[opts.scenario], echo=opts.trace, skip_rules=tuple(opts.skip_rule))
         return _report_single(result)
     if opts.seed is not None:
-        result = run_seed(opts.seed, opts.servers, echo=opts.trace, durable_before_send=durable,
-                          reconnect_rate=opts.reconnect_rate, shell=opts.shell, skip_rules=tuple(opts.skip_rule))
+        result = run_seed(
+            opts.seed,
+            opts.servers,
+            echo=opts.trace,
+            durable_before_send=durable,
+            reconnect_rate=opts.reconnect_rate,
+            shell=opts.shell,
+            skip_rules=tuple(opts.skip_rule),
+        )
         return _report_single(result)
 
     started = time.monotonic()
-    work = [(s, opts.servers, durable, opts.reconnect_rate, opts.shell)
-            for s in range(opts.start, opts.start + opts.seeds)]
+    work = [
+        (s, opts.servers, durable, opts.reconnect_rate, opts.shell) for s in range(opts.start, opts.start + opts.seeds)
+    ]
     results: list[RunResult] = []
     if opts.jobs > 1:
         with multiprocessing.get_context("fork").Pool(opts.jobs) as pool:
@@ -98,8 +114,10 @@ def _progress(done: int, total: int, r: RunResult) -> None:
 
 
 def _report_single(result: RunResult) -> int:
-    print(f"seed {result.seed}: {result.events} events, {result.sim_time:.1f}s simulated, "
-          f"trace {result.trace_hash[:16]}, stats {dict(result.stats)}")
+    print(
+        f"seed {result.seed}: {result.events} events, {result.sim_time:.1f}s simulated, "
+        f"trace {result.trace_hash[:16]}, stats {dict(result.stats)}"
+    )
     if result.violation is not None:
         print(result.violation.report())
         return 1

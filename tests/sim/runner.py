@@ -44,13 +44,19 @@ def config_for(seed: int, servers: int | None = None, **overrides: Any) -> SimCo
         big = random.Random(f"licpool-sim-shell-shape/{seed}")
         if big.random() < 0.5:
             apps, hold = big.randint(2, 4), big.randint(8, 10)
-            config = replace(config, big_apps=apps, big_hold=hold,
-                             seats=seats + apps * hold - big.randint(0, 4), clients=max(config.clients, apps + 1))
+            config = replace(
+                config,
+                big_apps=apps,
+                big_hold=hold,
+                seats=seats + apps * hold - big.randint(0, 4),
+                clients=max(config.clients, apps + 1),
+            )
     return replace(config, **overrides)
 
 
-def run_seed(seed: int, servers: int | None = None, echo: bool = False, node_factory: Any = None,
-             **overrides: Any) -> RunResult:
+def run_seed(
+    seed: int, servers: int | None = None, echo: bool = False, node_factory: Any = None, **overrides: Any
+) -> RunResult:
     """One schedule; never raises for a violation (see ``RunResult.violation``)."""
     world = World(config_for(seed, servers, **overrides), node_factory=node_factory, echo=echo)
     return world.run(raise_on_violation=False)
@@ -77,10 +83,20 @@ def find_violation(
 
 def run_scenario(scenario: Scenario, echo: bool = False, **overrides: Any) -> RunResult:
     """A named scenario: its steps only (no random faults), invariants checked."""
-    config = replace(SimConfig(seed=scenario.seed, servers=scenario.servers, seats=scenario.seats,
-                               clients=scenario.clients, net=_scenario_net(), shell=scenario.shell,
-                               compact_every=scenario.compact_every, local_hop=scenario.local_hop,
-                               checkout_timeout=scenario.checkout_timeout), **overrides)
+    config = replace(
+        SimConfig(
+            seed=scenario.seed,
+            servers=scenario.servers,
+            seats=scenario.seats,
+            clients=scenario.clients,
+            net=_scenario_net(),
+            shell=scenario.shell,
+            compact_every=scenario.compact_every,
+            local_hop=scenario.local_hop,
+            checkout_timeout=scenario.checkout_timeout,
+        ),
+        **overrides,
+    )
     return World(config, scenario=scenario, echo=echo).run(raise_on_violation=False)
 
 

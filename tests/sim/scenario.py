@@ -60,14 +60,37 @@ __all__ = ["Step", "Scenario", "ACTIONS", "EXPECTATIONS", "validate", "load_json
 Step = tuple[Any, ...]
 
 ACTIONS: dict[str, int] = {
-    "kill": 1, "restart": 1, "stall": 2, "partition": 2, "oneway": 2, "heal": 0, "lossy": 1,
-    "clock": 2, "checkout": 3, "release": 3, "crash_client": 1, "reconnect": 1, "license": 5, "addon": 3,
-    "criteria": 3, "force_release": 1, "server_down": 1, "quiet": 0, "crash_on": 1, "wipe": 1,
+    "kill": 1,
+    "restart": 1,
+    "stall": 2,
+    "partition": 2,
+    "oneway": 2,
+    "heal": 0,
+    "lossy": 1,
+    "clock": 2,
+    "checkout": 3,
+    "release": 3,
+    "crash_client": 1,
+    "reconnect": 1,
+    "license": 5,
+    "addon": 3,
+    "criteria": 3,
+    "force_release": 1,
+    "server_down": 1,
+    "quiet": 0,
+    "crash_on": 1,
+    "wipe": 1,
 }
 """Action name -> number of arguments."""
 
 EXPECTATIONS: dict[str, int] = {
-    "held": 2, "held_at_least": 2, "lost": 2, "leader": 0, "leader_not": 1, "granted": 2, "all_live": 0,
+    "held": 2,
+    "held_at_least": 2,
+    "lost": 2,
+    "leader": 0,
+    "leader_not": 1,
+    "granted": 2,
+    "all_live": 0,
     "stat_at_most": 2,
 }
 

@@ -2,7 +2,7 @@
 
 ``SimConfig(shell=True)`` turns it on (``python -m tests.sim.run --shell``);
 the classic model (instant servers, omniscient apps) stays the default, so
-the named seeds keep their traces.  DESIGN.md 2b item 16: a rule the
+the named seeds keep their traces.  leadership.md M16: a rule the
 simulator cannot break is only as good as its model.  What it adds:
 
 * **Service time** (``actors/shell/server_actor.py``): a LicenseServer handles
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 from actors.core.effects import Event, Ready
 from actors.persist import CrashingMemoryStorage
 from actors.persist.errors import SimulatedCrash
-from actors.protocol import admin as a
+from actors.protocol import admin
 from actors.protocol.client import DenyReason
 from actors.shell.book import AddressBook
 
@@ -200,7 +200,7 @@ class SessionActor:
 
     def on_app(self, msg: Any, ask: int) -> None:
         now = self.local()
-        if isinstance(msg, a.OpenCheckout):
+        if isinstance(msg, admin.OpenCheckout):
             self.waiters[msg.request_id] = _Waiter(ask, now)
             if msg.lease_id is not None and msg.lease_id in self.client.resume_ids:
                 # A lease the restarted app held (not a stale file's released or lost one): S3's reconnect rule.
@@ -208,7 +208,7 @@ class SessionActor:
             if self.w.checker is not None:
                 self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))
             self._run(lambda t: self.core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
-        elif isinstance(msg, a.AbandonCheckout):
+        elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)
             if self.w.checker is not None:
@@ -216,11 +216,11 @@ class SessionActor:
             self.w.log(self.client.name, f"abandon {msg.request_id}")
             self._run(lambda t: self.core.abandon(msg.request_id, t))
             heard = waiting is None or self.heard_at >= waiting.asked_at
-            self._to_app(ask, a.CheckoutAbandoned(msg.request_id, heard))
-        elif isinstance(msg, a.ReleaseLease):
+            self._to_app(ask, admin.CheckoutAbandoned(request_id=msg.request_id, heard=heard))
+        elif isinstance(msg, admin.ReleaseLease):
             self.deadlines.pop(msg.lease_id, None)
             self._run(lambda t: self.core.release(msg.lease_id, t))
-            self._to_app(ask, a.LeaseReleased(msg.lease_id))
+            self._to_app(ask, admin.LeaseReleased(lease_id=msg.lease_id))
 
     # ---- from servers ------------------------------------------------------------------
 
@@ -278,28 +278,50 @@ class SessionActor:
             if kind == "granted":
                 lid = event.get("lease_id")
                 held = self.core.held(now).get(lid)
-                self._answer(event.get("request_id"), a.CheckoutResult(
-                    event.get("request_id"), True, lid, event.get("server"),
-                    deadline=held.deadline if held is not None else 0.0))
+                self._answer(
+                    event.get("request_id"),
+                    admin.CheckoutResult(
+                        request_id=event.get("request_id"),
+                        granted=True,
+                        lease_id=lid,
+                        server=event.get("server"),
+                        deadline=held.deadline if held is not None else 0.0,
+                    ),
+                )
             elif kind == "denied":
-                self._answer(event.get("request_id"), a.CheckoutResult(
-                    event.get("request_id"), False, reason=event.get("reason"), detail=event.get("detail", "")))
+                self._answer(
+                    event.get("request_id"),
+                    admin.CheckoutResult(
+                        request_id=event.get("request_id"),
+                        granted=False,
+                        reason=event.get("reason"),
+                        detail=event.get("detail", ""),
+                    ),
+                )
             elif kind == "released":
                 self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
                 self.deadlines.pop(event.get("lease_id"), None)
-                self._notify(a.LeaseNotice("lost", event.get("lease_id"), event.get("server", ""),
-                                           detail=event.get("why", "")))
+                self._notify(
+                    admin.LeaseNotice(
+                        kind="lost",
+                        lease_id=event.get("lease_id"),
+                        server=event.get("server", ""),
+                        detail=event.get("why", ""),
+                    )
+                )
             elif kind == "failed_over":
                 for lease_id in event.get("lease_ids", ()):
-                    self._notify(a.LeaseNotice("failed_over", lease_id, event.get("to_server")))
+                    self._notify(
+                        admin.LeaseNotice(kind="failed_over", lease_id=lease_id, server=event.get("to_server"))
+                    )
 
-    def _answer(self, request_id: int, result: a.CheckoutResult) -> None:
+    def _answer(self, request_id: int, result: admin.CheckoutResult) -> None:
         waiting = self.waiters.pop(request_id, None)
         if waiting is not None:
             self._to_app(waiting.ask, result)
 
-    def _notify(self, notice: a.LeaseNotice) -> None:
+    def _notify(self, notice: admin.LeaseNotice) -> None:
         self._to_app(0, notice)
 
     def _notify_deadlines(self, now: float) -> None:
@@ -309,15 +331,22 @@ class SessionActor:
                 self.deadlines[lease_id] = info.deadline
                 changed.append((lease_id, info.server, info.deadline))
         if len(changed) == 1:
-            self._notify(a.LeaseNotice("deadline", *changed[0]))
+            lease_id, server, deadline = changed[0]
+            self._notify(admin.LeaseNotice(kind="deadline", lease_id=lease_id, server=server, deadline=deadline))
         elif changed:
-            self._notify(a.LeaseNotice("deadlines", deadlines=tuple(changed)))
+            self._notify(admin.LeaseNotice(kind="deadlines", deadlines=tuple(changed)))
 
     def _to_app(self, ask: int, msg: Any) -> None:
         """To an ask context of the LicenseClient (0: its listener)."""
         assert self.w.shell is not None  # a session model exists only in shell mode
-        self.w.push(self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop), "to_app", self.client.name,
-                    self.gen, ask, msg)
+        self.w.push(
+            self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop),
+            "to_app",
+            self.client.name,
+            self.gen,
+            ask,
+            msg,
+        )
 
 
 @dataclass
@@ -377,22 +406,34 @@ class ClientProxy:
         auth = self.auths.pop(lease_id, None)
         if auth is not None and not auth.released:
             auth.released = True
-            self._to_session(0, a.ReleaseLease(lease_id))
+            self._to_session(0, admin.ReleaseLease(lease_id=lease_id))
 
     def held(self) -> dict[str, _Auth]:
         return {lid: x for lid, x in self.auths.items() if not x.lost and not x.released}
 
     # ---- inside -------------------------------------------------------------------------
 
-    def _attempt(self, app_rid: int, feature: str, version: str, lease_id: str | None, deadline: float,
-                 pause: float, request_id: int) -> None:
+    def _attempt(
+        self,
+        app_rid: int,
+        feature: str,
+        version: str,
+        lease_id: str | None,
+        deadline: float,
+        pause: float,
+        request_id: int,
+    ) -> None:
         self.ask_no += 1
         ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause)
         self.asks[ask.ident] = ask
-        self._to_session(ask.ident, a.OpenCheckout(ask.request_id, feature, version, lease_id))
+        self._to_session(
+            ask.ident,
+            admin.OpenCheckout(request_id=ask.request_id, feature=feature, version=version, lease_id=lease_id),
+        )
         timeout = max(0.0, deadline - self.local())
-        self.w.push(self.w.now + timeout / self.client.clock.rate, "ask_timeout", self.client.name, self.gen,
-                    ask.ident, "open")
+        self.w.push(
+            self.w.now + timeout / self.client.clock.rate, "ask_timeout", self.client.name, self.gen, ask.ident, "open"
+        )
 
     def ask_timeout(self, ident: int, stage: str) -> None:
         ask = self.asks.get(ident)
@@ -401,15 +442,21 @@ class ClientProxy:
         if stage == "open":
             # ctx.ask returned None: ask the session to abandon, in the same context.
             ask.stage = "abandon"
-            self._to_session(ask.ident, a.AbandonCheckout(ask.request_id))
-            self.w.push(self.w.now + _ASK / self.client.clock.rate, "ask_timeout", self.client.name, self.gen,
-                        ask.ident, "abandon")
+            self._to_session(ask.ident, admin.AbandonCheckout(request_id=ask.request_id))
+            self.w.push(
+                self.w.now + _ASK / self.client.clock.rate,
+                "ask_timeout",
+                self.client.name,
+                self.gen,
+                ask.ident,
+                "abandon",
+            )
         else:
             self._gave_up(ask, heard=False)
 
     def from_session(self, ident: int, msg: Any) -> None:
         if ident == 0:
-            if isinstance(msg, a.LeaseNotice):
+            if isinstance(msg, admin.LeaseNotice):
                 self._notice(msg)
             return
         ask = self.asks.get(ident)
@@ -418,24 +465,38 @@ class ClientProxy:
         if ask.stage == "abandon":
             # client_proxy._answer: only the abandon's own answer ends the wait;
             # a late CheckoutResult (its grant the session releases) is skipped.
-            if isinstance(msg, a.CheckoutAbandoned) and msg.request_id == ask.request_id:
+            if isinstance(msg, admin.CheckoutAbandoned) and msg.request_id == ask.request_id:
                 self._gave_up(ask, heard=msg.heard)
             return
-        if not (isinstance(msg, a.CheckoutResult) and msg.request_id == ask.request_id):
+        if not (isinstance(msg, admin.CheckoutResult) and msg.request_id == ask.request_id):
             return  # client_proxy._answer skips it and waits on
         self._finish(ask)
         if msg.granted:
-            self.auths[msg.lease_id] = _Auth(msg.lease_id, msg.server, ask.feature, ask.version, msg.deadline,
-                                             ask.app_rid)
+            self.auths[msg.lease_id] = _Auth(
+                msg.lease_id, msg.server, ask.feature, ask.version, msg.deadline, ask.app_rid
+            )
             self._schedule_expiry()
-            self._app_event(Event("granted", (("request_id", ask.app_rid), ("lease_id", msg.lease_id),
-                                              ("server", msg.server))))
+            self._app_event(
+                Event("granted", (("request_id", ask.app_rid), ("lease_id", msg.lease_id), ("server", msg.server)))
+            )
             return
         now = self.local()
         if msg.reason in _TRANSIENT and now + ask.pause < ask.deadline:
-            self.w.push(self.w.now + ask.pause / self.client.clock.rate, "proxy_retry", self.client.name, self.gen,
-                        (ask.app_rid, ask.feature, ask.version, ask.lease_id, ask.deadline,
-                         min(2 * ask.pause, _RETRY_MAX), ask.request_id))
+            self.w.push(
+                self.w.now + ask.pause / self.client.clock.rate,
+                "proxy_retry",
+                self.client.name,
+                self.gen,
+                (
+                    ask.app_rid,
+                    ask.feature,
+                    ask.version,
+                    ask.lease_id,
+                    ask.deadline,
+                    min(2 * ask.pause, _RETRY_MAX),
+                    ask.request_id,
+                ),
+            )
             return
         self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", msg.reason))))
 
@@ -452,10 +513,10 @@ class ClientProxy:
         ask.stage = "done"
         self.asks.pop(ask.ident, None)
 
-    def _notice(self, msg: a.LeaseNotice) -> None:
+    def _notice(self, msg: admin.LeaseNotice) -> None:
         if msg.kind == "deadlines":
             for lease_id, server, deadline in msg.deadlines:
-                self._notice(a.LeaseNotice("deadline", lease_id, server, deadline))
+                self._notice(admin.LeaseNotice(kind="deadline", lease_id=lease_id, server=server, deadline=deadline))
             return
         auth = self.auths.get(msg.lease_id)
         if auth is None:
@@ -496,8 +557,14 @@ class ClientProxy:
         self._schedule_expiry()
 
     def _to_session(self, ident: int, msg: Any) -> None:
-        self.w.push(self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop), "to_session", self.client.name,
-                    self.gen, ident, msg)
+        self.w.push(
+            self.w.now + self.w.shell_rng.uniform(*self.w.shell.local_hop),
+            "to_session",
+            self.client.name,
+            self.gen,
+            ident,
+            msg,
+        )
 
     def _app_event(self, ev: Event) -> None:
         self.w.app_event(self.client, ev)

@@ -66,8 +66,11 @@ class ShellWorld:
             item = host.inbox.popleft()
             if not item.is_tick and self.now - item.arrival > self.bound:
                 # Its sender's transmit waited past the bound: Thespian gave up on it.
-                self.log(host.name, f"TRANSMIT TIMEOUT {type(item.msg).__name__} from {item.src} "
-                         f"(waited {self.now - item.arrival:.3f}s)")
+                self.log(
+                    host.name,
+                    f"TRANSMIT TIMEOUT {type(item.msg).__name__} from {item.src} "
+                    f"(waited {self.now - item.arrival:.3f}s)",
+                )
                 if self.checker is not None:
                     self.checker.stats["shell: transmits timed out"] += 1
                 continue
@@ -138,8 +141,7 @@ class ShellWorld:
                 self.won_commit[host.name] = (node.epoch, node.raft.commit_index)
         if self._crash_now(host, ready, before_send=True):
             return
-        self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events
-                              if ev.kind == "release"})
+        self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events if ev.kind == "release"})
         now = host.clock.local(self.now)
         if node.raft.term != host.window_term:
             host.window.reset()
@@ -211,8 +213,11 @@ class ShellWorld:
             with contextlib.suppress(SimulatedCrash):
                 host.nstore.write(records)
             storage.disarm()
-            self.log(host.name, f"CRASH inside a step: {k} of {len(records)} appends done "
-                     f"({'power loss' if power_loss else 'process killed'})")
+            self.log(
+                host.name,
+                f"CRASH inside a step: {k} of {len(records)} appends done "
+                f"({'power loss' if power_loss else 'process killed'})",
+            )
             if self.checker is not None:
                 self.checker.stats["shell: crashes inside a step"] += 1
         else:
@@ -257,8 +262,7 @@ class ShellWorld:
     def shell_session_send(self: Any, client: ClientHost, name: str, msg: Any, address: Any) -> None:
         self._shell_transmit(client.name, name, msg, client.session_id, address[1], None)
 
-    def _shell_transmit(self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None,
-                        src_addr: Any) -> None:
+    def _shell_transmit(self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any) -> None:
         delays = self.net.fate(src, dst)
         if not delays:
             self.log(src, f"-> {dst} DROPPED {type(msg).__name__}")
@@ -394,8 +398,9 @@ class ShellWorld:
         client.session_id = f"{client.name}/{client.session_no}"
         self.owner[client.session_id] = client.name
         seq_base = int(self.now * 1000) if self.config.seq_base else 0
-        client.core = self.session_factory(client.name, client.session_id, tuple(self.servers), self.timing,
-                                           seq_base=seq_base)
+        client.core = self.session_factory(
+            client.name, client.session_id, tuple(self.servers), self.timing, seq_base=seq_base
+        )
         client.wake_real = None
         timeout = client.proxy.timeout
         self._new_session(client, timeout)

@@ -179,20 +179,24 @@ def _license(w: World, feature: str, version: str, count: int, serial: str, dist
     from actors.protocol.pool import AddLicenseCode
 
     code = factories.license_code(count=count, feature=feature, version=version, serial=serial, distribution=dist)
-    w.admin_submit(lambda rid: AddLicenseCode(ADMIN, 0, rid, code))
+    w.admin_submit(lambda rid: AddLicenseCode(sender=ADMIN, epoch=0, request_id=rid, code=code))
 
 
 def _addon(w: World, of_serial: str, count: int, serial: str) -> None:
     from actors.protocol.pool import AddAllocations
 
     code = factories.addon_code(of_serial=of_serial, count=count, serial=serial)
-    w.admin_submit(lambda rid: AddAllocations(ADMIN, 0, rid, code))
+    w.admin_submit(lambda rid: AddAllocations(sender=ADMIN, epoch=0, request_id=rid, addon=code))
 
 
 def _criteria(w: World, feature: str, version: str, spec: str) -> None:
     from actors.protocol.pool import ChangeDistributionCriteria
 
-    w.admin_submit(lambda rid: ChangeDistributionCriteria(ADMIN, 0, rid, feature, version, spec))
+    w.admin_submit(
+        lambda rid: ChangeDistributionCriteria(
+            sender=ADMIN, epoch=0, request_id=rid, feature=feature, version=version, criteria=spec
+        )
+    )
 
 
 def _force_release(w: World, client_name: str) -> None:
@@ -202,7 +206,7 @@ def _force_release(w: World, client_name: str) -> None:
     held = sorted(client.core.held(client.clock.local(w.now)))
     if held:
         w.forced.add(held[0])
-        w.admin_submit(lambda rid: ForceReleaseLease(ADMIN, 0, rid, held[0]))
+        w.admin_submit(lambda rid: ForceReleaseLease(sender=ADMIN, epoch=0, request_id=rid, lease_id=held[0]))
 
 
 def _server_down(w: World, name: str) -> None:
@@ -216,8 +220,11 @@ def _server_down(w: World, name: str) -> None:
         def done() -> None:
             fault.end = w.now + w.bounds.fence
 
-        w.admin_submit(lambda rid: DeclareServerDown(ADMIN, 0, rid, name),
-                       valid=lambda: not w.servers[name].up, done=done)
+        w.admin_submit(
+            lambda rid: DeclareServerDown(sender=ADMIN, epoch=0, request_id=rid, server=name),
+            valid=lambda: not w.servers[name].up,
+            done=done,
+        )
 
 
 def _quiet(w: World) -> None:
@@ -243,10 +250,25 @@ def _quiet(w: World) -> None:
 
 
 ACTIONS: dict[str, Any] = {
-    "kill": _kill, "restart": _restart, "stall": _stall, "partition": _partition, "oneway": _oneway,
-    "heal": _heal, "lossy": _lossy, "clock": _clock, "checkout": _checkout, "release": _release,
-    "crash_client": _crash_client, "reconnect": _reconnect, "license": _license, "addon": _addon, "criteria": _criteria,
-    "force_release": _force_release, "server_down": _server_down, "quiet": _quiet, "crash_on": _crash_on,
+    "kill": _kill,
+    "restart": _restart,
+    "stall": _stall,
+    "partition": _partition,
+    "oneway": _oneway,
+    "heal": _heal,
+    "lossy": _lossy,
+    "clock": _clock,
+    "checkout": _checkout,
+    "release": _release,
+    "crash_client": _crash_client,
+    "reconnect": _reconnect,
+    "license": _license,
+    "addon": _addon,
+    "criteria": _criteria,
+    "force_release": _force_release,
+    "server_down": _server_down,
+    "quiet": _quiet,
+    "crash_on": _crash_on,
     "wipe": _wipe,
 }
 

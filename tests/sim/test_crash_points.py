@@ -14,8 +14,9 @@ from tests.sim.world import World
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_server_killed_inside_the_step_that_adopts_a_lease_recovers(seed: int,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_killed_inside_the_step_that_adopts_a_lease_recovers(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fired: list[str] = []
     original = World._crash_inside_step
 

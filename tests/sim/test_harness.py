@@ -88,8 +88,9 @@ def _counter_world(seed: int, durable_before_send: bool) -> World:
         steps += [("at", round(t, 4), "kill", "s1"), ("at", round(t + 0.05, 4), "restart", "s1")]
         t += rng.uniform(0.1, 0.6)
     scenario = Scenario("counter", "crash a counter", servers=1, clients=1, duration=21.0, steps=steps, seed=seed)
-    config = SimConfig(seed=seed, servers=1, clients=1, checks=False, durable_before_send=durable_before_send,
-                       compact_every=40)
+    config = SimConfig(
+        seed=seed, servers=1, clients=1, checks=False, durable_before_send=durable_before_send, compact_every=40
+    )
     return World(config, scenario=scenario, node_factory=CounterNode, session_factory=PingSession)
 
 
@@ -171,7 +172,7 @@ def test_a_whole_pool_restart_counts_as_one_fault_for_s2() -> None:
 
 @pytest.mark.parametrize("shell", [False, True])
 def test_a_leader_kill_moves_no_lease_off_a_live_server(shell: bool) -> None:
-    """The figure DESIGN 2b item 14 wants at 0 (``moved_off_live``)."""
+    """The figure leadership.md M14 wants at 0 (``moved_off_live``)."""
     from tests.sim.runner import run_scenario
     from tests.sim.scenarios import SCENARIOS
 

@@ -33,10 +33,16 @@ def _run(mutant: Mutant, seed: int, overrides: dict[str, Any]) -> RunResult:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("mutant", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=f"equivalent mutant: {m.equivalent}"))
-    if m.equivalent else m for m in MUTANTS
-], ids=[f"mutant_{m.number:02d}" for m in MUTANTS])
+@pytest.mark.parametrize(
+    "mutant",
+    [
+        pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=f"equivalent mutant: {m.equivalent}"))
+        if m.equivalent
+        else m
+        for m in MUTANTS
+    ],
+    ids=[f"mutant_{m.number:02d}" for m in MUTANTS],
+)
 def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> None:
     """An equivalent mutant is marked xfail(strict): if a schedule ever shows
     it, the test fails and the argument in ``Mutant.equivalent`` is wrong."""
@@ -57,8 +63,10 @@ def test_mutant_is_caught(mutant: Mutant, monkeypatch: pytest.MonkeyPatch) -> No
             if time.monotonic() - started > mutant.budget:
                 break
     if caught is not None and caught.violation is not None:
-        print(f"mutant {mutant.number}: seed {caught.seed} gave {caught.violation.rule} "
-              f"after {time.monotonic() - started:.1f}s")
+        print(
+            f"mutant {mutant.number}: seed {caught.seed} gave {caught.violation.rule} "
+            f"after {time.monotonic() - started:.1f}s"
+        )
     assert caught is not None and caught.violation is not None, (
         f"mutant {mutant.number} ({mutant.name}) survived {mutant.budget:.0f}s of schedules"
     )

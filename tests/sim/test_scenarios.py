@@ -16,8 +16,7 @@ KNOWN: dict[str, str] = {}
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=False)) if n in KNOWN else n
-     for n in SCENARIOS],
+    [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN[n], strict=False)) if n in KNOWN else n for n in SCENARIOS],
 )
 def test_scenario(name: str) -> None:
     result = run_scenario(SCENARIOS[name])

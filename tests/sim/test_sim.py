@@ -41,5 +41,4 @@ def _check(results: list[RunResult]) -> None:
     failures = [r.violation for r in results if r.violation is not None]
     if failures:
         others = ", ".join(f"{v.seed} ({v.rule})" for v in failures[1:])
-        pytest.fail(f"{failures[0].report()}\n\nother failing seeds in this chunk: {others or 'none'}",
-                    pytrace=False)
+        pytest.fail(f"{failures[0].report()}\n\nother failing seeds in this chunk: {others or 'none'}", pytrace=False)

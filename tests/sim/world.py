@@ -46,7 +46,6 @@ from tests.sim.workload import App
 __all__ = ["SimConfig", "World", "RunResult", "Violation", "SimFailure", "ADMIN", "FEATURE"]
 
 
-
 _NEVER_FROM_A_CORRECT_PEER = frozenset({"refused_sync", "refused_snapshot"})
 """Events of a core that refused what a correct leader never sends."""
 
@@ -106,9 +105,11 @@ class Violation:
 
     def report(self) -> str:
         flag = " --shell" if self.shell else ""
-        return (f"seed {self.seed}: {self.rule} at t={self.time:.6f}: {self.detail}\n"
-                f"replay: python -m tests.sim.run --seed {self.seed}{flag} --trace\n"
-                f"--- last trace lines ---\n{self.trace}")
+        return (
+            f"seed {self.seed}: {self.rule} at t={self.time:.6f}: {self.detail}\n"
+            f"replay: python -m tests.sim.run --seed {self.seed}{flag} --trace\n"
+            f"--- last trace lines ---\n{self.trace}"
+        )
 
 
 class SimFailure(AssertionError):
@@ -144,8 +145,10 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.session_factory = session_factory
         self.timing = config.timing
         master = random.Random(config.seed)
-        sub = {name: random.Random(master.getrandbits(64)) for name in
-               ("net", "faults", "apps", "nonce", "disk", "clock", "admin", "sync")}
+        sub = {
+            name: random.Random(master.getrandbits(64))
+            for name in ("net", "faults", "apps", "nonce", "disk", "clock", "admin", "sync")
+        }
         self.rng = sub
         self.crash_armed: dict[str, int] = {}
         """Armed scenario crash points -> the highest epoch when armed."""
@@ -183,8 +186,14 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.bound = transmit_bound(self.timing.failure_timeout)
             storage_class = SimStorage
         self.servers: dict[str, ServerHost] = {
-            n: ServerHost(n, clock(), storage_class(sub["disk"].getrandbits(64), torn_writes=config.torn_writes,
-                                                    zero_fill=config.torn_writes), config.compact_every)
+            n: ServerHost(
+                n,
+                clock(),
+                storage_class(
+                    sub["disk"].getrandbits(64), torn_writes=config.torn_writes, zero_fill=config.torn_writes
+                ),
+                config.compact_every,
+            )
             for n in names
         }
         self.clients: dict[str, ClientHost] = {}
@@ -199,10 +208,15 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.owner[f"{name}/1"] = name
             app_rng = random.Random(sub["apps"].getrandbits(64))
             timeout = max(10.0, self.bounds.l1_bound + 2.0)
-            self.apps[name] = App(app_rng, [FEATURE], max_hold=1 + (i % 3 == 2),
-                                  timeout=timeout,
-                                  start_at=app_rng.uniform(1.0, 6.0), reconnect_rate=config.reconnect_rate,
-                                  enabled=config.workload if scenario is None else scenario.workload)
+            self.apps[name] = App(
+                app_rng,
+                [FEATURE],
+                max_hold=1 + (i % 3 == 2),
+                timeout=timeout,
+                start_at=app_rng.uniform(1.0, 6.0),
+                reconnect_rate=config.reconnect_rate,
+                enabled=config.workload if scenario is None else scenario.workload,
+            )
             if self.shell is not None:
                 app = self.apps[name]
                 if i < config.big_apps:
@@ -227,12 +241,16 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.trace.add(self.now, node, text)
 
     def topology_changed(self) -> None:
-        self.history.snapshot(Topology(
-            self.now, frozenset(self.net.blocked),
-            frozenset(n for n, h in self.servers.items() if not h.up),
-            frozenset(n for n, h in self.servers.items() if h.stalled),
-            self.net.params.drop_rate, frozenset(k for k, v in self.net.lossy.items() if v >= 0.1),
-        ))
+        self.history.snapshot(
+            Topology(
+                self.now,
+                frozenset(self.net.blocked),
+                frozenset(n for n, h in self.servers.items() if not h.up),
+                frozenset(n for n, h in self.servers.items() if h.stalled),
+                self.net.params.drop_rate,
+                frozenset(k for k, v in self.net.lossy.items() if v >= 0.1),
+            )
+        )
 
     # ---- running ----------------------------------------------------------------------
 
@@ -282,12 +300,24 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             if self.checker is not None:
                 self.checker.finish()
         except InvariantViolation as err:
-            violation = Violation(self.config.seed, err.rule, f"{err.detail}\n{self.describe()}", self.now,
-                                  self.trace.last(), self.config.shell)
+            violation = Violation(
+                self.config.seed,
+                err.rule,
+                f"{err.detail}\n{self.describe()}",
+                self.now,
+                self.trace.last(),
+                self.config.shell,
+            )
         except Exception as err:  # a core raised: that is a finding too
             tb = "".join(traceback.format_exception(err)[-6:])
-            violation = Violation(self.config.seed, "CRASH", f"{type(err).__name__}: {err}\n{tb}", self.now,
-                                  self.trace.last(), self.config.shell)
+            violation = Violation(
+                self.config.seed,
+                "CRASH",
+                f"{type(err).__name__}: {err}\n{tb}",
+                self.now,
+                self.trace.last(),
+                self.config.shell,
+            )
         stats = self.checker.stats if self.checker else Counter()
         result = RunResult(self.config.seed, self.events, self.now, self.trace.digest, stats, violation)
         if violation is not None and raise_on_violation:
@@ -301,9 +331,15 @@ class World(ShellWorld, ClientDriver, AdminDriver):
 
         nonce_rng = self.rng["nonce"]
         return NodeSettings(
-            name=name, servers=tuple(self.servers), timing=self.timing, verify=factories.verify,
-            lease_key=factories.LEASE_KEY, nonce=lambda: nonce_rng.randbytes(8), today=lambda: "2030-01-01",
-            compact_every=self.config.compact_every, max_batch=self.config.max_batch,
+            name=name,
+            servers=tuple(self.servers),
+            timing=self.timing,
+            verify=factories.verify,
+            lease_key=factories.LEASE_KEY,
+            nonce=lambda: nonce_rng.randbytes(8),
+            today=lambda: "2030-01-01",
+            compact_every=self.config.compact_every,
+            max_batch=self.config.max_batch,
         )
 
     def _on_boot(self, name: str) -> None:
@@ -358,8 +394,9 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             if self._crash_now(host, ready, before_send=True):
                 return
             # A release the server has made durable kills its lease id for ever (S3).
-            self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events
-                                  if ev.kind == "release"})
+            self.dead_ids.update(
+                {ev.get("lease_id"): (host.name, self.now) for ev in ready.events if ev.kind == "release"}
+            )
             self.send_all(host.name, ready)
         else:
             self.send_all(host.name, ready)
@@ -403,7 +440,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         writes): a store that wrote the records one by one could be left with
         the commit record and without the adopt after it."""
         if "adopt" not in self.crash_armed or not any(
-                isinstance(x, LeaseRecord) and x.op[0] == "adopt" for x in ready.persist):
+            isinstance(x, LeaseRecord) and x.op[0] == "adopt" for x in ready.persist
+        ):
             return False
         del self.crash_armed["adopt"]
         assert host.store is not None
@@ -430,8 +468,11 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 continue
             # Client endpoints are sessions: a restarted app's new session never
             # sees its old session's mail, and servers see who really sent.
-            session = out.to.session_id if isinstance(out.to, ClientRef) else (
-                self.clients[src].session_id if src in self.clients else src)
+            session = (
+                out.to.session_id
+                if isinstance(out.to, ClientRef)
+                else (self.clients[src].session_id if src in self.clients else src)
+            )
             delays = self.net.fate(src, dst)
             if not delays:
                 self.log(src, f"-> {dst} DROPPED {type(out.msg).__name__}")

@@ -19,8 +19,8 @@ from actors.core.adminauth import AdminRefused
 from actors.core.effects import Ready
 from actors.core.node import NodeSettings
 from actors.core.timing import Timing
-from actors.protocol import entries as e
-from actors.protocol import pool as p
+from actors.protocol import entries
+from actors.protocol import pool as pool_msgs
 from tests.factories import LEASE_KEY, addon_code, license_code, verify
 from tests.unit.test_node_smoke import SERVERS, Net
 
@@ -38,13 +38,13 @@ def signed(msg: Any, key: bytes = KEY, at: float = WALL0) -> Any:
 
 
 def test_a_signed_change_checks_and_returns_its_auth() -> None:
-    msg = signed(p.AddLicenseCode("cli", 0, "r1", "CODE"))
+    msg = signed(pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="CODE"))
     auth = adminauth.check(KEY, msg, WALL0 + 5)
     assert auth == msg.auth and len(auth.mac) == 64
 
 
 def test_sender_and_epoch_are_not_signed_so_a_forwarding_server_may_rewrite_them() -> None:
-    msg = signed(p.ForceReleaseLease("cli", 0, "r1", "lease"))
+    msg = signed(pool_msgs.ForceReleaseLease(sender="cli", epoch=0, request_id="r1", lease_id="lease"))
     forwarded = dataclasses.replace(msg, sender="s2", epoch=7)
     adminauth.check(KEY, forwarded, WALL0)
 
@@ -52,18 +52,62 @@ def test_sender_and_epoch_are_not_signed_so_a_forwarding_server_may_rewrite_them
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (p.AddLicenseCode("cli", 0, "r1", "CODE"), "not signed"),
-        (signed(p.AddLicenseCode("cli", 0, "r1", "CODE"), key=OTHER_KEY), "bad signature"),
-        (dataclasses.replace(signed(p.DeclareServerDown("cli", 0, "r1", "s2")), server="s3"), "bad signature"),
-        (dataclasses.replace(signed(p.AddLicenseCode("cli", 0, "r1", "A")), request_id="r2"), "bad signature"),
-        (signed(p.AddLicenseCode("cli", 0, "r1", "CODE"), at=WALL0 - 3600), "off this server's clock"),
-        (signed(p.AddLicenseCode("cli", 0, "r1", "CODE"), at=WALL0 + 3600), "off this server's clock"),
-        (p.AddLicenseCode("cli", 0, "r1", "CODE", p.AdminAuth(WALL0, "zz", "00")), "malformed signature"),
+        (pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="CODE"), "not signed"),
+        (
+            signed(pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="CODE"), key=OTHER_KEY),
+            "bad signature",
+        ),
+        (
+            dataclasses.replace(
+                signed(pool_msgs.DeclareServerDown(sender="cli", epoch=0, request_id="r1", server="s2")), server="s3"
+            ),
+            "bad signature",
+        ),
+        (
+            dataclasses.replace(
+                signed(pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="A")), request_id="r2"
+            ),
+            "bad signature",
+        ),
+        (
+            signed(pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="CODE"), at=WALL0 - 3600),
+            "off this server's clock",
+        ),
+        (
+            signed(pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code="CODE"), at=WALL0 + 3600),
+            "off this server's clock",
+        ),
+        (
+            pool_msgs.AddLicenseCode(
+                sender="cli",
+                epoch=0,
+                request_id="r1",
+                code="CODE",
+                auth=pool_msgs.AdminAuth(timestamp=WALL0, nonce="zz", mac="00"),
+            ),
+            "malformed signature",
+        ),
         # the next two are ill-typed on purpose
-        (p.AddLicenseCode("cli", 0, "r1", "CODE", p.AdminAuth("now", "0" * 32, "0" * 64)),  # type: ignore[arg-type]
-         "malformed signature"),
-        (p.AddLicenseCode("cli", 0, "r1", ["CODE"], p.AdminAuth(WALL0, "0" * 32, "0" * 64)),  # type: ignore[arg-type]
-         "malformed admin change"),
+        (
+            pool_msgs.AddLicenseCode(
+                sender="cli",
+                epoch=0,
+                request_id="r1",
+                code="CODE",
+                auth=pool_msgs.AdminAuth(timestamp="now", nonce="0" * 32, mac="0" * 64),  # type: ignore[arg-type]
+            ),
+            "malformed signature",
+        ),
+        (
+            pool_msgs.AddLicenseCode(
+                sender="cli",
+                epoch=0,
+                request_id="r1",
+                code=["CODE"],  # type: ignore[arg-type]
+                auth=pool_msgs.AdminAuth(timestamp=WALL0, nonce="0" * 32, mac="0" * 64),
+            ),
+            "malformed admin change",
+        ),
     ],
 )
 def test_bad_changes_are_refused_with_a_one_line_reason(msg: Any, reason: str) -> None:
@@ -73,7 +117,7 @@ def test_bad_changes_are_refused_with_a_one_line_reason(msg: Any, reason: str) -
 
 
 def test_a_used_nonce_is_a_replay() -> None:
-    msg = signed(p.AddAllocations("cli", 0, "r1", "ADDON"))
+    msg = signed(pool_msgs.AddAllocations(sender="cli", epoch=0, request_id="r1", addon="ADDON"))
     with pytest.raises(AdminRefused, match="replayed"):
         adminauth.check(KEY, msg, WALL0, {msg.auth.nonce})
 
@@ -87,11 +131,11 @@ def test_applied_nonces_are_forgotten_only_once_outside_every_window() -> None:
     from actors.core.pool import PoolState
 
     pool = PoolState.new(SERVERS)
-    assert pool.apply(e.AdminNonce("a" * 32, WALL0), 1, 1, verify).ok
-    assert not pool.apply(e.AdminNonce("a" * 32, WALL0 + 1), 2, 1, verify).ok
-    assert pool.apply(e.AdminNonce("b" * 32, WALL0 + adminauth.NONCE_KEEP), 3, 1, verify).ok
+    assert pool.apply(entries.AdminNonce(nonce="a" * 32, stamp=WALL0), 1, 1, verify).ok
+    assert not pool.apply(entries.AdminNonce(nonce="a" * 32, stamp=WALL0 + 1), 2, 1, verify).ok
+    assert pool.apply(entries.AdminNonce(nonce="b" * 32, stamp=WALL0 + adminauth.NONCE_KEEP), 3, 1, verify).ok
     assert "a" * 32 in pool.admin_nonces
-    assert pool.apply(e.AdminNonce("c" * 32, WALL0 + adminauth.NONCE_KEEP + 1), 4, 1, verify).ok
+    assert pool.apply(entries.AdminNonce(nonce="c" * 32, stamp=WALL0 + adminauth.NONCE_KEEP + 1), 4, 1, verify).ok
     assert "a" * 32 not in pool.admin_nonces
     # By then a replay of "a" is outside the window of a server whose clock read the newest stamp.
     assert adminauth.NONCE_KEEP > 2 * adminauth.WINDOW
@@ -121,13 +165,13 @@ class SignedNet(Net):
     def refusals(self) -> list[tuple[str, dict[str, Any]]]:
         return [(name, dict(ev.fields)) for name, ev in self.events if ev.kind == "admin_refused"]
 
-    def admin(self, to: str, msg: Any) -> p.AdminReply:
-        before = len(self.replies("admin", p.AdminReply))
+    def admin(self, to: str, msg: Any) -> pool_msgs.AdminReply:
+        before = len(self.replies("admin", pool_msgs.AdminReply))
         self.send("admin", to, msg)
         self.run(self.now + 1.0)
-        replies = self.replies("admin", p.AdminReply)
+        replies = self.replies("admin", pool_msgs.AdminReply)
         assert len(replies) == before + 1, replies
-        reply: p.AdminReply = replies[-1]
+        reply: pool_msgs.AdminReply = replies[-1]
         return reply
 
 
@@ -165,15 +209,28 @@ def test_unsigned_and_wrongly_signed_changes_are_refused_at_the_receiving_server
     net = formed()
     follower = _follower(net)
     for msg, reason in [
-        (p.AddLicenseCode("cli", 0, "r1", license_code(10)), "not signed"),
-        (signed(p.AddLicenseCode("cli", 0, "r2", license_code(10)), key=OTHER_KEY, at=WALL0 + net.now),
-         "bad signature"),
+        (pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), "not signed"),
+        (
+            signed(
+                pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r2", code=license_code(10)),
+                key=OTHER_KEY,
+                at=WALL0 + net.now,
+            ),
+            "bad signature",
+        ),
     ]:
         reply = net.admin(follower, msg)
         assert not reply.ok and reason in reply.error
-        assert net.refusals()[-1] == (follower, {"hop": "received", "message": "AddLicenseCode",
-                                                 "request_id": msg.request_id, "via": "cli",
-                                                 "reason": reply.error})
+        assert net.refusals()[-1] == (
+            follower,
+            {
+                "hop": "received",
+                "message": "AddLicenseCode",
+                "request_id": msg.request_id,
+                "via": "cli",
+                "reason": reply.error,
+            },
+        )
     assert all(name == follower for name, _ in net.refusals()), "the leader never saw them"
     assert _features(net) == {0}
 
@@ -182,9 +239,16 @@ def test_the_leader_checks_again_what_a_server_forwards() -> None:
     """A forged forward (a peer message straight to the leader) is refused at the leader."""
     net = formed()
     leader, follower = net.leader().name, _follower(net)
-    for i, msg in enumerate([p.AddLicenseCode(follower, 1, "f1", license_code(10)),
-                             signed(p.AddLicenseCode(follower, 1, "f2", license_code(10)), key=OTHER_KEY,
-                                    at=WALL0 + net.now)]):
+    for i, msg in enumerate(
+        [
+            pool_msgs.AddLicenseCode(sender=follower, epoch=1, request_id="f1", code=license_code(10)),
+            signed(
+                pool_msgs.AddLicenseCode(sender=follower, epoch=1, request_id="f2", code=license_code(10)),
+                key=OTHER_KEY,
+                at=WALL0 + net.now,
+            ),
+        ]
+    ):
         net.queue.append((net.now, -1 - i, leader, (follower, msg)))
         net.queue.sort()
         net.run(net.now + 1.0)
@@ -196,7 +260,9 @@ def test_the_leader_checks_again_what_a_server_forwards() -> None:
 def test_a_signed_change_applies_once_and_every_replay_is_refused() -> None:
     net = formed()
     leader, follower = net.leader().name, _follower(net)
-    change = signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now)
+    change = signed(
+        pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+    )
     assert net.admin(follower, change).ok
     for node in net.nodes.values():
         assert change.auth.nonce in node.pool.admin_nonces
@@ -210,9 +276,13 @@ def test_a_signed_change_applies_once_and_every_replay_is_refused() -> None:
 def test_a_replay_is_refused_by_a_new_leader_and_after_a_restart() -> None:
     net = formed()
     old = net.leader().name
-    base = signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now)
+    base = signed(
+        pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+    )
     assert net.admin(old, base).ok
-    release = signed(p.AddAllocations("cli", 0, "r2", addon_code(count=5)), at=WALL0 + net.now)
+    release = signed(
+        pool_msgs.AddAllocations(sender="cli", epoch=0, request_id="r2", addon=addon_code(count=5)), at=WALL0 + net.now
+    )
     assert net.admin(old, release).ok
     net.kill(old)
     net.run(net.now + 10.0)
@@ -237,10 +307,14 @@ def test_a_replay_is_refused_by_a_new_leader_and_after_a_restart() -> None:
 def test_an_old_change_is_refused_by_its_timestamp_once_its_nonce_is_forgotten() -> None:
     net = formed()
     leader = net.leader().name
-    old = signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now)
+    old = signed(
+        pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+    )
     assert net.admin(leader, old).ok
     net.run(net.now + adminauth.NONCE_KEEP + 5)
-    newer = signed(p.AddAllocations("cli", 0, "r2", addon_code(count=5)), at=WALL0 + net.now)
+    newer = signed(
+        pool_msgs.AddAllocations(sender="cli", epoch=0, request_id="r2", addon=addon_code(count=5)), at=WALL0 + net.now
+    )
     assert net.admin(leader, newer).ok
     assert old.auth.nonce not in net.nodes[leader].pool.admin_nonces
     reply = net.admin(leader, old)

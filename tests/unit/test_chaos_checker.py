@@ -22,38 +22,83 @@ class FakeRun:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.apps: dict[str, list[dict[str, Any]]] = {}
-        self.records: list[dict[str, Any]] = [{"ts": T0, "event": "servers_started"},
-                                              {"ts": T0 + 1, "event": "faults_begin"}]
+        self.records: list[dict[str, Any]] = [
+            {"ts": T0, "event": "servers_started"},
+            {"ts": T0 + 1, "event": "faults_begin"},
+        ]
         self.status: list[dict[str, Any]] = []
         self.n = 0
 
     def app(self, app: str, t: float, event: str, inc: int = 1, **fields: Any) -> None:
         self.apps.setdefault(app, []).append({"ts": T0 + t, "event": event, "app": app, "inc": inc, **fields})
 
-    def grant(self, app: str, t: float, ttl: float = 10.0, inc: int = 1, server: str = "s1",
-              lease: str | None = None, **extra: Any) -> str:
+    def grant(
+        self,
+        app: str,
+        t: float,
+        ttl: float = 10.0,
+        inc: int = 1,
+        server: str = "s1",
+        lease: str | None = None,
+        **extra: Any,
+    ) -> str:
         self.n += 1
         lease = lease or f"{server}.1.{self.n}.abcdef{self.n}.x"
         self.app(app, t - 0.1, "asked", inc, req=self.n)
-        self.app(app, t, "granted", inc, req=self.n, lease=lease, server=server, deadline=T0 + t + ttl,
-                 latency=0.1, **extra)
+        self.app(
+            app, t, "granted", inc, req=self.n, lease=lease, server=server, deadline=T0 + t + ttl, latency=0.1, **extra
+        )
         return lease
 
     def fault(self, t: float, until: float, kind: str, target: str, servers: list[str], **extra: Any) -> None:
-        self.records.append({"ts": T0 + t, "event": "fault", "kind": kind, "target": target, "servers": servers,
-                             "phase": "start", **extra})
+        self.records.append(
+            {
+                "ts": T0 + t,
+                "event": "fault",
+                "kind": kind,
+                "target": target,
+                "servers": servers,
+                "phase": "start",
+                **extra,
+            }
+        )
         self.records.append({"ts": T0 + until, "event": "fault", "kind": kind, "target": target, "phase": "end"})
 
-    def sample(self, t: float, in_use: int, allocated: tuple[int, int, int] = (2, 2, 2), free: int = 0,
-               leader: str | None = "s1") -> None:
+    def sample(
+        self,
+        t: float,
+        in_use: int,
+        allocated: tuple[int, int, int] = (2, 2, 2),
+        free: int = 0,
+        leader: str | None = "s1",
+    ) -> None:
         uses = [min(in_use, a) for a in allocated]
         uses[0] += in_use - sum(uses)
-        self.status.append({
-            "ts": T0 + t, "asked": T0 + t - 0.01, "event": "status", "ok": True, "leader": leader,
-            "answered_by": leader, "serving": leader is not None, "servers": [],
-            "features": [{"feature": "cad", "version": "2.0", "total": SEATS, "free_pool": free, "in_flight": 0,
-                          "servers": {f"s{i + 1}": {"allocated": a, "in_use": u, "target": 2}
-                                      for i, (a, u) in enumerate(zip(allocated, uses, strict=True))}}]})
+        self.status.append(
+            {
+                "ts": T0 + t,
+                "asked": T0 + t - 0.01,
+                "event": "status",
+                "ok": True,
+                "leader": leader,
+                "answered_by": leader,
+                "serving": leader is not None,
+                "servers": [],
+                "features": [
+                    {
+                        "feature": "cad",
+                        "version": "2.0",
+                        "total": SEATS,
+                        "free_pool": free,
+                        "in_flight": 0,
+                        "servers": {
+                            f"s{i + 1}": {"allocated": a, "in_use": u, "target": 2}
+                            for i, (a, u) in enumerate(zip(allocated, uses, strict=True))
+                        },
+                    }
+                ],
+            }
+        )
 
     def quiet(self, t: float, held: int, fresh_took: int | None = None) -> None:
         """Faults end at t; the pool shows ``held`` in use from then on; the fresh client fills."""
@@ -68,8 +113,12 @@ class FakeRun:
 
     def check(self) -> Verdict:
         (self.root / "apps").mkdir(parents=True, exist_ok=True)
-        meta = {"seats": SEATS, "settings": {"timing": CHAOS_TIMING}, "servers": ["s1", "s2", "s3"],
-                "client_hosts": ["c1", "c2"]}
+        meta = {
+            "seats": SEATS,
+            "settings": {"timing": CHAOS_TIMING},
+            "servers": ["s1", "s2", "s3"],
+            "client_hosts": ["c1", "c2"],
+        }
         (self.root / "meta.json").write_text(json.dumps(meta))
         records = sorted(self.records, key=lambda x: x["ts"])
         (self.root / "faults.jsonl").write_text("".join(json.dumps(x) + "\n" for x in records))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.protocol import admin as a
+from actors.protocol import admin
 from actors.shell import client_proxy
 from actors.shell.client_proxy import LicenseClient, LicenseDenied
 
@@ -76,20 +76,29 @@ def proxy(session: FakeSession) -> LicenseClient:
 
 def test_retries_through_no_majority_keep_one_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(client_proxy, "_RETRY_FIRST", 0.001)
-    denied = a.CheckoutResult(1, False, reason="NO_MAJORITY")
-    session = FakeSession({a.OpenCheckout: [[denied], [a.CheckoutResult(1, False, reason="NOT_SERVING")],
-                                            [a.CheckoutResult(1, True, "L1", "s2", deadline=1e12)]]})
+    denied = admin.CheckoutResult(request_id=1, granted=False, reason="NO_MAJORITY")
+    session = FakeSession(
+        {
+            admin.OpenCheckout: [
+                [denied],
+                [admin.CheckoutResult(request_id=1, granted=False, reason="NOT_SERVING")],
+                [admin.CheckoutResult(request_id=1, granted=True, lease_id="L1", server="s2", deadline=1e12)],
+            ]
+        }
+    )
     auth = proxy(session).checkout("cad", "2.0", timeout=5.0)
     assert auth.lease_id == "L1"
-    assert [m.request_id for m in session.asked if isinstance(m, a.OpenCheckout)] == [1, 1, 1]
+    assert [m.request_id for m in session.asked if isinstance(m, admin.OpenCheckout)] == [1, 1, 1]
 
 
 def test_a_late_grant_is_not_read_as_the_abandons_answer() -> None:
     """The ask timed out; the grant came after all and its CheckoutResult
     reaches the context before CheckoutAbandoned.  The app is told TIMEOUT (the
     session heard a server, and releases the grant), never handed the seat."""
-    late = a.CheckoutResult(1, True, "L1", "s1", deadline=1e12)
-    session = FakeSession({a.OpenCheckout: [[]], a.AbandonCheckout: [[late, a.CheckoutAbandoned(1, True)]]})
+    late = admin.CheckoutResult(request_id=1, granted=True, lease_id="L1", server="s1", deadline=1e12)
+    session = FakeSession(
+        {admin.OpenCheckout: [[]], admin.AbandonCheckout: [[late, admin.CheckoutAbandoned(request_id=1, heard=True)]]}
+    )
     client = proxy(session)
     with pytest.raises(LicenseDenied) as denied:
         client.checkout("cad", "2.0", timeout=0.01)
@@ -98,6 +107,14 @@ def test_a_late_grant_is_not_read_as_the_abandons_answer() -> None:
 
 
 def test_an_answer_for_another_request_is_skipped() -> None:
-    session = FakeSession({a.OpenCheckout: [[a.CheckoutResult(9, True, "L9", "s1", deadline=1e12),
-                                             a.CheckoutResult(1, True, "L1", "s1", deadline=1e12)]]})
+    session = FakeSession(
+        {
+            admin.OpenCheckout: [
+                [
+                    admin.CheckoutResult(request_id=9, granted=True, lease_id="L9", server="s1", deadline=1e12),
+                    admin.CheckoutResult(request_id=1, granted=True, lease_id="L1", server="s1", deadline=1e12),
+                ]
+            ]
+        }
+    )
     assert proxy(session).checkout("cad", "2.0", timeout=1.0).lease_id == "L1"

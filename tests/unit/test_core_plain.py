@@ -20,7 +20,7 @@ SCALAR = {"str", "int", "float", "bool", "None", "str | None", "int | None", "fl
         LocalLease("s1.1.1.x.y", "c1", "sess", "cad", "2.0", 12.5, granted_at=1.0, revoked=True, client_seq=3),
         RegisteredLease("s1.1.1.x.y", "c1", "cad", "2.0", "s2", 4, False),
         PendingUpdate("s1.1.1.x.y", "c1", "cad", "2.0", "s3", 7),
-        LeaseChange(9, "grant", "s1.1.1.x.y", "c1", "cad", "2.0"),
+        LeaseChange(seq=9, kind="grant", lease_id="s1.1.1.x.y", client_id="c1", feature="cad", version="2.0"),
     ],
 )
 def test_flat_is_asdict_for_flat_dataclasses(obj: LocalLease | RegisteredLease | PendingUpdate | LeaseChange) -> None:

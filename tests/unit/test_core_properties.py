@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from actors.core import planner
 from actors.core.member import Grant, Member, Wait
 from actors.core.pool import DOWN, FENCED, LIVE, PoolState
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 from actors.protocol.client import HeldLease
 from tests.factories import addon_code, lease_id, license_code, verify
 
@@ -48,7 +48,7 @@ class PoolMachine(RuleBasedStateMachine):
 
     # ---- plumbing ----------------------------------------------------------------
 
-    def commit(self, *entries: e.Entry) -> None:
+    def commit(self, *entries: log_entries.Entry) -> None:
         """Append entries to the log; every server applies each one at once, and
         givers' consents are committed as the transfer's second phase."""
         queue = list(entries)
@@ -57,7 +57,7 @@ class PoolMachine(RuleBasedStateMachine):
             self.index += 1
             for member in self.members.values():
                 _, consents = member.apply(entry, self.index, 1, verify, self.now)
-                queue.extend(e.TransferComplete(c.transfer_id, c.given) for c in consents)
+                queue.extend(log_entries.TransferComplete(transfer_id=c.transfer_id, given=c.given) for c in consents)
 
     def new_id(self) -> str:
         self.transfers += 1
@@ -81,18 +81,22 @@ class PoolMachine(RuleBasedStateMachine):
         self.serials += 1
         dist = f"s2:{count // 2}" if criteria else None
         code = license_code(count, key[0], key[1], serial=f"L{self.serials}", majority=majority, distribution=dist)
-        self.commit(e.AddLicense(code))
+        self.commit(log_entries.AddLicense(code=code))
         self.licensed.add(key)
 
     @precondition(lambda self: self.serials > 0)
     @rule(of=st.integers(1, 5), count=st.integers(1, 4))
     def add_addon(self, of: int, count: int) -> None:
         self.serials += 1
-        self.commit(e.AddAddon(addon_code(f"L{min(of, self.serials - 1) or 1}", count, serial=f"A{self.serials}")))
+        self.commit(
+            log_entries.AddAddon(
+                code=addon_code(f"L{min(of, self.serials - 1) or 1}", count, serial=f"A{self.serials}")
+            )
+        )
 
     @rule(key=features, a=st.integers(0, 4), b=st.integers(0, 4))
     def set_criteria(self, key: tuple[str, str], a: int, b: int) -> None:
-        self.commit(e.SetCriteria(key[0], key[1], (("s1", a), ("s3", b))))
+        self.commit(log_entries.SetCriteria(feature=key[0], version=key[1], targets=(("s1", a), ("s3", b))))
 
     # ---- the fast path -------------------------------------------------------------
 
@@ -119,7 +123,9 @@ class PoolMachine(RuleBasedStateMachine):
             member, lid = data.draw(st.sampled_from(held))
             lease = member.leases.leases[lid]
             member.leases.release(lid, lease.client_id)
-            self.released.append((member.name, HeldLease(lid, lease.feature, lease.version), lease.client_id))
+            self.released.append(
+                (member.name, HeldLease(lease_id=lid, feature=lease.feature, version=lease.version), lease.client_id)
+            )
 
     @rule(step=st.floats(0.5, 40.0))
     def time_passes(self, step: float) -> None:
@@ -141,8 +147,14 @@ class PoolMachine(RuleBasedStateMachine):
         if self.pool.status(to) != LIVE:
             return
         plan = planner.plan_failover(
-            self.pool, self.leader, to, lease.client_id, int(self.now * 1000) + 1,
-            (HeldLease(lease.lease_id, lease.feature, lease.version),), self.spare, self.new_id,
+            self.pool,
+            self.leader,
+            to,
+            lease.client_id,
+            int(self.now * 1000) + 1,
+            (HeldLease(lease_id=lease.lease_id, feature=lease.feature, version=lease.version),),
+            self.spare,
+            self.new_id,
         )
         self.commit(*plan.entries)
 
@@ -171,22 +183,22 @@ class PoolMachine(RuleBasedStateMachine):
 
     @rule(server=st.sampled_from(SERVERS[1:]))
     def fence(self, server: str) -> None:
-        self.commit(e.Fence(server, 1))
+        self.commit(log_entries.Fence(server=server, incarnation=1))
 
     @rule(server=st.sampled_from(SERVERS[1:]))
     def reclaim(self, server: str) -> None:
         if self.pool.status(server) == FENCED:
-            self.commit(e.Reclaim(server))
+            self.commit(log_entries.Reclaim(server=server))
 
     @rule(server=st.sampled_from(SERVERS[1:]))
     def rejoin(self, server: str) -> None:
         if self.pool.status(server) != LIVE:
-            self.commit(e.Rejoin(server, 1))
+            self.commit(log_entries.Rejoin(server=server, incarnation=1))
 
     @rule(server=st.sampled_from(SERVERS[1:]))
     def server_down(self, server: str) -> None:
         if self.pool.status(server) != LIVE:
-            self.commit(e.ServerDown(server))
+            self.commit(log_entries.ServerDown(server=server))
 
     # ---- invariants ---------------------------------------------------------------------
 
@@ -221,9 +233,11 @@ class PoolMachine(RuleBasedStateMachine):
     def every_registered_lease_is_held_by_its_holder(self) -> None:
         for lease in self.pool.registry.leases.values():
             holder = self.members[lease.holder]
-            assert lease.lease_id in holder.leases.leases or lease.revoked or lease.lease_id in {
-                c.lease_id for c in holder.leases.changes
-            }, lease
+            assert (
+                lease.lease_id in holder.leases.leases
+                or lease.revoked
+                or lease.lease_id in {c.lease_id for c in holder.leases.changes}
+            ), lease
 
 
 TestPoolMachine = PoolMachine.TestCase

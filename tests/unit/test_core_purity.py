@@ -18,11 +18,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PURE_PACKAGES = ("actors/core", "actors/protocol")
 
-FORBIDDEN_MODULES = frozenset({
-    "thespian", "time", "os", "socket", "random", "secrets", "loguru", "subprocess", "threading",
-    "multiprocessing", "asyncio", "selectors", "signal", "shutil", "tempfile", "pathlib", "io", "importlib",
-    "logging", "uuid", "sys",
-})
+FORBIDDEN_MODULES = frozenset(
+    {
+        "thespian",
+        "time",
+        "os",
+        "socket",
+        "random",
+        "secrets",
+        "loguru",
+        "subprocess",
+        "threading",
+        "multiprocessing",
+        "asyncio",
+        "selectors",
+        "signal",
+        "shutil",
+        "tempfile",
+        "pathlib",
+        "io",
+        "importlib",
+        "logging",
+        "uuid",
+        "sys",
+    }
+)
 """Top-level modules a pure module may not import (I/O, clock, randomness, process state)."""
 
 FORBIDDEN_ACTORS = ("actors.shell", "actors.persist", "actors.cli", "actors.client")
@@ -55,8 +75,11 @@ def offences(source: str) -> list[str]:
             func = node.func
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:
                 found.append(f"{node.lineno}: calls {func.id}()")
-            elif (isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_METHODS
-                  and _owner(func.value) in CLOCK_OWNERS):
+            elif (
+                isinstance(func, ast.Attribute)
+                and func.attr in FORBIDDEN_METHODS
+                and _owner(func.value) in CLOCK_OWNERS
+            ):
                 found.append(f"{node.lineno}: calls {_owner(func.value)}.{func.attr}()")
     return found
 

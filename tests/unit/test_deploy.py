@@ -31,7 +31,8 @@ def _unit_settings() -> dict[str, list[str]]:
 def test_the_unit_runs_the_named_server_as_its_own_user_and_stops_the_whole_host() -> None:
     unit = _unit_settings()
     assert unit["ExecStart"] == [
-        "/usr/local/bin/licpool server --config /etc/licpool/pool.toml --name %i --console-level WARNING"]
+        "/usr/local/bin/licpool server --config /etc/licpool/pool.toml --name %i --console-level WARNING"
+    ]
     assert unit["KillMode"] == ["mixed"] and unit["Restart"] == ["on-failure"]
     assert unit["User"] == ["licpool"] and unit["StateDirectory"] == ["licpool/%i"]
     assert unit["NoNewPrivileges"] == ["yes"] and unit["CapabilityBoundingSet"] == [""]
@@ -66,7 +67,7 @@ def test_the_example_config_loads_and_comments_every_key_the_loader_knows() -> N
     assert set(config_module._SERVER_KEYS) <= written, set(config_module._SERVER_KEYS) - written
     lines = text.splitlines()
     first_server = next(i for i, line in enumerate(lines) if line == "[[server]]")
-    for i, line in enumerate(lines[:first_server + 6]):  # [pool] and the first [[server]]: every key explained
+    for i, line in enumerate(lines[: first_server + 6]):  # [pool] and the first [[server]]: every key explained
         if re.match(r"^[a-z_]+ = ", line):
             assert lines[i - 1].startswith("#"), f"pool.example.toml line {i + 1} ({line}) has no comment"
     for needed in ("admin.key", "vendor.pub", "ephemeral", "metrics_port", "1950"):

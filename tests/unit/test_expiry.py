@@ -14,8 +14,7 @@ from typing import Any
 
 from actors.core.effects import Ready
 from actors.core.expiry import ExpiryWatch, days_left, expired
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import client, pool
 from tests.factories import license_code
 from tests.unit.test_node_smoke import Net
 
@@ -79,9 +78,13 @@ def _pool(today: Today, expires: str) -> RecordingNet:
     net = RecordingNet(today)
     net.run(8.0)
     leader = net.leader()
-    net.send("admin", leader.name, p.AddLicenseCode("cli", 0, "r1", license_code(3, expires=expires, serial="X1")))
+    net.send(
+        "admin",
+        leader.name,
+        pool.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(3, expires=expires, serial="X1")),
+    )
     net.run(net.now + 1.0)
-    (reply,) = net.replies("admin", p.AdminReply)
+    (reply,) = net.replies("admin", pool.AdminReply)
     assert reply.ok, reply
     return net
 
@@ -107,25 +110,29 @@ def test_on_the_expiry_day_checkouts_get_expired_and_held_leases_end_at_their_de
     today = Today("2026-12-31")
     net = _pool(today, "2026-12-31")
     ttl = net.settings["s2"].timing.lease_ttl
-    net.send("c1", "s2", c.CheckoutRequest("c1", "c1", 1, "cad", "2.0"))
+    net.send(
+        "c1", "s2", client.CheckoutRequest(client_id="c1", session_id="c1", request_id=1, feature="cad", version="2.0")
+    )
     net.run(net.now + 0.5)
-    (granted,) = net.replies("c1", c.CheckoutGranted)
+    (granted,) = net.replies("c1", client.CheckoutGranted)
     lease_id = granted.lease_id
     for seq in range(1, 4):  # still renewed on its last valid day
-        net.send("c1", "s2", c.SessionHeartbeat("c1", "c1", seq, (lease_id,)))
+        net.send("c1", "s2", client.SessionHeartbeat(client_id="c1", session_id="c1", seq=seq, lease_ids=(lease_id,)))
         net.run(net.now + 0.5)
-    assert lease_id in net.replies("c1", c.HeartbeatAck)[-1].renewed
+    assert lease_id in net.replies("c1", client.HeartbeatAck)[-1].renewed
 
     today.day = "2027-01-01"  # the expiry day
     deadline = net.nodes["s2"].member.leases.leases[lease_id].expires_at
-    net.send("c2", "s3", c.CheckoutRequest("c2", "c2", 1, "cad", "2.0"))
+    net.send(
+        "c2", "s3", client.CheckoutRequest(client_id="c2", session_id="c2", request_id=1, feature="cad", version="2.0")
+    )
     net.run(net.now + 0.5)
-    (denied,) = net.replies("c2", c.CheckoutDenied)
-    assert denied.reason == c.DenyReason.EXPIRED
+    (denied,) = net.replies("c2", client.CheckoutDenied)
+    assert denied.reason == client.DenyReason.EXPIRED
     for seq in range(4, 8):
-        net.send("c1", "s2", c.SessionHeartbeat("c1", "c1", seq, (lease_id,)))
+        net.send("c1", "s2", client.SessionHeartbeat(client_id="c1", session_id="c1", seq=seq, lease_ids=(lease_id,)))
         net.run(net.now + 0.5)
-    ack = net.replies("c1", c.HeartbeatAck)[-1]
+    ack = net.replies("c1", client.HeartbeatAck)[-1]
     assert lease_id not in ack.renewed and lease_id not in ack.lost and not ack.fail_over
     assert net.nodes["s2"].member.leases.leases[lease_id].expires_at == deadline  # not extended
     net.run(deadline - 0.01)

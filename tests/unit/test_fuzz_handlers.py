@@ -34,10 +34,10 @@ from hypothesis import strategies as st
 
 from actors.core import shape
 from actors.core.effects import ClientRef
-from actors.protocol import client as c
-from actors.protocol import entries as e
-from actors.protocol import pool as p
-from actors.protocol import raft as r
+from actors.protocol import client as client_msgs
+from actors.protocol import entries as log_entries
+from actors.protocol import pool as pool_msgs
+from actors.protocol import raft
 from tests.factories import addon_code, license_code, verify
 from tests.unit.test_admin_auth import WALL0, SignedNet, signed
 from tests.unit.test_node_smoke import SERVERS
@@ -46,13 +46,19 @@ pytestmark = pytest.mark.unit
 
 MESSAGE_CLASSES = [
     getattr(m, n)
-    for m in (c, p, r)
+    for m in (client_msgs, pool_msgs, raft)
     for n in m.__all__
-    if isinstance(getattr(m, n), type) and dataclasses.is_dataclass(getattr(m, n))
+    if isinstance(getattr(m, n), type)
+    and dataclasses.is_dataclass(getattr(m, n))
     and n not in {"HeldLease", "AdminAuth", "LogEntry", "ServingGrant"}
 ]
-ENTRY_CLASSES = [getattr(e, n) for n in e.__all__ if isinstance(getattr(e, n), type)
-                 and dataclasses.is_dataclass(getattr(e, n)) and n != "LeaseChange"]
+ENTRY_CLASSES = [
+    getattr(log_entries, n)
+    for n in log_entries.__all__
+    if isinstance(getattr(log_entries, n), type)
+    and dataclasses.is_dataclass(getattr(log_entries, n))
+    and n != "LeaseChange"
+]
 
 
 @cache
@@ -61,25 +67,70 @@ def _prototype() -> tuple[SignedNet, list[str], list[Any]]:
     net = SignedNet()
     net.run(8.0)
     leader = net.leader().name
-    assert net.admin(leader, signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now)).ok
-    assert net.admin(leader, signed(p.AddAllocations("cli", 0, "r2", addon_code(count=5)), at=WALL0 + net.now)).ok
+    assert net.admin(
+        leader,
+        signed(
+            pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+        ),
+    ).ok
+    assert net.admin(
+        leader,
+        signed(
+            pool_msgs.AddAllocations(sender="cli", epoch=0, request_id="r2", addon=addon_code(count=5)),
+            at=WALL0 + net.now,
+        ),
+    ).ok
     for i, server in enumerate(SERVERS):
-        net.send(f"c{i}", server, c.CheckoutRequest(f"c{i}", f"client{i}", 1, "cad", "2.0"))
+        net.send(
+            f"c{i}",
+            server,
+            client_msgs.CheckoutRequest(
+                client_id=f"c{i}", session_id=f"client{i}", request_id=1, feature="cad", version="2.0"
+            ),
+        )
     net.run(net.now + 2.0)
-    grants = [m for i in range(3) for m in net.replies(f"c{i}", c.CheckoutGranted)]
+    grants = [m for i in range(3) for m in net.replies(f"c{i}", client_msgs.CheckoutGranted)]
     assert len(grants) == 3
     return net, [g.lease_id for g in grants], grants
 
 
 TEXT = st.one_of(
-    st.sampled_from(["", "s1", "s2", "s3", "s9", "cad", "2.0", "9.9", "nope", "client0", "client1", "c0", "cli",
-                     "r1", "x" * 300, "\x00", "cad:2.0", "..", "s1.1.1.00.00"]),
+    st.sampled_from(
+        [
+            "",
+            "s1",
+            "s2",
+            "s3",
+            "s9",
+            "cad",
+            "2.0",
+            "9.9",
+            "nope",
+            "client0",
+            "client1",
+            "c0",
+            "cli",
+            "r1",
+            "x" * 300,
+            "\x00",
+            "cad:2.0",
+            "..",
+            "s1.1.1.00.00",
+        ]
+    ),
     st.text(max_size=12),
 )
 INT = st.one_of(st.integers(-3, 12), st.sampled_from([-(2**63), 2**63, 10**9, -1]))
 FLOAT = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, -1.0, 1e308, 30.0]))
-WRONG = st.one_of(st.none(), st.integers(), st.lists(st.integers(), max_size=2), st.binary(max_size=4),
-                  st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), st.floats(), st.booleans())
+WRONG = st.one_of(
+    st.none(),
+    st.integers(),
+    st.lists(st.integers(), max_size=2),
+    st.binary(max_size=4),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.floats(),
+    st.booleans(),
+)
 
 
 def _strategy(hint: Any, lease_ids: list[str], depth: int = 0) -> st.SearchStrategy[Any]:
@@ -104,19 +155,23 @@ def _strategy(hint: Any, lease_ids: list[str], depth: int = 0) -> st.SearchStrat
     if hint is float:
         return FLOAT
     if hint is str:
-        return st.one_of(TEXT, st.sampled_from(lease_ids), st.sampled_from([license_code(10, serial="Z9"),
-                                                                             addon_code(count=50, serial="Z8")]))
+        return st.one_of(
+            TEXT,
+            st.sampled_from(lease_ids),
+            st.sampled_from([license_code(10, serial="Z9"), addon_code(count=50, serial="Z8")]),
+        )
     if isinstance(hint, type) and issubclass(hint, Enum):
         return st.sampled_from(list(hint))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _instance(hint, lease_ids, depth + 1)
-    if hint == e.Entry or (origin is None and "Entry" in str(hint)):
+    if hint == log_entries.Entry or (origin is None and "Entry" in str(hint)):
         return st.one_of(*[_instance(k, lease_ids, depth + 1) for k in ENTRY_CLASSES])
     raise AssertionError(f"no strategy for {hint}")
 
 
 def _instance(cls: type, lease_ids: list[str], depth: int = 0) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
+
     def field(hint: Any) -> st.SearchStrategy[Any]:
         good = _strategy(hint, lease_ids, depth)
         if depth > 1:
@@ -159,8 +214,9 @@ FED = {"fed": 0, "dropped": 0}
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(batch=st.deferred(_messages))
-def test_random_and_mutated_messages_never_crash_a_server_or_break_the_table(batch: list[tuple[str, bool,
-                                                                                               Any]]) -> None:
+def test_random_and_mutated_messages_never_crash_a_server_or_break_the_table(
+    batch: list[tuple[str, bool, Any]],
+) -> None:
     proto, _, grants = _prototype()
     net = copy.deepcopy(proto)
     start = net.now
@@ -178,7 +234,13 @@ def test_random_and_mutated_messages_never_crash_a_server_or_break_the_table(bat
     # Keep the held leases renewed while the pool digests the batch.
     net.run(net.now + 0.5)
     for i, grant in enumerate(grants):
-        net.send(f"c{i}", grant.server, c.SessionHeartbeat(f"c{i}", f"client{i}", 2, (grant.lease_id,)))
+        net.send(
+            f"c{i}",
+            grant.server,
+            client_msgs.SessionHeartbeat(
+                client_id=f"c{i}", session_id=f"client{i}", seq=2, lease_ids=(grant.lease_id,)
+            ),
+        )
     net.run(net.now + 1.5)
     assert net.now > start
     _check(net, grants)
@@ -193,16 +255,30 @@ def test_the_fuzz_feeds_the_core() -> None:
 
 
 def test_shape_refuses_wrong_types_and_missing_fields() -> None:
-    good = c.CheckoutRequest("c0", "client0", 1, "cad", "2.0")
+    good = client_msgs.CheckoutRequest(client_id="c0", session_id="client0", request_id=1, feature="cad", version="2.0")
     assert shape.problem(good) is None
     wrong = dataclasses.replace(good, feature=["cad"])  # type: ignore[arg-type]  # a wrong type on purpose
     assert "not str" in str(shape.problem(wrong))
     assert "not int" in str(shape.problem(dataclasses.replace(good, request_id=True)))
-    bare = object.__new__(c.CheckoutRequest)
+    bare = object.__new__(client_msgs.CheckoutRequest)
     assert "missing" in str(shape.problem(bare))
-    sync = r.DistributionCriteriaSync("s1", 1, 0, 0, (r.LogEntry(1, 1, e.Grant("s1", "cad", "2.0", 1, "")),), 0, 1)
+    sync = raft.DistributionCriteriaSync(
+        sender="s1",
+        epoch=1,
+        prev_index=0,
+        prev_epoch=0,
+        entries=(
+            raft.LogEntry(
+                index=1, epoch=1, entry=log_entries.Grant(feature="s1", version="cad", server="2.0", count=1, source="")
+            ),
+        ),
+        commit_index=0,
+        round=1,
+    )
     assert shape.problem(sync) is None
-    bad_entry = r.LogEntry(1, 1, "not an entry")  # type: ignore[arg-type]  # a wrong type on purpose
+    bad_entry = raft.LogEntry(index=1, epoch=1, entry="not an entry")  # type: ignore[arg-type]  # a wrong type on purpose
     assert shape.problem(dataclasses.replace(sync, entries=(bad_entry,))) is not None
-    assert "finite" in str(shape.problem(r.LogEntry(1, 1, e.AdminNonce("a", math.nan))))
+    assert "finite" in str(
+        shape.problem(raft.LogEntry(index=1, epoch=1, entry=log_entries.AdminNonce(nonce="a", stamp=math.nan)))
+    )
     assert shape.problem("a string") is not None

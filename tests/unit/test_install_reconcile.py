@@ -18,9 +18,9 @@ import pytest
 
 from actors.core.effects import Ready
 from actors.core.pool import PoolState
-from actors.protocol import client as c
-from actors.protocol import entries as e
-from actors.protocol import raft as r
+from actors.protocol import client as client_msgs
+from actors.protocol import entries as log_entries
+from actors.protocol import raft
 from tests.factories import verify
 from tests.unit.test_node_smoke import Net, started_pool
 
@@ -47,17 +47,31 @@ def pool_with_small_compactions() -> LinkNet:
 
 
 def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_install(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     net = pool_with_small_compactions()
     assert net.leader().name == "s1"
-    net.send("c1", "s3", c.CheckoutRequest("c1", "c1", 1, "cad", "2.0"))
+    net.send(
+        "c1",
+        "s3",
+        client_msgs.CheckoutRequest(client_id="c1", session_id="c1", request_id=1, feature="cad", version="2.0"),
+    )
     net.run(net.now + 2.0)  # granted at s3 and reported
-    (grant,) = net.replies("c1", c.CheckoutGranted)
+    (grant,) = net.replies("c1", client_msgs.CheckoutGranted)
     lease = grant.lease_id
 
     # s2 stops hearing the leader; c1 fails over to it while it still serves.
     net.cut = {("s1", "s2")}
-    net.send("c1", "s2", c.FailoverUpdate("c1", "c1", 1, (c.HeldLease(lease, "cad", "2.0"),)))
+    net.send(
+        "c1",
+        "s2",
+        client_msgs.FailoverUpdate(
+            client_id="c1",
+            session_id="c1",
+            seq=1,
+            leases=(client_msgs.HeldLease(lease_id=lease, feature="cad", version="2.0"),),
+        ),
+    )
     net.run(net.now + 4.0)
     leader, s2 = net.nodes["s1"], net.nodes["s2"]
     assert leader.pool.registry.holder(lease) == "s2"  # the handover from s3 completed
@@ -69,7 +83,7 @@ def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_insta
     original = s2.receive
 
     def watch(sender: str, msg: Any, now: float) -> Ready:
-        if isinstance(msg, r.InstallSnapshot):
+        if isinstance(msg, raft.InstallSnapshot):
             installs.append(msg)
         return original(sender, msg, now)
 
@@ -82,7 +96,7 @@ def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_insta
     assert held is not None, "the registry places the lease at s2, but its table lacks it"
     assert held.client_id == "c1" and held.expires_at > net.now
     # The fail-over c1 asked s2 for is answered: seated.
-    assert any(lease in reply.seated for reply in net.replies("c1", c.FailoverReply))
+    assert any(lease in reply.seated for reply in net.replies("c1", client_msgs.FailoverReply))
     # s2's seats add up: its allocation covers what it holds.
     table = s2.pool.feature("cad", "2.0")
     assert table is not None and s2.member.leases.in_use(("cad", "2.0")) <= table.allocated("s2")
@@ -91,18 +105,38 @@ def test_a_lease_handed_over_to_a_lagging_server_is_in_its_table_after_the_insta
 def test_an_install_drops_a_lease_that_moved_away_and_revokes_a_force_released_one() -> None:
     net = pool_with_small_compactions()
     for client in ("a", "b"):
-        net.send(client, "s2", c.CheckoutRequest(client, client, 1, "cad", "2.0"))
+        net.send(
+            client,
+            "s2",
+            client_msgs.CheckoutRequest(
+                client_id=client, session_id=client, request_id=1, feature="cad", version="2.0"
+            ),
+        )
     net.run(net.now + 2.0)  # granted at s2 and reported
-    kept, moved = (net.replies(client, c.CheckoutGranted)[0].lease_id for client in ("a", "b"))
+    kept, moved = (net.replies(client, client_msgs.CheckoutGranted)[0].lease_id for client in ("a", "b"))
     leader, follower = net.leader(), net.nodes["s2"]
     pool = PoolState.from_plain(leader.pool.to_plain())
     index = leader.applied
-    fence = e.Fence("s2", pool.servers["s2"].incarnation)  # a lease moves off a fenced server only
-    for entry in (fence, e.FailoverSeat(moved, "b", "cad", "2.0", "s3", 1, "s2"), e.ForceRelease(kept)):
+    fence = log_entries.Fence(
+        server="s2", incarnation=pool.servers["s2"].incarnation
+    )  # a lease moves off a fenced server only
+    for entry in (
+        fence,
+        log_entries.FailoverSeat(
+            lease_id=moved, client_id="b", feature="cad", version="2.0", to_server="s3", client_seq=1, source="s2"
+        ),
+        log_entries.ForceRelease(lease_id=kept),
+    ):
         index += 1
         assert pool.apply(entry, index, leader.raft.term, verify).ok, entry
-    snapshot = r.InstallSnapshot(leader.name, leader.raft.term, index, leader.raft.term, pool.to_plain(),
-                                 leader.raft.round)
+    snapshot = raft.InstallSnapshot(
+        sender=leader.name,
+        epoch=leader.raft.term,
+        last_index=index,
+        last_epoch=leader.raft.term,
+        state=pool.to_plain(),
+        round=leader.raft.round,
+    )
     follower.receive(leader.name, snapshot, net.now)
     table = follower.member.leases
     assert set(table.leases) == {kept}

@@ -73,7 +73,7 @@ def started_net() -> SessionNet:
     net = SessionNet()
     net.run(8.0)
     assert net.leader().name == "s1"
-    net.send("admin", "s1", AddLicenseCode("cli", 0, "r1", license_code(10)))
+    net.send("admin", "s1", AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)))
     net.run(net.now + 1.0)
     return net
 
@@ -113,8 +113,11 @@ def test_without_a_serving_lease_a_heartbeat_is_held_not_renewed_and_not_refused
     net.run(net.now + T.fence_timeout * 1.1)  # s2's serving lease has run out; no new leader acts yet
     assert node.serve_problem(None, net.now) is DenyReason.NO_MAJORITY
     before = node.member.leases.leases[lease_id].expires_at
-    ready = node.from_client(ClientRef(at_s2.session_id), SessionHeartbeat("ws2", at_s2.session_id, 10**6,
-                                                                           (lease_id,)), net.now)
+    ready = node.from_client(
+        ClientRef(at_s2.session_id),
+        SessionHeartbeat(client_id="ws2", session_id=at_s2.session_id, seq=10**6, lease_ids=(lease_id,)),
+        net.now,
+    )
     [ack] = [out.msg for out in ready.send if isinstance(out.msg, HeartbeatAck)]
     assert (ack.renewed, ack.lost, ack.fail_over, ack.held) == ((), (), False, (lease_id,))
     assert node.member.leases.leases[lease_id].expires_at == before  # no renewal without a serving lease
@@ -125,8 +128,11 @@ def test_a_fenced_server_still_sends_its_clients_away() -> None:
     [lease_id] = at_s2.held(net.now)
     node = net.nodes["s2"]
     node.raft.incarnation += 1  # as if restarted and not yet rejoined: NOT_SERVING
-    ready = node.from_client(ClientRef(at_s2.session_id), SessionHeartbeat("ws2", at_s2.session_id, 10**6,
-                                                                           (lease_id,)), net.now)
+    ready = node.from_client(
+        ClientRef(at_s2.session_id),
+        SessionHeartbeat(client_id="ws2", session_id=at_s2.session_id, seq=10**6, lease_ids=(lease_id,)),
+        net.now,
+    )
     [ack] = [out.msg for out in ready.send if isinstance(out.msg, HeartbeatAck)]
     assert ack.fail_over and ack.renewed == () and ack.held == ()
 
@@ -134,7 +140,11 @@ def test_a_fenced_server_still_sends_its_clients_away() -> None:
 def seated_session() -> tuple[ClientSessionCore, str]:
     core = ClientSessionCore("ws2", "ws2/1", SERVERS, T, prefer="s2")
     core.checkout("cad", "2.0", 1, 0.0)
-    core.receive("s2", CheckoutGranted(1, "L1", "s2", "cad", "2.0", T.lease_ttl), 0.01)
+    core.receive(
+        "s2",
+        CheckoutGranted(request_id=1, lease_id="L1", server="s2", feature="cad", version="2.0", ttl=T.lease_ttl),
+        0.01,
+    )
     return core, "L1"
 
 
@@ -148,8 +158,13 @@ def held_acks_until(core: ClientSessionCore, until: float) -> list[tuple[float, 
         acks = Ready()
         for out in ready.send:
             if isinstance(out.msg, SessionHeartbeat) and isinstance(out.to, str):
-                acks.merge(core.receive(out.to, HeartbeatAck(out.msg.seq, out.to, held=out.msg.lease_ids,
-                                                             ttl=T.lease_ttl), now))
+                acks.merge(
+                    core.receive(
+                        out.to,
+                        HeartbeatAck(seq=out.msg.seq, server=out.to, held=out.msg.lease_ids, ttl=T.lease_ttl),
+                        now,
+                    )
+                )
             elif isinstance(out.msg, FailoverUpdate):
                 moves.append((now, out.msg))
         wake = acks.wake_at if acks.wake_at is not None else ready.wake_at

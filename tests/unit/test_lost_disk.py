@@ -103,7 +103,7 @@ def test_a_server_declared_down_and_rebuilt_on_an_empty_disk_rejoins_and_serves(
     net.kill("s3")  # the host dies
     net.run(net.now + 6.0)
     assert holder.held(net.now)[held_id].server != "s3"  # failed over, lease kept
-    net.send("admin", "s1", DeclareServerDown("cli", 0, "down-1", "s3"))
+    net.send("admin", "s1", DeclareServerDown(sender="cli", epoch=0, request_id="down-1", server="s3"))
     net.run(net.now + 1.0)
     rebuild_on_empty_disk(net, floor)
     serving_within(net, T.reclaim_delay + 10.0)

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors.core.effects import Ready
 from actors.core.expiry import days_left
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import client as client_msgs
+from actors.protocol import pool as pool_msgs
 from actors.protocol.admin import MetricsReply
 from actors.shell.config import default_config_text, load_config
 from actors.shell.metrics import METRIC_NAMES, MetricsEndpoint, ServerMetrics
@@ -70,12 +70,27 @@ def pool_cfg(tmp_path: Path) -> Any:
 def net() -> MeteredNet:
     net = MeteredNet()
     net.run(8.0)
-    net.send("admin", net.leader().name, p.AddLicenseCode("cli", 0, "r1", license_code(10, expires="2027-01-31",
-                                                                                        serial="X1")))
+    net.send(
+        "admin",
+        net.leader().name,
+        pool_msgs.AddLicenseCode(
+            sender="cli", epoch=0, request_id="r1", code=license_code(10, expires="2027-01-31", serial="X1")
+        ),
+    )
     net.run(net.now + 1.0)
     for i in (1, 2):
-        net.send(f"c{i}", "s2", c.CheckoutRequest(f"c{i}", f"c{i}", 1, "cad", "2.0"))
-    net.send("c9", "s2", c.CheckoutRequest("c9", "c9", 1, "nope", "1.0"))
+        net.send(
+            f"c{i}",
+            "s2",
+            client_msgs.CheckoutRequest(
+                client_id=f"c{i}", session_id=f"c{i}", request_id=1, feature="cad", version="2.0"
+            ),
+        )
+    net.send(
+        "c9",
+        "s2",
+        client_msgs.CheckoutRequest(client_id="c9", session_id="c9", request_id=1, feature="nope", version="1.0"),
+    )
     net.run(net.now + 1.0)
     return net
 
@@ -98,8 +113,10 @@ def test_a_server_exports_the_pools_real_numbers(net: MeteredNet, pool_cfg: Any,
     table = leader.pool.features[("cad", "2.0")]
     alloc = {h: value(ld, "licpool_seats_allocated", holder=h, **cad) for h in ("s1", "s2", "s3")}
     assert alloc == {h: table.allocated(h) for h in ("s1", "s2", "s3")}
-    assert sum(alloc.values()) + value(ld, "licpool_seats_free_pool", **cad) + \
-        value(ld, "licpool_seats_in_flight", **cad) == 10
+    assert (
+        sum(alloc.values()) + value(ld, "licpool_seats_free_pool", **cad) + value(ld, "licpool_seats_in_flight", **cad)
+        == 10
+    )
     assert value(ld, "licpool_is_leader") == 1 and value(s2, "licpool_is_leader") == 0
     assert value(s2, "licpool_epoch") == leader.raft.term == value(ld, "licpool_epoch")
     assert value(ld, "licpool_commit_index") == leader.raft.commit_index
@@ -125,12 +142,14 @@ def test_every_metric_name_is_exported(net: MeteredNet, pool_cfg: Any) -> None:
 
 
 def test_the_http_endpoint_passes_the_servers_text_on_and_says_when_it_does_not_answer(
-        net: MeteredNet, pool_cfg: Any) -> None:
+    net: MeteredNet, pool_cfg: Any
+) -> None:
     text = net.metrics["s2"].render(net.nodes["s2"], pool_cfg, None, net.now)
-    answer: list[Any] = [MetricsReply("s2", text)]
+    answer: list[Any] = [MetricsReply(server="s2", text=text)]
     port = free_port("127.0.0.1")
     endpoint = MetricsEndpoint(lambda msg, timeout: answer[0], "licpool", "s2", "127.0.0.1", port)
     try:
+
         def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
             with urllib.request.urlopen(endpoint.url, timeout=5) as r:
                 return samples(r.read().decode())
@@ -153,8 +172,13 @@ def test_the_alert_rules_name_only_metrics_a_server_exports() -> None:
     doc = yaml.safe_load(RULES.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]
     alerts = {r["alert"] for r in rules}
-    assert {"LicpoolServerDown", "LicpoolNoLeader", "LicpoolPoolNearFull", "LicpoolLicenseExpiresSoon",
-            "LicpoolApplyLag"} <= alerts
+    assert {
+        "LicpoolServerDown",
+        "LicpoolNoLeader",
+        "LicpoolPoolNearFull",
+        "LicpoolLicenseExpiresSoon",
+        "LicpoolApplyLag",
+    } <= alerts
     for rule in rules:
         assert set(rule) >= {"alert", "expr", "labels", "annotations"}, rule
         names = set(_NAME.findall(rule["expr"]))

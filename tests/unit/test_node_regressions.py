@@ -6,21 +6,33 @@ from __future__ import annotations
 
 from actors.core.node import ServerNode
 from actors.core.pool import PoolState
-from actors.protocol import entries as e
-from actors.protocol import pool as p
-from actors.protocol import raft as r
+from actors.protocol import entries, pool
+from actors.protocol import raft as raft_msgs
 from tests.factories import verify
 from tests.unit.test_node_smoke import started_pool
 
 
-def _release_report(server: str, seq: int) -> e.LeaseReport:
-    change = e.LeaseChange(seq, "release", f"{server}.1.1", "c1", "cad", "2.0")
-    return e.LeaseReport(server, (change,), watermark=0, generation=0)
+def _release_report(server: str, seq: int) -> entries.LeaseReport:
+    change = entries.LeaseChange(
+        seq=seq, kind="release", lease_id=f"{server}.1.1", client_id="c1", feature="cad", version="2.0"
+    )
+    return entries.LeaseReport(server=server, changes=(change,), watermark=0, generation=0)
 
 
-def _reply(leader: ServerNode, follower: str, incarnation: int, report: e.LeaseReport) -> r.SyncReply:
+def _reply(leader: ServerNode, follower: str, incarnation: int, report: entries.LeaseReport) -> raft_msgs.SyncReply:
     raft = leader.raft
-    return r.SyncReply(follower, raft.term, True, raft.log.last_index, raft.round, 0, 0, incarnation, "", report)
+    return raft_msgs.SyncReply(
+        sender=follower,
+        epoch=raft.term,
+        success=True,
+        match_index=raft.log.last_index,
+        round=raft.round,
+        echo_grant=0,
+        renewal=0,
+        incarnation=incarnation,
+        settings_hash="",
+        report=report,
+    )
 
 
 def test_a_report_from_a_restarted_server_waits_for_its_rejoin_and_is_proposed_after_it() -> None:
@@ -35,7 +47,7 @@ def test_a_report_from_a_restarted_server_waits_for_its_rejoin_and_is_proposed_a
 
     early = leader.receive(follower, _reply(leader, follower, known + 1, report), net.now)
     assert leader.leading.book.report_proposed.get(follower, 0) < 99
-    assert not any(isinstance(x.entry, e.LeaseReport) for x in leader.raft.log.entries[-1:]), early
+    assert not any(isinstance(x.entry, entries.LeaseReport) for x in leader.raft.log.entries[-1:]), early
 
     leader.receive(follower, _reply(leader, follower, known, report), net.now)
     assert leader.leading.book.report_proposed[follower] == 99
@@ -50,20 +62,34 @@ def test_a_giver_that_learns_its_transfer_from_a_snapshot_consents_at_once() -> 
     giver = next(n for n in net.nodes if n != leader.name)
     node = net.nodes[giver]
     shadow = PoolState.from_plain(leader.pool.to_plain())
-    intent = e.TransferIntent("9.1", "cad", "2.0", giver, leader.name, 1)
+    intent = entries.TransferIntent(
+        transfer_id="9.1", feature="cad", version="2.0", giver=giver, taker=leader.name, count=1
+    )
     assert shadow.apply(intent, leader.applied + 1, leader.raft.term, verify).ok
-    snapshot = r.InstallSnapshot(leader.name, leader.raft.term, leader.applied + 1, leader.raft.term,
-                                 shadow.to_plain(), leader.raft.round)
+    snapshot = raft_msgs.InstallSnapshot(
+        sender=leader.name,
+        epoch=leader.raft.term,
+        last_index=leader.applied + 1,
+        last_epoch=leader.raft.term,
+        state=shadow.to_plain(),
+        round=leader.raft.round,
+    )
 
     ready = node.receive(leader.name, snapshot, net.now)
-    confirms = [out.msg for out in ready.send if isinstance(out.msg, p.TransferConfirm)]
+    confirms = [out.msg for out in ready.send if isinstance(out.msg, pool.TransferConfirm)]
     assert [(m.transfer_id, m.given) for m in confirms] == [("9.1", 1)]
     assert node.member.consents == {"9.1": 1}
     # Asked again (the confirm was lost): the same, persisted answer.
-    again = node.receive(leader.name, p.TransferRequest(leader.name, leader.raft.term, "9.1", "cad", "2.0", 1),
-                         net.now)
-    assert [(o.msg.transfer_id, o.msg.given) for o in again.send if isinstance(o.msg, p.TransferConfirm)] \
-        == [("9.1", 1)]
+    again = node.receive(
+        leader.name,
+        pool.TransferRequest(
+            sender=leader.name, epoch=leader.raft.term, transfer_id="9.1", feature="cad", version="2.0", count=1
+        ),
+        net.now,
+    )
+    assert [(o.msg.transfer_id, o.msg.given) for o in again.send if isinstance(o.msg, pool.TransferConfirm)] == [
+        ("9.1", 1)
+    ]
 
 
 def test_a_transfer_request_decides_a_consent_missed_before_a_restart() -> None:
@@ -73,10 +99,18 @@ def test_a_transfer_request_decides_a_consent_missed_before_a_restart() -> None:
     leader = net.leader()
     giver = next(n for n in net.nodes if n != leader.name)
     node = net.nodes[giver]
-    intent = e.TransferIntent("9.2", "cad", "2.0", giver, leader.name, 1)
+    intent = entries.TransferIntent(
+        transfer_id="9.2", feature="cad", version="2.0", giver=giver, taker=leader.name, count=1
+    )
     assert node.member.pool.apply(intent, node.applied + 1, leader.raft.term, verify).ok
     assert "9.2" not in node.member.consents
-    ready = node.receive(leader.name, p.TransferRequest(leader.name, leader.raft.term, "9.2", "cad", "2.0", 1),
-                         net.now)
-    assert [(o.msg.transfer_id, o.msg.given) for o in ready.send if isinstance(o.msg, p.TransferConfirm)] \
-        == [("9.2", 1)]
+    ready = node.receive(
+        leader.name,
+        pool.TransferRequest(
+            sender=leader.name, epoch=leader.raft.term, transfer_id="9.2", feature="cad", version="2.0", count=1
+        ),
+        net.now,
+    )
+    assert [(o.msg.transfer_id, o.msg.given) for o in ready.send if isinstance(o.msg, pool.TransferConfirm)] == [
+        ("9.2", 1)
+    ]

@@ -14,8 +14,8 @@ from actors.core.effects import ClientRef, Ready
 from actors.core.node import NodeSettings, ServerNode
 from actors.core.raft import LEADER
 from actors.core.timing import Timing
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import client as client_msgs
+from actors.protocol import pool
 from tests.factories import LEASE_KEY, addon_code, license_code, verify
 
 SERVERS = ("s1", "s2", "s3")
@@ -37,8 +37,15 @@ class Net:
         self.down: set[str] = set()
         nonces = iter(range(1 << 62))
         self.settings = {
-            name: NodeSettings(name, servers, Timing(), verify, LEASE_KEY,
-                               nonce=lambda: next(nonces).to_bytes(8, "big"), today=lambda: "2026-11-28")
+            name: NodeSettings(
+                name,
+                servers,
+                Timing(),
+                verify,
+                LEASE_KEY,
+                nonce=lambda: next(nonces).to_bytes(8, "big"),
+                today=lambda: "2026-11-28",
+            )
             for name in servers
         }
         for name in servers:
@@ -96,7 +103,9 @@ def started_pool(count: int = 10) -> Net:
     net = Net()
     net.run(8.0)
     leader = net.leader()
-    net.send("admin", leader.name, p.AddLicenseCode("cli", 0, "r1", license_code(count)))
+    net.send(
+        "admin", leader.name, pool.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(count))
+    )
     net.run(net.now + 1.0)
     return net
 
@@ -113,54 +122,73 @@ def test_a_leader_is_elected_and_every_server_rejoins() -> None:
 def test_admin_change_through_a_follower_is_applied_pool_wide() -> None:
     net = Net()
     net.run(8.0)
-    net.send("admin", "s3", p.AddLicenseCode("cli", 0, "r1", license_code(10)))
+    net.send("admin", "s3", pool.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)))
     net.run(9.0)
-    (reply,) = net.replies("admin", p.AdminReply)
+    (reply,) = net.replies("admin", pool.AdminReply)
     assert reply.ok, reply
     for node in net.nodes.values():
         table = node.pool.feature("cad", "2.0")
         assert table is not None and table.alloc == {"s1": 4, "s2": 3, "s3": 3}
-    net.send("admin", "s2", p.AddAllocations("cli", 0, "r2", addon_code(count=5)))
-    net.send("admin", "s2", p.AddLicenseCode("cli", 0, "r3", license_code(10)))
+    net.send("admin", "s2", pool.AddAllocations(sender="cli", epoch=0, request_id="r2", addon=addon_code(count=5)))
+    net.send("admin", "s2", pool.AddLicenseCode(sender="cli", epoch=0, request_id="r3", code=license_code(10)))
     net.run(10.0)
-    replies = {r.request_id: r for r in net.replies("admin", p.AdminReply)}
+    replies = {r.request_id: r for r in net.replies("admin", pool.AdminReply)}
     assert replies["r2"].ok and replies["r3"].already_present
 
 
 def test_checkout_borrow_and_release() -> None:
     net = started_pool(6)  # 2 / 2 / 2
     for i in range(4):
-        net.send(f"c{i}", "s2", c.CheckoutRequest(f"c{i}", f"c{i}", 1, "cad", "2.0"))
+        net.send(
+            f"c{i}",
+            "s2",
+            client_msgs.CheckoutRequest(
+                client_id=f"c{i}", session_id=f"c{i}", request_id=1, feature="cad", version="2.0"
+            ),
+        )
         net.run(net.now + 0.5)
-    granted = [m for i in range(4) for m in net.replies(f"c{i}", c.CheckoutGranted)]
+    granted = [m for i in range(4) for m in net.replies(f"c{i}", client_msgs.CheckoutGranted)]
     assert len(granted) == 4, net.inbox
     table = net.nodes["s2"].pool.feature("cad", "2.0")
     assert table is not None and table.allocated("s2") >= 4
-    net.send("c0", "s2", c.ReleaseRequest("c0", granted[0].lease_id, 2))
+    net.send("c0", "s2", client_msgs.ReleaseRequest(client_id="c0", lease_id=granted[0].lease_id, request_id=2))
     net.run(net.now + 2.0)
-    assert net.replies("c0", c.ReleaseAck)[0].released
+    assert net.replies("c0", client_msgs.ReleaseAck)[0].released
 
 
 def test_failover_moves_lease_with_its_seat_from_a_dead_server() -> None:
     net = started_pool(3)  # 1 / 1 / 1
-    net.send("c1", "s3", c.CheckoutRequest("c1", "c1", 1, "cad", "2.0"))
+    net.send(
+        "c1",
+        "s3",
+        client_msgs.CheckoutRequest(client_id="c1", session_id="c1", request_id=1, feature="cad", version="2.0"),
+    )
     net.run(net.now + 2.0)  # granted and reported
-    (grant,) = net.replies("c1", c.CheckoutGranted)
+    (grant,) = net.replies("c1", client_msgs.CheckoutGranted)
     net.kill("s3")
     net.run(net.now + 2.0)
-    upd = c.FailoverUpdate("c1", "c1", 1, (c.HeldLease(grant.lease_id, "cad", "2.0"),))
+    upd = client_msgs.FailoverUpdate(
+        client_id="c1",
+        session_id="c1",
+        seq=1,
+        leases=(client_msgs.HeldLease(lease_id=grant.lease_id, feature="cad", version="2.0"),),
+    )
     net.send("c1", "s2", upd)
     net.run(net.now + 12.0)  # fence after the serving lease expires, then the move
-    seated = [r for r in net.replies("c1", c.FailoverReply) if grant.lease_id in r.seated]
+    seated = [r for r in net.replies("c1", client_msgs.FailoverReply) if grant.lease_id in r.seated]
     assert seated, net.inbox["c1"]
     assert net.nodes["s1"].pool.registry.holder(grant.lease_id) == "s2"
 
 
 def test_restart_from_the_journal_keeps_confirmed_leases() -> None:
     net = started_pool(6)
-    net.send("c1", "s2", c.CheckoutRequest("c1", "c1", 1, "cad", "2.0"))
+    net.send(
+        "c1",
+        "s2",
+        client_msgs.CheckoutRequest(client_id="c1", session_id="c1", request_id=1, feature="cad", version="2.0"),
+    )
     net.run(net.now + 0.2)
-    (grant,) = net.replies("c1", c.CheckoutGranted)
+    (grant,) = net.replies("c1", client_msgs.CheckoutGranted)
     net.kill("s2")
     net.run(net.now + 0.5)
     net.boot("s2")

@@ -8,22 +8,49 @@ import pickle
 
 import pytest
 
-from actors.protocol import admin as a
-from actors.protocol import entries as e
-from actors.protocol import raft as r
+from actors.protocol import admin as admin_msgs
+from actors.protocol import entries as log_entries
+from actors.protocol import raft
 from actors.shell.peerauth import derive_peer_key, genuine, seal
 
 KEY = derive_peer_key("s3cret-admin-key-file-content-0123456789", "licpool")
 
 BODIES = [
-    a.PeerHello(3),
-    r.DistributionCriteriaSync(
-        "s1", 4, 10, 4,
-        (r.LogEntry(11, 4, e.LeaseReport("s2", (e.LeaseChange(1, "grant", "s2.1.1.x.y", "c1", "cad", "2.0"),),
-                                         watermark=1, generation=0)),),
-        10, 77, r.ServingGrant(4000000001, 12, 2.446), "abc",
+    admin_msgs.PeerHello(incarnation=3),
+    raft.DistributionCriteriaSync(
+        sender="s1",
+        epoch=4,
+        prev_index=10,
+        prev_epoch=4,
+        entries=(
+            raft.LogEntry(
+                index=11,
+                epoch=4,
+                entry=log_entries.LeaseReport(
+                    server="s2",
+                    changes=(
+                        log_entries.LeaseChange(
+                            seq=1, kind="grant", lease_id="s2.1.1.x.y", client_id="c1", feature="cad", version="2.0"
+                        ),
+                    ),
+                    watermark=1,
+                    generation=0,
+                ),
+            ),
+        ),
+        commit_index=10,
+        round=77,
+        serving=raft.ServingGrant(grant_id=4000000001, request=12, duration=2.446),
+        settings_hash="abc",
     ),
-    r.InstallSnapshot("s1", 4, 100, 4, {"features": [{"total": 10, "alloc": {"s1": 4.0}}], "é": ("x", None)}, 9),
+    raft.InstallSnapshot(
+        sender="s1",
+        epoch=4,
+        last_index=100,
+        last_epoch=4,
+        state={"features": [{"total": 10, "alloc": {"s1": 4.0}}], "é": ("x", None)},
+        round=9,
+    ),
 ]
 
 
@@ -40,7 +67,7 @@ def test_an_unsealed_or_altered_envelope_is_not_genuine() -> None:
     assert not genuine(KEY, dataclasses.replace(env, address="ActorAddr-(T|:6666)"))
     assert not genuine(KEY, dataclasses.replace(env, pool="other"))
     sync = BODIES[1]
-    assert isinstance(sync, r.DistributionCriteriaSync)
+    assert isinstance(sync, raft.DistributionCriteriaSync)
     assert not genuine(KEY, dataclasses.replace(env, body=dataclasses.replace(sync, commit_index=11)))
     assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
     assert not genuine(derive_peer_key("s3cret-admin-key-file-content-0123456789", "other-pool"), env)

@@ -47,18 +47,23 @@ import actors.shell.server_actor as server_module
 from actors.core import adminauth
 from actors.core.codes import load_private_key, sign_license
 from actors.persist import CrashingMemoryStorage, SimulatedCrash
-from actors.protocol import admin as a
-from actors.protocol import client as c
-from actors.protocol import pool as p
-from actors.protocol import raft as r
+from actors.protocol import admin as admin_msgs
+from actors.protocol import client as client_msgs
+from actors.protocol import pool as pool_msgs
+from actors.protocol import raft as raft_msgs
 from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
 from actors.shell.server_actor import LicenseServer
 
 NAMES = ("s1", "s2", "s3")
 LATENCY = 0.002
-TIMING = {"heartbeat_interval": 0.1, "failure_timeout": 0.4, "leader_lease": 0.6, "fence_timeout": 0.6,
-          "lease_ttl": 30.0}
+TIMING = {
+    "heartbeat_interval": 0.1,
+    "failure_timeout": 0.4,
+    "leader_lease": 0.6,
+    "fence_timeout": 0.6,
+    "lease_ttl": 30.0,
+}
 
 
 class FakeTime:
@@ -141,7 +146,7 @@ class Net:
             return
         applied = shell.node.applied if shell.node is not None else -1
         self.sent.setdefault(shell.host, []).append(Sent(self.clock.now, to, msg, applied))
-        if isinstance(to, str) and to.startswith("child:LeaderRole:") and isinstance(msg, a.FanOut):
+        if isinstance(to, str) and to.startswith("child:LeaderRole:") and isinstance(msg, admin_msgs.FanOut):
             for item in msg.sends:
                 self.at(self.clock.now + LATENCY, ("msg", item.address, item.message, shell.myAddress))
             return
@@ -158,12 +163,16 @@ class Net:
         shell = ShellUnderTest(self, name, self.storages[name])
         self.servers[name] = shell
         self.sent[name] = []
-        self._deliver(shell, a.StartServer(str(self.config), name, 0), "launcher")
+        self._deliver(
+            shell, admin_msgs.StartServer(config_path=str(self.config), name=name, launcher_pid=0), "launcher"
+        )
         if self.servers.get(name) is not shell:
             return
         for peer in NAMES:
             if peer != name:
-                self._deliver(shell, a.PeerResolved(peer, f"srv:{peer}"), f"child:Resolver:{name}")
+                self._deliver(
+                    shell, admin_msgs.PeerResolved(name=peer, address=f"srv:{peer}"), f"child:Resolver:{name}"
+                )
 
     def crashed(self, name: str) -> None:
         self.servers[name] = None
@@ -224,8 +233,8 @@ class Net:
         leaders = [s.host for s in self.live() if s.node is not None and s.node.raft.is_leader]
         return leaders[0] if len(leaders) == 1 else None
 
-    def granted(self, client: str) -> list[c.CheckoutGranted]:
-        return [m for m in self.inbox.get(client, []) if isinstance(m, c.CheckoutGranted)]
+    def granted(self, client: str) -> list[client_msgs.CheckoutGranted]:
+        return [m for m in self.inbox.get(client, []) if isinstance(m, client_msgs.CheckoutGranted)]
 
 
 def confirmed_but_lost(name: str, shell: ShellUnderTest, sent: list[Sent]) -> list[str]:
@@ -235,7 +244,7 @@ def confirmed_but_lost(name: str, shell: ShellUnderTest, sent: list[Sent]) -> li
     raft, leases, pool = node.raft, node.member.leases.leases, node.pool
     lost: list[str] = []
     for out in sent:
-        msg = out.msg.body if isinstance(out.msg, a.PeerEnvelope) else out.msg
+        msg = out.msg.body if isinstance(out.msg, admin_msgs.PeerEnvelope) else out.msg
         what = f"{name} sent {type(msg).__name__} at {out.at:.3f}"
         if out.applied > node.applied:
             lost.append(f"{what} with applied {out.applied}, restored applied {node.applied}")
@@ -243,25 +252,30 @@ def confirmed_but_lost(name: str, shell: ShellUnderTest, sent: list[Sent]) -> li
         pre_vote = getattr(msg, "pre_vote", False)  # asks about term + 1 without adopting it
         if isinstance(epoch, int) and epoch > raft.term and not pre_vote:
             lost.append(f"{what} in epoch {epoch}, restored term {raft.term}")
-        if isinstance(msg, r.VoteReply) and msg.granted and not msg.pre_vote and raft.term == msg.epoch:
+        if isinstance(msg, raft_msgs.VoteReply) and msg.granted and not msg.pre_vote and raft.term == msg.epoch:
             if raft.voted_for != out.to.split(":")[-1] and raft.voted_for is not None:
                 lost.append(f"{what}: vote for {out.to}, restored voted_for {raft.voted_for}")
             if raft.voted_for is None:
                 lost.append(f"{what}: vote for {out.to} forgotten")
-        if isinstance(msg, c.CheckoutGranted):
+        if isinstance(msg, client_msgs.CheckoutGranted):
             holder = pool.registry.holder(msg.lease_id)
             if msg.lease_id not in leases and holder in (None, name) and not pool.registry.is_dead(msg.lease_id):
                 lost.append(f"{what}: lease {msg.lease_id} not restored")
         consent = node.member.consents.get(getattr(msg, "transfer_id", ""))
-        if isinstance(msg, p.TransferConfirm) and msg.transfer_id in pool.transfers and consent != msg.given:
+        if isinstance(msg, pool_msgs.TransferConfirm) and msg.transfer_id in pool.transfers and consent != msg.given:
             lost.append(f"{what}: consent {msg.given} to {msg.transfer_id}, restored {consent}")
         same_term = getattr(msg, "epoch", None) == raft.term
-        if isinstance(msg, r.SyncReply) and msg.success and same_term and raft.log.last_index < msg.match_index:
+        if isinstance(msg, raft_msgs.SyncReply) and msg.success and same_term and raft.log.last_index < msg.match_index:
             lost.append(f"{what}: acknowledged index {msg.match_index}, restored log ends at {raft.log.last_index}")
-        if (isinstance(msg, r.DistributionCriteriaSync) and msg.entries and same_term
-                and raft.log.last_index < msg.entries[-1].index):
-            lost.append(f"{what}: synced entries to {msg.entries[-1].index}, restored log ends at "
-                        f"{raft.log.last_index}")
+        if (
+            isinstance(msg, raft_msgs.DistributionCriteriaSync)
+            and msg.entries
+            and same_term
+            and raft.log.last_index < msg.entries[-1].index
+        ):
+            lost.append(
+                f"{what}: synced entries to {msg.entries[-1].index}, restored log ends at {raft.log.last_index}"
+            )
     return lost
 
 
@@ -300,14 +314,17 @@ def formed_pool(config: Path, key: Any, clock: FakeTime, seed: int, count: int) 
     net.run_until(clock.now + 3.0)
     leader = net.leader()
     assert leader is not None, "no leader after 3 s"
-    code = sign_license(key, feature="cad", version="2.0", count=count, expires="2099-12-31", serial="S1",
-                        majority=True)
+    code = sign_license(
+        key, feature="cad", version="2.0", count=count, expires="2099-12-31", serial="S1", majority=True
+    )
     cfg = load_config(config)
     admin_key = adminauth.derive_admin_key(cfg.admin_secret(), cfg.name)
-    signed = adminauth.sign(admin_key, p.AddLicenseCode("test", 0, "r1", code), time.time(), "0" * 32)
+    signed = adminauth.sign(
+        admin_key, pool_msgs.AddLicenseCode(sender="test", epoch=0, request_id="r1", code=code), time.time(), "0" * 32
+    )
     net.client_send("cli:admin", leader, signed)
     net.run_until(clock.now + 2.0)
-    replies = [m for m in net.inbox.get("cli:admin", []) if isinstance(m, p.AdminReply)]
+    replies = [m for m in net.inbox.get("cli:admin", []) if isinstance(m, pool_msgs.AdminReply)]
     assert replies and replies[-1].ok, replies
     return net
 
@@ -320,12 +337,21 @@ class Client:
         self.ids = itertools.count(1)
 
     def checkout(self, server: str) -> None:
-        self.net.client_send(self.address, server, c.CheckoutRequest(self.name, self.name, next(self.ids), "cad",
-                                                                      "2.0"))
+        self.net.client_send(
+            self.address,
+            server,
+            client_msgs.CheckoutRequest(
+                client_id=self.name, session_id=self.name, request_id=next(self.ids), feature="cad", version="2.0"
+            ),
+        )
 
     def heartbeat(self, server: str, seq: int) -> None:
         held = tuple(g.lease_id for g in self.net.granted(self.address))
-        self.net.client_send(self.address, server, c.SessionHeartbeat(self.name, self.name, seq, held))
+        self.net.client_send(
+            self.address,
+            server,
+            client_msgs.SessionHeartbeat(client_id=self.name, session_id=self.name, seq=seq, lease_ids=held),
+        )
 
 
 def _table_problems(net: Net) -> list[str]:
@@ -335,8 +361,10 @@ def _table_problems(net: Net) -> list[str]:
         assert node is not None
         for t in node.pool.features.values():
             if sum(t.alloc.values()) + t.free + t.in_flight != t.total:
-                problems.append(f"{shell.host}: {t.feature} alloc {dict(t.alloc)} + free {t.free} + in flight "
-                                f"{t.in_flight} != {t.total}")
+                problems.append(
+                    f"{shell.host}: {t.feature} alloc {dict(t.alloc)} + free {t.free} + in flight "
+                    f"{t.in_flight} != {t.total}"
+                )
     return problems
 
 
@@ -403,8 +431,9 @@ OPERATIONS: dict[str, tuple[Operation, int, float]] = {
 }
 
 
-def _run(pool_files: tuple[Path, Any], clock: FakeTime, op: str, crash: tuple[str, int] | None,
-         seed: int) -> tuple[Net, bool]:
+def _run(
+    pool_files: tuple[Path, Any], clock: FakeTime, op: str, crash: tuple[str, int] | None, seed: int
+) -> tuple[Net, bool]:
     """Run ``op`` with ``crash`` = (server, k): crash it at its k-th persist point
     of the operation.  Returns the net and whether the crash happened."""
     operation, seats, seconds = OPERATIONS[op]
@@ -439,27 +468,29 @@ def quiet() -> Iterator[None]:
 #: What each operation must send at least once when nothing crashes, so that
 #: the crash runs really cover it.
 EXERCISES: dict[str, type] = {
-    "checkout": c.CheckoutGranted,
-    "batch": c.CheckoutGranted,
-    "borrow": p.BorrowRequest,
-    "transfer": p.TransferConfirm,
-    "vote": r.VoteReply,
+    "checkout": client_msgs.CheckoutGranted,
+    "batch": client_msgs.CheckoutGranted,
+    "borrow": pool_msgs.BorrowRequest,
+    "transfer": pool_msgs.TransferConfirm,
+    "vote": raft_msgs.VoteReply,
 }
 
 
 @pytest.mark.parametrize("op", sorted(OPERATIONS))
-def test_each_operation_does_what_it_says_without_a_crash(pool_files: tuple[Path, Any], fake_time: FakeTime,
-                                                          op: str) -> None:
+def test_each_operation_does_what_it_says_without_a_crash(
+    pool_files: tuple[Path, Any], fake_time: FakeTime, op: str
+) -> None:
     net, _ = _run(pool_files, fake_time, op, None, seed=1)
-    bodies = [x.msg.body if isinstance(x.msg, a.PeerEnvelope) else x.msg for v in net.sent.values() for x in v]
+    bodies = [x.msg.body if isinstance(x.msg, admin_msgs.PeerEnvelope) else x.msg for v in net.sent.values() for x in v]
     assert any(isinstance(m, EXERCISES[op]) for m in bodies), f"{op} never sent a {EXERCISES[op].__name__}"
     if op == "vote":
-        assert any(isinstance(m, r.VoteReply) and m.granted and not m.pre_vote for m in bodies)
+        assert any(isinstance(m, raft_msgs.VoteReply) and m.granted and not m.pre_vote for m in bodies)
 
 
 @pytest.mark.parametrize("op", sorted(OPERATIONS))
-def test_crash_at_every_persist_point_loses_nothing_confirmed(pool_files: tuple[Path, Any], fake_time: FakeTime,
-                                                               op: str) -> None:
+def test_crash_at_every_persist_point_loses_nothing_confirmed(
+    pool_files: tuple[Path, Any], fake_time: FakeTime, op: str
+) -> None:
     """Every server, every persist point of the operation: crash, restart, check."""
     points = {}
     for index, name in enumerate(NAMES):
@@ -475,8 +506,9 @@ def test_crash_at_every_persist_point_loses_nothing_confirmed(pool_files: tuple[
     assert sum(points.values()) > 0
 
 
-def test_the_check_catches_a_shell_that_sends_before_its_fsync(pool_files: tuple[Path, Any], fake_time: FakeTime,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_check_catches_a_shell_that_sends_before_its_fsync(
+    pool_files: tuple[Path, Any], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Mutant: ``NodeStore`` appends but never fsyncs.  The same crash runs must fail."""
 
     def no_sync(self: NodeStore) -> None:
@@ -506,7 +538,7 @@ def test_a_burst_of_checkouts_is_one_group_commit(pool_files: tuple[Path, Any], 
     op_batch(net, clients)
     net.run_until(start + 3 * LATENCY)
     storage.set_hook(None)
-    grants = [x for x in net.sent["s2"] if isinstance(x.msg, c.CheckoutGranted) and x.at > start]
+    grants = [x for x in net.sent["s2"] if isinstance(x.msg, client_msgs.CheckoutGranted) and x.at > start]
     assert len(grants) == 3, grants
     arrived = start + LATENCY
     appends = [at for at, op in log if op == "append" and at == arrived]
@@ -518,7 +550,8 @@ def test_a_burst_of_checkouts_is_one_group_commit(pool_files: tuple[Path, Any], 
 
 
 def test_the_check_catches_a_group_commit_that_sends_before_its_fsync(
-        pool_files: tuple[Path, Any], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool_files: tuple[Path, Any], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Mutant: the burst's flush sends its messages first and fsyncs after.
     Crashing s2 at each persist point of the batch must catch it."""
 

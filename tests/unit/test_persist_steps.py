@@ -23,8 +23,8 @@ from actors.core.node_settings import NodeSettings
 from actors.core.records import CommitRecord, LeaseRecord, Record
 from actors.core.timing import Timing
 from actors.persist import CrashingMemoryStorage, SimulatedCrash
-from actors.protocol import client as c
-from actors.protocol import pool as p
+from actors.protocol import client
+from actors.protocol import pool as pool_msgs
 from actors.shell.persistence import NodeStore
 from tests.factories import LEASE_KEY, license_code, verify
 
@@ -33,8 +33,15 @@ JOURNAL = "node.journal"
 
 def settings() -> NodeSettings:
     nonces = itertools.count()
-    return NodeSettings("s1", ("s1",), Timing(), verify, LEASE_KEY, nonce=lambda: next(nonces).to_bytes(8, "big"),
-                        today=lambda: "2026-11-28")
+    return NodeSettings(
+        "s1",
+        ("s1",),
+        Timing(),
+        verify,
+        LEASE_KEY,
+        nonce=lambda: next(nonces).to_bytes(8, "big"),
+        today=lambda: "2026-11-28",
+    )
 
 
 def steps_to_a_checkout() -> list[list[Record]]:
@@ -50,11 +57,23 @@ def steps_to_a_checkout() -> list[list[Record]]:
     for _ in range(40):
         now += 0.25
         run(node.tick(now))
-    run(node.from_client(ClientRef("cli"), p.AddLicenseCode("cli", 0, "r1", license_code(3)), now))
+    run(
+        node.from_client(
+            ClientRef("cli"),
+            pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(3)),
+            now,
+        )
+    )
     for _ in range(8):
         now += 0.25
         run(node.tick(now))
-    run(node.from_client(ClientRef("a1"), c.CheckoutRequest("a", "a1", 1, "cad", "2.0"), now))
+    run(
+        node.from_client(
+            ClientRef("a1"),
+            client.CheckoutRequest(client_id="a", session_id="a1", request_id=1, feature="cad", version="2.0"),
+            now,
+        )
+    )
     last = steps[-1]
     commit = next(i for i, x in enumerate(last) if isinstance(x, CommitRecord))
     assert any(isinstance(x, LeaseRecord) and x.op[0] == "grant" for x in last[commit:]), last
@@ -64,8 +83,14 @@ def steps_to_a_checkout() -> list[list[Record]]:
 def state_after(durable: Any) -> tuple[Any, ...]:
     """What a restarted server holds: its log, its applied table and its lease table."""
     node, _ = ServerNode.boot(settings(), durable, 500.0)
-    return (node.raft.term, node.raft.log.last_index, node.applied, node.pool.to_plain(),
-            node.member.leases.to_plain(), dict(node.member.consents))
+    return (
+        node.raft.term,
+        node.raft.log.last_index,
+        node.applied,
+        node.pool.to_plain(),
+        node.member.leases.to_plain(),
+        dict(node.member.consents),
+    )
 
 
 def written(steps: list[list[Record]]) -> bytes:

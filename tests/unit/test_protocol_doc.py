@@ -191,7 +191,8 @@ def test_a_docstring_without_route_or_replies_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "cls", [c for c in doc.message_classes() + doc.entry_classes() + doc.value_classes() if not issubclass(c, Enum)],
+    "cls",
+    [c for c in doc.message_classes() + doc.entry_classes() + doc.value_classes() if not issubclass(c, Enum)],
     ids=lambda c: c.__name__,
 )
 def test_every_message_is_a_frozen_dataclass_with_immutable_defaults(cls: type) -> None:

@@ -8,7 +8,7 @@ from actors.core.effects import Message, Ready
 from actors.core.raft import CANDIDATE, FOLLOWER, LEADER, PRE_CANDIDATE, Raft
 from actors.core.records import HardRecord
 from actors.core.timing import Timing
-from actors.protocol import entries as e
+from actors.protocol import entries as log_entries
 from actors.protocol.raft import DistributionCriteriaSync, LogEntry, ServingGrant, SyncReply, VoteReply, VoteRequest
 
 SERVERS = ("s1", "s2", "s3")
@@ -33,9 +33,9 @@ def elect(node: Raft, now: float = 10.0) -> Ready:
     node.election_due = 0.0
     node.tick(now, ready)
     assert node.role == PRE_CANDIDATE
-    node.on_vote_reply(VoteReply("s2", node.term + 1, True, pre_vote=True), now, ready)
+    node.on_vote_reply(VoteReply(sender="s2", epoch=node.term + 1, granted=True, pre_vote=True), now, ready)
     assert node.role == CANDIDATE
-    node.on_vote_reply(VoteReply("s2", node.term, True), now, ready)
+    node.on_vote_reply(VoteReply(sender="s2", epoch=node.term, granted=True), now, ready)
     assert node.role == LEADER
     return ready
 
@@ -43,38 +43,42 @@ def elect(node: Raft, now: float = 10.0) -> Ready:
 def test_a_granted_vote_is_persisted_in_the_same_ready_as_its_reply() -> None:
     voter = raft("s2")
     ready = Ready()
-    voter.on_vote_request(VoteRequest("s1", 1, 0, 0), 100.0, ready)
+    voter.on_vote_request(VoteRequest(sender="s1", epoch=1, last_index=0, last_epoch=0), 100.0, ready)
     assert HardRecord(term=1, voted_for="s1", incarnation=0) in ready.persist
-    assert [o.msg for o in ready.send] == [VoteReply("s2", 1, True)]
+    assert [o.msg for o in ready.send] == [VoteReply(sender="s2", epoch=1, granted=True)]
     # the shell persists before it sends; a second candidate in the same epoch is refused
     again = Ready()
-    voter.on_vote_request(VoteRequest("s3", 1, 0, 0), 100.0, again)
+    voter.on_vote_request(VoteRequest(sender="s3", epoch=1, last_index=0, last_epoch=0), 100.0, again)
     assert first_sent(again, VoteReply).granted is False
 
 
 def test_a_voter_refuses_a_candidate_with_an_older_log() -> None:
     voter = raft("s2")
-    voter.log.entries.append(LogEntry(1, 1, e.NoOp("s1")))
+    voter.log.entries.append(LogEntry(index=1, epoch=1, entry=log_entries.NoOp(leader="s1")))
     voter.term = 1
     ready = Ready()
-    voter.on_vote_request(VoteRequest("s3", 2, 0, 0), 100.0, ready)
+    voter.on_vote_request(VoteRequest(sender="s3", epoch=2, last_index=0, last_epoch=0), 100.0, ready)
     assert first_sent(ready, VoteReply).granted is False
 
 
 def test_pre_vote_changes_no_epoch() -> None:
     voter = raft("s2")
     ready = Ready()
-    voter.on_vote_request(VoteRequest("s3", 5, 0, 0, pre_vote=True), 100.0, ready)
+    voter.on_vote_request(VoteRequest(sender="s3", epoch=5, last_index=0, last_epoch=0, pre_vote=True), 100.0, ready)
     assert voter.term == 0 and ready.persist == []
-    assert ready.send[0].msg == VoteReply("s2", 5, True, True)
+    assert ready.send[0].msg == VoteReply(sender="s2", epoch=5, granted=True, pre_vote=True)
 
 
 def test_a_follower_of_a_live_leader_ignores_votes_and_keeps_its_epoch() -> None:
     voter = raft("s2")
     ready = Ready()
-    voter.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 1), 100.0, ready)
+    voter.on_sync(
+        DistributionCriteriaSync(sender="s1", epoch=1, prev_index=0, prev_epoch=0, entries=(), commit_index=0, round=1),
+        100.0,
+        ready,
+    )
     ready = Ready()
-    voter.on_vote_request(VoteRequest("s3", 7, 5, 1), 100.5, ready)
+    voter.on_vote_request(VoteRequest(sender="s3", epoch=7, last_index=5, last_epoch=1), 100.5, ready)
     assert voter.term == 1 and first_sent(ready, VoteReply).granted is False
 
 
@@ -93,7 +97,7 @@ def test_new_leader_waits_out_the_old_lease_before_acting() -> None:
 
 def test_figure_8_only_own_epoch_entries_commit_by_counting() -> None:
     leader = raft()
-    leader.log.entries.append(LogEntry(1, 1, e.NoOp("s3")))  # from an older epoch
+    leader.log.entries.append(LogEntry(index=1, epoch=1, entry=log_entries.NoOp(leader="s3")))  # from an older epoch
     leader.term = 1
     elect(leader, now=10.0)  # epoch 2; appends its NoOp at index 2
     assert leader.log.last_index == 2
@@ -107,7 +111,7 @@ def test_leader_lease_runs_from_the_send_of_the_acknowledged_round() -> None:
     leader = raft()
     ready = elect(leader, now=10.0)
     sent_round = leader.round
-    reply = SyncReply("s2", leader.term, True, leader.log.last_index, sent_round)
+    reply = SyncReply(sender="s2", epoch=leader.term, success=True, match_index=leader.log.last_index, round=sent_round)
     leader.on_sync_reply(reply, 10.4, ready)
     assert leader.lease_until == 10.0 + T.leader_lease * (1 - T.clock_drift)
 
@@ -130,9 +134,26 @@ def test_serving_grant_stays_inside_the_leader_lease_and_is_timed_from_the_holde
     assert leader.serving_duration(0.0) == T.fence_timeout
     follower = raft("s2")
     ready = Ready()
-    follower.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 1), 100.0, ready)
+    follower.on_sync(
+        DistributionCriteriaSync(sender="s1", epoch=1, prev_index=0, prev_epoch=0, entries=(), commit_index=0, round=1),
+        100.0,
+        ready,
+    )
     request = first_sent(ready, SyncReply).renewal
-    follower.on_sync(DistributionCriteriaSync("s1", 1, 0, 0, (), 0, 2, ServingGrant(7, request, 3.0)), 100.3, Ready())
+    follower.on_sync(
+        DistributionCriteriaSync(
+            sender="s1",
+            epoch=1,
+            prev_index=0,
+            prev_epoch=0,
+            entries=(),
+            commit_index=0,
+            round=2,
+            serving=ServingGrant(grant_id=7, request=request, duration=3.0),
+        ),
+        100.3,
+        Ready(),
+    )
     assert follower.serving_until == 100.0 + 3.0 * (1 - T.clock_drift)
 
 
@@ -141,14 +162,32 @@ def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
     elect(leader, now=0.0)
     leader.active_after, leader.lease_until = 0.0, 100.0
     peer = leader.peers["s2"]
-    leader.on_sync_reply(SyncReply("s2", leader.term, True, 0, 1, echo_grant=0, renewal=1), 1.0, Ready())
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=0, round=1, echo_grant=0, renewal=1),
+        1.0,
+        Ready(),
+    )
     first = leader.sync_for("s2", peer, 1.0)
     assert isinstance(first, DistributionCriteriaSync) and first.serving is not None
     # a heartbeat that does not echo this leader's grant renews nothing
-    leader.on_sync_reply(SyncReply("s2", leader.term, True, 0, 2, echo_grant=0, renewal=2), 1.5, Ready())
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=0, round=2, echo_grant=0, renewal=2),
+        1.5,
+        Ready(),
+    )
     assert peer.renewal is None
     leader.on_sync_reply(
-        SyncReply("s2", leader.term, True, 0, 3, echo_grant=first.serving.grant_id, renewal=3), 2.0, Ready()
+        SyncReply(
+            sender="s2",
+            epoch=leader.term,
+            success=True,
+            match_index=0,
+            round=3,
+            echo_grant=first.serving.grant_id,
+            renewal=3,
+        ),
+        2.0,
+        Ready(),
     )
     assert peer.renewal == 3
     second = leader.sync_for("s2", peer, 2.0)
@@ -156,6 +195,14 @@ def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
     # the first grant's echo, once older than fence_timeout, no longer renews:
     # the leader's syncs are not reaching the holder (a one-way link)
     late = 1.0 + T.fence_timeout + 0.1
-    stale = SyncReply("s2", leader.term, True, 0, 4, echo_grant=first.serving.grant_id, renewal=4)
+    stale = SyncReply(
+        sender="s2",
+        epoch=leader.term,
+        success=True,
+        match_index=0,
+        round=4,
+        echo_grant=first.serving.grant_id,
+        renewal=4,
+    )
     leader.on_sync_reply(stale, late, Ready())
     assert peer.renewal is None

@@ -20,7 +20,7 @@ from actors.core.node_settings import NodeSettings
 from actors.core.records import CommitRecord, HardRecord, InstallRecord, LeaseRecord, LogRecord
 from actors.core.timing import Timing
 from actors.persist import CrashingMemoryStorage, Journal, Store
-from actors.protocol import entries as e
+from actors.protocol import entries
 from actors.protocol.raft import LogEntry
 from actors.shell.persistence import NodeStore
 from tests.factories import LEASE_KEY, license_code, verify
@@ -45,12 +45,50 @@ OLD_JOURNAL: list[tuple[Any, ...]] = [
     ("log", 3, [_entry(3, "AddLicense", code=CODE)]),
     ("commit", 3),
     ("lease", ("counter", 1)),
-    ("lease", ("grant", {"lease_id": LEASE, "client_id": "a", "session_id": "a1", "feature": "cad",
-                         "version": "2.0", "expires_at": 42.3, "granted_at": 12.0, "revoked": False,
-                         "client_seq": 0})),
-    ("log", 4, [_entry(4, "LeaseReport", server="s1", changes=(
-        ("@", "LeaseChange", {"seq": 1, "kind": "grant", "lease_id": LEASE, "client_id": "a", "feature": "cad",
-                              "version": "2.0"}),), watermark=1, generation=0)]),
+    (
+        "lease",
+        (
+            "grant",
+            {
+                "lease_id": LEASE,
+                "client_id": "a",
+                "session_id": "a1",
+                "feature": "cad",
+                "version": "2.0",
+                "expires_at": 42.3,
+                "granted_at": 12.0,
+                "revoked": False,
+                "client_seq": 0,
+            },
+        ),
+    ),
+    (
+        "log",
+        4,
+        [
+            _entry(
+                4,
+                "LeaseReport",
+                server="s1",
+                changes=(
+                    (
+                        "@",
+                        "LeaseChange",
+                        {
+                            "seq": 1,
+                            "kind": "grant",
+                            "lease_id": LEASE,
+                            "client_id": "a",
+                            "feature": "cad",
+                            "version": "2.0",
+                        },
+                    ),
+                ),
+                watermark=1,
+                generation=0,
+            )
+        ],
+    ),
     ("commit", 4),
     ("lease", ("committed", 1)),
 ]
@@ -58,8 +96,15 @@ OLD_JOURNAL: list[tuple[Any, ...]] = [
 
 def settings() -> NodeSettings:
     nonces = itertools.count()
-    return NodeSettings("s1", ("s1",), Timing(), verify, LEASE_KEY, nonce=lambda: next(nonces).to_bytes(8, "big"),
-                        today=lambda: "2026-11-28")
+    return NodeSettings(
+        "s1",
+        ("s1",),
+        Timing(),
+        verify,
+        LEASE_KEY,
+        nonce=lambda: next(nonces).to_bytes(8, "big"),
+        today=lambda: "2026-11-28",
+    )
 
 
 def old_store(journal: list[tuple[Any, ...]]) -> CrashingMemoryStorage:
@@ -78,8 +123,12 @@ def test_a_journal_written_before_typed_records_replays() -> None:
     assert durable is not None
     snapshot, typed = durable
     assert snapshot is None
-    assert typed[:4] == [HardRecord(0, None, 1), HardRecord(1, "s1", 1),
-                         LogRecord(1, (LogEntry(1, 1, e.NoOp("s1")),)), CommitRecord(1)]
+    assert typed[:4] == [
+        HardRecord(0, None, 1),
+        HardRecord(1, "s1", 1),
+        LogRecord(1, (LogEntry(index=1, epoch=1, entry=entries.NoOp(leader="s1")),)),
+        CommitRecord(1),
+    ]
     assert typed[-1] == LeaseRecord(("committed", 1))
     node, ready = ServerNode.boot(settings(), durable, 100.0)
     assert (node.raft.term, node.raft.voted_for, node.raft.incarnation) == (1, "s1", 2)
@@ -122,10 +171,13 @@ def test_the_store_writes_typed_records_as_the_old_plain_tuples() -> None:
     assert Journal(storage, "node.journal").replay().records == [(1, 2, OLD_JOURNAL)]
 
 
-@pytest.mark.parametrize("plain", [
-    *OLD_JOURNAL,
-    ("install", 7, 2, {"servers": {}, "features": {}}),
-])
+@pytest.mark.parametrize(
+    "plain",
+    [
+        *OLD_JOURNAL,
+        ("install", 7, 2, {"servers": {}, "features": {}}),
+    ],
+)
 def test_every_record_kind_round_trips_to_the_same_plain_tuple(plain: tuple[Any, ...]) -> None:
     typed = records.from_plain(plain)
     assert records.to_plain(typed) == plain

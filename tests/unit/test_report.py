@@ -45,8 +45,8 @@ def pool(tmp_path: Path) -> Path:
     s2.mkdir(parents=True)
     # s1, rotated: an older file (.1) and the current one.
     (s1 / "audit.jsonl.1").write_text(
-        _grant(0, "s1", "L1", "ws1/cad")            # L1: 09:00 .. 11:00 at s1
-        + _grant(30, "s1", "L2", "ws2/cad")         # L2: 09:30 at s1, moves to s2, released there 10:30
+        _grant(0, "s1", "L1", "ws1/cad")  # L1: 09:00 .. 11:00 at s1
+        + _grant(30, "s1", "L2", "ws2/cad")  # L2: 09:30 at s1, moves to s2, released there 10:30
         + "{this is not json\n"
     )
     (s1 / "audit.jsonl").write_text(
@@ -59,10 +59,10 @@ def pool(tmp_path: Path) -> Path:
     (s2 / "audit.jsonl").write_text(
         _line(45, "failover", "s2", server="s2", client_id="ws2/cad", seated=1, moving=0, pending=0, refused=0)
         + _grant(50, "s2", "L2", "ws2/cad", resumed=True)  # the same lease, resumed here
-        + _grant(55, "s2", "L3", "ws4/cad")         # L3: 09:55 .. 10:10 (expired)
+        + _grant(55, "s2", "L3", "ws4/cad")  # L3: 09:55 .. 10:10 (expired)
         + _line(70, "expiry", "s2", lease_id="L3", client_id="ws4/cad", feature="cad")
         + _line(90, "release", "s2", lease_id="L2", client_id="ws2/cad")
-        + _grant(100, "s2", "L4", "ws1/cad")        # L4: 10:40 .. still held
+        + _grant(100, "s2", "L4", "ws1/cad")  # L4: 10:40 .. still held
     )
     return config
 
@@ -92,8 +92,18 @@ def test_json_report_counts_a_moved_lease_once_and_names_every_bad_line(pool: Pa
 
 
 def test_window_feature_csv_table_and_plot(pool: Path, tmp_path: Path) -> None:
-    done = _run("--config", str(pool), "--format", "csv", "--feature", "cad:2.0", "--since", "2026-03-02T10:00:00",
-                "--until", "2026-03-02T11:00:00")
+    done = _run(
+        "--config",
+        str(pool),
+        "--format",
+        "csv",
+        "--feature",
+        "cad:2.0",
+        "--since",
+        "2026-03-02T10:00:00",
+        "--until",
+        "2026-03-02T11:00:00",
+    )
     assert done.exit_code == 0, done.output
     (row,) = list(csv.DictReader(io.StringIO(done.stdout)))
     # 10:00-11:00: L1 1 h, L2 0.5 h, L3 10 min, L4 20 min
@@ -107,10 +117,12 @@ def test_window_feature_csv_table_and_plot(pool: Path, tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(pool: Path, tmp_path: Path) -> None:
-    for args, says in ((["--since", "yesterday"], "not a date"),
-                       (["--since", "2026-03-03", "--until", "2026-03-01"], "must be after --since"),
-                       (["--plot", str(tmp_path / "x.jpg")], "give a .png file"),
-                       (["--format", "xml"], "xml")):
+    for args, says in (
+        (["--since", "yesterday"], "not a date"),
+        (["--since", "2026-03-03", "--until", "2026-03-01"], "must be after --since"),
+        (["--plot", str(tmp_path / "x.jpg")], "give a .png file"),
+        (["--format", "xml"], "xml"),
+    ):
         done = _run("--config", str(pool), *args)
         assert done.exit_code != 0 and says in done.output, (args, done.output)
         assert done.output.count("\n") == 1 and "Traceback" not in done.output
@@ -121,8 +133,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(pool: Path, tmp_path: Path) -
     assert done.exit_code == 1 and "no audit log under" in done.output
 
 
-def test_the_audit_sink_rotates_by_size_and_the_report_reads_every_file(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_audit_sink_rotates_by_size_and_the_report_reads_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from actors.cli.report import audit_files, read_records
 
     monkeypatch.setenv("LICPOOL_AUDIT_ROTATE_BYTES", "2048")

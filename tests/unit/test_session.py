@@ -48,10 +48,22 @@ def events(ready: Ready, kind: str) -> list[dict[str, Any]]:
     return [dict(ev.fields) for ev in ready.events if ev.kind == kind]
 
 
-def grant(core: ClientSessionCore, lease_id: str = "L1", at: float = 0.0, reply_at: float = 0.05,
-          server: str = "s1", request_id: int = 1) -> Ready:
+def grant(
+    core: ClientSessionCore,
+    lease_id: str = "L1",
+    at: float = 0.0,
+    reply_at: float = 0.05,
+    server: str = "s1",
+    request_id: int = 1,
+) -> Ready:
     core.checkout("cad", "2.0", request_id, at)
-    return core.receive(server, CheckoutGranted(request_id, lease_id, server, "cad", "2.0", T.lease_ttl), reply_at)
+    return core.receive(
+        server,
+        CheckoutGranted(
+            request_id=request_id, lease_id=lease_id, server=server, feature="cad", version="2.0", ttl=T.lease_ttl
+        ),
+        reply_at,
+    )
 
 
 class Driver:
@@ -68,7 +80,7 @@ class Driver:
             assert isinstance(out.to, str)
             self.sent.append((now, out.to, out.msg))
             if out.to in self.live and isinstance(out.msg, SessionHeartbeat):
-                ack = HeartbeatAck(out.msg.seq, out.to, renewed=out.msg.lease_ids, ttl=T.lease_ttl)
+                ack = HeartbeatAck(seq=out.msg.seq, server=out.to, renewed=out.msg.lease_ids, ttl=T.lease_ttl)
                 self.inbox.append((now + self.delay, out.to, ack))
         self.events.extend((now, ev.kind, dict(ev.fields)) for ev in ready.events)
 
@@ -129,7 +141,7 @@ def test_heartbeat_ack_renews_from_the_heartbeat_send() -> None:
     ready = core.tick(0.5)
     [(to, hb)] = sent(ready, SessionHeartbeat)
     assert (to, hb.lease_ids) == ("s1", ("L1",))
-    core.receive("s1", HeartbeatAck(hb.seq, "s1", renewed=("L1",), ttl=T.lease_ttl), 1.9)
+    core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", renewed=("L1",), ttl=T.lease_ttl), 1.9)
     assert core.held(2.0)["L1"].deadline == pytest.approx(0.5 + VALID)
 
 
@@ -144,7 +156,7 @@ def test_lost_at_the_deadline_without_renewals() -> None:
 def test_a_stale_ack_for_an_unknown_seq_extends_nothing() -> None:
     core = session()
     grant(core)
-    core.receive("s1", HeartbeatAck(999, "s1", renewed=("L1",)), 1.0)
+    core.receive("s1", HeartbeatAck(seq=999, server="s1", renewed=("L1",)), 1.0)
     assert core.held(1.0)["L1"].deadline == pytest.approx(VALID)
 
 
@@ -157,7 +169,13 @@ def test_one_heartbeat_per_server_per_interval_whatever_the_lease_count(leases: 
     for i in range(leases):
         server = SERVERS[i % servers]
         core.checkout("cad", "2.0", i, 0.0)
-        core.receive(server, CheckoutGranted(i, f"L{i}", server, "cad", "2.0", T.lease_ttl), 0.01)
+        core.receive(
+            server,
+            CheckoutGranted(
+                request_id=i, lease_id=f"L{i}", server=server, feature="cad", version="2.0", ttl=T.lease_ttl
+            ),
+            0.01,
+        )
     driver = Driver(core, live=set(SERVERS))
     driver.run(0.01, 10.0, core.tick(0.01).wake_at)
     beats = [(at, to) for at, to, msg in driver.sent if isinstance(msg, SessionHeartbeat)]
@@ -193,13 +211,13 @@ def test_silence_for_failure_timeout_fails_over_with_one_update() -> None:
 def test_seated_moves_the_lease_and_renews_from_the_update_send() -> None:
     core = session()
     grant(core)
-    ready = core.receive("s1", HeartbeatAck(0, "s1", fail_over=True), 1.0)
+    ready = core.receive("s1", HeartbeatAck(seq=0, server="s1", fail_over=True), 1.0)
     assert ready.send == []  # seq 0 was never sent: nothing to act on
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    ready = core.receive("s1", HeartbeatAck(hb.seq, "s1", fail_over=True), 1.0)
+    ready = core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", fail_over=True), 1.0)
     [(to, update)] = sent(ready, FailoverUpdate)
     assert to == "s2"
-    ready = core.receive("s2", FailoverReply(update.seq, "s2", seated=("L1",), ttl=T.lease_ttl), 1.3)
+    ready = core.receive("s2", FailoverReply(seq=update.seq, server="s2", seated=("L1",), ttl=T.lease_ttl), 1.3)
     assert events(ready, "failed_over") == [{"from_server": "s1", "to_server": "s2", "lease_ids": ("L1",)}]
     info = core.held(1.3)["L1"]
     assert (info.server, info.failing_over) == ("s2", False) and info.deadline == pytest.approx(1.0 + VALID)
@@ -210,8 +228,8 @@ def test_pending_never_extends_the_deadline_and_is_resent_to_the_same_server() -
     core = session()
     grant(core)
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    update = sent(core.receive("s1", HeartbeatAck(hb.seq, "s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
-    core.receive("s2", FailoverReply(update.seq, "s2", pending=("L1",), ttl=T.lease_ttl), 1.1)
+    update = sent(core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
+    core.receive("s2", FailoverReply(seq=update.seq, server="s2", pending=("L1",), ttl=T.lease_ttl), 1.1)
     assert core.held(1.1)["L1"].deadline == pytest.approx(VALID)
     assert core.held(1.1)["L1"].failing_over
     assert sent(core.tick(1.5), FailoverUpdate) == []
@@ -227,11 +245,11 @@ def test_a_silent_target_is_replaced_by_the_next_server_after_2h() -> None:
     core = session()
     grant(core)
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    update = sent(core.receive("s1", HeartbeatAck(hb.seq, "s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
+    update = sent(core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
     [(to, again)] = sent(core.tick(1.0 + T.client_retry), FailoverUpdate)
     assert to == "s3" and again.seq > update.seq
     # A stale reply to the first update neither refuses nor extends anything.
-    core.receive("s2", FailoverReply(update.seq, "s2", refused=("L1",)), 2.1)
+    core.receive("s2", FailoverReply(seq=update.seq, server="s2", refused=("L1",)), 2.1)
     assert "L1" in core.held(2.1)
 
 
@@ -239,8 +257,8 @@ def test_refused_is_lost_at_once() -> None:
     core = session()
     grant(core)
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    update = sent(core.receive("s1", HeartbeatAck(hb.seq, "s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
-    ready = core.receive("s2", FailoverReply(update.seq, "s2", refused=("L1",)), 1.1)
+    update = sent(core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", fail_over=True), 1.0), FailoverUpdate)[0][1]
+    ready = core.receive("s2", FailoverReply(seq=update.seq, server="s2", refused=("L1",)), 1.1)
     assert events(ready, "lost") == [{"lease_id": "L1", "why": "s2 refused the fail-over", "server": "s2"}]
     assert core.held(1.1) == {}
 
@@ -250,7 +268,7 @@ def test_a_lease_the_server_says_is_lost_is_dead_and_never_failed_over() -> None
     grant(core, lease_id="L1", request_id=1)
     grant(core, lease_id="L2", request_id=2)
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    ready = core.receive("s1", HeartbeatAck(hb.seq, "s1", renewed=("L2",), lost=("L1",)), 0.6)
+    ready = core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", renewed=("L2",), lost=("L1",)), 0.6)
     assert events(ready, "lost") == [{"lease_id": "L1", "why": "s1 says lost", "server": "s1"}]
     assert sent(ready, FailoverUpdate) == []
     assert list(core.held(0.6)) == ["L2"]
@@ -262,12 +280,12 @@ def test_a_lease_the_server_says_moved_is_followed_to_its_new_server_not_lost() 
     core = session()
     grant(core, lease_id="L1", request_id=1)
     hb = sent(core.tick(0.5), SessionHeartbeat)[0][1]
-    ready = core.receive("s1", HeartbeatAck(hb.seq, "s1", moved=(("L1", "s2"),)), 0.6)
+    ready = core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", moved=(("L1", "s2"),)), 0.6)
     assert events(ready, "lost") == []
     [(to, upd)] = sent(ready, FailoverUpdate)
     assert to == "s2" and [x.lease_id for x in upd.leases] == ["L1"]
     assert events(ready, "failing_over")[0]["why"] == "moved"
-    core.receive("s2", FailoverReply(upd.seq, "s2", seated=("L1",), ttl=T.lease_ttl), 0.7)
+    core.receive("s2", FailoverReply(seq=upd.seq, server="s2", seated=("L1",), ttl=T.lease_ttl), 0.7)
     assert core.held(0.7)["L1"].server == "s2"
 
 
@@ -279,13 +297,13 @@ def test_checkout_retries_at_the_next_server_after_2h_and_denies_only_for_pool_r
     core.checkout("cad", "2.0", 7, 0.0)
     [(to, retry)] = sent(core.tick(T.client_retry), CheckoutRequest)
     assert (to, retry.request_id) == ("s2", 7)
-    ready = core.receive("s2", CheckoutDenied(7, DenyReason.NOT_SERVING), 1.1)
+    ready = core.receive("s2", CheckoutDenied(request_id=7, reason=DenyReason.NOT_SERVING), 1.1)
     assert events(ready, "denied") == []
     assert [to for to, _ in sent(ready, CheckoutRequest)] == ["s3"]
-    ready = core.receive("s3", CheckoutDenied(7, DenyReason.NO_MAJORITY), 1.2)
+    ready = core.receive("s3", CheckoutDenied(request_id=7, reason=DenyReason.NO_MAJORITY), 1.2)
     assert events(ready, "denied")[0]["reason"] == "NO_MAJORITY"  # every server tried
     core.checkout("cad", "2.0", 8, 2.0)
-    ready = core.receive(core.current, CheckoutDenied(8, DenyReason.NO_SEATS), 2.1)
+    ready = core.receive(core.current, CheckoutDenied(request_id=8, reason=DenyReason.NO_SEATS), 2.1)
     assert events(ready, "denied")[0]["reason"] == "NO_SEATS"
 
 
@@ -293,7 +311,11 @@ def test_grant_after_a_retry_is_timed_from_the_send_to_the_granting_server() -> 
     core = session()
     core.checkout("cad", "2.0", 1, 0.0)
     core.tick(T.client_retry)
-    core.receive("s2", CheckoutGranted(1, "L1", "s2", "cad", "2.0", T.lease_ttl), 1.2)
+    core.receive(
+        "s2",
+        CheckoutGranted(request_id=1, lease_id="L1", server="s2", feature="cad", version="2.0", ttl=T.lease_ttl),
+        1.2,
+    )
     assert core.held(1.2)["L1"].deadline == pytest.approx(T.client_retry + VALID)
 
 
@@ -301,7 +323,11 @@ def test_a_grant_for_an_abandoned_request_is_released_at_once() -> None:
     core = session()
     core.checkout("cad", "2.0", 1, 0.0)
     core.abandon(1, 0.1)
-    ready = core.receive("s1", CheckoutGranted(1, "L1", "s1", "cad", "2.0", T.lease_ttl), 0.5)
+    ready = core.receive(
+        "s1",
+        CheckoutGranted(request_id=1, lease_id="L1", server="s1", feature="cad", version="2.0", ttl=T.lease_ttl),
+        0.5,
+    )
     assert [(to, m.lease_id) for to, m in sent(ready, ReleaseRequest)] == [("s1", "L1")]
     assert core.held(0.5) == {} and events(ready, "granted") == []
 
@@ -310,8 +336,16 @@ def test_a_second_grant_for_a_retried_request_is_released() -> None:
     core = session()
     core.checkout("cad", "2.0", 1, 0.0)
     core.tick(T.client_retry)
-    core.receive("s2", CheckoutGranted(1, "L2", "s2", "cad", "2.0", T.lease_ttl), 1.1)
-    ready = core.receive("s1", CheckoutGranted(1, "L1", "s1", "cad", "2.0", T.lease_ttl), 1.2)
+    core.receive(
+        "s2",
+        CheckoutGranted(request_id=1, lease_id="L2", server="s2", feature="cad", version="2.0", ttl=T.lease_ttl),
+        1.1,
+    )
+    ready = core.receive(
+        "s1",
+        CheckoutGranted(request_id=1, lease_id="L1", server="s1", feature="cad", version="2.0", ttl=T.lease_ttl),
+        1.2,
+    )
     assert [(to, m.lease_id) for to, m in sent(ready, ReleaseRequest)] == [("s1", "L1")]
     assert list(core.held(1.2)) == ["L2"]
 
@@ -326,7 +360,7 @@ def test_release_forgets_at_once_and_close_releases_everything() -> None:
     assert list(core.held(1.0)) == ["L2"]
     # A late renewal of a released lease does not bring it back.
     hb = sent(core.tick(1.0), SessionHeartbeat)[0][1]
-    core.receive("s1", HeartbeatAck(hb.seq, "s1", renewed=("L1", "L2")), 1.1)
+    core.receive("s1", HeartbeatAck(seq=hb.seq, server="s1", renewed=("L1", "L2")), 1.1)
     assert list(core.held(1.1)) == ["L2"]
     ready = core.close(2.0)
     assert [m.lease_id for _, m in sent(ready, ReleaseRequest)] == ["L2"]

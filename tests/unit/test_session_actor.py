@@ -14,8 +14,7 @@ from loguru import logger
 from actors.core.effects import Ready
 from actors.core.session import ClientSessionCore
 from actors.core.timing import Timing
-from actors.protocol import admin as a
-from actors.protocol import client as c
+from actors.protocol import admin, client
 from actors.shell import session_actor
 from actors.shell.session_actor import ClientSession
 
@@ -43,24 +42,30 @@ def session(monkeypatch: pytest.MonkeyPatch) -> SessionUnderTest:
     actor = SessionUnderTest()
     t = Timing()
     timing = (t.heartbeat_interval, t.failure_timeout, t.leader_lease, t.fence_timeout, t.lease_ttl, t.clock_drift)
-    targets = tuple(a.ResolveTarget(name, "127.0.0.1", 1000 + k) for k, name in enumerate(SERVERS))
-    actor.receiveMsg_SessionStart(a.SessionStart("pool", "ws1", "ws1/1", targets, timing, prefer="s1"), "app")
+    targets = tuple(admin.ResolveTarget(name=name, host="127.0.0.1", port=1000 + k) for k, name in enumerate(SERVERS))
+    actor.receiveMsg_SessionStart(
+        admin.SessionStart(
+            pool="pool", client_id="ws1", session_id="ws1/1", servers=targets, timing=timing, prefer="s1"
+        ),
+        "app",
+    )
     for name in SERVERS:
-        actor.receiveMsg_PeerResolved(a.PeerResolved(name, f"srv:{name}"), "child:Resolver")
-    actor.receiveMsg_OpenCheckout(a.OpenCheckout(1, "cad", "2.0"), "app")
-    assert any(isinstance(msg, c.CheckoutRequest) for _, msg in actor.sent)
+        actor.receiveMsg_PeerResolved(admin.PeerResolved(name=name, address=f"srv:{name}"), "child:Resolver")
+    actor.receiveMsg_OpenCheckout(admin.OpenCheckout(request_id=1, feature="cad", version="2.0"), "app")
+    assert any(isinstance(msg, client.CheckoutRequest) for _, msg in actor.sent)
     return actor
 
 
-def test_a_step_that_raises_is_undone_and_its_message_dropped(session: SessionUnderTest,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_step_that_raises_is_undone_and_its_message_dropped(
+    session: SessionUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = ClientSessionCore.receive
 
     def half_done(self: ClientSessionCore, server: str, msg: Any, now: float) -> Ready:
         original(self, server, msg, now)  # the lease is taken...
         raise RuntimeError("core bug")  # ...and its Ready never leaves
 
-    grant = c.CheckoutGranted(1, "s1.1.1", "s1", "cad", "2.0", 30.0)
+    grant = client.CheckoutGranted(request_id=1, lease_id="s1.1.1", server="s1", feature="cad", version="2.0", ttl=30.0)
     lines: list[str] = []
     sink = logger.add(lines.append, level="ERROR")
     try:
@@ -70,14 +75,14 @@ def test_a_step_that_raises_is_undone_and_its_message_dropped(session: SessionUn
         logger.remove(sink)
     assert session.core is not None
     assert session.core.held(0.0) == {}, "the half-done step was kept: a lease the app never heard of"
-    assert not any(isinstance(msg, a.CheckoutResult) for _, msg in session.sent)
+    assert not any(isinstance(msg, admin.CheckoutResult) for _, msg in session.sent)
     assert any("core bug" in line or "RuntimeError" in line for line in lines), lines
 
     # The session goes on from the state before the step: the same grant, delivered again, is taken whole.
     monkeypatch.setattr(ClientSessionCore, "receive", original)
     session.receiveMsg_CheckoutGranted(grant, "srv:s1")
     assert list(session.core.held(1.0)) == ["s1.1.1"]
-    results = [msg for to, msg in session.sent if isinstance(msg, a.CheckoutResult)]
+    results = [msg for to, msg in session.sent if isinstance(msg, admin.CheckoutResult)]
     assert [(r.granted, r.lease_id) for r in results] == [(True, "s1.1.1")]
 
 
@@ -85,11 +90,20 @@ def test_a_grant_that_came_before_the_abandon_is_released(session: SessionUnderT
     """Issue 11 defect 3: the grant reaches the session after the app's ask
     timed out but before its AbandonCheckout.  Its CheckoutResult goes to an
     ask nobody reads any more, so the abandon must give the seat back."""
-    session.receiveMsg_CheckoutGranted(c.CheckoutGranted(1, "s1.1.1", "s1", "cad", "2.0", 30.0), "srv:s1")
-    assert any(isinstance(msg, a.CheckoutResult) and msg.granted for _, msg in session.sent)
+    session.receiveMsg_CheckoutGranted(
+        client.CheckoutGranted(request_id=1, lease_id="s1.1.1", server="s1", feature="cad", version="2.0", ttl=30.0),
+        "srv:s1",
+    )
+    assert any(isinstance(msg, admin.CheckoutResult) and msg.granted for _, msg in session.sent)
     session.sent.clear()
-    session.receiveMsg_AbandonCheckout(a.AbandonCheckout(1), "app")
-    assert ("srv:s1", c.ReleaseRequest("ws1", "s1.1.1", 1, "ws1/1")) in session.sent
+    session.receiveMsg_AbandonCheckout(admin.AbandonCheckout(request_id=1), "app")
+    assert (
+        "srv:s1",
+        client.ReleaseRequest(client_id="ws1", lease_id="s1.1.1", request_id=1, session_id="ws1/1"),
+    ) in session.sent
     assert session.core is not None and session.core.held(0.0) == {}
     assert "s1.1.1" not in session.deadlines
-    assert session.sent[-1] == ("app", a.CheckoutAbandoned(1, True))  # a server did answer: TIMEOUT, not UNREACHABLE
+    assert session.sent[-1] == (
+        "app",
+        admin.CheckoutAbandoned(request_id=1, heard=True),
+    )  # a server did answer: TIMEOUT, not UNREACHABLE

@@ -23,10 +23,14 @@ from tests.unit.test_node_smoke import SERVERS
 
 T = Timing()
 WALL = 1_780_000_000.0
-START = SessionStart("pool", "ws9", "ws9/1", tuple(ResolveTarget(s, "127.0.0.1", 1900 + i) for i, s in
-                                                   enumerate(SERVERS)),
-                     (T.heartbeat_interval, T.failure_timeout, T.leader_lease, T.fence_timeout, T.lease_ttl,
-                      T.clock_drift), prefer="s2")
+START = SessionStart(
+    pool="pool",
+    client_id="ws9",
+    session_id="ws9/1",
+    servers=tuple(ResolveTarget(name=s, host="127.0.0.1", port=1900 + i) for i, s in enumerate(SERVERS)),
+    timing=(T.heartbeat_interval, T.failure_timeout, T.leader_lease, T.fence_timeout, T.lease_ttl, T.clock_drift),
+    prefer="s2",
+)
 
 
 def add(net: SessionNet, core: ClientSessionCore) -> ClientSessionCore:
@@ -63,6 +67,5 @@ def test_a_restarted_app_resumes_a_lease_its_old_session_moved() -> None:
     net.carry_session(new.session_id, new.checkout("cad", "2.0", 7, net.now, lease_id=lease_id))
     net.run(net.now + 20.0)
     granted = [ev for _, ev in net.events[new.session_id] if ev.kind == "granted"]
-    assert [(ev.get("lease_id"), ev.get("resumed")) for ev in granted] == [(lease_id, True)], \
-        net.events[new.session_id]
+    assert [(ev.get("lease_id"), ev.get("resumed")) for ev in granted] == [(lease_id, True)], net.events[new.session_id]
     assert new.held(net.now)[lease_id].server in ("s1", "s2")

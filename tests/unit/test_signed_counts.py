@@ -1,4 +1,4 @@
-"""Seat counts come only from vendor-signed codes and add-ons (DESIGN.md 4).
+"""Seat counts come only from vendor-signed codes and add-ons (security.md).
 
 A code whose count was edited, a sync entry carrying such a code, a snapshot
 sent by a "leader" with an inflated total, and a tampered snapshot on a
@@ -16,9 +16,8 @@ import pytest
 from actors.core.codes import CodeError
 from actors.core.pool import PoolState
 from actors.core.records import InstallRecord
-from actors.protocol import entries as e
-from actors.protocol import pool as p
-from actors.protocol import raft as r
+from actors.protocol import entries, raft
+from actors.protocol import pool as pool_msgs
 from tests.factories import addon_code, license_code, verify
 from tests.unit.test_admin_auth import KEY, WALL0, SignedNet, formed, signed
 from tests.unit.test_node_smoke import SERVERS
@@ -49,24 +48,29 @@ def test_an_edited_count_does_not_verify() -> None:
 def test_the_leader_refuses_an_edited_code_even_when_the_change_is_signed() -> None:
     net = formed()
     leader = net.leader().name
-    reply = net.admin(leader, signed(p.AddLicenseCode("cli", 0, "r1", inflated(license_code(10), 1000)),
-                                      at=WALL0 + net.now))
+    reply = net.admin(
+        leader,
+        signed(
+            pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=inflated(license_code(10), 1000)),
+            at=WALL0 + net.now,
+        ),
+    )
     assert not reply.ok and "signature does not verify" in reply.error
     assert not any(node.pool.features for node in net.nodes.values())
 
 
 def test_an_edited_code_in_a_committed_entry_adds_nothing() -> None:
     pool = PoolState.new(SERVERS)
-    assert pool.apply(e.AddLicense(license_code(10)), 1, 1, verify).ok
-    assert not pool.apply(e.AddAddon(inflated(addon_code(count=5), 500)), 2, 1, verify).ok
-    assert not pool.apply(e.AddLicense(inflated(license_code(10, serial="L2"), 900)), 3, 1, verify).ok
+    assert pool.apply(entries.AddLicense(code=license_code(10)), 1, 1, verify).ok
+    assert not pool.apply(entries.AddAddon(code=inflated(addon_code(count=5), 500)), 2, 1, verify).ok
+    assert not pool.apply(entries.AddLicense(code=inflated(license_code(10, serial="L2"), 900)), 3, 1, verify).ok
     assert pool.features[("cad", "2.0")].total == 10
     assert pool.count_problems(verify) == []
 
 
 def _good_state() -> dict[str, Any]:
     pool = PoolState.new(SERVERS)
-    pool.apply(e.AddLicense(license_code(10)), 1, 1, verify)
+    pool.apply(entries.AddLicense(code=license_code(10)), 1, 1, verify)
     return pool.to_plain()
 
 
@@ -111,12 +115,23 @@ def test_count_problems_finds_every_tampering(what: str) -> None:
 @pytest.mark.parametrize("what", sorted(_tampered()))
 def test_a_snapshot_with_forged_counts_is_not_installed(what: str) -> None:
     net = formed()
-    net.admin(net.leader().name, signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now))
+    net.admin(
+        net.leader().name,
+        signed(
+            pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+        ),
+    )
     follower = next(n for n in SERVERS if n != net.leader().name)
     node = net.nodes[follower]
     before = node.pool.to_plain()
-    forged = r.InstallSnapshot(net.leader().name, node.raft.term, node.applied + 50, node.raft.term,
-                               _tampered()[what], 99)
+    forged = raft.InstallSnapshot(
+        sender=net.leader().name,
+        epoch=node.raft.term,
+        last_index=node.applied + 50,
+        last_epoch=node.raft.term,
+        state=_tampered()[what],
+        round=99,
+    )
     ready = node.receive(net.leader().name, forged, net.now)
     assert [ev.kind for ev in ready.events if ev.kind == "refused_snapshot"] == ["refused_snapshot"]
     assert node.pool.to_plain() == before
@@ -126,7 +141,12 @@ def test_a_snapshot_with_forged_counts_is_not_installed(what: str) -> None:
 def test_a_tampered_snapshot_on_disk_stops_the_server_from_starting() -> None:
     net = formed()
     leader = net.leader().name
-    net.admin(leader, signed(p.AddLicenseCode("cli", 0, "r1", license_code(10)), at=WALL0 + net.now))
+    net.admin(
+        leader,
+        signed(
+            pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=license_code(10)), at=WALL0 + net.now
+        ),
+    )
     node = net.nodes[leader]
     image = node.snapshot()
     image["pool"]["features"][0]["total"] += 40

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from actors.core.leases import LocalLease
 from actors.core.member import Member
-from actors.protocol import entries as e
+from actors.protocol import entries
 from tests.factories import lease_id, license_code, verify
 
 SERVERS = ("s1", "s2", "s3")
@@ -22,11 +22,11 @@ KEY = ("cad", "2.0")
 def pool_of(count: int) -> tuple[dict[str, Member], list[int]]:
     members = {name: Member.new(name, SERVERS, threshold=0.9, ttl_hold=30.0) for name in SERVERS}
     index = [0]
-    apply(members, index, e.AddLicense(license_code(count)))
+    apply(members, index, entries.AddLicense(code=license_code(count)))
     return members, index
 
 
-def apply(members: dict[str, Member], index: list[int], entry: e.Entry) -> dict[str, int]:
+def apply(members: dict[str, Member], index: list[int], entry: entries.Entry) -> dict[str, int]:
     """Every member applies ``entry``; returns the consents given."""
     index[0] += 1
     given = {}
@@ -41,10 +41,20 @@ def apply(members: dict[str, Member], index: list[int], entry: e.Entry) -> dict[
 def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
     members, index = pool_of(6)  # 2 / 2 / 2, nothing in use
     lease = lease_id("s3", 1, "c1")  # c1's lease, never reported: it needs a seat of its own at s1
-    intent = e.TransferIntent("t1", "cad", "2.0", "s2", "s1", 1, lease_id=lease, client_id="c1", client_seq=1,
-                              reason="failover")
+    intent = entries.TransferIntent(
+        transfer_id="t1",
+        feature="cad",
+        version="2.0",
+        giver="s2",
+        taker="s1",
+        count=1,
+        lease_id=lease,
+        client_id="c1",
+        client_seq=1,
+        reason="failover",
+    )
     assert apply(members, index, intent) == {"s2": 1}  # s2 gives a spare seat
-    apply(members, index, e.TransferAbort("t1"))  # e.g. s2 was fenced before the completion
+    apply(members, index, entries.TransferAbort(transfer_id="t1"))  # e.g. s2 was fenced before the completion
     giver = members["s2"]
     assert lease not in giver.leases.leases, "the giver adopted a lease it never held"
     assert giver.leases.in_use(KEY) == 0 and giver.spare(KEY) == 2
@@ -58,9 +68,19 @@ def test_an_aborted_handover_gives_the_lease_back_to_its_giver() -> None:
     giver.leases.grant(LocalLease(lease, "c1", "c1/1", "cad", "2.0", 40.0))
     report = giver.report()
     apply(members, index, report)
-    intent = e.TransferIntent("t1", "cad", "2.0", "s2", "s1", 1, lease_id=lease, client_id="c1", client_seq=1,
-                              reason="handover")
+    intent = entries.TransferIntent(
+        transfer_id="t1",
+        feature="cad",
+        version="2.0",
+        giver="s2",
+        taker="s1",
+        count=1,
+        lease_id=lease,
+        client_id="c1",
+        client_seq=1,
+        reason="handover",
+    )
     assert apply(members, index, intent) == {"s2": 1}
     assert lease not in giver.leases.leases  # it left with its seat
-    apply(members, index, e.TransferAbort("t1"))
+    apply(members, index, entries.TransferAbort(transfer_id="t1"))
     assert lease in giver.leases.leases and giver.leases.in_use(KEY) == 1

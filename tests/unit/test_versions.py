@@ -17,18 +17,26 @@ from actors.core import codes
 from actors.core.session import ClientSessionCore
 from actors.core.timing import Timing
 from actors.core.versions import Offer, choose, parse_version, serves, serving, version_order
-from actors.protocol import client as c
-from actors.protocol import entries as e
-from actors.protocol import pool as p
+from actors.protocol import client as client_msgs
+from actors.protocol import entries
+from actors.protocol import pool as pool_msgs
 from tests.factories import Pool, license_code, vendor_key, verify
 from tests.unit.test_node_smoke import Net
 
 # -- the comparison -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("low", "high"), [
-    ("2.9", "2.10"), ("2.0", "2.5"), ("2", "2.0.1"), ("1.99", "2"), ("2.0", "10.0"), ("0.9", "1"),
-])
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [
+        ("2.9", "2.10"),
+        ("2.0", "2.5"),
+        ("2", "2.0.1"),
+        ("1.99", "2"),
+        ("2.0", "10.0"),
+        ("0.9", "1"),
+    ],
+)
 def test_versions_compare_as_dotted_numbers_not_strings(low: str, high: str) -> None:
     assert version_order(low) < version_order(high)
     assert serves(high, False, low) and not serves(low, False, high)
@@ -72,8 +80,13 @@ def test_the_lowest_version_is_borrowed_for_before_a_higher_one_is_taken() -> No
 
 
 offers_strategy = st.lists(
-    st.builds(Offer, st.sampled_from(["1", "1.5", "2", "2.0", "2.9", "2.10", "3", "10.0", "2.0b", "v3"]),
-              st.booleans(), st.integers(0, 3), st.booleans()),
+    st.builds(
+        Offer,
+        st.sampled_from(["1", "1.5", "2", "2.0", "2.9", "2.10", "3", "10.0", "2.0b", "v3"]),
+        st.booleans(),
+        st.integers(0, 3),
+        st.booleans(),
+    ),
     max_size=8,
 )
 
@@ -133,8 +146,16 @@ def test_range_codes_are_signed_without_the_field_and_read_as_range() -> None:
 
 def test_a_code_signed_before_the_field_existed_still_verifies_as_range() -> None:
     # The exact bytes an older licpool signed: the eight fields, nothing else.
-    payload = {"count": 3, "distribution": None, "expires": "2099-12-31", "feature": "cad", "kind": "license",
-               "majority": True, "serial": "OLD-1", "version": "2.0"}
+    payload = {
+        "count": 3,
+        "distribution": None,
+        "expires": "2099-12-31",
+        "feature": "cad",
+        "kind": "license",
+        "majority": True,
+        "serial": "OLD-1",
+        "version": "2.0",
+    }
     data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     import base64
 
@@ -174,13 +195,15 @@ def test_a_bad_version_match_is_refused_when_signing_and_verifying() -> None:
 
 def test_tables_stay_keyed_by_feature_and_version_and_carry_the_mode() -> None:
     pool = Pool()
-    assert pool.apply(e.AddLicense(license_code(4, version="2.0", serial="A")),
-                      e.AddLicense(license_code(6, version="3.0", serial="B", version_match="exact"))) == [True, True]
+    assert pool.apply(
+        entries.AddLicense(code=license_code(4, version="2.0", serial="A")),
+        entries.AddLicense(code=license_code(6, version="3.0", serial="B", version_match="exact")),
+    ) == [True, True]
     assert set(pool.state.features) == {("cad", "2.0"), ("cad", "3.0")}
     assert not pool.table("cad", "2.0").exact and pool.table("cad", "3.0").exact
     assert pool.table("cad", "2.0").total == 4 and pool.table("cad", "3.0").total == 6
     # A second code for a table must have its mode, like its majority rule.
-    assert pool.apply(e.AddLicense(license_code(2, version="3.0", serial="C"))) == [False]
+    assert pool.apply(entries.AddLicense(code=license_code(2, version="3.0", serial="C"))) == [False]
     assert pool.table("cad", "3.0").total == 6
     assert pool.state.count_problems(verify) == []
     again = type(pool.state).from_plain(pool.state.to_plain())
@@ -195,41 +218,59 @@ def _pool(*license_codes: str) -> Net:
     net.run(8.0)
     leader = net.leader()
     for i, code in enumerate(license_codes):
-        net.send("admin", leader.name, p.AddLicenseCode("cli", 0, f"r{i}", code))
+        net.send("admin", leader.name, pool_msgs.AddLicenseCode(sender="cli", epoch=0, request_id=f"r{i}", code=code))
     net.run(net.now + 1.0)
-    assert all(r.ok for r in net.replies("admin", p.AdminReply)), net.replies("admin", p.AdminReply)
+    assert all(r.ok for r in net.replies("admin", pool_msgs.AdminReply)), net.replies("admin", pool_msgs.AdminReply)
     return net
 
 
-def _checkout(net: Net, client: str, server: str, version: str, request_id: int = 1, exact: bool = False,
-              wait: float = 0.5) -> c.CheckoutGranted | c.CheckoutDenied:
-    net.send(client, server, c.CheckoutRequest(client, client, request_id, "cad", version, exact_version=exact))
+def _checkout(
+    net: Net, client: str, server: str, version: str, request_id: int = 1, exact: bool = False, wait: float = 0.5
+) -> client_msgs.CheckoutGranted | client_msgs.CheckoutDenied:
+    net.send(
+        client,
+        server,
+        client_msgs.CheckoutRequest(
+            client_id=client,
+            session_id=client,
+            request_id=request_id,
+            feature="cad",
+            version=version,
+            exact_version=exact,
+        ),
+    )
     net.run(net.now + wait)
-    (answer,) = [m for m in net.inbox.get(client, []) if isinstance(m, (c.CheckoutGranted, c.CheckoutDenied))
-                 and m.request_id == request_id]
+    (answer,) = [
+        m
+        for m in net.inbox.get(client, [])
+        if isinstance(m, (client_msgs.CheckoutGranted, client_msgs.CheckoutDenied)) and m.request_id == request_id
+    ]
     return answer
 
 
 def test_a_request_for_2_0_is_served_by_a_2_5_code() -> None:
     net = _pool(license_code(3, version="2.5"))
     grant = _checkout(net, "c1", "s2", "2.0")
-    assert isinstance(grant, c.CheckoutGranted), grant
+    assert isinstance(grant, client_msgs.CheckoutGranted), grant
     assert grant.version == "2.5"
     assert net.nodes["s2"].member.leases.leases[grant.lease_id].key == ("cad", "2.5")
 
 
 def test_the_lowest_serving_version_is_taken_and_2_10_serves_2_9() -> None:
-    net = _pool(license_code(3, version="3.0", serial="A"), license_code(3, version="2.10", serial="B"),
-                license_code(3, version="2.5", serial="C", version_match="exact"),
-                license_code(3, version="2.1", serial="D"))
+    net = _pool(
+        license_code(3, version="3.0", serial="A"),
+        license_code(3, version="2.10", serial="B"),
+        license_code(3, version="2.5", serial="C", version_match="exact"),
+        license_code(3, version="2.1", serial="D"),
+    )
     grant = _checkout(net, "c1", "s1", "2.9")
-    assert isinstance(grant, c.CheckoutGranted) and grant.version == "2.10"
+    assert isinstance(grant, client_msgs.CheckoutGranted) and grant.version == "2.10"
     grant = _checkout(net, "c2", "s1", "2.5")  # the exact 2.5 table is the lowest that serves 2.5
-    assert isinstance(grant, c.CheckoutGranted) and grant.version == "2.5"
+    assert isinstance(grant, client_msgs.CheckoutGranted) and grant.version == "2.5"
     grant = _checkout(net, "c3", "s1", "2.6")  # exact 2.5 does not serve 2.6
-    assert isinstance(grant, c.CheckoutGranted) and grant.version == "2.10"
+    assert isinstance(grant, client_msgs.CheckoutGranted) and grant.version == "2.10"
     denied = _checkout(net, "c4", "s1", "3.1")
-    assert isinstance(denied, c.CheckoutDenied) and denied.reason == c.DenyReason.UNKNOWN_FEATURE
+    assert isinstance(denied, client_msgs.CheckoutDenied) and denied.reason == client_msgs.DenyReason.UNKNOWN_FEATURE
 
 
 def test_a_higher_version_is_taken_only_once_the_lower_has_no_seat_anywhere() -> None:
@@ -237,52 +278,82 @@ def test_a_higher_version_is_taken_only_once_the_lower_has_no_seat_anywhere() ->
     got = []
     for i in range(4):
         grant = _checkout(net, f"c{i}", "s2", "2.0", wait=3.0)
-        assert isinstance(grant, c.CheckoutGranted), grant
+        assert isinstance(grant, client_msgs.CheckoutGranted), grant
         got.append(grant.version)
     # s2 held one 2.0 seat and one 3.0 seat: it borrowed the other 2.0 seats
     # before touching 3.0, and took 3.0 after the leader found 2.0 exhausted.
     assert got == ["2.0", "2.0", "2.0", "3.0"]
     denied = _checkout(net, "c9", "s2", "3.0", wait=3.0)  # 3.0 still has seats: not denied
-    assert isinstance(denied, c.CheckoutGranted) and denied.version == "3.0"
+    assert isinstance(denied, client_msgs.CheckoutGranted) and denied.version == "3.0"
     for node in net.nodes.values():
         assert node.pool.problems() == []
         assert node.pool.features[("cad", "2.0")].total == 3 and node.pool.features[("cad", "3.0")].total == 3
 
 
 def test_no_seats_once_every_serving_version_is_exhausted() -> None:
-    net = _pool(license_code(1, version="2.0", serial="A", distribution="s1:1"),
-                license_code(1, version="3.0", serial="B", distribution="s1:1"))
+    net = _pool(
+        license_code(1, version="2.0", serial="A", distribution="s1:1"),
+        license_code(1, version="3.0", serial="B", distribution="s1:1"),
+    )
     first = _checkout(net, "c1", "s2", "2.0", wait=3.0)
     second = _checkout(net, "c2", "s2", "2.0", wait=3.0)
     third = _checkout(net, "c3", "s2", "2.0", wait=6.0)
-    assert isinstance(first, c.CheckoutGranted) and first.version == "2.0"
-    assert isinstance(second, c.CheckoutGranted) and second.version == "3.0"
-    assert isinstance(third, c.CheckoutDenied) and third.reason == c.DenyReason.NO_SEATS
+    assert isinstance(first, client_msgs.CheckoutGranted) and first.version == "2.0"
+    assert isinstance(second, client_msgs.CheckoutGranted) and second.version == "3.0"
+    assert isinstance(third, client_msgs.CheckoutDenied) and third.reason == client_msgs.DenyReason.NO_SEATS
 
 
 def test_an_older_session_asks_for_its_exact_version() -> None:
     # A CheckoutRequest without the field (an older session) means exact.
-    assert c.CheckoutRequest("c1", "c1", 1, "cad", "2.0").exact_version
+    assert client_msgs.CheckoutRequest(
+        client_id="c1", session_id="c1", request_id=1, feature="cad", version="2.0"
+    ).exact_version
     net = _pool(license_code(3, version="2.5"))
     denied = _checkout(net, "c1", "s1", "2.0", exact=True)
-    assert isinstance(denied, c.CheckoutDenied) and denied.reason == c.DenyReason.UNKNOWN_FEATURE
+    assert isinstance(denied, client_msgs.CheckoutDenied) and denied.reason == client_msgs.DenyReason.UNKNOWN_FEATURE
     grant = _checkout(net, "c2", "s1", "2.5", exact=True)
-    assert isinstance(grant, c.CheckoutGranted) and grant.version == "2.5"
+    assert isinstance(grant, client_msgs.CheckoutGranted) and grant.version == "2.5"
 
 
 def test_a_resume_finds_the_lease_under_its_licensed_version() -> None:
     net = _pool(license_code(3, version="2.5"))
     grant = _checkout(net, "c1", "s2", "2.0", wait=2.0)
-    assert isinstance(grant, c.CheckoutGranted)
+    assert isinstance(grant, client_msgs.CheckoutGranted)
     # Same server: resumed, no second seat.
-    net.send("c1", "s2", c.CheckoutRequest("c1", "c1b", 2, "cad", "2.0", grant.lease_id, 5, exact_version=False))
+    net.send(
+        "c1",
+        "s2",
+        client_msgs.CheckoutRequest(
+            client_id="c1",
+            session_id="c1b",
+            request_id=2,
+            feature="cad",
+            version="2.0",
+            lease_id=grant.lease_id,
+            client_seq=5,
+            exact_version=False,
+        ),
+    )
     net.run(net.now + 0.5)
-    (again,) = [m for m in net.replies("c1", c.CheckoutGranted) if m.request_id == 2]
+    (again,) = [m for m in net.replies("c1", client_msgs.CheckoutGranted) if m.request_id == 2]
     assert again.resumed and again.lease_id == grant.lease_id and again.version == "2.5"
     # Another server: the lease moves there with its seat of 2.5.
-    net.send("c1", "s3", c.CheckoutRequest("c1", "c1c", 3, "cad", "2.0", grant.lease_id, 6, exact_version=False))
+    net.send(
+        "c1",
+        "s3",
+        client_msgs.CheckoutRequest(
+            client_id="c1",
+            session_id="c1c",
+            request_id=3,
+            feature="cad",
+            version="2.0",
+            lease_id=grant.lease_id,
+            client_seq=6,
+            exact_version=False,
+        ),
+    )
     net.run(net.now + 3.0)
-    (moved,) = [m for m in net.replies("c1", c.CheckoutGranted) if m.request_id == 3]
+    (moved,) = [m for m in net.replies("c1", client_msgs.CheckoutGranted) if m.request_id == 3]
     assert moved.lease_id == grant.lease_id and moved.server == "s3" and moved.version == "2.5"
     assert net.nodes["s1"].pool.registry.holder(grant.lease_id) == "s3"
     assert sum(n.member.leases.in_use(("cad", "2.5")) for n in net.nodes.values()) == 1
@@ -294,18 +365,25 @@ def test_a_resume_finds_the_lease_under_its_licensed_version() -> None:
 def test_the_session_files_a_range_grant_under_the_granted_version() -> None:
     core = ClientSessionCore("c1", "sess", ("s1", "s2"), Timing(), prefer="s1")
     sent = core.checkout("cad", "2.0", 1, 0.0)
-    (request,) = [x.msg for x in sent.send if isinstance(x.msg, c.CheckoutRequest)]
+    (request,) = [x.msg for x in sent.send if isinstance(x.msg, client_msgs.CheckoutRequest)]
     assert not request.exact_version
-    core.receive("s1", c.CheckoutGranted(1, "L1", "s1", "cad", "2.5", 30.0), 0.01)
+    core.receive(
+        "s1",
+        client_msgs.CheckoutGranted(request_id=1, lease_id="L1", server="s1", feature="cad", version="2.5", ttl=30.0),
+        0.01,
+    )
     assert core.held(0.02)["L1"].version == "2.5"
     # Its fail-over asks for a seat of the table it came from.
-    (beat,) = [x.msg for x in core.tick(0.5).send if isinstance(x.msg, c.SessionHeartbeat)]
-    ready = core.receive("s1", c.HeartbeatAck(beat.seq, "s1", fail_over=True), 0.51)
-    (update,) = [x.msg for x in ready.send if isinstance(x.msg, c.FailoverUpdate)]
-    assert update.leases == (c.HeldLease("L1", "cad", "2.5"),)
+    (beat,) = [x.msg for x in core.tick(0.5).send if isinstance(x.msg, client_msgs.SessionHeartbeat)]
+    ready = core.receive("s1", client_msgs.HeartbeatAck(seq=beat.seq, server="s1", fail_over=True), 0.51)
+    (update,) = [x.msg for x in ready.send if isinstance(x.msg, client_msgs.FailoverUpdate)]
+    assert update.leases == (client_msgs.HeldLease(lease_id="L1", feature="cad", version="2.5"),)
     # A grant of a lower version than asked is not taken: it goes back at once.
     core.checkout("cad", "2.0", 2, 1.0)
-    ready = core.receive("s1", c.CheckoutGranted(2, "L2", "s1", "cad", "1.9", 30.0), 1.01)
+    ready = core.receive(
+        "s1",
+        client_msgs.CheckoutGranted(request_id=2, lease_id="L2", server="s1", feature="cad", version="1.9", ttl=30.0),
+        1.01,
+    )
     assert "L2" not in core.held(1.02)
-    assert any(isinstance(x.msg, c.ReleaseRequest) and x.msg.lease_id == "L2" for x in ready.send)
-
+    assert any(isinstance(x.msg, client_msgs.ReleaseRequest) and x.msg.lease_id == "L2" for x in ready.send)

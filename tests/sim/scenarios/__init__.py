@@ -28,7 +28,19 @@ __all__ = ["SCENARIOS"]
 
 SCENARIOS: dict[str, Scenario] = {
     m.SCENARIO.name: m.SCENARIO
-    for m in (leader_kill, client_server_kill, oneway_partition, stall, pool_restart, criteria_under_load,
-              reconnect, versions_under_load, pool_restart_under_load, abandon_race, leader_kill_quiet,
-              release_while_down, disk_lost)
+    for m in (
+        leader_kill,
+        client_server_kill,
+        oneway_partition,
+        stall,
+        pool_restart,
+        criteria_under_load,
+        reconnect,
+        versions_under_load,
+        pool_restart_under_load,
+        abandon_race,
+        leader_kill_quiet,
+        release_while_down,
+        disk_lost,
+    )
 }
