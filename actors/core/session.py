@@ -463,11 +463,24 @@ class ClientSessionCore:
         """Run every timer due at ``now``: deadlines, suspicion, retries, heartbeats."""
         ready = Ready()
         self._expire(now, ready)
-        moving = self._moving()
-        for server in self._homes(moving):
+        self._suspect_silent(now, ready)
+        self._fail_over_near_deadline(now, ready)
+        self._retry_failovers(now, ready)
+        self._retry_releases(now, ready)
+        self._retry_checkouts(now, ready)
+        self._heartbeat_due(now, ready)
+        self._prune(now)
+        return self._finish(ready, now)
+
+    def _suspect_silent(self, now: float, ready: Ready) -> None:
+        """A server that has not answered for ``failure_timeout`` is suspected."""
+        for server in self._homes(self._moving()):
             since = self._awaiting.get(server)
             if since is not None and now >= since + self.timing.failure_timeout:
                 self._suspect(server, now, ready, why="silent")
+
+    def _fail_over_near_deadline(self, now: float, ready: Ready) -> None:
+        """A lease whose remaining time falls to the seat bound fails over (leadership.md M14)."""
         moving = self._moving()
         for server in self._homes(moving):
             due = sorted(
@@ -477,11 +490,16 @@ class ClientSessionCore:
             )
             if due:
                 self._fail_over(server, due, now, ready, why="seat_bound")
+
+    def _retry_failovers(self, now: float, ready: Ready) -> None:
         for fo in list(self._failovers):
             if now >= fo.next_at:
                 if not fo.answered:
                     fo.target_index += 1
                 self._send_failover(fo, now, ready)
+
+    def _retry_releases(self, now: float, ready: Ready) -> None:
+        """Resend each unacknowledged release until its lease's deadline."""
         for rel in list(self._releases.values()):
             if now >= rel.until:
                 del self._releases[rel.lease_id]
@@ -492,16 +510,19 @@ class ClientSessionCore:
                     self._send_release(rel.others[rel.sent_elsewhere % len(rel.others)], rel.lease_id, now, ready)
                     rel.sent_elsewhere += 1
                 rel.next_at = now + self.timing.client_retry
+
+    def _retry_checkouts(self, now: float, ready: Ready) -> None:
         for co in list(self._checkouts.values()):
             if now >= co.retry_at:
                 co.tried.add(co.server)
                 self._send_checkout(co, self._next_server(co.server, exclude=set()), now, ready)
+
+    def _heartbeat_due(self, now: float, ready: Ready) -> None:
+        """One heartbeat per server per interval renews every lease held there."""
         moving = self._moving()
         for server in self._homes(moving):
             if now >= self._last_hb.get(server, now) + self.timing.heartbeat_interval:
                 self._send_heartbeat(server, moving, now, ready)
-        self._prune(now)
-        return self._finish(ready, now)
 
     def _expire(self, now: float, ready: Ready) -> None:
         for lid, lease in list(self._leases.items()):
