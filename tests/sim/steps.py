@@ -82,6 +82,10 @@ def _wipe(w: World, name: str) -> None:
     """The stopped server's disk is replaced by an empty one (docs/deployment.md
     section 6); its next ``restart`` boots on it."""
     host = w.servers[name]
+    if host.up and w.shell is not None and host.kill_armed:
+        # The shell model's kill may wait for a step with records (it is armed);
+        # an operator replaces the disk of a stopped host, so the kill lands first.
+        w._on_shell_kill(name, host.gen)
     if host.up:
         raise ValueError(f"wipe {name}: only a stopped server")
     old = host.storage
