@@ -25,7 +25,7 @@ from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
-from tests.sim.scenarios import abandon_race, leader_kill_quiet, release_while_down
+from tests.sim.scenarios import abandon_race, leader_kill_quiet, release_while_down, restart_after_move
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -304,6 +304,11 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The session actor numbers a restarted app's updates from 1 again (issue 11 defect 2)."""
+    return {"seq_base": False}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -440,6 +445,18 @@ MUTANTS: tuple[Mutant, ...] = (
         first=1,
         scenario=lambda seed: dataclasses.replace(
             release_while_down.SCENARIO, name=f"release_while_down/{seed}", seed=seed
+        ),
+    ),
+    # The shell model's session actor is the one that passes seq_base.
+    Mutant(
+        25,
+        "a restarted app's updates numbered from 1 again (seq_base dropped)",
+        _seq_base_dropped,
+        seeds=range(1, 41),
+        first=1,
+        overrides={"shell": True},
+        scenario=lambda seed: dataclasses.replace(
+            restart_after_move.SCENARIO, name=f"restart_after_move/{seed}", seed=seed
         ),
     ),
 )

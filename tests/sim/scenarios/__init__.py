@@ -20,6 +20,7 @@ from tests.sim.scenarios import (
     pool_restart_under_load,
     reconnect,
     release_while_down,
+    restart_after_move,
     stall,
     versions_under_load,
 )
@@ -42,5 +43,6 @@ SCENARIOS: dict[str, Scenario] = {
         leader_kill_quiet,
         release_while_down,
         disk_lost,
+        restart_after_move,
     )
 }
