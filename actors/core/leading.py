@@ -26,11 +26,9 @@ from typing import Protocol
 
 from actors.core import codes, planner
 from actors.core.effects import Ready
-from actors.core.node_settings import NodeSettings
 from actors.core.pool import DOWN, FENCED, LIVE, PoolState
-from actors.core.roles import LeaderBook, ServerView
+from actors.core.roles import LeaderBook, RoleView, ServerView
 from actors.core.table import FeatureKey
-from actors.core.timing import Timing
 from actors.protocol.client import HeldLease
 from actors.protocol.entries import (
     AddAddon,
@@ -81,34 +79,15 @@ class LeaderHost(ServerView, Protocol):
     def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None: ...
 
 
-class LeaderDuties:
+class LeaderDuties(RoleView):
     """What one server does while it leads; idle while it follows."""
 
     def __init__(self, node: LeaderHost) -> None:
+        super().__init__(node)
         self.node = node
-        self.name = node.name
-        self.raft = node.raft
-        self.member = node.member
         self.book = LeaderBook()
 
     # ---- views and helpers -------------------------------------------------------------
-
-    @property
-    def settings(self) -> NodeSettings:
-        """The server's settings, read through it (a test may replace them)."""
-        return self.node.settings
-
-    @property
-    def timing(self) -> Timing:
-        return self.node.settings.timing
-
-    @property
-    def pool(self) -> PoolState:
-        return self.member.pool
-
-    @property
-    def applied(self) -> int:
-        return self.node.applied
 
     def propose(self, entries: list[Entry], ready: Ready) -> int:
         """Append entries as leader; returns the index of the last one (0: none)."""

@@ -9,7 +9,8 @@ the way etcd's ``raft`` owns its ``raftLog`` and ``trk``:
   and the forwarding to the leader.
 
 Each role reads its server through a ``typing.Protocol`` (``ServerView`` and
-the role's extension of it), so neither role inherits the other or the node.
+the role's extension of it), so neither role inherits the other or the node;
+what both read the same way is in ``RoleView``.
 Everything here is pure: ``now`` is the server's monotonic clock, passed in by
 the shell.
 """
@@ -22,12 +23,14 @@ from typing import Protocol
 from actors.core.effects import ClientRef, Ready
 from actors.core.member import Member
 from actors.core.node_settings import NodeSettings
+from actors.core.pool import PoolState
 from actors.core.raft import Raft
 from actors.core.table import FeatureKey
+from actors.core.timing import Timing
 from actors.protocol.client import CheckoutGranted, CheckoutRequest
 from actors.protocol.pool import AdminAuth
 
-__all__ = ["ServerView", "WaitingCheckout", "LeaderBook", "ClientBook"]
+__all__ = ["ServerView", "RoleView", "WaitingCheckout", "LeaderBook", "ClientBook"]
 
 
 class ServerView(Protocol):
@@ -57,6 +60,35 @@ class ServerView(Protocol):
     def admin_problem(self, msg: object, hop: str, ready: Ready) -> tuple[AdminAuth | None, str]:
         """Check an admin change's signature, timestamp and nonce (``adminauth``)."""
         ...
+
+
+class RoleView:
+    """What both roles read of their server: its name, its ``Raft`` and
+    ``Member`` (kept by reference: the server never replaces them), and its
+    settings, timing, pool state and applied index (read through the server,
+    so a test that replaces the settings is seen by both roles)."""
+
+    def __init__(self, node: ServerView) -> None:
+        self.name = node.name
+        self.raft = node.raft
+        self.member = node.member
+        self._server = node
+
+    @property
+    def settings(self) -> NodeSettings:
+        return self._server.settings
+
+    @property
+    def timing(self) -> Timing:
+        return self._server.settings.timing
+
+    @property
+    def pool(self) -> PoolState:
+        return self.member.pool
+
+    @property
+    def applied(self) -> int:
+        return self._server.applied
 
 
 @dataclass

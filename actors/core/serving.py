@@ -20,11 +20,8 @@ from actors.core import expiry, leaseid, versions
 from actors.core.effects import ClientRef, Message, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
-from actors.core.node_settings import NodeSettings
-from actors.core.pool import PoolState
-from actors.core.roles import ClientBook, ServerView, WaitingCheckout
+from actors.core.roles import ClientBook, RoleView, ServerView, WaitingCheckout
 from actors.core.table import FeatureKey, FeatureTable
-from actors.core.timing import Timing
 from actors.protocol import client
 from actors.protocol.pool import (
     AdminReply,
@@ -55,34 +52,15 @@ class ClientHost(ServerView, Protocol):
         ...
 
 
-class ClientSide:
+class ClientSide(RoleView):
     """What one server does for the client sessions connected to it."""
 
     def __init__(self, node: ClientHost, leader: LeaderDuties) -> None:
+        super().__init__(node)
         self.node = node
         self.leader = leader
         """This server's own leader duties: used while it leads."""
-        self.name = node.name
-        self.raft = node.raft
-        self.member = node.member
         self.book = ClientBook()
-
-    @property
-    def settings(self) -> NodeSettings:
-        """The server's settings, read through it (a test may replace them)."""
-        return self.node.settings
-
-    @property
-    def timing(self) -> Timing:
-        return self.node.settings.timing
-
-    @property
-    def pool(self) -> PoolState:
-        return self.member.pool
-
-    @property
-    def applied(self) -> int:
-        return self.node.applied
 
     def hold_limit(self) -> float:
         """How long a checkout may wait for a borrow before NO_SEATS."""
