@@ -256,7 +256,7 @@ def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, 
         # The same in the background, as the server does it: a cut, records
         # appended while the child writes, the swap when it is done.
         store.compaction = "fork"
-        store.store.compact_every_records = 0
+        store.compact_every_records = 0
         t0 = time.perf_counter()
         started = store.maybe_compact(driver.node.snapshot)
         cut = time.perf_counter() - t0

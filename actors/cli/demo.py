@@ -17,7 +17,7 @@ import contextlib
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -145,6 +145,18 @@ def _poll(
     return last
 
 
+def _wait_applied(link: PoolLink, names: Sequence[str], index: int, timeout: float) -> None:
+    """Every server applies the log up to ``index`` (a follower that has not
+    yet applied the license would answer a checkout UNKNOWN_FEATURE)."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while time.monotonic() < deadline:
+            seen = link.status_of(name)
+            if seen is not None and seen.applied >= index:
+                break
+            time.sleep(0.05)
+
+
 def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
     logs.configure(level="ERROR", console=True)
     workdir = Path(tempfile.mkdtemp(prefix="licpool-demo-"))
@@ -180,6 +192,7 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
             raise click.ClickException(f"adding the demo license failed: {reply.error}")
         narrator.say("issued a demo license: 10 seats of cad 2.0 (throwaway vendor key), split 4/3/3")
         _poll(link, narrator, 5.0, lambda s: bool(s.features))
+        _wait_applied(link, procs.cfg.server_names, reply.index, 5.0)
         leader = formed.leader
         held: list[Authorization] = []
         for i in range(clients):
