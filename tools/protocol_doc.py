@@ -106,6 +106,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ReleaseAck": (),
     "FailoverUpdate": (13, 27),
     "FailoverReply": (13, 27),
+    "CheckoutQueued": (),
     # server <-> leader
     "BorrowRequest": (1, 3, 16, 31),
     "BorrowReply": (5, 19),
@@ -120,6 +121,9 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ForceReleaseLease": (),
     "DeclareServerDown": (5, 14, 19, 28),
     "AdminReply": (),
+    "QueueJoinRequest": (),
+    "QueueLeaveRequest": (),
+    "QueueFull": (),
     # the replicated log
     "VoteRequest": (16, 18),
     "VoteReply": (16, 18),
@@ -144,6 +148,8 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ServerDown": (5, 14, 19, 28),
     "ForceRelease": (),
     "AdminNonce": (),
+    "QueueJoin": (),
+    "QueueLeave": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
 the mechanism of leadership.md M1–M16).  A docstring's own ``(claims ...)``
@@ -193,6 +199,11 @@ PROPOSED_BY: dict[str, str] = {
     "ServerDown": "the leader, for `DeclareServerDown`: `leading.LeaderDuties.on_admin`",
     "ForceRelease": "the leader, for `ForceReleaseLease`: `leading.LeaderDuties.on_admin`",
     "AdminNonce": "the leader, just before every admin change's entry: `leading.LeaderDuties.on_admin`",
+    "QueueJoin": "the leader, for a `QueueJoinRequest` from the waiter's server: `leading.LeaderDuties.on_queue_join`",
+    "QueueLeave": (
+        "the leader, for a `QueueLeaveRequest` (`leading.LeaderDuties.on_queue_leave`), or its own backstop "
+        "for a waiter past its timeout or whose server was lost (`leading.LeaderDuties._queues`)"
+    ),
 }
 """Who proposes each log entry, naming the code in ``actors.core`` that does it."""
 

@@ -41,6 +41,9 @@ Message = (
     | pool.ForceReleaseLease
     | pool.DeclareServerDown
     | pool.AdminReply
+    | pool.QueueJoinRequest
+    | pool.QueueLeaveRequest
+    | pool.QueueFull
     | client.CheckoutRequest
     | client.CheckoutGranted
     | client.CheckoutDenied
@@ -50,6 +53,7 @@ Message = (
     | client.ReleaseAck
     | client.FailoverUpdate
     | client.FailoverReply
+    | client.CheckoutQueued
 )
 """Every message a core sends: to a server (raft, pool) or between a client
 session and a server (client)."""

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from actors.core import codes, planner
 from actors.core.effects import Ready
-from actors.core.pool import DOWN, FENCED, LIVE, PoolState
+from actors.core.pool import DOWN, FENCED, LIVE, PoolState, Waiter
 from actors.core.roles import LeaderBook, RoleView, ServerView
 from actors.core.table import FeatureKey
 from actors.protocol.client import HeldLease
@@ -38,6 +38,8 @@ from actors.protocol.entries import (
     Fence,
     ForceRelease,
     LeaseReport,
+    QueueJoin,
+    QueueLeave,
     Reclaim,
     Rejoin,
     ServerDown,
@@ -56,6 +58,9 @@ from actors.protocol.pool import (
     FailoverForward,
     FailoverOutcome,
     ForceReleaseLease,
+    QueueFull,
+    QueueJoinRequest,
+    QueueLeaveRequest,
     ReleaseForward,
     TransferConfirm,
     TransferRequest,
@@ -77,6 +82,8 @@ class LeaderHost(ServerView, Protocol):
     def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None: ...
 
     def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None: ...
+
+    def on_queue_full(self, msg: QueueFull, now: float, ready: Ready) -> None: ...
 
 
 class LeaderDuties(RoleView):
@@ -155,6 +162,8 @@ class LeaderDuties(RoleView):
         self._own_report(ready)
         self._transfers(now, ready)
         self._pending(ready)
+        if self.pool.queues:
+            self._queues(now, ready)
         if now >= self.book.next_rebalance:
             self.book.next_rebalance = now + 2 * self.timing.heartbeat_interval
             self._rebalance(now, ready)
@@ -391,6 +400,92 @@ class LeaderDuties(RoleView):
         self.reset_book()
         if self.book.killing.get(msg.lease_id, 0) <= self.applied:
             self.book.killing[msg.lease_id] = self.propose([ForceRelease(lease_id=msg.lease_id)], ready)
+
+    # ---- the queue of waiting checkouts (docs/licenses.md, "Queued checkouts") --------
+
+    def on_queue_join(self, msg: QueueJoinRequest, now: float, ready: Ready) -> None:
+        """Queue a waiter (or move it to its new server, keeping its place)."""
+        if not self.raft.leader_active(now) or msg.sender not in self.pool.servers:
+            return
+        self.reset_book()
+        key = (msg.feature, msg.version)
+        joining = self.book.queue_joining.get(msg.waiter_id)
+        if joining is not None and joining[1] > self.applied:
+            return  # its join is in the log already; the sender re-sends if it does not commit
+        found = self.pool.waiter(key, msg.waiter_id)
+        if found is not None and found[1].server == msg.sender:
+            return
+        if found is None:
+            in_flight = sum(1 for k, i in self.book.queue_joining.values() if k == key and i > self.applied)
+            if len(self.pool.queue(key)) + in_flight >= self.settings.queue_limit:
+                full = QueueFull(
+                    sender=self.name, epoch=self.raft.term, waiter_id=msg.waiter_id, limit=self.settings.queue_limit
+                )
+                if msg.sender == self.name:
+                    self.node.on_queue_full(full, now, ready)
+                else:
+                    ready.to(msg.sender, full)
+                return
+        entry = QueueJoin(
+            waiter_id=msg.waiter_id,
+            client_id=msg.client_id,
+            feature=msg.feature,
+            version=msg.version,
+            server=msg.sender,
+            seats=msg.seats,
+            timeout=msg.timeout,
+        )
+        self.book.queue_joining[msg.waiter_id] = (key, self.propose([entry], ready))
+
+    def on_queue_leave(self, msg: QueueLeaveRequest, now: float, ready: Ready) -> None:
+        """Take a waiter out of the queue, as its server asks."""
+        if not self.raft.leader_active(now) or msg.sender not in self.pool.servers:
+            return
+        self.reset_book()
+        found = self.pool.waiter((msg.feature, msg.version), msg.waiter_id)
+        if found is None or found[1].server != msg.sender:
+            return
+        self._propose_leave(msg.waiter_id, (msg.feature, msg.version), msg.reason, msg.sender, ready)
+
+    def _propose_leave(self, wid: str, key: FeatureKey, reason: str, server: str, ready: Ready) -> None:
+        if self.book.queue_leaving.get(wid, 0) > self.applied:
+            return
+        leave = QueueLeave(waiter_id=wid, feature=key[0], version=key[1], reason=reason, server=server)
+        self.book.queue_leaving[wid] = self.propose([leave], ready)
+        ready.event("queue_leave", waiter=wid, feature=key[0], version=key[1], reason=reason)
+
+    def _queues(self, now: float, ready: Ready) -> None:
+        """Each queue's backstops, and a seat for its oldest waiter: a waiter
+        whose server stayed down past ``2f`` never re-registered, one past its
+        timeout (plus ``f``, timed from when this leader first saw it) was
+        left by its server; the head's server gets a seat by the borrow and
+        transfer machinery when it has none spare."""
+        f = self.timing.failure_timeout
+        for key, queue in list(self.pool.queues.items()):
+            for w in queue:
+                seen = self.book.queue_seen.setdefault(w.waiter_id, now)
+                live = self.pool.servers[w.server].status == LIVE
+                if live:
+                    self.book.queue_server_lost.pop(w.waiter_id, None)
+                lost = not live and now - self.book.queue_server_lost.setdefault(w.waiter_id, now) >= 2 * f
+                if lost:
+                    self._propose_leave(w.waiter_id, key, "server_lost", w.server, ready)
+                elif w.timeout > 0 and now - seen >= w.timeout + f:
+                    self._propose_leave(w.waiter_id, key, "timeout", "", ready)
+            self._seat_for_head(key, queue[0], ready)
+
+    def _seat_for_head(self, key: FeatureKey, head: Waiter, ready: Ready) -> None:
+        server = head.server
+        if self.pool.servers[server].status != LIVE or self.spare_of(server, key) >= head.seats:
+            return
+        if self.book.borrowing.get((server, key), 0) > self.applied:
+            return
+        entries = planner.plan_borrow(
+            self.pool, self.name, server, key, head.seats, self.spare_of, self.new_transfer_id
+        )
+        if entries:
+            self.book.borrowing[(server, key)] = self.propose(entries, ready)
+            ready.event("queue_seat", server=server, feature=key[0], version=key[1], waiter=head.waiter_id)
 
     # ---- admin changes (claims 7-12) ---------------------------------------------------
 

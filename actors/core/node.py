@@ -40,7 +40,17 @@ from actors.core.serving import ClientSide
 from actors.core.table import FeatureTable
 from actors.core.timing import Timing
 from actors.protocol import client, codec
-from actors.protocol.entries import AdminNonce, FailoverSeat, Fence, LeaseReport, Reclaim, Rejoin, ServerDown
+from actors.protocol.entries import (
+    AdminNonce,
+    FailoverSeat,
+    Fence,
+    LeaseReport,
+    QueueJoin,
+    QueueLeave,
+    Reclaim,
+    Rejoin,
+    ServerDown,
+)
 from actors.protocol.pool import (
     AddAllocations,
     AddLicenseCode,
@@ -53,6 +63,9 @@ from actors.protocol.pool import (
     FailoverForward,
     FailoverOutcome,
     ForceReleaseLease,
+    QueueFull,
+    QueueJoinRequest,
+    QueueLeaveRequest,
     ReleaseForward,
     TransferConfirm,
     TransferRequest,
@@ -196,6 +209,9 @@ class ServerNode:
     def on_failover_outcome(self, msg: FailoverOutcome, now: float, ready: Ready) -> None:
         self.serving.on_failover_outcome(msg, now, ready)
 
+    def on_queue_full(self, msg: QueueFull, now: float, ready: Ready) -> None:
+        self.serving.on_queue_full(msg, now, ready)
+
     def relay_admin_reply(self, reply: AdminReply, ready: Ready) -> None:
         self.serving.relay_admin_reply(reply, ready)
 
@@ -294,7 +310,7 @@ class ServerNode:
                 expires=warn.expires,
                 days_left=warn.days_left,
             )
-        if self.serving.book.waiting:
+        if self.serving.book.waiting or self.serving.book.queue_leaving or self.pool.queues:
             self.serving.retry_waiting(now, ready)
         return self._finish(now, ready)
 
@@ -482,7 +498,7 @@ class ServerNode:
             lost, prior = (self.member.table_lost(), self.pool.servers[self.name].status) if mine else (False, "")
             applied, consents = self.member.apply(item.entry, item.index, item.epoch, self.settings.verify, now)
             self.applied = item.index
-            grew = grew or self._allocation() > before
+            grew = grew or self._allocation() > before or isinstance(item.entry, (QueueJoin, QueueLeave))
             if mine and applied.ok and isinstance(item.entry, Rejoin):
                 self._own_rejoin(item, lost, prior, now, ready)
             self._after_apply(item, applied.ok, applied.note, moving.lease_id if moving else None, now, ready)
@@ -585,7 +601,7 @@ class ServerNode:
         expiry = self.member.leases.next_expiry()
         if expiry is not None:
             wake = min(wake, expiry)
-        if client_book.waiting:
+        if client_book.waiting or client_book.queue_leaving or self.pool.queues:
             wake = min(wake, now + self.timing.heartbeat_interval)
         if self.raft.is_leader:
             wake = min(wake, now + self.timing.heartbeat_interval)
@@ -612,6 +628,9 @@ _PEER_HANDLERS: dict[type, PeerHandler] = {
     TransferConfirm: lambda node, msg, now, ready: node.leading.on_confirm(msg),
     FailoverForward: lambda node, msg, now, ready: node.leading.on_failover_forward(msg, now, ready),
     ReleaseForward: lambda node, msg, now, ready: node.leading.on_release_forward(msg, now, ready),
+    QueueJoinRequest: lambda node, msg, now, ready: node.leading.on_queue_join(msg, now, ready),
+    QueueLeaveRequest: lambda node, msg, now, ready: node.leading.on_queue_leave(msg, now, ready),
+    QueueFull: lambda node, msg, now, ready: node.serving.on_queue_full(msg, now, ready),
     FailoverOutcome: lambda node, msg, now, ready: node.serving.on_failover_outcome(msg, now, ready),
     **{kind: lambda node, msg, now, ready: node.leading.on_admin(msg, msg.sender, now, ready) for kind in _ADMIN},
     AdminReply: lambda node, msg, now, ready: node.serving.relay_admin_reply(msg, ready),

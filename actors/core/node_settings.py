@@ -35,6 +35,8 @@ class NodeSettings:
     default_threshold: float = 0.9
     settings_hash: str = ""
     rebalance_idle: float = 60.0
+    queue_limit: int = 100
+    """Queued checkouts one table's queue holds; the leader refuses one more (QUEUE_FULL)."""
     leader_preemption: bool = False
     compact_every: int = 500
     """Log entries kept before the applied prefix is compacted into a snapshot."""

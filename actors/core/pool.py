@@ -27,7 +27,18 @@ from actors.core.registry import LeaseRegistry, PendingUpdate, RegisteredLease
 from actors.core.table import FeatureKey, FeatureTable
 from actors.protocol import entries as log_entries
 
-__all__ = ["LIVE", "FENCED", "DOWN", "ServerState", "down_source", "Transfer", "Applied", "PoolState", "Verifier"]
+__all__ = [
+    "LIVE",
+    "FENCED",
+    "DOWN",
+    "ServerState",
+    "down_source",
+    "Transfer",
+    "Waiter",
+    "Applied",
+    "PoolState",
+    "Verifier",
+]
 
 LIVE, FENCED, DOWN = "live", "fenced", "down"
 """Server statuses.  ``down`` means fenced and reclaimed: its seats are a source."""
@@ -76,6 +87,22 @@ class Transfer:
         return (self.feature, self.version)
 
 
+@dataclass
+class Waiter:
+    """A queued checkout in its table's queue (``QueueJoin``): the queue's order
+    is the log order of the joins, so every server and every leader sees it the same."""
+
+    waiter_id: str
+    client_id: str
+    server: str
+    """Where its session waits now (moved by a re-registration)."""
+    seats: int = 1
+    joined_index: int = 0
+    """The log index of its first join: its place."""
+    timeout: float = 0.0
+    """Seconds it had left when it joined (the leader's backstop)."""
+
+
 @dataclass(frozen=True)
 class Applied:
     """What applying one entry did: ``ok`` False means it was a no-op."""
@@ -100,6 +127,8 @@ class PoolState:
     transfers: dict[str, Transfer] = field(default_factory=dict)
     admin_nonces: dict[str, float] = field(default_factory=dict)
     """nonce -> operator timestamp of the signed admin changes applied lately (replay guard)."""
+    queues: dict[FeatureKey, list[Waiter]] = field(default_factory=dict)
+    """table -> its queued checkouts, oldest first (no empty lists are kept)."""
     index: int = 0
     """Index of the last applied log entry: the table's version."""
     epoch: int = 0
@@ -120,6 +149,17 @@ class PoolState:
 
     def feature(self, feature: str, version: str) -> FeatureTable | None:
         return self.features.get((feature, version))
+
+    def queue(self, key: FeatureKey) -> list[Waiter]:
+        """The committed queue of a table, oldest first (empty: nobody waits)."""
+        return self.queues.get(key, [])
+
+    def waiter(self, key: FeatureKey, waiter_id: str) -> tuple[int, Waiter] | None:
+        """A waiter's 0-based place in its table's queue, and the waiter."""
+        for place, w in enumerate(self.queues.get(key, ())):
+            if w.waiter_id == waiter_id:
+                return place, w
+        return None
 
     def problems(self) -> list[str]:
         """Every broken table invariant (empty when the state is sound)."""
@@ -462,6 +502,33 @@ class PoolState:
         self.admin_nonces[entry.nonce] = float(entry.stamp)
         return Applied(True)
 
+    # -- queue (docs/licenses.md, "Queued checkouts")
+
+    def _queue_join(self, entry: log_entries.QueueJoin, _verify: Verifier) -> Applied:
+        key = (entry.feature, entry.version)
+        if key not in self.features or entry.server not in self.servers or entry.seats <= 0:
+            return Applied(False, "bad queue join")
+        found = self.waiter(key, entry.waiter_id)
+        if found is not None:
+            found[1].server = entry.server  # re-registered: same place, new server
+            return Applied(True, "moved")
+        self.queues.setdefault(key, []).append(
+            Waiter(entry.waiter_id, entry.client_id, entry.server, entry.seats, self.index, entry.timeout)
+        )
+        return Applied(True)
+
+    def _queue_leave(self, entry: log_entries.QueueLeave, _verify: Verifier) -> Applied:
+        key = (entry.feature, entry.version)
+        found = self.waiter(key, entry.waiter_id)
+        if found is None:
+            return Applied(False, "not queued")
+        if entry.server and found[1].server != entry.server:
+            return Applied(False, f"waiter moved to {found[1].server}")
+        del self.queues[key][found[0]]
+        if not self.queues[key]:
+            del self.queues[key]
+        return Applied(True)
+
     # ---- plain data --------------------------------------------------------------
 
     def to_plain(self) -> dict[str, Any]:
@@ -474,6 +541,7 @@ class PoolState:
             "registry": self.registry.to_plain(),
             "transfers": [asdict(t) for t in self.transfers.values()],
             "admin_nonces": dict(self.admin_nonces),
+            **({"queues": [[list(k), [asdict(w) for w in q]] for k, q in self.queues.items()]} if self.queues else {}),
             "index": self.index,
             "epoch": self.epoch,
         }
@@ -496,6 +564,8 @@ class PoolState:
         for raw in data.get("transfers", []):
             t = Transfer(**raw)
             state.transfers[t.transfer_id] = t
+        for key, waiters in data.get("queues", []):
+            state.queues[(key[0], key[1])] = [Waiter(**w) for w in waiters]
         return state
 
 
@@ -517,4 +587,6 @@ _HANDLERS: dict[type, Callable[[PoolState, Any, Verifier], Applied]] = {
     log_entries.ServerDown: PoolState._server_down,
     log_entries.Rejoin: PoolState._rejoin,
     log_entries.AdminNonce: PoolState._admin_nonce,
+    log_entries.QueueJoin: PoolState._queue_join,
+    log_entries.QueueLeave: PoolState._queue_leave,
 }

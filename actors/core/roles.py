@@ -103,6 +103,14 @@ class WaitingCheckout:
     anywhere.  Once that is applied here the request moves on to the next
     higher version that serves it; when every one is exhausted and still no
     seat is spare here, the answer is NO_SEATS."""
+    queue_key: FeatureKey | None = None
+    """A queued checkout (``queue=True``): the table whose pool-wide queue it joined."""
+    deadline: float = float("inf")
+    """A queued checkout: when it is answered QUEUE_TIMEOUT (its ``queue_timeout`` from the latest send)."""
+    seen: float = 0.0
+    """A queued checkout: when its session last (re-)sent it; silent for ``failure_timeout``, it is gone."""
+    join_sent: float = float("-inf")
+    """A queued checkout: when its ``QueueJoinRequest`` was last sent to the leader."""
 
 
 @dataclass
@@ -141,6 +149,14 @@ class LeaderBook:
     """Whether its latest heartbeat said its lease table was lost with a disk."""
     transfer_seq: int = 0
     """The number of the last transfer id this leader made (``new_transfer_id``)."""
+    queue_joining: dict[str, tuple[FeatureKey, int]] = field(default_factory=dict)
+    """waiter id -> (table, log index) of the last ``QueueJoin`` proposed for it."""
+    queue_leaving: dict[str, int] = field(default_factory=dict)
+    """waiter id -> log index of the ``QueueLeave`` proposed for it."""
+    queue_seen: dict[str, float] = field(default_factory=dict)
+    """waiter id -> when this leader first saw it queued (its timeout backstop runs from there)."""
+    queue_server_lost: dict[str, float] = field(default_factory=dict)
+    """waiter id -> when this leader first saw its server not live."""
 
 
 @dataclass
@@ -165,3 +181,8 @@ class ClientBook:
     """When ``released_here`` was last forwarded to the leader."""
     recent_grants: dict[tuple[str, int], CheckoutGranted] = field(default_factory=dict)
     """(session id, request id) -> the grant sent, so a retried checkout gets it again."""
+    queue_leaving: dict[str, tuple[FeatureKey, str, float, float]] = field(default_factory=dict)
+    """waiter id -> (table, reason, first asked, last sent): a waiter that left here (granted, timed out, gone),
+    asked out of the committed queue until it is gone from it."""
+    queue_orphans: dict[str, float] = field(default_factory=dict)
+    """waiter id -> when a committed waiter at this server was first seen with no checkout waiting here."""

@@ -29,15 +29,24 @@ from actors.protocol.pool import (
     BorrowRequest,
     FailoverForward,
     FailoverOutcome,
+    QueueFull,
+    QueueJoinRequest,
+    QueueLeaveRequest,
     ReleaseForward,
     TransferConfirm,
     TransferRequest,
 )
 
-__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE"]
+__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE", "waiter_id"]
 
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
+
+
+def waiter_id(req: client.CheckoutRequest) -> str:
+    """A queued checkout's id in the pool's queue: the same for every retry and
+    re-registration of the checkout (one request id per checkout and session)."""
+    return f"{req.session_id}:{req.request_id}"
 
 
 class ClientHost(ServerView, Protocol):
@@ -61,6 +70,8 @@ class ClientSide(RoleView):
         self.leader = leader
         """This server's own leader duties: used while it leads."""
         self.book = ClientBook()
+        self.decided_key: FeatureKey | None = None
+        """The table the last ``_decide`` chose (read by a queued checkout that must wait)."""
 
     def hold_limit(self) -> float:
         """How long a checkout may wait for a borrow before NO_SEATS."""
@@ -80,10 +91,11 @@ class ClientSide(RoleView):
             # Given back (or expired) since: its session released the grant
             # nobody waited for, so a repeat may take a seat again.
             del self.book.recent_grants[(req.session_id, req.request_id)]
-        if any(
-            w.request.session_id == req.session_id and w.request.request_id == req.request_id for w in self.book.waiting
-        ):
-            return
+        for w in self.book.waiting:
+            if w.request.session_id == req.session_id and w.request.request_id == req.request_id:
+                if req.queue:
+                    self._still_queued(w, req, now, ready)
+                return
         if (
             req.lease_id is not None
             and req.lease_id not in self.member.leases.leases
@@ -104,7 +116,9 @@ class ClientSide(RoleView):
             )
             self._forward_failover(forward, now, ready)
             return
-        if not self._decide(ref, req, now, ready):
+        if req.queue:
+            self._queue_checkout(ref, req, now, ready)
+        elif not self._decide(ref, req, now, ready):
             self.book.waiting.append(WaitingCheckout(ref, req, now))
 
     def _waiting_for(self, key: FeatureKey) -> int:
@@ -165,9 +179,12 @@ class ClientSide(RoleView):
         ready: Ready,
         waiting: int | None = None,
         exhausted: dict[FeatureKey, int] | None = None,
+        queue_key: FeatureKey | None = None,
     ) -> bool:
-        """Answer a checkout if possible; False means it must wait for a borrow.
-        ``waiting``: requests already held for a borrow (None: count them)."""
+        """Answer a checkout if possible; False means it must wait for a borrow
+        (or, queued, for its turn).  ``waiting``: requests already held for a
+        borrow (None: count them); ``queue_key``: the table a queued checkout
+        waits for."""
         keys = self.serving_tables(req)
         problems = [self.node.serve_problem(self.pool.features[k], now) for k in keys]
         servable = [k for k, problem in zip(keys, problems, strict=True) if problem is None]
@@ -178,6 +195,15 @@ class ClientSide(RoleView):
             self._deny(ref, req, problem, ready)
             return True
         key = self._pick_table(req, servable, self.settings.today(), exhausted or {})
+        if queue_key in servable:
+            key = queue_key
+        self.decided_key = key
+        if req.lease_id is None and not self._queue_admits(key, req):
+            if req.queue:
+                return False  # not its turn: it waits in the queue
+            queued = len(self.pool.queue(key))
+            self._deny(ref, req, client.DenyReason.NO_SEATS, ready, f"{queued} queued checkout(s) wait for a seat")
+            return True
         if waiting is None:
             waiting = self._waiting_for(key)
         new_id = self.new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
@@ -196,7 +222,8 @@ class ClientSide(RoleView):
             self._deny(ref, req, decision.reason, ready, decision.detail)
             return True
         if isinstance(decision, Wait):
-            self._ask_borrow(key, decision.borrow, now, ready)
+            if not (req.queue and self.pool.waiter(key, waiter_id(req))):
+                self._ask_borrow(key, decision.borrow, now, ready)  # a committed waiter's seat is the leader's to move
             return False
         self._grant(ref, req, decision, now, ready)
         return True
@@ -268,6 +295,10 @@ class ClientSide(RoleView):
         """Seats may have arrived (or the hold ran out): answer what can be."""
         still: list[WaitingCheckout] = []
         for w in self.book.waiting:
+            if w.queue_key is not None:
+                if self._retry_queued(w, now, ready):
+                    still.append(w)
+                continue
             if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
                 if self._no_seat_anywhere(w):
                     self._deny(
@@ -278,6 +309,8 @@ class ClientSide(RoleView):
                 else:
                     still.append(w)
         self.book.waiting = still
+        if self.book.queue_leaving or self.pool.queues:
+            self.queue_upkeep(now, ready)
 
     def on_borrow_reply(self, msg: BorrowReply, now: float, ready: Ready) -> None:
         if not msg.exhausted:
@@ -289,6 +322,162 @@ class ClientSide(RoleView):
             if key not in w.exhausted and key in self.serving_tables(w.request):
                 w.exhausted[key] = msg.index
         self.retry_waiting(now, ready)
+
+    # ---- queued checkouts (docs/licenses.md, "Queued checkouts") ----------------------
+
+    def _queue_admits(self, key: FeatureKey, req: client.CheckoutRequest) -> bool:
+        """First come, first served across the pool: while a table's committed
+        queue is not empty, a seat of it goes only to its oldest waiters.  A
+        waiter may take one here when every waiter ahead of it waits here too
+        and there is a spare seat for each of them and for it."""
+        queue = self.pool.queue(key)
+        if not queue:
+            return True
+        found = self.pool.waiter(key, waiter_id(req)) if req.queue else None
+        if found is None:
+            return False
+        ahead = queue[: found[0] + 1]
+        return all(w.server == self.name for w in ahead) and sum(w.seats for w in ahead) <= self.member.spare(key)
+
+    def _queued_key(self, req: client.CheckoutRequest) -> FeatureKey | None:
+        """The table a checkout is queued for already (a re-registration), if any."""
+        wid = waiter_id(req)
+        for key in self.serving_tables(req):
+            if self.pool.waiter(key, wid) is not None:
+                return key
+        return None
+
+    def _queue_checkout(self, ref: ClientRef, req: client.CheckoutRequest, now: float, ready: Ready) -> None:
+        """A ``queue=True`` checkout: granted now if a seat is free and it is its
+        turn, else it joins (or, re-registered, keeps its place in) the queue."""
+        self.decided_key = None
+        known = self._queued_key(req)
+        if self._decide(ref, req, now, ready, queue_key=known):
+            return
+        key = known or self.decided_key
+        if key is None:
+            return
+        w = WaitingCheckout(ref, req, now, queue_key=key, deadline=now + req.queue_timeout, seen=now)
+        self.book.waiting.append(w)
+        self.book.queue_leaving.pop(waiter_id(req), None)
+        self.book.queue_orphans.pop(waiter_id(req), None)
+        self._send_join(w, now, ready)
+        self._reply_queued(w, ready)
+        ready.event("queued", client_id=req.client_id, feature=key[0], version=key[1], waiter=waiter_id(req))
+
+    def _still_queued(self, w: WaitingCheckout, req: client.CheckoutRequest, now: float, ready: Ready) -> None:
+        """The session re-sent a queued checkout: it still waits.  A server that
+        may not serve (fenced, rejoining) sends it on: the next server
+        re-registers it, and it keeps its place."""
+        if w.queue_key is None:
+            return
+        if self.node.serve_problem(self.pool.features.get(w.queue_key), now) is client.DenyReason.NOT_SERVING:
+            self.book.waiting.remove(w)
+            self._deny(w.client, req, client.DenyReason.NOT_SERVING, ready, "this server is not serving")
+            return
+        w.seen = now
+        w.deadline = now + req.queue_timeout
+        self._reply_queued(w, ready)
+
+    def _reply_queued(self, w: WaitingCheckout, ready: Ready) -> None:
+        found = self.pool.waiter(w.queue_key, waiter_id(w.request)) if w.queue_key else None
+        ready.to(
+            w.client,
+            client.CheckoutQueued(
+                request_id=w.request.request_id, server=self.name, position=found[0] + 1 if found else 0
+            ),
+        )
+
+    def _send_join(self, w: WaitingCheckout, now: float, ready: Ready) -> None:
+        assert w.queue_key is not None
+        w.join_sent = now
+        msg = QueueJoinRequest(
+            sender=self.name,
+            epoch=self.raft.term,
+            waiter_id=waiter_id(w.request),
+            client_id=w.request.client_id,
+            feature=w.queue_key[0],
+            version=w.queue_key[1],
+            timeout=max(0.0, w.deadline - now),
+        )
+        if self.raft.is_leader:
+            self.leader.on_queue_join(msg, now, ready)
+        else:
+            self.node.send_leader(msg, ready)
+
+    def _retry_queued(self, w: WaitingCheckout, now: float, ready: Ready) -> bool:
+        """One queued checkout on a retry; False when it is answered (or gone)."""
+        assert w.queue_key is not None
+        wid = waiter_id(w.request)
+        if now >= w.deadline:
+            self._deny(w.client, w.request, client.DenyReason.QUEUE_TIMEOUT, ready, "no seat came free in time")
+            self._leave(wid, w.queue_key, "timeout", now)
+            return False
+        if now - w.seen >= self.timing.failure_timeout:
+            ready.event("queue_gone", client_id=w.request.client_id, waiter=wid)
+            self._leave(wid, w.queue_key, "gone", now)
+            return False
+        if self.node.serve_problem(self.pool.features.get(w.queue_key), now) is not None:
+            return True  # between leaders (or fenced): it keeps its place and waits
+        if self._decide(w.client, w.request, now, ready, queue_key=w.queue_key):
+            done = (w.request.session_id, w.request.request_id) in self.book.recent_grants
+            self._leave(wid, w.queue_key, "granted" if done else "gone", now)
+            return False
+        queued = self.pool.waiter(w.queue_key, wid)
+        due = now - w.join_sent >= 2 * self.timing.heartbeat_interval
+        if (queued is None or queued[1].server != self.name) and due:
+            self._send_join(w, now, ready)
+        return True
+
+    def _leave(self, wid: str, key: FeatureKey, reason: str, now: float) -> None:
+        """Ask the queue to let a waiter go (sent by ``queue_upkeep`` until it is gone)."""
+        self.book.queue_leaving[wid] = (key, reason, now, float("-inf"))
+
+    def on_queue_full(self, msg: QueueFull, now: float, ready: Ready) -> None:
+        """The leader refused a join: the queue is full."""
+        still: list[WaitingCheckout] = []
+        for w in self.book.waiting:
+            if w.queue_key is not None and waiter_id(w.request) == msg.waiter_id:
+                detail = f"the queue holds {msg.limit} waiters already" if msg.limit else "the queue is full"
+                self._deny(w.client, w.request, client.DenyReason.QUEUE_FULL, ready, detail)
+            else:
+                still.append(w)
+        self.book.waiting = still
+
+    def queue_upkeep(self, now: float, ready: Ready) -> None:
+        """Keep the committed queue true for this server: re-send each leave
+        until the waiter is gone from it, and ask out a committed waiter here
+        whose checkout is not waiting here (a restart lost it, a late join)
+        once ``failure_timeout`` shows its session is not asking again."""
+        here = {waiter_id(w.request) for w in self.book.waiting if w.queue_key is not None}
+        queued: dict[str, FeatureKey] = {}
+        for key, queue in self.pool.queues.items():
+            for x in queue:
+                if x.server == self.name:
+                    queued[x.waiter_id] = key
+        for wid, key in queued.items():
+            if wid in here or wid in self.book.queue_leaving:
+                self.book.queue_orphans.pop(wid, None)
+            elif now - self.book.queue_orphans.setdefault(wid, now) >= self.timing.failure_timeout:
+                del self.book.queue_orphans[wid]
+                self._leave(wid, key, "gone", now)
+        for wid in [w for w in self.book.queue_orphans if w not in queued]:
+            del self.book.queue_orphans[wid]
+        for wid, (key, reason, asked, sent) in list(self.book.queue_leaving.items()):
+            if wid not in queued:
+                if now - asked >= self.timing.failure_timeout:
+                    del self.book.queue_leaving[wid]  # long gone: a late join would be an orphan
+                continue
+            if now - sent < 2 * self.timing.heartbeat_interval:
+                continue
+            self.book.queue_leaving[wid] = (key, reason, asked, now)
+            msg = QueueLeaveRequest(
+                sender=self.name, epoch=self.raft.term, waiter_id=wid, feature=key[0], version=key[1], reason=reason
+            )
+            if self.raft.is_leader:
+                self.leader.on_queue_leave(msg, now, ready)
+            else:
+                self.node.send_leader(msg, ready)
 
     # ---- heartbeats and releases ----------------------------------------------------
 

@@ -59,6 +59,7 @@ from actors.core.timing import Timing, failover_seat_bound
 from actors.protocol.client import (
     CheckoutDenied,
     CheckoutGranted,
+    CheckoutQueued,
     CheckoutRequest,
     DenyReason,
     FailoverReply,
@@ -183,6 +184,14 @@ class _Checkout:
     denials: dict[str, DenyReason] = field(default_factory=dict)
     client_seq: int = 0
     """For a resume: one sequence number for the request and all its retries."""
+    queue: bool = False
+    """Wait in the pool's queue instead of a NO_SEATS denial, until ``deadline``."""
+    deadline: float = float("inf")
+    """A queued checkout: when the session answers QUEUE_TIMEOUT itself."""
+    queued_at: float | None = None
+    """A queued checkout: when ``server`` last said it waits there (``CheckoutQueued``)."""
+    position: int = 0
+    """A queued checkout: its 1-based place in the pool's queue, as last told (0: not committed yet)."""
 
 
 class ClientSessionCore:
@@ -249,12 +258,28 @@ class ClientSessionCore:
 
     # ---- app calls -------------------------------------------------------------
 
-    def checkout(self, feature: str, version: str, request_id: int, now: float, lease_id: str | None = None) -> Ready:
-        """Ask the current server for a seat (or to resume ``lease_id``)."""
+    def checkout(
+        self,
+        feature: str,
+        version: str,
+        request_id: int,
+        now: float,
+        lease_id: str | None = None,
+        *,
+        queue: bool = False,
+        timeout: float = 0.0,
+    ) -> Ready:
+        """Ask the current server for a seat (or to resume ``lease_id``).
+        ``queue``: wait up to ``timeout`` seconds in the pool's queue for a
+        seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts")."""
         ready = Ready()
         if request_id in self._checkouts:
             raise ValueError(f"request {request_id} is already outstanding")
+        if queue and timeout <= 0:
+            raise ValueError(f"a queued checkout needs a timeout > 0 seconds, got {timeout!r}")
         co = _Checkout(request_id, feature, version, lease_id, self.current, now)
+        if queue:
+            co.queue, co.deadline = True, now + timeout
         if lease_id is not None:
             co.client_seq = self._next_seq()
         self._checkouts[request_id] = co
@@ -317,6 +342,8 @@ class ClientSessionCore:
             self._on_granted(server, msg, now, ready)
         elif isinstance(msg, CheckoutDenied):
             self._on_denied(server, msg, now, ready)
+        elif isinstance(msg, CheckoutQueued):
+            self._on_queued(server, msg, now, ready)
         elif isinstance(msg, HeartbeatAck):
             self._on_heartbeat_ack(server, msg, now, ready)
         elif isinstance(msg, FailoverReply):
@@ -385,6 +412,17 @@ class ClientSessionCore:
             return
         del self._checkouts[msg.request_id]
         ready.event("denied", request_id=msg.request_id, reason=reason.value, server=server, detail=msg.detail)
+
+    def _on_queued(self, server: str, msg: CheckoutQueued, now: float, ready: Ready) -> None:
+        """The server holds a queued checkout: re-send it there every ``2h``
+        (so it knows the app still waits); only a silence of ``f`` sends it on."""
+        co = self._checkouts.get(msg.request_id)
+        if co is None or not co.queue or server != co.server:
+            return
+        if co.queued_at is None or co.position != msg.position:
+            ready.event("queued", request_id=co.request_id, server=server, position=msg.position)
+        co.queued_at, co.position = now, msg.position
+        co.tried.discard(server)
 
     def _on_heartbeat_ack(self, server: str, msg: HeartbeatAck, now: float, ready: Ready) -> None:
         sent = self._sent.get(msg.seq)
@@ -513,9 +551,24 @@ class ClientSessionCore:
 
     def _retry_checkouts(self, now: float, ready: Ready) -> None:
         for co in list(self._checkouts.values()):
-            if now >= co.retry_at:
-                co.tried.add(co.server)
-                self._send_checkout(co, self._next_server(co.server, exclude=set()), now, ready)
+            if co.queue and now >= co.deadline:
+                del self._checkouts[co.request_id]
+                ready.event(
+                    "denied",
+                    request_id=co.request_id,
+                    reason=DenyReason.QUEUE_TIMEOUT.value,
+                    server=co.server,
+                    detail="no seat came free in time",
+                )
+                continue
+            if now < co.retry_at:
+                continue
+            if co.queued_at is not None and now - co.queued_at < self.timing.failure_timeout:
+                self._send_checkout(co, co.server, now, ready)  # still waiting there: say so again
+                continue
+            co.queued_at = None  # silent past f (or never queued there): the next server re-registers it
+            co.tried.add(co.server)
+            self._send_checkout(co, self._next_server(co.server, exclude=set()), now, ready)
 
     def _heartbeat_due(self, now: float, ready: Ready) -> None:
         """One heartbeat per server per interval renews every lease held there."""
@@ -541,7 +594,7 @@ class ClientSessionCore:
             if server in self._awaiting:
                 times.append(self._awaiting[server] + f)
         times.extend(fo.next_at for fo in self._failovers)
-        times.extend(co.retry_at for co in self._checkouts.values())
+        times.extend(min(co.retry_at, co.deadline) for co in self._checkouts.values())
         times.extend(min(rel.next_at, rel.until) for rel in self._releases.values())
         ready.wake_at = min(times) if times else None
         return ready
@@ -573,6 +626,8 @@ class ClientSessionCore:
                 lease_id=co.lease_id,
                 client_seq=co.client_seq,
                 exact_version=False,
+                queue=co.queue,
+                queue_timeout=max(0.0, co.deadline - now) if co.queue else 0.0,
             ),
         )
 

@@ -438,6 +438,10 @@ class OpenCheckout:
     version: str
     lease_id: str | None = None
     """A lease to resume instead of taking a new seat (an app restarting with a lease it held)."""
+    queue: bool = False
+    """Wait in the pool's queue for a seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts")."""
+    queue_timeout: float = 0.0
+    """With ``queue``: seconds to wait; past them the result is QUEUE_TIMEOUT."""
 
 
 @dataclass(frozen=True, kw_only=True)

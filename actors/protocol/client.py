@@ -23,6 +23,7 @@ __all__ = [
     "ReleaseAck",
     "FailoverUpdate",
     "FailoverReply",
+    "CheckoutQueued",
 ]
 
 
@@ -43,6 +44,10 @@ class DenyReason(str, Enum):
     """No server answered (raised by the client proxy, never sent)."""
     TIMEOUT = "TIMEOUT"
     """No answer within the checkout timeout (raised by the client proxy)."""
+    QUEUE_TIMEOUT = "QUEUE_TIMEOUT"
+    """A queued checkout (``queue=True``) got no seat before its timeout."""
+    QUEUE_FULL = "QUEUE_FULL"
+    """A queued checkout found its table's queue full (``[pool] queue_limit``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +92,11 @@ class CheckoutRequest:
     a session older than version ranges means, so it is the default).  Sessions
     that know ranges send False: the lowest licensed version that serves
     ``version`` grants (``actors.core.versions``, docs/licenses.md)."""
+    queue: bool = False
+    """True: wait in the pool's first-come-first-served queue instead of a NO_SEATS denial (the server answers
+    ``CheckoutQueued``, and the session re-sends the request every ``2h`` while it waits)."""
+    queue_timeout: float = 0.0
+    """With ``queue``: seconds the app still waits, from this send; past it the answer is QUEUE_TIMEOUT."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,3 +258,23 @@ class FailoverReply:
     """Leases that are dead (released, reclaimed, revoked) or not this client's: the app must stop using them."""
     ttl: float = 0.0
     """The pool's ``lease_ttl`` in seconds (0: the session uses its own configured value)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckoutQueued:
+    """LicenseServer -> ClientSession: a ``queue=True`` checkout waits in the
+    pool's queue (docs/licenses.md, "Queued checkouts").  No reply.
+
+    The session keeps re-sending the same request to this server every ``2h``
+    (that is how the server knows the app still waits); a server silent for
+    ``failure_timeout`` is replaced by the next one, where the same request
+    keeps the waiter's place.  The checkout ends with ``CheckoutGranted`` or
+    ``CheckoutDenied`` (QUEUE_TIMEOUT, QUEUE_FULL).
+    """
+
+    request_id: int
+    """Echoes ``CheckoutRequest.request_id``."""
+    server: str
+    """The answering server's config name."""
+    position: int = 0
+    """1-based place in its table's committed queue (0: the join is not committed yet)."""

@@ -34,6 +34,8 @@ __all__ = [
     "ServerDown",
     "ForceRelease",
     "AdminNonce",
+    "QueueJoin",
+    "QueueLeave",
 ]
 
 FREE_POOL = ""
@@ -305,6 +307,50 @@ class AdminNonce:
     """The admin change's ``AdminAuth.timestamp``: operator wall-clock seconds since the Unix epoch."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class QueueJoin:
+    """A queued checkout (``queue=True``) waits for a seat of one table, in log
+    order across the whole pool (docs/licenses.md, "Queued checkouts").
+
+    Idempotent per ``waiter_id``: a waiter already queued keeps its place and
+    only its ``server`` changes (a re-registration after a fail-over).  A join
+    for a table not in the pool is a no-op.
+    """
+
+    waiter_id: str
+    """``"<session id>:<request id>"``: the same for every retry and re-registration of one checkout."""
+    client_id: str
+    """The waiting client (shown by ``status`` and ``sessions``)."""
+    feature: str
+    version: str
+    """With ``feature``: the table the waiter queues for."""
+    server: str
+    """The config name of the server the waiter's session waits at: the seat it gets is granted there."""
+    seats: int = 1
+    """Seats the waiter asks for (1; multi-seat checkouts may ask for more)."""
+    timeout: float = 0.0
+    """Seconds the waiter has left when it joins, for the leader's backstop (a relative time: entries hold no
+    clock readings)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLeave:
+    """A waiter leaves its table's queue: granted, timed out, gone (its session
+    stopped asking), or its server was lost and it never re-registered.
+    A waiter not queued is a no-op."""
+
+    waiter_id: str
+    """The ``QueueJoin.waiter_id`` removed."""
+    feature: str
+    version: str
+    """The table whose queue it leaves."""
+    reason: str = "granted"
+    """``"granted"``, ``"timeout"``, ``"gone"`` or ``"server_lost"``, for the event log."""
+    server: str = ""
+    """The server that asked: a waiter that re-registered at another server since keeps its place (empty: the
+    leader's own decision, whatever the waiter's server)."""
+
+
 Entry = (
     NoOp
     | AddLicense
@@ -323,5 +369,7 @@ Entry = (
     | ServerDown
     | ForceRelease
     | AdminNonce
+    | QueueJoin
+    | QueueLeave
 )
 """Any pool log entry."""

@@ -27,6 +27,9 @@ __all__ = [
     "ForceReleaseLease",
     "DeclareServerDown",
     "AdminReply",
+    "QueueJoinRequest",
+    "QueueLeaveRequest",
+    "QueueFull",
 ]
 
 
@@ -289,3 +292,59 @@ class AdminReply:
     index: int = 0
     """The log index of the change's entry once applied (also when applying it was a no-op and ``ok`` is False); 0
     when it never reached the log."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueJoinRequest:
+    """LicenseServer -> leader: put a queued checkout in its table's queue (or
+    move it to this server, keeping its place).
+
+    Reply: ``QueueFull`` when the queue is full.
+
+    Otherwise the leader proposes a ``QueueJoin`` entry, and the server
+    re-sends until it sees the waiter in the committed queue."""
+
+    sender: str
+    epoch: int
+    waiter_id: str
+    """``"<session id>:<request id>"`` of the checkout."""
+    client_id: str
+    """The waiting client."""
+    feature: str
+    version: str
+    """With ``feature``: the table it waits for."""
+    seats: int = 1
+    """Seats it waits for."""
+    timeout: float = 0.0
+    """Seconds the app still waits."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueLeaveRequest:
+    """LicenseServer -> leader: take a waiter out of its table's queue (granted,
+    timed out, or its session stopped asking).  No reply: the leader proposes a
+    ``QueueLeave``, and the server re-sends until the waiter is gone from the
+    committed queue."""
+
+    sender: str
+    epoch: int
+    waiter_id: str
+    """The waiter to remove."""
+    feature: str
+    version: str
+    """With ``feature``: its table."""
+    reason: str = "granted"
+    """``"granted"``, ``"timeout"`` or ``"gone"``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueFull:
+    """Leader -> LicenseServer: the table's queue holds ``[pool] queue_limit``
+    waiters already; the server answers the checkout QUEUE_FULL.  No reply."""
+
+    sender: str
+    epoch: int
+    waiter_id: str
+    """The waiter refused."""
+    limit: int = 0
+    """The leader's queue limit."""

@@ -192,10 +192,17 @@ class LicenseClient:
         timeout: float = 10.0,
         on_lost: LostCallback | None = None,
         lease_id: str | None = None,
+        *,
+        queue: bool = False,
     ) -> Authorization:
         """One seat of (feature, version), or ``LicenseDenied``.  ``feature`` may be
         written ``FEATURE:VERSION``.  ``lease_id`` resumes a lease this client
         holds (after a restart of the app): never a second seat.
+
+        ``queue=True`` waits up to ``timeout`` in the pool's first-come,
+        first-served queue instead of a NO_SEATS denial; it ends with the seat,
+        or ``LicenseDenied`` with ``QUEUE_TIMEOUT`` or ``QUEUE_FULL``
+        (docs/licenses.md, "Queued checkouts").
 
         While every server answers ``NOT_SERVING`` or ``NO_MAJORITY`` (a leader
         change, a partition healing) the checkout is asked again, with a
@@ -213,7 +220,9 @@ class LicenseClient:
         request_id = next(self._ids)
         while True:
             try:
-                return self._checkout_once(feature, version, request_id, deadline - time.monotonic(), on_lost, lease_id)
+                return self._checkout_once(
+                    feature, version, request_id, deadline - time.monotonic(), on_lost, lease_id, queue
+                )
             except LicenseDenied as denied:
                 if denied.reason not in _TRANSIENT or time.monotonic() + pause >= deadline:
                     raise
@@ -236,18 +245,26 @@ class LicenseClient:
         timeout: float,
         on_lost: LostCallback | None,
         lease_id: str | None,
+        queue: bool = False,
     ) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
+        # A queued checkout: the session answers QUEUE_TIMEOUT itself a little
+        # before this ask gives up, so the app gets that reason, not TIMEOUT.
+        wait = max(0.05, timeout - min(1.0, timeout / 10)) if queue else 0.0
         with self._started.asys.private() as ctx:
             until = time.monotonic() + timeout
+            open_msg = admin.OpenCheckout(
+                request_id=request_id,
+                feature=feature,
+                version=version,
+                lease_id=lease_id,
+                queue=queue,
+                queue_timeout=wait,
+            )
             reply = _answer(
                 ctx,
-                ctx.ask(
-                    self.session,
-                    admin.OpenCheckout(request_id=request_id, feature=feature, version=version, lease_id=lease_id),
-                    timeout,
-                ),
+                ctx.ask(self.session, open_msg, timeout),
                 admin.CheckoutResult,
                 request_id,
                 until,
@@ -265,8 +282,9 @@ class LicenseClient:
                     until,
                 )
                 heard = isinstance(gave_up, admin.CheckoutAbandoned) and gave_up.heard
+                timed_out = DenyReason.QUEUE_TIMEOUT if queue else DenyReason.TIMEOUT
                 raise LicenseDenied(
-                    DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE,
+                    timed_out if heard else DenyReason.UNREACHABLE,
                     f"no grant within {timeout:g} s" if heard else "no server of the pool answered",
                 )
         if not isinstance(reply, admin.CheckoutResult):

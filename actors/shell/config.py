@@ -59,6 +59,8 @@ DEFAULT_POOL_DIR = Path("licpool-pool")
 DEFAULT_PORTS = (1950, 1951, 1952)
 DEFAULT_BORROW_THRESHOLD = 0.9
 DEFAULT_REBALANCE_IDLE = 60.0
+DEFAULT_QUEUE_LIMIT = 100
+"""Queued checkouts a table's queue holds before QUEUE_FULL (``[pool] queue_limit``)."""
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -72,6 +74,7 @@ _POOL_KEYS = (
     "admin_key_file",
     "borrow_threshold",
     "rebalance_idle",
+    "queue_limit",
     "client_port",
 )
 _SERVER_KEYS = ("name", "host", "port", "borrow_threshold", "metrics_port")
@@ -128,6 +131,8 @@ class PoolConfig:
     client_port: int | None
     """A fixed port for a client's actor system; None lets it pick a free one."""
     servers: tuple[ServerSpec, ...]
+    queue_limit: int = DEFAULT_QUEUE_LIMIT
+    """Queued checkouts (``queue=True``) one table's queue holds; one more is refused QUEUE_FULL."""
     warnings: tuple[str, ...] = field(default=(), compare=False)
     """One-line warnings found while loading (not errors)."""
 
@@ -158,6 +163,8 @@ class PoolConfig:
             "rebalance_idle": self.rebalance_idle,
             "servers": [[s.name, s.host, s.port, s.borrow_threshold] for s in self.servers],
         }
+        if self.queue_limit != DEFAULT_QUEUE_LIMIT:
+            shared["queue_limit"] = self.queue_limit  # only when set: older pools' hashes stay the same
         canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -295,6 +302,12 @@ def _parse(doc: Mapping[str, Any], path: Path, check: _Checker, *, client: bool)
         rebalance_idle = check.number(pool["rebalance_idle"], "[pool] rebalance_idle")
         if rebalance_idle <= 0:
             raise check.error("[pool] rebalance_idle", f"must be > 0 seconds, got {rebalance_idle!r}")
+    queue_limit = DEFAULT_QUEUE_LIMIT
+    if "queue_limit" in pool:
+        value = pool["queue_limit"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise check.error("[pool] queue_limit", f"must be an integer >= 1, got {value!r}")
+        queue_limit = value
     if not client and "admin_key_file" not in pool:
         raise check.error(
             "[pool] admin_key_file",
@@ -319,6 +332,7 @@ def _parse(doc: Mapping[str, Any], path: Path, check: _Checker, *, client: bool)
         rebalance_idle=rebalance_idle,
         client_port=(check.port(pool["client_port"], "[pool] client_port") if "client_port" in pool else None),
         servers=servers,
+        queue_limit=queue_limit,
         warnings=warnings,
     )
 

@@ -123,7 +123,11 @@ class ClientSession(ActorTypeDispatcher):
             return
         now = time.monotonic()
         self.waiters[msg.request_id] = (sender, now)
-        self._run(lambda t: core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
+        self._run(
+            lambda t: core.checkout(
+                msg.feature, msg.version, msg.request_id, t, msg.lease_id, queue=msg.queue, timeout=msg.queue_timeout
+            )
+        )
 
     def receiveMsg_AbandonCheckout(self, msg: admin.AbandonCheckout, sender: Any) -> None:
         # The app gave up: the core releases the grant if it came already (its
@@ -172,6 +176,9 @@ class ClientSession(ActorTypeDispatcher):
         self._from_server(msg, sender, msg.server)
 
     def receiveMsg_CheckoutDenied(self, msg: client_msgs.CheckoutDenied, sender: Any) -> None:
+        self._from_server(msg, sender, msg.server)
+
+    def receiveMsg_CheckoutQueued(self, msg: client_msgs.CheckoutQueued, sender: Any) -> None:
         self._from_server(msg, sender, msg.server)
 
     def receiveMsg_HeartbeatAck(self, msg: client_msgs.HeartbeatAck, sender: Any) -> None:

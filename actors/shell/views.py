@@ -58,6 +58,7 @@ def node_settings(cfg: PoolConfig, name: str) -> NodeSettings:
         default_threshold=cfg.borrow_threshold,
         settings_hash=cfg.settings_hash(),
         rebalance_idle=cfg.rebalance_idle,
+        queue_limit=cfg.queue_limit,
         leader_preemption=cfg.leader_preemption,
         admin_key=derive_admin_key(admin_secret, cfg.name),
         wall=time.time,
