@@ -377,6 +377,9 @@ class ClientSide(RoleView):
             return
         w.seen = now
         w.deadline = now + req.queue_timeout
+        queued = self.pool.waiter(w.queue_key, waiter_id(req))
+        if queued is not None and queued[1].server != self.name and now - w.join_sent >= self.timing.heartbeat_interval:
+            self._send_join(w, now, ready)  # its session came back here: the waiter moves back, keeping its place
         self._reply_queued(w, ready)
 
     def _reply_queued(self, w: WaitingCheckout, ready: Ready) -> None:
@@ -423,10 +426,8 @@ class ClientSide(RoleView):
             done = (w.request.session_id, w.request.request_id) in self.book.recent_grants
             self._leave(wid, w.queue_key, "granted" if done else "gone", now)
             return False
-        queued = self.pool.waiter(w.queue_key, wid)
-        due = now - w.join_sent >= 2 * self.timing.heartbeat_interval
-        if (queued is None or queued[1].server != self.name) and due:
-            self._send_join(w, now, ready)
+        if self.pool.waiter(w.queue_key, wid) is None and now - w.join_sent >= 2 * self.timing.heartbeat_interval:
+            self._send_join(w, now, ready)  # not committed yet (or lost with a leader): ask again
         return True
 
     def _leave(self, wid: str, key: FeatureKey, reason: str, now: float) -> None:
