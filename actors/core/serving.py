@@ -357,7 +357,7 @@ class ClientSide(RoleView):
         key = known or self.decided_key
         if key is None:
             return
-        w = WaitingCheckout(ref, req, now, queue_key=key, deadline=now + req.queue_timeout, seen=now)
+        w = WaitingCheckout(ref, req, now, queue_key=key, deadline=now + (req.queue_timeout or 0.0), seen=now)
         self.book.waiting.append(w)
         self.book.queue_leaving.pop(waiter_id(req), None)
         self.book.queue_orphans.pop(waiter_id(req), None)
@@ -376,7 +376,7 @@ class ClientSide(RoleView):
             self._deny(w.client, req, client.DenyReason.NOT_SERVING, ready, "this server is not serving")
             return
         w.seen = now
-        w.deadline = now + req.queue_timeout
+        w.deadline = now + (req.queue_timeout or 0.0)
         queued = self.pool.waiter(w.queue_key, waiter_id(req))
         if queued is not None and queued[1].server != self.name and now - w.join_sent >= self.timing.heartbeat_interval:
             self._send_join(w, now, ready)  # its session came back here: the waiter moves back, keeping its place

@@ -627,7 +627,7 @@ class ClientSessionCore:
                 client_seq=co.client_seq,
                 exact_version=False,
                 queue=co.queue,
-                queue_timeout=max(0.0, co.deadline - now) if co.queue else 0.0,
+                queue_timeout=max(0.0, co.deadline - now) if co.queue else None,
             ),
         )
 

@@ -95,8 +95,9 @@ class CheckoutRequest:
     queue: bool = False
     """True: wait in the pool's first-come-first-served queue instead of a NO_SEATS denial (the server answers
     ``CheckoutQueued``, and the session re-sends the request every ``2h`` while it waits)."""
-    queue_timeout: float = 0.0
-    """With ``queue``: seconds the app still waits, from this send; past it the answer is QUEUE_TIMEOUT."""
+    queue_timeout: float | None = None
+    """With ``queue``: seconds the app still waits, from this send; past it the answer is QUEUE_TIMEOUT (None: not
+    queued)."""
 
 
 @dataclass(frozen=True, kw_only=True)
