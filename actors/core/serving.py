@@ -376,6 +376,7 @@ class ClientSide(RoleView):
             self._deny(w.client, req, client.DenyReason.NOT_SERVING, ready, "this server is not serving")
             return
         w.seen = now
+        w.request = req  # the latest send: the reply echoes its queue_timeout
         w.deadline = now + (req.queue_timeout or 0.0)
         queued = self.pool.waiter(w.queue_key, waiter_id(req))
         if queued is not None and queued[1].server != self.name and now - w.join_sent >= self.timing.heartbeat_interval:
@@ -387,7 +388,10 @@ class ClientSide(RoleView):
         ready.to(
             w.client,
             client.CheckoutQueued(
-                request_id=w.request.request_id, server=self.name, position=found[0] + 1 if found else 0
+                request_id=w.request.request_id,
+                server=self.name,
+                position=found[0] + 1 if found else 0,
+                queue_timeout=w.request.queue_timeout,
             ),
         )
 

@@ -192,6 +192,11 @@ class _Checkout:
     """A queued checkout: when ``server`` last said it waits there (``CheckoutQueued``)."""
     position: int = 0
     """A queued checkout: its 1-based place in the pool's queue, as last told (0: not committed yet)."""
+    queue_sends: dict[float, float] = field(default_factory=dict)
+    """A queued checkout: the ``queue_timeout`` of each send -> its local send time."""
+    answered: dict[str, float] = field(default_factory=dict)
+    """A queued checkout: server -> the send time of the latest send it answered ``CheckoutQueued``; a grant from
+    it is timed from there (the server granted after answering that send), not from the first send."""
 
 
 class ClientSessionCore:
@@ -376,7 +381,7 @@ class ClientSessionCore:
         del self._checkouts[msg.request_id]
         self._granted[msg.request_id] = (msg.lease_id, now)
         sends = [at for to, at in co.sends if to == server] or [at for _, at in co.sends]
-        renewed_at = min(sends)
+        renewed_at = co.answered.get(server, min(sends))
         deadline = renewed_at + self._ttl(msg.ttl)
         if lease is None:
             lease = _Lease(msg.lease_id, msg.feature, msg.version, server, deadline, now, self._seq)
@@ -423,6 +428,10 @@ class ClientSessionCore:
             ready.event("queued", request_id=co.request_id, server=server, position=msg.position)
         co.queued_at, co.position = now, msg.position
         co.tried.discard(server)
+        sent = co.queue_sends.get(msg.queue_timeout) if msg.queue_timeout is not None else None
+        if sent is not None:
+            co.answered[server] = max(co.answered.get(server, sent), sent)
+            co.queue_sends = {left: at for left, at in co.queue_sends.items() if at >= sent}  # older: answered
 
     def _on_heartbeat_ack(self, server: str, msg: HeartbeatAck, now: float, ready: Ready) -> None:
         sent = self._sent.get(msg.seq)
@@ -613,6 +622,9 @@ class ClientSessionCore:
         co.sends.append((server, now))
         self.current = server
         self._note_send(server, now)
+        left = max(0.0, co.deadline - now) if co.queue else None
+        if left is not None:
+            co.queue_sends[left] = now
         # A resume carries its own sequence number, the same on every retry:
         # the first server to seat it wins, a later retry never moves it again.
         ready.to(
@@ -627,7 +639,7 @@ class ClientSessionCore:
                 client_seq=co.client_seq,
                 exact_version=False,
                 queue=co.queue,
-                queue_timeout=max(0.0, co.deadline - now) if co.queue else None,
+                queue_timeout=left,
             ),
         )
 

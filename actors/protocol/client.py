@@ -279,3 +279,6 @@ class CheckoutQueued:
     """The answering server's config name."""
     position: int = 0
     """1-based place in its table's committed queue (0: the join is not committed yet)."""
+    queue_timeout: float | None = None
+    """Echoes the ``CheckoutRequest.queue_timeout`` of the send it answers: the session knows that send's time, and
+    a grant that comes later is timed from it (the seat is granted after the server answered it)."""

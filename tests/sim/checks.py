@@ -79,6 +79,7 @@ class Checker:
 
     def __init__(self, world: World) -> None:
         from tests.sim.liveness import L1Tracker, S3Tracker
+        from tests.sim.queue_check import QueueTracker
 
         self.w = world
         self.total: dict[FeatureKey, int] = {}
@@ -95,6 +96,7 @@ class Checker:
         """(time, client, lease id, server) of every lease moved off a live, connected server."""
         self.s3 = S3Tracker(world, self)
         self.l1 = L1Tracker(world, self)
+        self.queue = QueueTracker(world)
 
     # ---- safety --------------------------------------------------------------------
 
@@ -311,6 +313,7 @@ class Checker:
     def after_event(self) -> None:
         self.s3.due()
         self.l1.sample()
+        self.queue.after_event()
         self._fenced_means_stopped()
         if self._servers_changed:
             self._servers_changed = False

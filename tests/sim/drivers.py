@@ -48,8 +48,11 @@ class ClientDriver:
             client.features[lid] = (ev.get("feature"), ev.get("version"))
             client.grants += 1
             client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
+            if ev.get("request_id") in client.queued:
+                self.queue_grants.append((self.now, client.name))
             if self.checker is not None:
                 self.checker.l1.granted(client, ev.get("request_id"))
+                self.checker.queue.granted(client, ev.get("request_id"))
                 self.check_resume(client, ev.get("request_id"), lid)
         elif ev.kind == "failing_over":
             for moving in ev.get("lease_ids"):
@@ -98,6 +101,13 @@ class ClientDriver:
             if self.checker is not None:
                 self.checker.l1.checkout(client, int(rid), (feature, version))
             self.client_out(client, client.core.checkout(feature, version, int(rid), local))
+        elif action[0] == "queue":
+            _, feature, version, rid, timeout = action
+            if self.checker is not None:
+                self.checker.l1.checkout(client, int(rid), (feature, version))
+            client.queued.add(int(rid))
+            ready = client.core.checkout(feature, version, int(rid), local, queue=True, timeout=float(timeout))
+            self.client_out(client, ready)
         elif action[0] == "abandon":
             self.client_out(client, client.core.abandon(int(action[1]), local))
             client.resuming.pop(int(action[1]), None)

@@ -149,6 +149,8 @@ class ClientHost:
     """lease id -> feature, for every lease this client was ever granted."""
     released: set[str] = field(default_factory=set)
     """Lease ids this client gave back: dead for ever (S3)."""
+    queued: set[int] = field(default_factory=set)
+    """Request ids of this client's queued checkouts (``queue=True``)."""
     failing: dict[str, tuple[float, str]] = field(default_factory=dict)
     """lease id -> (real time, server) when the session decided to move it off that server."""
     # ---- the shell model ----

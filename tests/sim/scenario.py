@@ -17,6 +17,7 @@ Actions, ``("at", t, action, *args)``:
 ``lossy rate``         background loss on every link
 ``clock H rate``       host H's clock runs at ``rate`` (within 1 +- rho)
 ``checkout C F V``     client C asks for a seat of feature F version V
+``queue C F V T``      client C asks for a seat, waiting up to T seconds in the queue
 ``release C F V``      client C releases one lease of F V it holds
 ``crash_client C``     client C's process dies (no release)
 ``reconnect C``        client C's app restarts: a new session resumes its leases by id
@@ -45,7 +46,9 @@ Expectations, ``("expect", t, what, *args)``, checked at time t:
 ``granted C N`` (C was granted N times so far), ``all_live`` (there is a
 leader and its committed table shows every server ``live``: all have rejoined),
 ``stat_at_most KEY N`` (the checker's figure ``KEY`` is at most N so far, e.g.
-``moved_off_live``).
+``moved_off_live``), ``queue_order "C1,C2,..."`` (those clients' queued
+checkouts were all granted, in that order), ``queued F V N`` (the leader's
+committed queue of F V holds N waiters).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ ACTIONS: dict[str, int] = {
     "lossy": 1,
     "clock": 2,
     "checkout": 3,
+    "queue": 4,
     "release": 3,
     "crash_client": 1,
     "reconnect": 1,
@@ -92,6 +96,8 @@ EXPECTATIONS: dict[str, int] = {
     "granted": 2,
     "all_live": 0,
     "stat_at_most": 2,
+    "queue_order": 1,
+    "queued": 3,
 }
 
 

@@ -207,7 +207,17 @@ class SessionActor:
                 self.client.resuming[msg.request_id] = (msg.lease_id, (msg.feature, msg.version))
             if self.w.checker is not None:
                 self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))
-            self._run(lambda t: self.core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
+            self._run(
+                lambda t: self.core.checkout(
+                    msg.feature,
+                    msg.version,
+                    msg.request_id,
+                    t,
+                    msg.lease_id,
+                    queue=msg.queue,
+                    timeout=msg.queue_timeout,
+                )
+            )
         elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)

@@ -154,6 +154,14 @@ def _checkout(w: World, client_name: str, feature: str, version: str) -> None:
         w.client_action(client, ("checkout", feature, version, str(w.apps[client_name].request_no)))
 
 
+def _queue(w: World, client_name: str, feature: str, version: str, timeout: float) -> None:
+    client = w.clients[client_name]
+    if client.alive:
+        w.apps[client_name].request_no += 1
+        rid = str(w.apps[client_name].request_no)
+        w.client_action(client, ("queue", feature, version, rid, str(timeout)))
+
+
 def _release(w: World, client_name: str, feature: str, version: str) -> None:
     client = w.clients[client_name]
     held = client.core.held(client.clock.local(w.now))
@@ -263,6 +271,7 @@ ACTIONS: dict[str, Any] = {
     "lossy": _lossy,
     "clock": _clock,
     "checkout": _checkout,
+    "queue": _queue,
     "release": _release,
     "crash_client": _crash_client,
     "reconnect": _reconnect,
@@ -300,6 +309,14 @@ def _expect(w: World, what: str, args: list[Any], step: Step) -> None:
     elif what == "stat_at_most":
         n = w.checker.stats.get(args[0], 0) if w.checker is not None else 0
         ok, detail = n <= args[1], f"{args[0]} is {n}"
+    elif what == "queue_order":
+        wanted = [c for c in args[0].split(",") if c]
+        order = [name for _, name in sorted(w.queue_grants)]
+        ok, detail = order == wanted, f"queued checkouts granted in the order {order}"
+    elif what == "queued":
+        leader = w.leader()
+        n = len(w.servers[leader].node.pool.queue((args[0], args[1]))) if leader else -1
+        ok, detail = n == args[2], f"the leader's queue holds {n}"
     elif what == "leader_not":
         ok, detail = w.leader() != args[0], f"{args[0]} leads"
     if not ok:

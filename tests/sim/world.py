@@ -164,6 +164,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.now = 0.0
         self.events = 0
         self.quiet_at: float | None = None
+        self.queue_grants: list[tuple[float, str]] = []
+        """(time, client) of every grant of a queued checkout, for ``queue_order``."""
         self.forced: set[str] = set()
         names = tuple(f"s{i + 1}" for i in range(config.servers))
         self.history = History(names)

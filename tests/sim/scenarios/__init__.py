@@ -18,6 +18,10 @@ from tests.sim.scenarios import (
     oneway_partition,
     pool_restart,
     pool_restart_under_load,
+    queue_app_kill,
+    queue_elsewhere,
+    queue_leader_kill,
+    queue_server_kill,
     reconnect,
     release_while_down,
     restart_after_move,
@@ -44,5 +48,9 @@ SCENARIOS: dict[str, Scenario] = {
         release_while_down,
         disk_lost,
         restart_after_move,
+        queue_leader_kill,
+        queue_server_kill,
+        queue_app_kill,
+        queue_elsewhere,
     )
 }
