@@ -384,6 +384,8 @@ class _Ask:
     deadline: float
     """Local time the whole checkout gives up (``timeout`` from its start)."""
     pause: float
+    queue: bool = False
+    """``checkout(queue=True)``: wait in the pool's queue."""
     stage: str = "open"
     """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
 
@@ -407,10 +409,21 @@ class ClientProxy:
 
     # ---- the API ------------------------------------------------------------------------
 
-    def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None) -> None:
+    def checkout(
+        self,
+        app_rid: int,
+        feature: str,
+        version: str,
+        lease_id: str | None = None,
+        queue: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         now = self.local()
         self.ids += 1  # one request id for the whole checkout, retries included
-        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids)
+        if queue:
+            self.client.queued.add(self.ids)
+        wait = self.timeout if timeout is None else timeout
+        self._attempt(app_rid, feature, version, lease_id, now + wait, _RETRY_FIRST, self.ids, queue)
 
     def release(self, lease_id: str) -> None:
         auth = self.auths.pop(lease_id, None)
@@ -432,15 +445,25 @@ class ClientProxy:
         deadline: float,
         pause: float,
         request_id: int,
+        queue: bool = False,
     ) -> None:
         self.ask_no += 1
-        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause)
+        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause, queue)
         self.asks[ask.ident] = ask
+        timeout = max(0.0, deadline - self.local())
+        # client_proxy: the session answers QUEUE_TIMEOUT a little before the ask gives up.
+        wait = max(0.05, timeout - min(1.0, timeout / 10)) if queue else 0.0
         self._to_session(
             ask.ident,
-            admin.OpenCheckout(request_id=ask.request_id, feature=feature, version=version, lease_id=lease_id),
+            admin.OpenCheckout(
+                request_id=ask.request_id,
+                feature=feature,
+                version=version,
+                lease_id=lease_id,
+                queue=queue,
+                queue_timeout=wait,
+            ),
         )
-        timeout = max(0.0, deadline - self.local())
         self.w.push(
             self.w.now + timeout / self.client.clock.rate, "ask_timeout", self.client.name, self.gen, ask.ident, "open"
         )
@@ -505,6 +528,7 @@ class ClientProxy:
                     ask.deadline,
                     min(2 * ask.pause, _RETRY_MAX),
                     ask.request_id,
+                    ask.queue,
                 ),
             )
             return
@@ -515,7 +539,8 @@ class ClientProxy:
 
     def _gave_up(self, ask: _Ask, heard: bool) -> None:
         self._finish(ask)
-        reason = DenyReason.TIMEOUT if heard else DenyReason.UNREACHABLE
+        timed_out = DenyReason.QUEUE_TIMEOUT if ask.queue else DenyReason.TIMEOUT
+        reason = timed_out if heard else DenyReason.UNREACHABLE
         self.w.log(self.client.name, f"app gave up on request {ask.request_id}: {reason.value}")
         self._app_event(Event("denied", (("request_id", ask.app_rid), ("reason", reason.value))))
 

@@ -385,6 +385,9 @@ class ShellWorld:
         if action[0] == "checkout":
             _, feature, version, rid = action
             client.proxy.checkout(int(rid), feature, version)
+        elif action[0] == "queue":
+            _, feature, version, rid, timeout = action
+            client.proxy.checkout(int(rid), feature, version, queue=True, timeout=float(timeout))
         elif action[0] == "release":
             client.proxy.release(action[1])
         elif action[0] == "reconnect":
