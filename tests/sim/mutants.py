@@ -25,7 +25,13 @@ from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
-from tests.sim.scenarios import abandon_race, leader_kill_quiet, release_while_down, restart_after_move
+from tests.sim.scenarios import (
+    abandon_race,
+    leader_kill_quiet,
+    queue_leader_kill,
+    release_while_down,
+    restart_after_move,
+)
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -309,6 +315,27 @@ def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {"seq_base": False}
 
 
+def _queue_lost_on_leader_change(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A new leader starts with an empty queue, as if the queue lived in the
+    leader's memory: every waiter that joined under an earlier leader is
+    dropped, and its server (which still holds the checkout) joins it again,
+    at the tail."""
+    original = leading.LeaderDuties._queues
+
+    def forgetful(self: leading.LeaderDuties, now: float, ready: Ready) -> None:
+        dropped: set[str] = self.book.__dict__.setdefault("mutant_dropped", set())
+        for key, queue in list(self.pool.queues.items()):
+            for w in queue:
+                joined_in = self.raft.log.epoch_at(w.joined_index)
+                if w.waiter_id not in dropped and (joined_in is None or joined_in < self.raft.term):
+                    dropped.add(w.waiter_id)
+                    self._propose_leave(w.waiter_id, key, "gone", "", ready)
+        original(self, now, ready)
+
+    mp.setattr(leading.LeaderDuties, "_queues", forgetful)
+    return {}
+
+
 MUTANTS: tuple[Mutant, ...] = (
     # With the default timing a new leader's fence grace (f after its election,
     # itself f after the old leader's last contact) already outlasts the old
@@ -457,6 +484,16 @@ MUTANTS: tuple[Mutant, ...] = (
         overrides={"shell": True},
         scenario=lambda seed: dataclasses.replace(
             restart_after_move.SCENARIO, name=f"restart_after_move/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        26,
+        "queue lost on leader change (a new leader starts with an empty queue)",
+        _queue_lost_on_leader_change,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            queue_leader_kill.SCENARIO, name=f"queue_leader_kill/{seed}", seed=seed
         ),
     ),
 )

@@ -13,7 +13,7 @@ no longer waits (granted, timed out, abandoned, dead, restarted as a new
 session) or a fault touched its client or its server lately (a server cannot
 tell a cut-off session from a dead app: docs/licenses.md); any other leave
 keeps the place it had, so a waiter that a buggy leader dropped and that
-re-joins at the tail is still judged by its first place (mutant 21).
+re-joins at the tail is still judged by its first place (mutant 26).
 """
 
 from __future__ import annotations
