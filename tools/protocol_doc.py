@@ -74,6 +74,7 @@ SHELL_VALUES: frozenset[str] = frozenset(
         "PendingCut",
         "SessionInfo",
         "LicenseInfo",
+        "QueuedInfo",
     }
 )
 """Classes of ``actors.protocol.admin`` that only travel inside shell messages."""

@@ -169,11 +169,20 @@ def _print_status(reply: Any) -> None:
             click.echo(f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}")
     for c in reply.pending:
         click.echo(f"pending: {c.feature} {c.version} at {c.server}: {c.allocated} allocated, target {c.target}")
+    for q in reply.queue:
+        click.echo(_queued_line(q))
     for code in reply.licenses:
         click.echo(
             f"license {code.serial}: {code.feature} {code.version}, {code.count} seats, expires "
             f"{code.expires}: {days_text(code.days_left)}"
         )
+
+
+def _queued_line(q: Any) -> str:
+    return (
+        f"queued: {q.feature} {q.version} #{q.position}  {q.client_id:<20} at {q.server:<8} "
+        f"waiting {q.age:.1f} s  {q.waiter_id}"
+    )
 
 
 def days_text(left: int) -> str:
@@ -235,6 +244,8 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
             f"{r['feature']} {r['version']}  {r['client_id']:<20} at {r['server']:<8} "
             f"since {r['granted_at'] or '?'}  until {r['expires_at'] or '?'}  {r['lease_id']}"
         )
+    for q in link.queued:
+        click.echo(_queued_line(q))
     return 0
 
 

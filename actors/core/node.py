@@ -110,6 +110,8 @@ class ServerNode:
         one (its first ``SyncReply``): no entry up to it is this incarnation's."""
         self._verified: dict[str, Any] = {}
         """``settings.verify``'s result per code text (``verify_cached``)."""
+        self.queue_seen: dict[str, float] = {}
+        """waiter id -> when this node applied its join (volatile: the age ``status`` and ``sessions`` show)."""
         self.expiry_watch = ExpiryWatch()
         """Which expiry warnings (30, 7, 1 days left) this incarnation gave."""
         self.leading = LeaderDuties(self)
@@ -526,6 +528,10 @@ class ServerNode:
 
     def _after_apply(self, item: LogEntry, ok: bool, note: str, moved: str | None, now: float, ready: Ready) -> None:
         entry = item.entry
+        if isinstance(entry, QueueJoin) and ok:
+            self.queue_seen.setdefault(entry.waiter_id, now)
+        elif isinstance(entry, QueueLeave) and ok:
+            self.queue_seen.pop(entry.waiter_id, None)
         if isinstance(entry, FailoverSeat):
             moved = entry.lease_id
         if ok and moved is not None and moved in self.member.leases.leases:

@@ -43,6 +43,7 @@ __all__ = [
     "PendingCut",
     "LicenseInfo",
     "StatusReply",
+    "QueuedInfo",
     "SessionsQuery",
     "SessionInfo",
     "SessionsReply",
@@ -300,6 +301,24 @@ class LicenseInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QueuedInfo:
+    """One queued checkout waiting for a seat (``StatusReply.queue``, ``SessionsReply.queued``)."""
+
+    feature: str
+    version: str
+    position: int
+    """1-based place in its table's committed queue."""
+    client_id: str
+    """The waiting client."""
+    waiter_id: str
+    """``"<session id>:<request id>"``: the same across its retries and re-registrations."""
+    server: str
+    """The config name of the server its session waits at."""
+    age: float
+    """Seconds since the answering server saw it join (a restarted server counts from its restart)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class StatusReply:
     """LicenseServer -> asker: the committed table and the servers as the
     answering server sees them.  No reply."""
@@ -334,6 +353,8 @@ class StatusReply:
     """The answering server's settings hash (``PoolConfig.settings_hash``): ``licpool check`` compares it."""
     wall: float = 0.0
     """The answering server's wall clock when it answered (seconds since the epoch), for clock checks."""
+    queue: tuple[QueuedInfo, ...] = ()
+    """Every queued checkout waiting for a seat, by table, oldest first (docs/licenses.md, "Queued checkouts")."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,6 +392,8 @@ class SessionsReply:
     """The leases it holds itself, with times, oldest grant first."""
     registry: tuple[SessionInfo, ...] = ()
     """Leases the committed registry places at other servers (no times: 0.0)."""
+    queued: tuple[QueuedInfo, ...] = ()
+    """The committed queue: checkouts waiting for a seat, with their age."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.core import adminauth
 from actors.protocol import pool as pool_msgs
-from actors.protocol.admin import SessionInfo, SessionsQuery, SessionsReply, StatusQuery, StatusReply
+from actors.protocol.admin import QueuedInfo, SessionInfo, SessionsQuery, SessionsReply, StatusQuery, StatusReply
 from actors.shell.config import PoolConfig
 from actors.shell.launcher import transmit_timeout
 from actors.shell.system import (
@@ -55,6 +55,8 @@ class PoolLink:
             log_level=log_level,
         )
         self.addresses: dict[str, Any] = {}
+        self.queued: tuple[QueuedInfo, ...] = ()
+        """The committed queue of waiting checkouts, as the last ``sessions`` found it."""
 
     def __enter__(self) -> PoolLink:
         return self
@@ -132,11 +134,14 @@ class PoolLink:
         found: dict[str, SessionInfo] = {}
         registry: dict[str, SessionInfo] = {}
         silent = []
+        self.queued = ()
         for name in self.cfg.server_names:
             reply = self.ask(name, SessionsQuery(feature=feature, version=version))
             if not isinstance(reply, SessionsReply):
                 silent.append(name)
                 continue
+            if len(reply.queued) > len(self.queued):
+                self.queued = reply.queued  # the committed queue (the longest view: a lagging server shows less)
             for info in reply.leases:
                 found[info.lease_id] = info
             for info in reply.registry:
@@ -241,6 +246,18 @@ def status_json(reply: StatusReply) -> dict[str, Any]:
             for c in reply.pending
         ],
         "today": reply.today,
+        "queue": [
+            {
+                "feature": q.feature,
+                "version": q.version,
+                "position": q.position,
+                "client_id": q.client_id,
+                "waiter_id": q.waiter_id,
+                "server": q.server,
+                "age": round(q.age, 3),
+            }
+            for q in reply.queue
+        ],
         "licenses": [
             {
                 "serial": x.serial,

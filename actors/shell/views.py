@@ -26,6 +26,7 @@ from actors.protocol.admin import (
     FeatureStatus,
     LicenseInfo,
     PendingCut,
+    QueuedInfo,
     ServerStatus,
     ServerUse,
     SessionInfo,
@@ -34,7 +35,7 @@ from actors.protocol.admin import (
 )
 from actors.shell.config import PoolConfig
 
-__all__ = ["license_infos", "node_settings", "sessions_reply", "status_reply"]
+__all__ = ["license_infos", "node_settings", "queue_infos", "sessions_reply", "status_reply"]
 
 
 def node_settings(cfg: PoolConfig, name: str) -> NodeSettings:
@@ -171,6 +172,25 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
         today=today,
         settings_hash=node.settings.settings_hash,
         wall=wall,
+        queue=queue_infos(node, now),
+    )
+
+
+def queue_infos(node: ServerNode, now: float, feature: str = "", version: str = "") -> tuple[QueuedInfo, ...]:
+    """The committed queue as this node sees it, with each waiter's age here."""
+    return tuple(
+        QueuedInfo(
+            feature=key[0],
+            version=key[1],
+            position=place,
+            client_id=w.client_id,
+            waiter_id=w.waiter_id,
+            server=w.server,
+            age=max(0.0, now - node.queue_seen.get(w.waiter_id, now)),
+        )
+        for key, queue in sorted(node.pool.queues.items())
+        if (not feature or key[0] == feature) and (not version or key[1] == version)
+        for place, w in enumerate(queue, start=1)
     )
 
 
@@ -204,4 +224,6 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
         for x in node.pool.registry.leases.values()
         if wanted(x.feature, x.version) and x.holder != node.name
     )
-    return SessionsReply(answered_by=node.name, leases=local, registry=registry)
+    return SessionsReply(
+        answered_by=node.name, leases=local, registry=registry, queued=queue_infos(node, now, feature, version)
+    )
