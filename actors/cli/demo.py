@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -157,6 +159,67 @@ def _wait_applied(link: PoolLink, names: Sequence[str], index: int, timeout: flo
             time.sleep(0.05)
 
 
+def _queue_story(
+    link: PoolLink,
+    narrator: Narrator,
+    procs: PoolProcesses,
+    vendor: Any,
+    config: Path,
+    apps: list[LicenseClient],
+) -> None:
+    """One seat of a second feature: an app holds it at one server, another
+    app asks with ``queue=True`` at another server and waits, and is granted
+    the seat when the first app releases it (docs/licenses.md, "Queued checkouts")."""
+    code = sign_license(
+        vendor,
+        feature="viewer",
+        version="1.0",
+        count=1,
+        expires="2099-12-31",
+        serial="DEMO-2",
+        majority=True,
+        distribution=None,
+    )
+    reply = link.admin(lambda rid: AddLicenseCode(sender="demo", epoch=0, request_id=rid, code=code))
+    if not reply.ok:
+        raise click.ClickException(f"adding the second demo license failed: {reply.error}")
+    _wait_applied(link, procs.cfg.server_names, reply.index, 5.0)
+    narrator.say("issued a second license: 1 seat of viewer 1.0")
+    first = LicenseClient.from_config(config, client_id="ws8/viewer", log_level="ERROR")
+    apps.append(first)
+    held = first.checkout("viewer", version="1.0", timeout=10.0)
+    narrator.say(f"client ws8/viewer: granted the only seat at {held.server}")
+    other = next(n for n in procs.cfg.server_names if n != held.server)
+    second = LicenseClient.from_config(config, client_id="ws9/viewer", prefer=other, log_level="ERROR")
+    apps.append(second)
+    outcome: list[Any] = []
+
+    def wait_in_queue() -> None:
+        try:
+            outcome.append(second.checkout("viewer", version="1.0", timeout=30.0, queue=True))
+        except LicenseDenied as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=wait_in_queue, daemon=True)
+    waiting.start()
+    queued = _poll(link, narrator, 10.0, lambda s: any(q.feature == "viewer" for q in s.queue))
+    for q in queued.queue if queued is not None else ():
+        narrator.say(f"client {q.client_id}: no seat free, waits in the queue (#{q.position}, at {q.server})")
+    released_at = time.monotonic()
+    held.release()
+    narrator.say(f"client ws8/viewer: released its seat at {held.server}")
+    waiting.join(30.0)
+    got = outcome[0] if outcome else None
+    if isinstance(got, Authorization):
+        narrator.say(
+            f"client ws9/viewer: queued checkout granted at {got.server}, "
+            f"{time.monotonic() - released_at:.2f} s after the release"
+        )
+        got.release()
+    else:
+        narrator.say(f"client ws9/viewer: queued checkout not granted ({got})")
+
+
 def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
     logs.configure(level="ERROR", console=True)
     workdir = Path(tempfile.mkdtemp(prefix="licpool-demo-"))
@@ -240,6 +303,7 @@ def run_demo(clients: int = 4, echo: Callable[[str], None] = click.echo) -> int:
         _poll(link, narrator, 15.0, lambda s: all(x.up for x in s.servers))
         narrator.say(f"waiting for idle seats to rebalance (rebalance_idle = {REBALANCE_IDLE:g} s)")
         _poll(link, narrator, REBALANCE_IDLE * 3, lambda s: not s.pending and all(x.up for x in s.servers))
+        _queue_story(link, narrator, procs, vendor, config, apps)
         final = link.status()
         echo("final status:")
         if final is not None:

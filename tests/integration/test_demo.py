@@ -31,6 +31,8 @@ def test_the_demo_keeps_every_lease_and_moves_none_off_a_live_server() -> None:
     moved = re.search(r"leases moved off servers that stayed up: (\d+)", out)
     assert moved is not None and moved.group(1) == "0", out
     assert "LOST" not in out, out
+    assert re.search(r"ws9/viewer: no seat free, waits in the queue \(#1, at s\d\)", out), out
+    assert re.search(r"ws9/viewer: queued checkout granted at s\d", out), out
     assert "every process stopped, every port free" in out, out
 
     def leftovers() -> set[int]:
