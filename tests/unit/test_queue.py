@@ -282,3 +282,70 @@ def test_a_queued_session_gives_up_at_its_deadline_with_queue_timeout() -> None:
     # A grant that comes after all is given back at once: no seat stays taken.
     late = client_msgs.CheckoutGranted(request_id=7, lease_id="L", server="s1", feature="cad", version="2.0", ttl=30)
     assert _sent(core.receive("s1", late, 5.5), client_msgs.ReleaseRequest)
+
+
+def test_a_queued_grant_is_timed_from_the_send_its_server_last_answered() -> None:
+    t = Timing()
+    core = ClientSessionCore("c1", "sess", ("s1",), t, prefer="s1")
+    first = _sent(core.checkout("cad", "2.0", 7, 0.0, queue=True, timeout=600.0), client_msgs.CheckoutRequest)
+    core.receive(
+        "s1", client_msgs.CheckoutQueued(request_id=7, server="s1", queue_timeout=first[0][1].queue_timeout), 0.1
+    )
+    now, latest = 0.0, first[0][1]
+    while now < 100.0:  # waits far longer than a lease
+        now += t.client_retry
+        sent = _sent(core.tick(now), client_msgs.CheckoutRequest)
+        if sent:
+            latest = sent[0][1]
+            answer = client_msgs.CheckoutQueued(request_id=7, server="s1", queue_timeout=latest.queue_timeout)
+            core.receive("s1", answer, now + 0.05)
+    granted = client_msgs.CheckoutGranted(
+        request_id=7, lease_id="L", server="s1", feature="cad", version="2.0", ttl=t.lease_ttl
+    )
+    core.receive("s1", granted, now + 0.2)
+    held = core.held(now + 0.2)
+    assert "L" in held  # not lost at once, as a deadline from the first send (long past) would have it
+    sent_at = 600.0 - latest.queue_timeout
+    assert held["L"].deadline == pytest.approx(sent_at + t.holder_valid_for(t.lease_ttl))
+
+
+def test_queue_limit_is_a_pool_key_and_leaves_older_settings_hashes_alone(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from actors.shell.config import ConfigError, load_config
+    from tests.unit.test_config import pool_text, write
+
+    base = load_config(write(Path(tmp_path), pool_text()))
+    assert base.queue_limit == 100
+    same = load_config(write(Path(tmp_path), pool_text("queue_limit = 100"), "same.toml"))
+    assert same.settings_hash() == base.settings_hash()
+    small = load_config(write(Path(tmp_path), pool_text("queue_limit = 3"), "small.toml"))
+    assert small.queue_limit == 3 and small.settings_hash() != base.settings_hash()
+    for bad in ("0", "2.5", "true", '"ten"'):
+        with pytest.raises(ConfigError, match=r"\[pool\] queue_limit.*integer >= 1"):
+            load_config(write(Path(tmp_path), pool_text(f"queue_limit = {bad}"), f"bad{len(bad)}.toml"))
+
+
+def test_status_and_sessions_show_each_waiter_with_its_age() -> None:
+    from actors.cli.pool import _queued_line
+    from actors.shell.views import queue_infos
+
+    net = _queued_pool()
+    _checkout(net, "c3", "s2", queue=True)
+    net.run(net.now + 0.3)
+    _checkout(net, "c4", "s3", queue=True)
+    _run(net, 3.0, {"c3": "s2", "c4": "s3"})
+    infos = queue_infos(net.nodes["s3"], net.now)
+    assert [(q.position, q.client_id, q.server) for q in infos] == [(1, "c3", "s2"), (2, "c4", "s3")]
+    assert 2.0 < infos[0].age < 3.5 and infos[1].age < infos[0].age
+    assert queue_infos(net.nodes["s3"], net.now, "other") == ()
+    line = _queued_line(infos[0])
+    assert line.startswith("queued: cad 2.0 #1  c3") and "at s2" in line and "waiting" in line
+
+
+def test_queue_entries_survive_the_log_codec() -> None:
+    from actors.protocol import codec
+
+    leave = entries.QueueLeave(waiter_id="a", feature="cad", version="2.0", reason="timeout", server="s2")
+    for entry in (_join("a", "s2"), leave):
+        assert codec.from_plain(codec.to_plain(entry)) == entry
