@@ -349,3 +349,30 @@ def test_queue_entries_survive_the_log_codec() -> None:
     leave = entries.QueueLeave(waiter_id="a", feature="cad", version="2.0", reason="timeout", server="s2")
     for entry in (_join("a", "s2"), leave):
         assert codec.from_plain(codec.to_plain(entry)) == entry
+
+
+def test_a_seat_that_frees_is_kept_for_the_queue_not_given_to_a_newcomer() -> None:
+    net = _queued_pool()
+    _checkout(net, "c3", "s2", queue=True)
+    _run(net, 2.0, {"c3": "s2"})
+    (c2,) = net.replies("c2", client_msgs.CheckoutGranted)
+    net.send("c2", "s3", client_msgs.ReleaseRequest(client_id="c2", lease_id=c2.lease_id, request_id=9))
+    net.run(net.now + 0.1)
+    _checkout(net, "c9", "s3", queue=False)  # s3 has the spare seat now, but c3 came first
+    _run(net, 4.0, {"c3": "s2"})
+    (denied,) = net.replies("c9", client_msgs.CheckoutDenied)
+    assert denied.reason is client_msgs.DenyReason.NO_SEATS and "queued" in denied.detail
+    (granted,) = net.replies("c3", client_msgs.CheckoutGranted)
+    assert granted.server == "s2"
+
+
+def test_a_waiter_whose_server_is_lost_and_never_re_registers_leaves_the_queue() -> None:
+    net = _queued_pool()
+    _checkout(net, "c3", "s3", queue=True)
+    net.run(net.now + 0.3)
+    _checkout(net, "c4", "s2", queue=True)
+    _run(net, 2.0, {"c3": "s3", "c4": "s2"})
+    assert _order(net) == [("c3:1", "s3"), ("c4:1", "s2")]
+    net.kill("s3")  # c3's app dies with it: nobody re-registers c3
+    _run(net, 20.0, {"c4": "s2"})
+    assert _order(net) == [("c4:1", "s2")]
