@@ -12,7 +12,9 @@ duration ``d`` measured on a clock running at ``1-rho`` lasts ``d/(1-rho)``.
 * **L1**: in the quiet tail, once ``settle`` has passed, every checkout must be
   granted within ``l1_bound`` unless, at some moment of that wait, the pool had
   no unused seat: the clients' view, or the servers' own count (live leases,
-  releases not yet committed, seats in flight) reached the total.
+  releases not yet committed, seats in flight) reached the total, or some
+  server's committed queue of waiting checkouts was not empty (its seats go to
+  the queue first).
 """
 
 from __future__ import annotations
@@ -237,8 +239,15 @@ class L1Tracker:
                 ids.update(lid for lid, x in host.node.pool.registry.leases.items() if x.key == key)
         return len(ids) + anonymous + in_flight
 
+    def queued(self, key: FeatureKey) -> bool:
+        """Some server's committed queue of ``key`` is not empty: by design every
+        seat of it goes to the queue's oldest waiters first, and a newcomer is
+        refused NO_SEATS (docs/licenses.md, "Queued checkouts"), so the wait
+        counts as one where the pool had no seat to give."""
+        return any(h.node is not None and h.node.pool.queues.get(key) for h in self.w.servers.values())
+
     def _sample(self, wait: _Wait) -> None:
-        if self.used(wait.key) >= self.c.total.get(wait.key, 0):
+        if self.queued(wait.key) or self.used(wait.key) >= self.c.total.get(wait.key, 0):
             wait.blocked = True
 
     def sample(self) -> None:
@@ -248,7 +257,7 @@ class L1Tracker:
         for key in {x.key for x in self.open.values()}:
             used[key] = self.used(key)
         for ident, wait in list(self.open.items()):
-            if used[wait.key] >= self.c.total.get(wait.key, 0):
+            if used[wait.key] >= self.c.total.get(wait.key, 0) or self.queued(wait.key):
                 wait.blocked = True
             if self.w.now >= wait.due:
                 del self.open[ident]

@@ -48,15 +48,18 @@ class QueueTracker:
             self.grants.append(f"{client.session_id}:{request_id}")
 
     def _waiting(self, wid: str) -> bool:
-        """The app of this waiter still waits for it."""
+        """The app of this waiter still waits for it, and no server granted it yet."""
         session, _, rid = wid.rpartition(":")
         name = self.w.owner.get(session)
         client = self.w.clients.get(name) if name else None
-        return (
-            client is not None
-            and client.alive
-            and client.session_id == session
-            and int(rid) in client.core.outstanding()
+        if client is None or not client.alive or client.session_id != session:
+            return False
+        if int(rid) not in client.core.outstanding():
+            return False
+        # Granted by a server already, its grant still on its way: not waiting.
+        done = (session, int(rid))
+        return not any(
+            h.node is not None and done in h.node.serving.book.recent_grants for h in self.w.servers.values()
         )
 
     def _touched(self, wid: str, server: str) -> bool:
@@ -97,6 +100,8 @@ class QueueTracker:
         if mine is None:
             return  # granted without waiting in the queue
         key, joined = mine
+        if self.w.checker is not None:
+            self.w.checker.stats["Q1 queued grants checked"] += 1
         for other, (k, index) in self.place.items():
             if k == key and index < joined and other in self.present and self._waiting(other):
                 raise InvariantViolation(

@@ -19,7 +19,8 @@ from actors.core.effects import Event
 __all__ = ["App", "Action"]
 
 Action = tuple[str, ...]
-"""``("checkout", feature, version, request_id)``, ``("abandon", request_id)``,
+"""``("checkout", feature, version, request_id)``, ``("queue", feature, version,
+request_id, timeout)``, ``("abandon", request_id)``,
 ``("release", lease_id)``, ``("reconnect",)``."""
 
 
@@ -37,6 +38,9 @@ class App:
     """Chance per timer, while holding, that the app process restarts and
     resumes its leases by id in a new session (FlexNet's double-seat case)."""
     start_at: float = 0.0
+    queue_rate: float = 0.0
+    """Chance that a checkout waits in the pool's queue (``queue=True``, for
+    most of ``timeout``); 0 draws nothing, so schedules without it are unchanged."""
     enabled: bool = True
     request_no: int = 0
     waiting: dict[int, float] = field(default_factory=dict)
@@ -75,7 +79,11 @@ class App:
             self.request_no += 1
             feature, version = self.rng.choice(self.features)
             self.waiting[self.request_no] = now + self.timeout
-            actions.append(("checkout", feature, version, str(self.request_no)))
+            if self.queue_rate and self.rng.random() < self.queue_rate:
+                wait = f"{0.9 * self.timeout:.3f}"
+                actions.append(("queue", feature, version, str(self.request_no), wait))
+            else:
+                actions.append(("checkout", feature, version, str(self.request_no)))
         return actions
 
     def resume(self, lease_id: str, now: float) -> int:

@@ -62,6 +62,8 @@ class SimConfig:
     quiet_len: float = 55.0
     workload: bool = True
     reconnect_rate: float = 0.02
+    queue_rate: float = 0.0
+    """Chance that a workload checkout is queued (``queue=True``); 0 keeps every existing schedule as it was."""
     """Chance per app timer, while holding, that the app restarts and resumes by id."""
     faults: bool = True
     durable_before_send: bool = True
@@ -217,6 +219,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 timeout=timeout,
                 start_at=app_rng.uniform(1.0, 6.0),
                 reconnect_rate=config.reconnect_rate,
+                queue_rate=config.queue_rate,
                 enabled=config.workload if scenario is None else scenario.workload,
             )
             if self.shell is not None:
