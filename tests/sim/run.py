@@ -5,6 +5,7 @@
     python -m tests.sim.run --scenario leader_kill --trace
     python -m tests.sim.run --seed 1234 --durable-before-send false   # the mutant
     python -m tests.sim.run --seeds 300 --shell          # the shell model (tests/sim/shell.py)
+    python -m tests.sim.run --seeds 300 --queue-rate 0.4 # apps queue 40% of their checkouts
 
 Exit status 1 when any seed broke a rule.  Violations are listed by rule with
 their seeds; ``--trace`` prints the whole trace of a single run.
@@ -24,9 +25,11 @@ from tests.sim.world import RunResult
 __all__ = ["main"]
 
 
-def _one(args: tuple[int, int | None, bool, float, bool]) -> RunResult:
-    seed, servers, durable, reconnects, shell = args
-    return run_seed(seed, servers, durable_before_send=durable, reconnect_rate=reconnects, shell=shell)
+def _one(args: tuple[int, int | None, bool, float, bool, float]) -> RunResult:
+    seed, servers, durable, reconnects, shell, queue_rate = args
+    return run_seed(
+        seed, servers, durable_before_send=durable, reconnect_rate=reconnects, shell=shell, queue_rate=queue_rate
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--durable-before-send", default="true", choices=("true", "false"))
     parser.add_argument("--reconnect-rate", type=float, default=0.02, help="app restarts per timer (0: none)")
+    parser.add_argument(
+        "--queue-rate", type=float, default=0.0, help="share of checkouts that wait in the queue (queue=True)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each violation in full")
     parser.add_argument(
         "--skip-rule",
@@ -69,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
             durable_before_send=durable,
             reconnect_rate=opts.reconnect_rate,
             shell=opts.shell,
+            queue_rate=opts.queue_rate,
             skip_rules=tuple(opts.skip_rule),
         )
         return _report_single(result)
 
     started = time.monotonic()
     work = [
-        (s, opts.servers, durable, opts.reconnect_rate, opts.shell) for s in range(opts.start, opts.start + opts.seeds)
+        (s, opts.servers, durable, opts.reconnect_rate, opts.shell, opts.queue_rate)
+        for s in range(opts.start, opts.start + opts.seeds)
     ]
     results: list[RunResult] = []
     if opts.jobs > 1:
