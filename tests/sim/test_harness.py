@@ -146,9 +146,9 @@ def test_the_shell_model_runs_its_parts() -> None:
     from tests.sim.runner import run_seed
 
     stats: Counter[str] = Counter()
-    # Seed 11: a leader change no longer moves leases off live servers (M14),
-    # so 5-7 no longer lag far enough behind a compaction to need a snapshot.
-    for seed in (5, 6, 7, 11):
+    # Seeds found by scanning 0-29 for snapshot installs (the schedules move
+    # whenever the clients' behaviour does: M14, then fail-back's probes).
+    for seed in (14, 17):
         stats.update(run_seed(seed, shell=True).stats)
     for key in ("shell: transmits timed out", "shell: compactions", "shell: snapshots installed", "moves"):
         assert stats[key] > 0, (key, stats)
