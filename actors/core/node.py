@@ -387,7 +387,7 @@ class ServerNode:
                     incarnation=self.raft.incarnation,
                     settings_hash=self.settings.settings_hash,
                     table_lost=self.member.table_lost(),
-                empty_boot=self.member.empty_boot,
+                    empty_boot=self.member.empty_boot,
                 ),
             )
             return
