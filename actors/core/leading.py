@@ -26,7 +26,7 @@ from typing import Protocol
 
 from actors.core import codes, planner
 from actors.core.effects import Ready
-from actors.core.pool import DOWN, FENCED, LIVE, PoolState, Waiter
+from actors.core.pool import DOWN, FENCED, LIVE, PoolState, ServerState, Waiter
 from actors.core.roles import LeaderBook, RoleView, ServerView
 from actors.core.table import FeatureKey
 from actors.protocol.client import HeldLease
@@ -172,7 +172,7 @@ class LeaderDuties(RoleView):
         book = self.book
         for name, server in self.pool.servers.items():
             inc = self.raft.incarnation if name == self.name else book.incarnations.get(name, 0)
-            lost = self.member.table_lost() if name == self.name else book.table_lost.get(name, False)
+            lost = self.member.table_lost() if name == self.name else self._peer_table_lost(name, server)
             # A new incarnation rebuilt on an empty disk: its earlier one is fenced
             # and reclaimed before it rejoins (leadership.md, "Rejoin after a lost disk").
             wait = lost and inc > server.incarnation and server.status != DOWN
@@ -196,6 +196,15 @@ class LeaderDuties(RoleView):
                 # proposed here may still be followed by a Reclaim, which the state
                 # machine then ignores (PoolState._reclaim).
                 book.rejoin_proposed[name] = self.propose([Rejoin(server=name, incarnation=inc)], ready)
+
+    def _peer_table_lost(self, name: str, server: ServerState) -> bool:
+        """A follower's table may lack leases of an earlier incarnation: it says
+        so (``table_lost``), or it booted empty where the pool recorded an
+        earlier incarnation.  The second is judged here, on the leader's record:
+        the follower's own flag waits until it has applied that record, and a
+        reply sent before would let the leader rejoin it too early."""
+        book = self.book
+        return book.table_lost.get(name, False) or (book.empty_boot.get(name, False) and server.incarnation > 0)
 
     def _in_flight(self, proposed: dict[str, int], name: str) -> bool:
         """A proposal for ``name`` is in the log but not applied yet."""
@@ -608,6 +617,7 @@ class LeaderDuties(RoleView):
         self.reset_book()
         self.book.incarnations[msg.sender] = msg.incarnation
         self.book.table_lost[msg.sender] = msg.table_lost
+        self.book.empty_boot[msg.sender] = msg.empty_boot
         if self.raft.leader_active(now) and self.pool.servers[msg.sender].incarnation == msg.incarnation:
             # Check the incarnation first: on_report books the report as proposed,
             # and a report booked but never proposed is never proposed again

@@ -348,6 +348,7 @@ class ServerNode:
     def _on_sync(self, msg: DistributionCriteriaSync, now: float, ready: Ready) -> None:
         self.raft.pending_report = self._report_to_send()
         self.raft.table_lost = self.member.table_lost()
+        self.raft.empty_boot = self.member.empty_boot
         if self.committed_unheard is None and msg.epoch >= self.raft.term:
             self.committed_unheard = msg.commit_index
         self.raft.on_sync(msg, now, ready)
@@ -404,6 +405,7 @@ class ServerNode:
                     incarnation=self.raft.incarnation,
                     settings_hash=self.settings.settings_hash,
                     table_lost=self.member.table_lost(),
+                    empty_boot=self.member.empty_boot,
                 ),
             )
             return
@@ -431,6 +433,7 @@ class ServerNode:
                 incarnation=self.raft.incarnation,
                 settings_hash=self.settings.settings_hash,
                 table_lost=self.member.table_lost(),
+                empty_boot=self.member.empty_boot,
             ),
         )
 

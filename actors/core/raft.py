@@ -178,6 +178,8 @@ class Raft:
         self.pending_report: log_entries.LeaseReport | None = None
         self.table_lost = False
         """Sent in every ``SyncReply`` (``Member.table_lost``), set by the node like ``pending_report``."""
+        self.empty_boot = False
+        """Sent in every ``SyncReply`` (``Member.empty_boot``), set by the node like ``table_lost``."""
         self.urgent = False
         """An entry other than a lease report was appended since the last round."""
 
@@ -523,6 +525,7 @@ class Raft:
                 settings_hash=self.settings_hash,
                 report=self.pending_report,
                 table_lost=self.table_lost,
+                empty_boot=self.empty_boot,
             ),
         )
 

@@ -147,6 +147,8 @@ class LeaderBook:
     """Incarnation each server reported in its latest heartbeat."""
     table_lost: dict[str, bool] = field(default_factory=dict)
     """Whether its latest heartbeat said its lease table was lost with a disk."""
+    empty_boot: dict[str, bool] = field(default_factory=dict)
+    """Whether its latest heartbeat said it booted on an empty disk and has not rejoined since."""
     transfer_seq: int = 0
     """The number of the last transfer id this leader made (``new_transfer_id``)."""
     queue_joining: dict[str, tuple[FeatureKey, int]] = field(default_factory=dict)

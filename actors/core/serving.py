@@ -532,6 +532,7 @@ class ClientSide(RoleView):
                 ttl=self.timing.lease_ttl,
                 moved=tuple(moved.items()),
                 held=tuple(held),
+                serving=self.node.serve_problem(None, now) is None,
             ),
         )
 

@@ -225,6 +225,10 @@ class ClientSessionCore:
         """The fail-over list: the start server, then the config order rotated from it."""
         self.current = first
         """Where new checkouts go."""
+        self.home = first
+        """The start server.  New checkouts go back to it once it answers that it serves again (fail-back)."""
+        self._probe_at: float | None = None
+        """When to ask ``home`` next whether it serves again, while new checkouts go elsewhere."""
         self.seat_bound = failover_seat_bound(timing, len(servers))
         """A lease whose remaining time falls to this fails over, wherever it is:
         the worst time to seat a fail-over update in a pool of this size."""
@@ -437,6 +441,8 @@ class ClientSessionCore:
         sent = self._sent.get(msg.seq)
         if sent is None or sent.kind != "hb" or sent.server != server:
             return
+        if msg.serving and server == self.home:
+            self.current = server  # fail-back: the start server serves again
         moving = self._moving()
         listed = set(sent.lease_ids)
         until = sent.at + self._ttl(msg.ttl)
@@ -516,6 +522,7 @@ class ClientSessionCore:
         self._retry_releases(now, ready)
         self._retry_checkouts(now, ready)
         self._heartbeat_due(now, ready)
+        self._probe_home(now, ready)
         self._prune(now)
         return self._finish(ready, now)
 
@@ -586,6 +593,29 @@ class ClientSessionCore:
             if now >= self._last_hb.get(server, now) + self.timing.heartbeat_interval:
                 self._send_heartbeat(server, moving, now, ready)
 
+    def _probe_home(self, now: float, ready: Ready) -> None:
+        """While new checkouts go elsewhere, ask the start server every
+        ``home_probe_every`` whether it serves again: an empty heartbeat, whose
+        ack says ``serving`` (``_on_heartbeat_ack`` then sends new checkouts
+        home).  Not while a lease is settled there: its own heartbeats ask."""
+        if self._probe_at is not None and now >= self._probe_at:
+            seq = self._next_seq()
+            self._sent[seq] = _Sent("hb", self.home, now, ())
+            ready.to(self.home, SessionHeartbeat(client_id=self.client_id, session_id=self.session_id, seq=seq))
+            self._probe_at = now + self.home_probe_every
+
+    def _arm_probe(self, now: float, moving: set[str]) -> None:
+        """Probe the start server while new checkouts go elsewhere and no lease is settled there."""
+        if self.current == self.home or self.home in self._homes(moving):
+            self._probe_at = None
+        elif self._probe_at is None:
+            self._probe_at = now + self.home_probe_every
+
+    @property
+    def home_probe_every(self) -> float:
+        """2f: how often a session whose checkouts left its start server asks it again."""
+        return 2.0 * self.timing.failure_timeout
+
     def _expire(self, now: float, ready: Ready) -> None:
         for lid, lease in list(self._leases.items()):
             if lease.deadline <= now:
@@ -603,6 +633,9 @@ class ClientSessionCore:
             if server in self._awaiting:
                 times.append(self._awaiting[server] + f)
         times.extend(fo.next_at for fo in self._failovers)
+        self._arm_probe(now, moving)
+        if self._probe_at is not None:
+            times.append(self._probe_at)
         times.extend(min(co.retry_at, co.deadline) for co in self._checkouts.values())
         times.extend(min(rel.next_at, rel.until) for rel in self._releases.values())
         ready.wake_at = min(times) if times else None

@@ -187,6 +187,10 @@ class HeartbeatAck:
     """(lease id, the server it moved to)."""
     held: tuple[str, ...] = ()
     """Held here, not renewed: no serving lease, so no deadline is extended (docs/leadership.md, M14)."""
+    serving: bool = False
+    """True when this server would grant a new checkout now (rejoined, live, under a serving lease).  A session
+    whose new checkouts moved away from its start server sends it an empty heartbeat now and then, and goes back
+    to it on this answer (docs/architecture.md, "Fail-back").  Older servers leave it False: no fail-back to them."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -149,6 +149,11 @@ class SyncReply:
     table_lost: bool = False
     """The sender's lease table may lack leases an earlier incarnation of it granted (it was rebuilt on an empty
     disk): the leader fences and reclaims that incarnation before it proposes ``Rejoin``."""
+    empty_boot: bool = False
+    """The sender booted on an empty data directory and has not taken its own ``Rejoin`` since.  Unlike
+    ``table_lost`` it does not wait for the sender to apply the pool's record of it: the leader, which has that record,
+    treats the table as lost when the record names an earlier incarnation (leadership.md, "Rejoin after a lost
+    disk")."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -294,7 +294,7 @@ class Checker:
         from a failure timeout before the session decided to move until then."""
         w = self.w
         self.stats["moves"] += 1
-        decided, server = client.failing.pop(lease_id, (w.now, from_server))
+        decided, server, why = client.failing.pop(lease_id, (w.now, from_server, "unannounced"))
         host = w.servers.get(server)
         if host is None or not host.up or host.stalled:
             return
@@ -306,6 +306,7 @@ class Checker:
             if server in f.subjects or client.name in f.subjects or f.kind == "lossy":
                 return
         self.stats["moved_off_live"] += 1
+        self.stats[f"moved_off_live: {why}"] += 1
         self.moves_off_live.append((w.now, client.name, lease_id, server))
 
     # ---- per event ----------------------------------------------------------------------

@@ -56,7 +56,7 @@ class ClientDriver:
                 self.check_resume(client, ev.get("request_id"), lid)
         elif ev.kind == "failing_over":
             for moving in ev.get("lease_ids"):
-                client.failing[moving] = (self.now, ev.get("from_server"))
+                client.failing[moving] = (self.now, ev.get("from_server"), ev.get("why"))
         elif ev.kind == "failed_over":
             for moved in ev.get("lease_ids"):
                 client.placed.setdefault(moved, []).append((self.now, ev.get("to_server")))

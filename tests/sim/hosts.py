@@ -77,6 +77,12 @@ class ServerHost:
     """The step in progress (``shell.Step``): its records and sends are due at its end."""
     step_frozen: bool = False
     """The step's end came during a stall: it ends when the process resumes."""
+    outbox: list[tuple[Any, float]] = field(default_factory=list)
+    """Group commit: the burst's Readies (and local times) whose sends wait for its fsync."""
+    unsynced: bool = False
+    """Group commit: records appended in this burst and not yet synced."""
+    batched: int = 0
+    """Group commit: steps handled in this burst."""
     book: Any = None
     clients: set[str] = field(default_factory=set)
     """Sessions this process has heard from (the shell replies only to those)."""
@@ -112,6 +118,9 @@ class ServerHost:
         self.inbox.clear()
         self.step = None
         self.step_frozen = False
+        self.outbox.clear()
+        self.unsynced = False
+        self.batched = 0
         self.book = None
         self.clients.clear()
         self.window = None
@@ -151,8 +160,8 @@ class ClientHost:
     """Lease ids this client gave back: dead for ever (S3)."""
     queued: set[int] = field(default_factory=set)
     """Request ids of this client's queued checkouts (``queue=True``)."""
-    failing: dict[str, tuple[float, str]] = field(default_factory=dict)
-    """lease id -> (real time, server) when the session decided to move it off that server."""
+    failing: dict[str, tuple[float, str, str]] = field(default_factory=dict)
+    """lease id -> (real time, server, why) when the session decided to move it off that server."""
     # ---- the shell model ----
     actor: Any = None
     """The ``shell.SessionActor`` of the current session."""

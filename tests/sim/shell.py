@@ -7,9 +7,15 @@ simulator cannot break is only as good as its model.  What it adds:
 
 * **Service time** (``actors/shell/server_actor.py``): a LicenseServer handles
   one message at a time.  Each step costs Thespian's per-message overhead, the
-  core's work, a cost per send, one fsync when it persists
-  (``NodeStore.write``: append every record, then fsync), and a compaction
-  pause when ``NodeStore.maybe_compact`` fires.  Figures from
+  core's work, a cost per send, and a compaction pause when
+  ``NodeStore.maybe_compact`` fires.  **Group commit** as the actor does it:
+  each step's records are appended as one frame when the step ends, its
+  messages wait; when no received message is left waiting (or after
+  ``max_batch`` steps) one fsync, a step of its own, makes the burst durable,
+  and only then do the burst's messages leave, in order.  A SIGKILL mid-burst
+  keeps the appended frames (page cache), a power loss may tear them, and the
+  burst's messages are lost either way (``ShellParams.group_commit=False``:
+  append and fsync per step, as ``LICPOOL_GROUP_COMMIT=0``).  Figures from
   docs/performance.md: ~1 ms per message, 2.5-4 ms per fsync on a loaded disk
   (some seeds draw a slow disk, 8-30 ms), 10-50 ms per compaction.  The core
   runs when the step starts; its records reach the disk, and its messages the
@@ -97,6 +103,11 @@ class ShellParams:
     mid_step_kill: float = 0.5
     power_loss: float = 0.3
     hello_delay: tuple[float, float] = (0.001, 0.02)
+    group_commit: bool = True
+    """server_actor's group commit: a burst's records are appended step by step, synced once at its end (when
+    no received message waits, or after ``max_batch``), and only then do its messages leave."""
+    max_batch: int = 64
+    """server_actor._MAX_BATCH."""
 
 
 class SimStorage(CrashingMemoryStorage):
@@ -141,6 +152,8 @@ class Step:
 
     ready: Ready
     end: float
+    flush: bool = False
+    """The burst's fsync (group commit), not a message: at its end the burst's sends go out."""
 
 
 @dataclass

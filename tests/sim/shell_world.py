@@ -61,8 +61,13 @@ class ShellWorld:
         self._shell_serve(host)
 
     def _shell_serve(self: Any, host: ServerHost) -> None:
-        """Handle queued messages one at a time, each as one step."""
+        """Handle queued messages one at a time, each as one step; a burst ends
+        (group commit: one fsync, then its sends) when none is left waiting or
+        after ``max_batch`` steps."""
         while host.up and not host.stalled and host.step is None and host.inbox:
+            if host.outbox and host.batched >= self.shell.max_batch:
+                self._shell_end_burst(host)
+                return
             item = host.inbox.popleft()
             if not item.is_tick and self.now - item.arrival > self.bound:
                 # Its sender's transmit waited past the bound: Thespian gave up on it.
@@ -75,6 +80,43 @@ class ShellWorld:
                     self.checker.stats["shell: transmits timed out"] += 1
                 continue
             self._shell_handle(host, item)
+        if host.up and not host.stalled and host.step is None and host.outbox:
+            self._shell_end_burst(host)
+
+    def _shell_end_burst(self: Any, host: ServerHost) -> None:
+        """The burst is over: one fsync (its cost is a step of its own), then its sends."""
+        if host.unsynced:
+            cost = self.shell_rng.uniform(*self.shell.fsync)
+            host.step = Step(Ready(), self.now + cost, flush=True)
+            self.push(self.now + cost, "served", host.name, host.gen)
+        else:
+            self._shell_flush(host)
+
+    def _shell_flush(self: Any, host: ServerHost) -> None:
+        """server_actor._flush: sync, then every held Ready's sends in order, then compaction."""
+        name, node = host.name, host.node
+        if host.unsynced:
+            host.nstore.sync()
+            host.unsynced = False
+            if self.checker is not None and host.batched > 1:
+                self.checker.stats["shell: steps synced together"] += host.batched
+        host.batched = 0
+        held, host.outbox = host.outbox, []
+        for ready, _ in held:
+            if self._crash_now(host, ready, before_send=True):
+                return
+        for ready, now in held:
+            if node.raft.term != host.window_term:
+                host.window.reset()
+                host.window_term = node.raft.term
+            self._shell_server_sends(host, ready, now)
+        if host.nstore.maybe_compact(node.snapshot):
+            self.log(name, "COMPACTED")
+            if self.checker is not None:
+                self.checker.stats["shell: compactions"] += 1
+        if held and self._crash_now(host, held[-1][0], before_send=False):
+            return
+        self._shell_serve(host)
 
     def _shell_handle(self: Any, host: ServerHost, item: InboxItem) -> None:
         now = host.clock.local(self.now)
@@ -112,7 +154,8 @@ class ShellWorld:
         p, rng = self.shell, self.shell_rng
         cost = rng.uniform(*p.msg_cost) + rng.uniform(*p.core_cost) + p.send_cost * len(ready.send)
         if ready.persist:
-            cost += rng.uniform(*p.fsync)
+            if not p.group_commit:
+                cost += rng.uniform(*p.fsync)
             store = host.nstore.store
             if store.records_since_snapshot + len(ready.persist) >= store.compact_every_records:
                 cost += rng.uniform(*p.compaction)
@@ -133,28 +176,29 @@ class ShellWorld:
             host.step_frozen = True
             return
         step, host.step = host.step, None
+        if step.flush:
+            self._shell_flush(host)
+            return
         ready = step.ready
         node = host.node
-        host.nstore.write(ready.persist)
+        if self.shell.group_commit:
+            # Appended now (a SIGKILL keeps it, a power loss may not), synced at the burst's end.
+            host.nstore.append(ready.persist)
+            host.unsynced = host.unsynced or bool(ready.persist)
+        else:
+            host.nstore.write(ready.persist)
         for ev in ready.events:
             if ev.kind == "leader":
                 self.won_commit[host.name] = (node.epoch, node.raft.commit_index)
-        if self._crash_now(host, ready, before_send=True):
-            return
         self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events if ev.kind == "release"})
         now = host.clock.local(self.now)
-        if node.raft.term != host.window_term:
-            host.window.reset()
-            host.window_term = node.raft.term
-        self._shell_server_sends(host, ready, now)
-        if host.nstore.maybe_compact(node.snapshot):
-            self.log(name, "COMPACTED")
-            if self.checker is not None:
-                self.checker.stats["shell: compactions"] += 1
+        host.outbox.append((ready, now))
+        host.batched += 1
         self._shell_schedule(host, ready.wake_at, now)
         if self.checker is not None:
             self.checker.server_changed(host)
-        if self._crash_now(host, ready, before_send=False):
+        if not self.shell.group_commit:
+            self._shell_end_burst(host)
             return
         self._shell_serve(host)
 

@@ -182,3 +182,27 @@ def test_a_lease_held_but_not_renewed_fails_over_at_the_seat_bound_and_not_befor
     assert at == pytest.approx(deadline - bound, abs=T.heartbeat_interval)
     assert at >= deadline - bound - 1e-9
     assert [h.lease_id for h in update.leases] == [lease_id]
+
+
+def test_new_checkouts_go_back_to_a_restarted_start_server_once_it_serves() -> None:
+    """Fail-back (docs/architecture.md): ws3's start server s3 restarts; its
+    first checkout after the restart, refused (not rejoined yet), is granted
+    elsewhere.  Once s3 has rejoined, ws3's next checkout is served by s3,
+    not by the server it was sent to (the lost-disk bring-up test needs it)."""
+    net, (_, _, at_s3) = pool_with_sessions()
+    net.kill("s3")
+    net.run(net.now + 2.0)
+    net.boot("s3")
+    # At once, before s3 has rejoined: served elsewhere.
+    net.carry_session(at_s3.session_id, at_s3.checkout("cad", "2.0", 2, net.now))
+    net.run(net.now + 1.0)
+    granted = [ev.fields for _, ev in net.events[at_s3.session_id] if ev.kind == "granted"]
+    assert dict(granted[-1])["server"] != "s3"
+    assert at_s3.current != "s3"
+    net.run(net.now + 3 * at_s3.home_probe_every)
+    assert net.nodes["s3"].serve_problem(None, net.now) is None  # rejoined and serving
+    assert at_s3.current == "s3"
+    net.carry_session(at_s3.session_id, at_s3.checkout("cad", "2.0", 3, net.now))
+    net.run(net.now + 1.0)
+    granted = [ev.fields for _, ev in net.events[at_s3.session_id] if ev.kind == "granted"]
+    assert dict(granted[-1])["server"] == "s3"

@@ -126,3 +126,30 @@ def test_a_server_rebuilt_at_once_is_fenced_and_reclaimed_before_it_serves(floor
     assert at >= began + T.reclaim_delay
     assert net.nodes["s1"].pool.servers["s3"].reclaims == 1  # its earlier incarnation's seats were reclaimed
     check_new_life(net, earlier, holder, held_id)
+
+
+def test_the_leader_does_not_rejoin_a_rebuilt_server_before_its_earlier_life_is_reclaimed() -> None:
+    """The rebuilt server's first replies come before it has applied the pool's
+    record of itself, so its own ``table_lost`` is still False in them.  The
+    leader must judge from ``empty_boot`` and its own record, not rejoin the
+    new incarnation at once (which the server then refuses, moving to yet
+    another incarnation: status showed it live while it answered NOT_SERVING)."""
+    net = started_net()
+    earlier_lives(net)
+    net.kill("s3")
+    net.run(net.now + 6.0)
+    net.send("admin", "s1", DeclareServerDown(sender="cli", epoch=0, request_id="down-1", server="s3"))
+    net.run(net.now + 1.0)
+    rebuild_on_empty_disk(net, WALL)
+    leader = net.nodes["s1"]
+    seen: list[tuple[str, int]] = []
+    end = net.now + T.reclaim_delay + 10.0
+    while net.now < end and not net.nodes["s3"].rejoined():
+        net.run(net.now + 0.1)
+        record = leader.pool.servers["s3"]
+        if not seen or seen[-1] != (record.status, record.incarnation):
+            seen.append((record.status, record.incarnation))
+    assert net.nodes["s3"].rejoined()
+    # Its first incarnation rejoined, once, after the earlier one was down: none was refused.
+    assert net.nodes["s3"].raft.incarnation == WALL
+    assert [x for x in seen if x[1] >= WALL] == [("live", WALL)], seen

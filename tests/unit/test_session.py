@@ -238,7 +238,10 @@ def test_pending_never_extends_the_deadline_and_is_resent_to_the_same_server() -
     # Pending until the deadline: then lost, and no more updates.
     last = core.tick(VALID)
     assert events(last, "lost") == [{"lease_id": "L1", "why": "deadline", "server": "s1"}]
-    assert core.tick(VALID + 5).send == []
+    # Only the start server's fail-back probe (an empty heartbeat) is still sent.
+    assert [(o.to, o.msg) for o in core.tick(VALID + 5).send] == [
+        ("s1", SessionHeartbeat(client_id=core.client_id, session_id=core.session_id, seq=5))
+    ]
 
 
 def test_a_silent_target_is_replaced_by_the_next_server_after_2h() -> None:
@@ -367,3 +370,72 @@ def test_release_forgets_at_once_and_close_releases_everything() -> None:
     # Nothing is renewed any more; only releases no server acknowledged are re-sent.
     assert core.held(2.0) == {}
     assert {type(out.msg) for out in core.tick(3.0).send} <= {ReleaseRequest}
+
+
+# ---- fail-back: new checkouts return to the start server once it serves again ----
+
+
+def _sent_away(core: ClientSessionCore, at: float = 0.0) -> None:
+    """The start server s1 refuses (restarting, not rejoined): the checkout is
+    granted at s2, and new checkouts go there."""
+    [(to, _req)] = sent(core.checkout("cad", "2.0", 1, at), CheckoutRequest)
+    assert to == "s1"
+    core.receive("s1", CheckoutDenied(request_id=1, reason=DenyReason.NOT_SERVING, server="s1"), at + 0.01)
+    core.receive(
+        "s2",
+        CheckoutGranted(request_id=1, lease_id="L1", server="s2", feature="cad", version="2.0", ttl=T.lease_ttl),
+        at + 0.02,
+    )
+    assert core.current == "s2"
+    core.release("L1", at + 0.03)
+
+
+def _probes(ready: Ready) -> list[tuple[str, SessionHeartbeat]]:
+    return [(to, hb) for to, hb in sent(ready, SessionHeartbeat) if hb.lease_ids == ()]
+
+
+def test_a_session_sent_away_from_its_start_server_asks_it_again_every_2f() -> None:
+    core = session()
+    _sent_away(core)
+    every = core.home_probe_every
+    assert every == pytest.approx(2 * T.failure_timeout)
+    assert _probes(core.tick(every / 2)) == []
+    [(to, probe)] = _probes(core.tick(0.03 + every))
+    assert to == "s1"
+    # Not serving yet (a server that is up but not rejoined says so): stay away, ask again later.
+    core.receive("s1", HeartbeatAck(seq=probe.seq, server="s1", serving=False), 0.05 + every)
+    assert core.current == "s2"
+    [(to, again)] = _probes(core.tick(0.04 + 2 * every))
+    assert to == "s1" and again.seq > probe.seq
+
+
+def test_new_checkouts_go_home_once_the_start_server_says_it_serves() -> None:
+    core = session()
+    _sent_away(core)
+    [(_, probe)] = _probes(core.tick(0.03 + core.home_probe_every))
+    core.receive("s1", HeartbeatAck(seq=probe.seq, server="s1", serving=True), 2.0)
+    assert core.current == "s1"
+    [(to, _)] = sent(core.checkout("cad", "2.0", 2, 2.1), CheckoutRequest)
+    assert to == "s1"
+    # Home again: no more probes.
+    assert _probes(core.tick(2.1 + 5 * core.home_probe_every)) == []
+
+
+def test_a_serving_ack_from_another_server_or_an_old_server_does_not_move_checkouts() -> None:
+    core = session()
+    _sent_away(core)
+    [(_, probe)] = _probes(core.tick(0.03 + core.home_probe_every))
+    core.receive("s3", HeartbeatAck(seq=probe.seq, server="s3", serving=True), 2.0)  # not the server asked
+    core.receive("s1", HeartbeatAck(seq=probe.seq, server="s1"), 2.0)  # an older server: no ``serving``
+    assert core.current == "s2"
+
+
+def test_no_probe_while_a_lease_is_settled_at_the_start_server() -> None:
+    """Its own heartbeats ask instead."""
+    core = session()
+    grant(core, server="s1")
+    core.current = "s2"  # a later checkout went elsewhere
+    hbs = sent(core.tick(T.heartbeat_interval + 0.1), SessionHeartbeat)
+    assert [(to, hb.lease_ids) for to, hb in hbs] == [("s1", ("L1",))]
+    core.receive("s1", HeartbeatAck(seq=hbs[0][1].seq, server="s1", renewed=("L1",), serving=True), 0.5)
+    assert core.current == "s1"
