@@ -118,3 +118,36 @@ def test_an_answer_for_another_request_is_skipped() -> None:
         }
     )
     assert proxy(session).checkout("cad", "2.0", timeout=1.0).lease_id == "L1"
+
+
+def test_a_queued_checkout_asks_the_session_to_queue_a_little_less_than_its_timeout() -> None:
+    session = FakeSession(
+        {admin.OpenCheckout: [[admin.CheckoutResult(request_id=1, granted=False, reason="QUEUE_TIMEOUT")]]}
+    )
+    with pytest.raises(LicenseDenied) as denied:
+        proxy(session).checkout("cad", "2.0", timeout=20.0, queue=True)
+    assert denied.value.reason.value == "QUEUE_TIMEOUT"
+    (opened,) = [m for m in session.asked if isinstance(m, admin.OpenCheckout)]
+    assert opened.queue and 18.0 <= opened.queue_timeout < 20.0  # the session answers before the ask gives up
+
+
+def test_a_queued_checkout_whose_ask_times_out_is_queue_timeout_and_holds_no_seat() -> None:
+    late = admin.CheckoutResult(request_id=1, granted=True, lease_id="L1", server="s1", deadline=1e12)
+    session = FakeSession(
+        {admin.OpenCheckout: [[]], admin.AbandonCheckout: [[late, admin.CheckoutAbandoned(request_id=1, heard=True)]]}
+    )
+    client = proxy(session)
+    with pytest.raises(LicenseDenied) as denied:
+        client.checkout("cad", "2.0", timeout=0.01, queue=True)
+    assert denied.value.reason.value == "QUEUE_TIMEOUT"
+    assert client.held() == []
+
+
+def test_queue_full_is_raised_at_once() -> None:
+    session = FakeSession(
+        {admin.OpenCheckout: [[admin.CheckoutResult(request_id=1, granted=False, reason="QUEUE_FULL", detail="x")]]}
+    )
+    with pytest.raises(LicenseDenied) as denied:
+        proxy(session).checkout("cad", "2.0", timeout=20.0, queue=True)
+    assert denied.value.reason.value == "QUEUE_FULL"
+    assert len(session.asked) == 1
