@@ -378,9 +378,9 @@ def test_release_forgets_at_once_and_close_releases_everything() -> None:
 def _sent_away(core: ClientSessionCore, at: float = 0.0) -> None:
     """The start server s1 refuses (restarting, not rejoined): the checkout is
     granted at s2, and new checkouts go there."""
-    [(to, req)] = sent(core.checkout("cad", "2.0", 1, at), CheckoutRequest)
+    [(to, _req)] = sent(core.checkout("cad", "2.0", 1, at), CheckoutRequest)
     assert to == "s1"
-    core.receive("s1", CheckoutDenied(request_id=1, reason=DenyReason.NOT_SERVING.value, server="s1"), at + 0.01)
+    core.receive("s1", CheckoutDenied(request_id=1, reason=DenyReason.NOT_SERVING, server="s1"), at + 0.01)
     core.receive(
         "s2",
         CheckoutGranted(request_id=1, lease_id="L1", server="s2", feature="cad", version="2.0", ttl=T.lease_ttl),
