@@ -381,8 +381,11 @@ class Load:
             t.join(5.0)
 
 
+LEASE_TTL = 15.0
+
+
 def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -> None:
-    pool = licpool_pool(timing={"lease_ttl": 15.0})
+    pool = licpool_pool(timing={"lease_ttl": LEASE_TTL})
     pool.wait_formed()
     pool.add_license(pool.license(LEASES + 10))
     clients = [pool.client(f"ws-load-{i}", prefer=pool.names[i % len(pool.names)]) for i in range(CLIENTS)]
@@ -428,12 +431,16 @@ def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -
             assert one is not None and not _feature_ok(one), (seed, name, _feature_ok(one) if one else None)
         total = next(f.total for f in status.features if f.feature == "cad")
         assert len(held) <= total
-        # The client side (S2, not persistence): a client can drop a lease that a
-        # server still holds after the fail-over storm that follows a whole-pool
-        # restart (a server it was told holds it says "lost" while another one
-        # holds it).  Known bug, reported with issue 5; counted, not failed on.
+        # S2 (docs/reliability.md): a pool back well within lease_ttl loses no
+        # lease of a running app.  Before issue 11's fixes the fail-over storm
+        # after a whole-pool restart made clients drop leases a server still
+        # held (up to 12 of 50 in a round).  A pool that took longer than half
+        # of lease_ttl to form (a machine far too loaded) is exempt, and warned of.
         lost = [a for a in confirmed if a.lost.is_set()]
-        client_losses.extend(f"seed {seed}: {a.lease_id} at {a.server}: {a.lost_reason}" for a in lost)
+        losses = [f"seed {seed}: {a.lease_id} at {a.server}: {a.lost_reason}" for a in lost]
+        if back < LEASE_TTL / 2:
+            assert not losses, f"leases dropped by their client after a whole-pool restart: {losses}"
+        client_losses.extend(losses)
         rows.append(
             f"seed {seed}: killed after {seen_at_kill} confirmed grants (target {kill_after}, "
             f"+{jitter * 1000:.0f} ms), pool back in {back:.2f} s, {len(confirmed)} held afterwards "
@@ -450,7 +457,7 @@ def test_sigkill_every_server_at_a_random_moment_under_load(licpool_pool: Any) -
     print("\n" + "\n".join(rows))
     if client_losses:
         warnings.warn(
-            "leases dropped by their client while a server held them (S2 bug, not persistence): "
+            "leases dropped by their client after a pool that took over lease_ttl/2 to form (exempt): "
             + "; ".join(client_losses),
             stacklevel=1,
         )
