@@ -225,6 +225,9 @@ class ServerNode:
         node.raft.incarnation = max(node.raft.incarnation + 1, settings.incarnation_floor)
         node.raft.commit_index = node.applied
         node.raft.election_due = now + node.raft.election_timeout()
+        # It may have acknowledged a lease round just before it went down, and
+        # that is not persisted: no vote for f from its boot (leadership.md M17).
+        node.raft.acked_at = now
         ready = Ready(persist=[node.raft.hard_record()])
         ready.event("boot", incarnation=node.raft.incarnation, epoch=node.raft.term, applied=node.applied)
         ready.wake_at = node.raft.election_due

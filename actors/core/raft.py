@@ -15,7 +15,10 @@ Raft rules kept here, each for a reason docs/leadership.md gives:
 * leases are timed from the holder's send: the leader lease from the send of
   the heartbeat round a majority acknowledged, the serving lease from the
   follower's send of the reply that asked for it;
-* a new leader acts only ``leader_lease * (1 + rho)`` after it won;
+* a server votes (pre-votes included) and stands only ``failure_timeout``
+  after it last acknowledged a lease round, its own rounds as leader and its
+  boot included (leadership.md M17); so a new leader acts only
+  ``max(0, leader_lease * (1 + rho) - failure_timeout)`` after it won;
 * entries that only report grants ride on the next heartbeat round; any other
   entry, a report of a release or an expiry too (it frees a seat), is sent at
   once (``urgent``): one sync fan-out per checkout at the leader was most of
@@ -158,6 +161,11 @@ class Raft:
         self.leader: str | None = None
         self.commit_index = 0
         self.last_leader_contact = float("-inf")
+        self.acked_at = float("-inf")
+        """When this server last acknowledged a lease round (leadership.md M17):
+        a leader's sync it answered, its own round as leader (at the send), or
+        its boot (``ServerNode.boot``: a restarted server may have acknowledged
+        one just before it went down).  It votes and stands only f later."""
         self.election_due = 0.0
         self.votes: set[str] = set()
         # leader
@@ -188,7 +196,14 @@ class Raft:
         return self.timing.failure_timeout + self.rank * self.timing.heartbeat_interval
 
     def new_leader_wait(self, won_at: float) -> float:
+        """leadership.md M17: the voters waited f since their last acknowledgement."""
         return won_at + self.timing.new_leader_wait
+
+    def may_vote(self, now: float) -> bool:
+        """leadership.md M17: f has passed since this server last acknowledged a
+        lease round, so the rounds it acknowledged were sent at least f (on its
+        clock) before any vote it gives or asks for."""
+        return now - self.acked_at >= self.timing.failure_timeout
 
     def restart_grants(self, peer_name: str, now: float) -> None:
         """Let a server we no longer rely on ask afresh: once it is fenced, a
@@ -275,7 +290,7 @@ class Raft:
                 self.election_due = now + self.election_timeout()
             elif now >= self.next_heartbeat:
                 self.broadcast(now, ready)
-        elif now >= self.election_due:
+        elif now >= self.election_due and self.may_vote(now):
             self._start_pre_vote(now, ready)
         ready.wake_at = self.next_wake(now)
 
@@ -286,7 +301,7 @@ class Raft:
             return min(
                 self.next_heartbeat, max(self.lease_until, self.active_after, self.won_at + self.timing.failure_timeout)
             )
-        return self.election_due
+        return max(self.election_due, self.acked_at + self.timing.failure_timeout)
 
     def _start_pre_vote(self, now: float, ready: Ready) -> None:
         self.role, self.votes, self.leader = PRE_CANDIDATE, {self.name}, None
@@ -331,9 +346,16 @@ class Raft:
     # ---- votes ----------------------------------------------------------------------------
 
     def on_vote_request(self, msg: VoteRequest, now: float, ready: Ready) -> None:
-        if msg.epoch < self.term or self.heard_from_leader(now) or (self.role == LEADER and self.lease_until > now):
+        if (
+            msg.epoch < self.term
+            or self.heard_from_leader(now)
+            or (self.role == LEADER and self.lease_until > now)
+            or not self.may_vote(now)
+        ):
             # Stale, or we still follow a live leader: stickiness keeps a rejoining
-            # server from deposing it (and its term does not leak into ours).
+            # server from deposing it (and its term does not leak into ours).  And
+            # no vote within f of our last acknowledged lease round, whoever led
+            # it, even after a restart or a step-down (M17).
             ready.to(msg.sender, VoteReply(sender=self.name, epoch=self.term, granted=False, pre_vote=msg.pre_vote))
             return
         up_to_date = self.log_up_to_date(msg.last_index, msg.last_epoch)
@@ -381,6 +403,7 @@ class Raft:
         self.round += 1
         self.urgent = False
         self.round_sent[self.round] = now
+        self.acked_at = now  # the leader acknowledges its own round (M17)
         self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
         self.next_heartbeat = now + self.timing.heartbeat_interval
         for name, peer in self.peers.items():
@@ -498,7 +521,7 @@ class Raft:
             return
         if msg.epoch > self.term or self.role != FOLLOWER or self.leader != msg.sender:
             self._become_follower(msg.epoch, msg.sender, ready)
-        self.last_leader_contact = now
+        self.last_leader_contact = self.acked_at = now  # the reply below acknowledges msg.round (M17)
         self.election_due = now + self.election_timeout()
         success = self._accept(msg, ready)
         if msg.serving is not None and msg.serving.request in self.renewal_sent:

@@ -34,8 +34,10 @@ class Timing:
     """h: how often servers and client sessions send heartbeats."""
     failure_timeout: float = 2.0
     """f: silence after which a peer or a server is suspected."""
-    leader_lease: float = 3.0
-    """L: how long a majority's acknowledgement keeps a leader acting."""
+    leader_lease: float = 1.9
+    """L: how long a majority's acknowledgement keeps a leader acting.  The
+    default keeps L(1+rho) <= f, so a new leader acts as soon as it wins
+    (leadership.md M17)."""
     fence_timeout: float = 3.0
     """F: the longest serving lease the leader grants."""
     lease_ttl: float = 30.0
@@ -58,8 +60,12 @@ class Timing:
 
     @property
     def new_leader_wait(self) -> float:
-        """L(1+rho): how long a new leader waits after its last vote before granting."""
-        return self.grantor_valid_for(self.leader_lease)
+        """max(0, L(1+rho) - f): how long a new leader waits after it won before
+        it acts (leadership.md M17).  Every lease round of an earlier leader was
+        acknowledged by one of its voters, which then waited f on its own clock
+        before it voted; the wait makes up the rest of L(1+rho).  Zero when
+        f >= L(1+rho)."""
+        return max(0.0, self.grantor_valid_for(self.leader_lease) - self.failure_timeout)
 
     @property
     def client_retry(self) -> float:
