@@ -345,6 +345,8 @@ class ServerNode:
 
     def _on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> None:
         self.raft.on_sync_reply(msg, now, ready)
+        # What the leader decides below reads the applied state: apply what just committed first.
+        self._apply_committed(now, ready)
         if self.raft.role != LEADER or msg.epoch != self.raft.term:
             return
         if msg.success:

@@ -175,6 +175,9 @@ class Raft:
         self.lease_until = float("-inf")
         self.active_after = float("inf")
         self.won_at = float("-inf")
+        self.noop_index = 0
+        """The index of this leader's first entry, its NoOp: it acts only once
+        that has committed (leadership.md M17)."""
         self.grant_seq = 0
         # follower serving lease (holder side)
         self.renewal_no = 0
@@ -251,10 +254,14 @@ class Raft:
         return self.role == LEADER
 
     def leader_active(self, now: float) -> bool:
-        """The leader may act: past its wait and within a majority-acknowledged lease."""
-        if len(self.servers) == 1:
-            return self.role == LEADER and now >= self.active_after
-        return self.role == LEADER and now >= self.active_after and now < self.lease_until
+        """The leader may act: past its wait, within a majority-acknowledged
+        lease, and with its NoOp committed, so the state it acts on holds every
+        entry an earlier leader committed, and every older one a majority holds
+        (leadership.md M17: with no wait, a Fence proposed by the old leader
+        could otherwise commit after this one renewed that server)."""
+        if self.role != LEADER or now < self.active_after or self.commit_index < self.noop_index:
+            return False
+        return len(self.servers) == 1 or now < self.lease_until
 
     def holds_serving_lease(self, now: float) -> bool:
         if self.role == LEADER:
@@ -340,7 +347,7 @@ class Raft:
         self.lease_until = float("-inf")
         self.peers = {p: _Peer(next_index=self.log.last_index + 1) for p in self.peers_names}
         ready.event("leader", epoch=self.term, leader=self.name)
-        self.append([log_entries.NoOp(leader=self.name)], ready)
+        self.noop_index = self.append([log_entries.NoOp(leader=self.name)], ready)
         self.broadcast(now, ready)
 
     # ---- votes ----------------------------------------------------------------------------

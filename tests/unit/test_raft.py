@@ -92,7 +92,7 @@ def test_new_leader_waits_out_what_its_voters_did_not_wait_of_the_old_lease() ->
     leader = Raft("s1", SERVERS, long_lease)
     elect(leader, now=10.0)
     assert not leader.leader_active(10.0)
-    leader.lease_until = 20.0
+    leader.lease_until, leader.commit_index = 20.0, leader.noop_index
     wait = 3.0 * 1.01 - 2.0
     assert long_lease.new_leader_wait == wait
     assert not leader.leader_active(10.0 + wait - 0.001)
@@ -109,6 +109,24 @@ def test_with_the_default_timings_a_new_leader_acts_once_a_majority_acknowledged
         SyncReply(sender="s2", epoch=leader.term, success=True, match_index=1, round=leader.round), 10.01, Ready()
     )
     assert leader.leader_active(10.01)
+
+
+def test_a_new_leader_acts_only_once_its_noop_committed() -> None:
+    """M17: before that, its applied state may lack entries an earlier leader
+    appended that will commit (simulator seed 43: an old Fence of a server
+    committed after the new leader had renewed that server)."""
+    leader = raft()
+    elect(leader, now=10.0)
+    ready = Ready()
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=False, match_index=0, round=leader.round), 10.01, ready
+    )
+    assert leader.lease_until > 10.01 and leader.commit_index < leader.noop_index
+    assert not leader.leader_active(10.01)
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=1, round=leader.round), 10.02, ready
+    )
+    assert leader.leader_active(10.02)
 
 
 def _ask(voter: Raft, now: float, epoch: int = 1, pre_vote: bool = False) -> bool:
@@ -232,7 +250,7 @@ def test_serving_grant_stays_inside_the_leader_lease_and_is_timed_from_the_holde
 def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
     leader = raft()
     elect(leader, now=0.0)
-    leader.active_after, leader.lease_until = 0.0, 100.0
+    leader.active_after, leader.lease_until, leader.commit_index = 0.0, 100.0, leader.noop_index
     peer = leader.peers["s2"]
     leader.on_sync_reply(
         SyncReply(sender="s2", epoch=leader.term, success=True, match_index=0, round=1, echo_grant=0, renewal=1),
