@@ -81,7 +81,8 @@ def failover_seat_bound(t: Timing, servers: int = MAX_SERVERS) -> float:
       f                    the client notices its server is silent;
       m * 2h               it tries up to m = (n-1)//2 more dead servers;
       f + n*h/2            followers time out the dead leader (with priority stagger);
-      L(1+rho)             the new leader waits out the old leader's lease;
+      max(0, L(1+rho)-f)   the new leader waits out the rest of the old
+                           leader's lease (leadership.md M17);
       F(1+rho)             the holder's serving lease certainly expires;
       f                    the new leader suspects the silent holder;
       4h                   proposal, commit and reply round trips.
@@ -146,7 +147,7 @@ INEQUALITIES: tuple[Inequality, ...] = (
     ),
     Inequality(
         "lease_ttl",
-        "T(1-rho) >= failover_seat_bound (3f + 10h + 5.5h + L(1+rho) + F(1+rho) + 4h for 11 servers)",
+        "T(1-rho) >= failover_seat_bound (3f + 10h + 5.5h + max(0, L(1+rho) - f) + F(1+rho) + 4h for 11 servers)",
         "a fail-over update behind a dead holder must be seated before the client's deadline, "
         "even across one leader change (S2)",
         lambda t: t.holder_valid_for(t.lease_ttl) >= failover_seat_bound(t),
