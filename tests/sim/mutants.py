@@ -354,9 +354,8 @@ DRIFTED = Timing(
 
 
 MUTANTS: tuple[Mutant, ...] = (
-    # With the default timing a new leader's fence grace (f after its election,
-    # itself f after the old leader's last contact) already outlasts the old
-    # lease; a longer leader lease exposes the wait on its own.
+    # With the default timing (L(1+rho) <= f) the wait is zero anyway
+    # (leadership.md M17); a leader lease far longer than f needs it.
     Mutant(
         1,
         "new leader does not wait out the old leader's lease",
@@ -396,9 +395,8 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=34),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
-    # With the default timing (F = L) a serving lease past the leader lease is
-    # outlasted by the new leader's wait plus its fence grace (as for mutant 1);
-    # a fence timeout longer than the leader lease exposes it.
+    # A fence timeout longer than the leader lease, so a serving lease can
+    # outlast the leader lease by much (the LEASE rule sees it).
     Mutant(
         12,
         "a serving lease granted past the end of the leader lease",
