@@ -153,7 +153,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "QueueLeave": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
-the mechanism of leadership.md M1–M16).  A docstring's own ``(claims ...)``
+the mechanism of leadership.md M1–M17).  A docstring's own ``(claims ...)``
 must be a subset of its entry here."""
 
 PROPOSED_BY: dict[str, str] = {

@@ -10,6 +10,9 @@ Safety, checked continuously:
 * **S4**: at most one leader per epoch; committed log entries never change
   (one ``LogEntry`` per index, across all servers and restarts); a running
   server's applied index never goes backwards.
+* **LEASE** (leadership.md M3, M17): while a leader of epoch e acts, no other
+  server acts as a leader of an older epoch nor holds a serving lease granted
+  in one: the new leader waited out every earlier lease.
 
 Liveness, checked where the design promises it (see docs/simulator.md):
 
@@ -64,7 +67,7 @@ EXEMPT = {
 
 
 class InvariantViolation(Exception):
-    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, TABLE, REGISTRY, ABANDON,
+    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, LEASE, TABLE, REGISTRY, ABANDON,
     EXPECT (a scenario expectation), CRASH (a core raised) or BUDGET (a run
     that never ends)."""
 
@@ -316,6 +319,7 @@ class Checker:
         self.l1.sample()
         self.queue.after_event()
         self._fenced_means_stopped()
+        self._one_lease_at_a_time()
         if self._servers_changed:
             self._servers_changed = False
             if "REGISTRY" not in self.w.config.skip_rules:
@@ -383,6 +387,35 @@ class Checker:
             if serving:
                 raise InvariantViolation(
                     "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied"
+                )
+
+    def _one_lease_at_a_time(self) -> None:
+        """LEASE: every lease a server acts on now (its leader lease, or a
+        serving lease, labelled with the epoch of the last grant it took:
+        never older than the lease's own) belongs to the newest acting
+        leader's epoch.  Crashed servers hold nothing; a stalled one still
+        holds what it would act on when it resumes."""
+        w = self.w
+        acting: list[tuple[int, str]] = []
+        held: list[tuple[int, str]] = []
+        for host in w.servers.values():
+            if host.node is None:
+                continue
+            raft = host.node.raft
+            local = host.clock.local(w.now)
+            if raft.role == "leader":
+                if raft.leader_active(local):
+                    acting.append((raft.term, host.name))
+            elif raft.holds_serving_lease(local):
+                held.append((raft.last_grant_id // 1_000_000_000, host.name))
+        if not acting:
+            return
+        epoch, leader = max(acting)
+        for older, name in acting + held:
+            if older < epoch:
+                kind = "acts as the leader of" if (older, name) in acting else "holds a serving lease of"
+                raise InvariantViolation(
+                    "LEASE", f"{leader} acts as the leader of epoch {epoch} while {name} still {kind} epoch {older}"
                 )
 
     def granted_by(self, host: ServerHost, events: Any) -> None:
