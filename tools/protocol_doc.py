@@ -119,6 +119,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ChangeDistributionCriteria": (7, 8, 21, 22),
     "ForceReleaseLease": (),
     "DeclareServerDown": (5, 14, 19, 28),
+    "SetIdleTimeout": (),
     "AdminReply": (),
     # the replicated log
     "VoteRequest": (16, 18),
@@ -144,6 +145,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ServerDown": (5, 14, 19, 28),
     "ForceRelease": (),
     "AdminNonce": (),
+    "SetIdlePolicy": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
 the mechanism of leadership.md M1–M16).  A docstring's own ``(claims ...)``
@@ -193,6 +195,7 @@ PROPOSED_BY: dict[str, str] = {
     "ServerDown": "the leader, for `DeclareServerDown`: `leading.LeaderDuties.on_admin`",
     "ForceRelease": "the leader, for `ForceReleaseLease`: `leading.LeaderDuties.on_admin`",
     "AdminNonce": "the leader, just before every admin change's entry: `leading.LeaderDuties.on_admin`",
+    "SetIdlePolicy": "the leader, for `SetIdleTimeout`: `leading.LeaderDuties.on_admin`",
 }
 """Who proposes each log entry, naming the code in ``actors.core`` that does it."""
 

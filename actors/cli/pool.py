@@ -404,6 +404,26 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
             )
         _report_admin(reply, f"distribution of {key[0]} {key[1]} set to {criteria}")
 
+    @licpool.group("policy")
+    def policy() -> None:
+        """Pool policies of a feature (signed admin changes)."""
+
+    @policy.command("idle-timeout")
+    @click.argument("feature")
+    @click.argument("seconds", type=click.FloatRange(min=0.0, max=1e9))
+    @_config_option()
+    def policy_idle_timeout(feature: str, seconds: float, config_path: Path) -> None:
+        """Reclaim FEATURE's leases that their apps marked idle for SECONDS (0: never)."""
+        cfg = _admin_config(config_path)
+        with _link(cfg) as link:
+            key = _feature_key(feature, link)
+            reply = link.admin(
+                lambda rid: pool_msgs.SetIdleTimeout(
+                    sender="cli", epoch=0, request_id=rid, feature=key[0], version=key[1], idle_timeout=seconds
+                )
+            )
+        _report_admin(reply, f"idle_timeout of {key[0]} {key[1]} set to {seconds:g} s")
+
 
 def _register_tools(licpool: click.Group) -> None:
     """``snapshot show`` and ``demo``."""

@@ -54,6 +54,7 @@ from actors.protocol.pool import (
     FailoverOutcome,
     ForceReleaseLease,
     ReleaseForward,
+    SetIdleTimeout,
     TransferConfirm,
     TransferRequest,
 )
@@ -70,7 +71,14 @@ __all__ = ["ServerNode", "NodeSettings", "SNAPSHOT_SCHEMA"]
 
 SNAPSHOT_SCHEMA = 1
 
-_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease, DeclareServerDown)
+_ADMIN = (
+    AddLicenseCode,
+    AddAllocations,
+    ChangeDistributionCriteria,
+    ForceReleaseLease,
+    DeclareServerDown,
+    SetIdleTimeout,
+)
 
 
 class ServerNode:

@@ -39,6 +39,9 @@ __all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE"]
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
 
+IDLE = "IDLE"
+"""``HeartbeatAck.reasons``: the lease was reclaimed by its feature's ``idle_timeout``."""
+
 
 class ClientHost(ServerView, Protocol):
     """The server the client side runs on."""
@@ -74,7 +77,8 @@ class ClientSide(RoleView):
         # repeat of one still being decided is ignored (it gets the answer).
         done = self.book.recent_grants.get((req.session_id, req.request_id))
         if done is not None:
-            if done.lease_id in self.member.leases.leases:
+            held = self.member.leases.leases.get(done.lease_id)
+            if held is not None and not held.lingering:
                 ready.to(ref, done)
                 return
             # Given back (or expired) since: its session released the grant
@@ -99,7 +103,12 @@ class ClientSide(RoleView):
                 client_id=req.client_id,
                 client_seq=req.client_seq,
                 leases=(
-                    client.HeldLease(lease_id=req.lease_id, feature=req.feature, version=self._resume_version(req)),
+                    client.HeldLease(
+                        lease_id=req.lease_id,
+                        feature=req.feature,
+                        version=self._resume_version(req),
+                        seats=self._resume_seats(req),
+                    ),
                 ),
             )
             self._forward_failover(forward, now, ready)
@@ -108,7 +117,19 @@ class ClientSide(RoleView):
             self.book.waiting.append(WaitingCheckout(ref, req, now))
 
     def _waiting_for(self, key: FeatureKey) -> int:
-        return sum(1 for w in self.book.waiting if key in self.serving_tables(w.request))
+        """Seats asked by the checkouts held for a borrow that ``key`` may serve."""
+        return sum(self.seats_of(w.request, key) for w in self.book.waiting if key in self.serving_tables(w.request))
+
+    def seats_of(self, req: client.CheckoutRequest, key: FeatureKey) -> int:
+        """Seats a checkout takes of ``key``: its ``count`` times the table's token weight."""
+        table = self.pool.features.get(key)
+        return max(1, req.count) * (table.weight if table is not None else 1)
+
+    def _resume_seats(self, req: client.CheckoutRequest) -> int:
+        lease = self.pool.registry.leases.get(req.lease_id or "")
+        if lease is not None and lease.client_id == req.client_id:
+            return lease.seats
+        return self.seats_of(req, (req.feature, self._resume_version(req)))
 
     def serving_tables(self, req: client.CheckoutRequest) -> list[FeatureKey]:
         """The tables that may grant ``req``, lowest version first (one at most
@@ -180,7 +201,11 @@ class ClientSide(RoleView):
         key = self._pick_table(req, servable, self.settings.today(), exhausted or {})
         if waiting is None:
             waiting = self._waiting_for(key)
-        new_id = self.new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
+        seats = self.seats_of(req, key)
+        table = self.pool.features[key]
+        linger = req.linger if req.linger > 0 else table.linger
+        retake = self.member.leases.find_lingering(req.client_id, key, seats) is not None
+        new_id = self.new_lease_id(req.client_id) if self.member.spare(key) >= seats or retake else ""
         decision = self.member.checkout(
             req.client_id,
             req.session_id,
@@ -191,6 +216,8 @@ class ClientSide(RoleView):
             req.lease_id,
             waiting,
             req.client_seq,
+            seats,
+            linger,
         )
         if isinstance(decision, Deny):
             self._deny(ref, req, decision.reason, ready, decision.detail)
@@ -222,6 +249,7 @@ class ClientSide(RoleView):
             version=lease.version,
             ttl=self.timing.lease_ttl,
             resumed=decision.resumed,
+            seats=lease.seats,
         )
         self.book.recent_grants[(req.session_id, req.request_id)] = reply
         if len(self.book.recent_grants) > 4096:
@@ -234,6 +262,7 @@ class ClientSide(RoleView):
             feature=lease.feature,
             version=lease.version,
             resumed=decision.resumed,
+            **({"seats": lease.seats} if lease.seats != 1 else {}),
         )
         if decision.borrow:
             self._ask_borrow(lease.key, decision.borrow, now, ready)
@@ -323,10 +352,11 @@ class ClientSide(RoleView):
             if answer == HOLD and (lease.client_id != hb.client_id or lease.revoked):
                 answer = RENEW  # not this client's, or revoked: renew() reports it lost
             {RENEW: servable, HOLD: held, REFUSE: refused}[answer].append(lid)
+        reclaimed = self._idle_reclaims(hb, servable, now, ready)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
-        gone = tuple(lid for lid in lost if lid not in moved)
+        gone = tuple(lid for lid in lost if lid not in moved) + tuple(reclaimed)
         ready.to(
             ref,
             client.HeartbeatAck(
@@ -338,8 +368,40 @@ class ClientSide(RoleView):
                 ttl=self.timing.lease_ttl,
                 moved=tuple(moved.items()),
                 held=tuple(held),
+                reasons=tuple((lid, IDLE) for lid in reclaimed),
             ),
         )
+
+    def _idle_reclaims(self, hb: client.SessionHeartbeat, servable: list[str], now: float, ready: Ready) -> list[str]:
+        """Track which listed leases the app marked idle, and reclaim (release)
+        each one idle for its feature's ``idle_timeout``: it is taken out of
+        ``servable`` and reported lost with the reason ``IDLE`` (issue 14)."""
+        idle = set(hb.idle)
+        reclaimed: list[str] = []
+        for lid in list(servable):
+            lease = self.member.leases.leases.get(lid)
+            if lease is None or lease.client_id != hb.client_id or lease.lingering or lease.revoked:
+                continue
+            if lid not in idle:
+                lease.idle_since = None
+                continue
+            if lease.idle_since is None:
+                lease.idle_since = now
+            table = self.pool.features.get(lease.key)
+            limit = table.idle_timeout if table is not None else 0.0
+            if limit > 0 and now - lease.idle_since >= limit:
+                lease.linger = 0.0  # reclaimed: its seats free, no linger
+                self.member.leases.release(lid, lease.client_id, now)
+                servable.remove(lid)
+                reclaimed.append(lid)
+                ready.event(
+                    "idle_reclaim",
+                    lease_id=lid,
+                    client_id=lease.client_id,
+                    feature=lease.feature,
+                    version=lease.version,
+                )
+        return reclaimed
 
     def heartbeat_answer(self, problem: client.DenyReason | None) -> str:
         """What a heartbeat gets for a lease held here, given ``serve_problem``:
@@ -367,7 +429,7 @@ class ClientSide(RoleView):
             # session's release arrived: the lease is the new session's now.
             ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=False))
             return
-        released = self.member.leases.release(msg.lease_id, msg.client_id)
+        released = self.member.leases.release(msg.lease_id, msg.client_id, now)
         ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released))
         if released:
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
@@ -500,6 +562,7 @@ class ClientSide(RoleView):
                     version=lease.version,
                     ttl=self.timing.lease_ttl,
                     resumed=True,
+                    seats=lease.seats,
                 ),
             )
         else:

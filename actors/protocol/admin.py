@@ -51,6 +51,7 @@ __all__ = [
     "SessionStart",
     "SessionReady",
     "OpenCheckout",
+    "MarkIdle",
     "CheckoutResult",
     "AbandonCheckout",
     "CheckoutAbandoned",
@@ -438,6 +439,22 @@ class OpenCheckout:
     version: str
     lease_id: str | None = None
     """A lease to resume instead of taking a new seat (an app restarting with a lease it held)."""
+    count: int = 1
+    """Seats asked for in one lease: all or none."""
+    linger: float = 0.0
+    """Seconds the seats stay held after the release (0: the license code's value)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkIdle:
+    """LicenseClient -> ClientSession: the app marked a lease idle (``auth.idle()``)
+    or busy again (``auth.busy()``); the session tells its server in each
+    heartbeat.  No reply."""
+
+    lease_id: str
+    """The lease marked."""
+    idle: bool
+    """True: idle; False: busy again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -461,6 +478,8 @@ class CheckoutResult:
     """The lease's deadline on the host's monotonic clock, in seconds; 0.0 when refused."""
     version: str = ""
     """The licensed version granted: the one asked for, or a higher one that serves it; empty when refused."""
+    seats: int = 1
+    """Seats the granted lease holds (the count asked for, times the feature's token weight)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -524,6 +543,8 @@ class LeaseNotice:
     """The lease's new deadline on the host's monotonic clock, in seconds (``deadline`` only)."""
     detail: str = ""
     """Why the lease was lost, one line (``lost`` only)."""
+    reason: str = ""
+    """The server's stated reason for a ``lost`` lease, such as ``"IDLE"`` (empty: none stated)."""
     deadlines: tuple[tuple[str, str, float], ...] = ()
     """``(lease_id, server, deadline)`` of every lease renewed in one session step:
     one message per step, not one per lease, so that a session holding many

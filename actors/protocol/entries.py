@@ -34,6 +34,7 @@ __all__ = [
     "ServerDown",
     "ForceRelease",
     "AdminNonce",
+    "SetIdlePolicy",
 ]
 
 FREE_POOL = ""
@@ -124,7 +125,7 @@ class TransferIntent:
     taker: str
     """The config name of the server that gets them on completion, or ``FREE_POOL``."""
     count: int
-    """Seats in flight, at least 1; exactly 1 with ``lease_id``."""
+    """Seats in flight, at least 1; with ``lease_id``, exactly the lease's seats."""
     lease_id: str | None = None
     """A lease moving to ``taker``: with reason ``"handover"`` the giver holds it and gives it with its seat; with
     ``"failover"`` the giver gives a spare seat and the lease is seated at the taker on completion.  None: plain
@@ -174,6 +175,8 @@ class LeaseChange:
     """The lease's feature."""
     version: str = ""
     """The lease's feature version."""
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +223,8 @@ class FailoverSeat:
     duplicate never moves it back)."""
     source: str
     """The fenced holder's name (the lease moves with its seat), ``FREE_POOL``, or a down server."""
+    seats: int = 1
+    """Seats the lease holds: all are seated at ``to_server`` or none (a no-op)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +242,8 @@ class FailoverPending:
     """The config name of the server the client failed over to, where it will be seated."""
     client_seq: int
     """The client's fail-over sequence number: a newer pending update of the lease replaces this one."""
+    seats: int = 1
+    """Seats the lease holds: it waits until that many are free at once."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,6 +312,17 @@ class AdminNonce:
     """The admin change's ``AdminAuth.timestamp``: operator wall-clock seconds since the Unix epoch."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SetIdlePolicy:
+    """A feature's ``idle_timeout`` (issue 14), from a signed ``SetIdleTimeout``:
+    each server reclaims a lease whose app marked it idle that long."""
+
+    feature: str
+    version: str
+    idle_timeout: float
+    """Seconds (0: no policy); a negative or non-finite value is a no-op."""
+
+
 Entry = (
     NoOp
     | AddLicense
@@ -323,5 +341,6 @@ Entry = (
     | ServerDown
     | ForceRelease
     | AdminNonce
+    | SetIdlePolicy
 )
 """Any pool log entry."""
