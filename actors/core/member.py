@@ -97,6 +97,11 @@ class Member:
     def spare(self, key: FeatureKey) -> int:
         return self.usable(key) - self.leases.in_use(key)
 
+    def can_seat(self, key: FeatureKey, seats: int) -> bool:
+        """May a new lease of ``seats`` seats be granted here now?  Only if all
+        of them are spare: never a partial hold (issue 14)."""
+        return self.spare(key) >= seats
+
     def table_lost(self) -> bool:
         """This server's lease table may lack leases an earlier incarnation
         granted: it booted on an empty disk where the pool recorded an earlier
@@ -168,7 +173,7 @@ class Member:
         if old is not None:
             self.leases.retake(old, lease)
             return Grant(lease, resumed=True)
-        if not new_lease_id or self.spare(key) < seats:
+        if not new_lease_id or not self.can_seat(key, seats):
             in_use = self.leases.in_use(key) + waiting + seats
             return Wait(sources.seats_to_borrow(in_use, self.usable(key), self.threshold))
         self.leases.grant(lease)

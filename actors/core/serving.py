@@ -205,7 +205,7 @@ class ClientSide(RoleView):
         table = self.pool.features[key]
         linger = req.linger if req.linger > 0 else table.linger
         retake = self.member.leases.find_lingering(req.client_id, key, seats) is not None
-        new_id = self.new_lease_id(req.client_id) if self.member.spare(key) >= seats or retake else ""
+        new_id = self.new_lease_id(req.client_id) if self.member.can_seat(key, seats) or retake else ""
         decision = self.member.checkout(
             req.client_id,
             req.session_id,
@@ -297,7 +297,8 @@ class ClientSide(RoleView):
         """Seats may have arrived (or the hold ran out): answer what can be."""
         still: list[WaitingCheckout] = []
         for w in self.book.waiting:
-            if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
+            ahead = sum(max(1, x.request.count) for x in still)  # seats asked ahead of it
+            if not self._decide(w.client, w.request, now, ready, ahead, w.exhausted):
                 if self._no_seat_anywhere(w):
                     self._deny(
                         w.client, w.request, client.DenyReason.NO_SEATS, ready, "every seat in the pool is in use"

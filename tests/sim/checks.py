@@ -2,9 +2,10 @@
 
 Safety, checked continuously:
 
-* **S1** from the clients' view: per feature, the distinct leases live clients
-  hold (``session.held(local now)``) never exceed the licensed total (the
-  largest committed total any server has shown: totals only grow).
+* **S1** from the clients' view: per feature, the seats of the distinct leases
+  live clients hold (``session.held(local now)``; a multi-seat lease counts
+  its ``seats``) never exceed the licensed total (the largest committed total
+  any server has shown: totals only grow).
 * **Table invariant**: every running server's committed pool state has no
   ``problems()``.
 * **S4**: at most one leader per epoch; committed log entries never change
@@ -87,6 +88,8 @@ class Checker:
         self.checked_commit: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
         self._held: dict[str, dict[str, FeatureKey]] = {}
+        self._seats: dict[str, int] = {}
+        """lease id -> seats, of the multi-seat leases clients hold (absent: 1)."""
         self._servers_changed = False
         self._placed_ok: dict[str, tuple[int, ...]] = {}
         self.exemptions: list[tuple[float, str, str, str]] = []
@@ -156,16 +159,19 @@ class Checker:
         for lids in self._held.values():
             for lid, key in lids.items():
                 held.setdefault(key, set()).add(lid)
-        if all(len(lids) <= self.total.get(key, 0) for key, lids in held.items()):
+        seats = {key: sum(self._seats.get(lid, 1) for lid in lids) for key, lids in held.items()}
+        if all(n <= self.total.get(key, 0) for key, n in seats.items()):
             return
         if touched is not None:
             self.clients_changed(None)
             return
         for key, ids in held.items():
-            if len(ids) > self.total.get(key, 0):
+            if seats[key] > self.total.get(key, 0):
                 owners = {name: sorted(set(x) & ids) for name, x in self._held.items() if set(x) & ids}
                 raise InvariantViolation(
-                    "S1", f"{len(ids)} leases of {key} held by clients, licensed {self.total.get(key, 0)}: {owners}"
+                    "S1",
+                    f"{seats[key]} seats ({len(ids)} leases) of {key} held by clients, "
+                    f"licensed {self.total.get(key, 0)}: {owners}",
                 )
 
     def _orphans(self, client: ClientHost, now: float) -> None:
@@ -193,7 +199,11 @@ class Checker:
     def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
         if not client.alive:
             return {}
-        return {lid: (x.feature, x.version) for lid, x in client.core.held(client.clock.local(now)).items()}
+        held = client.core.held(client.clock.local(now))
+        for lid, x in held.items():
+            if x.seats != 1:
+                self._seats[lid] = x.seats
+        return {lid: (x.feature, x.version) for lid, x in held.items()}
 
     # ---- S2 ---------------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ class ClientDriver:
             if lid in self.dead_ids and self.checker is not None and not self.release_unknowable(lid):
                 raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
             client.features[lid] = (ev.get("feature"), ev.get("version"))
+            if ev.get("seats", 1) != 1:
+                client.seats[lid] = ev.get("seats")
             client.grants += 1
             client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
             if self.checker is not None:
@@ -94,10 +96,11 @@ class ClientDriver:
             return
         local = client.clock.local(self.now)
         if action[0] == "checkout":
-            _, feature, version, rid = action
+            feature, version, rid = action[1:4]
+            count = int(action[4]) if len(action) > 4 else 1
             if self.checker is not None:
-                self.checker.l1.checkout(client, int(rid), (feature, version))
-            self.client_out(client, client.core.checkout(feature, version, int(rid), local))
+                self.checker.l1.checkout(client, int(rid), (feature, version), count)
+            self.client_out(client, client.core.checkout(feature, version, int(rid), local, count=count))
         elif action[0] == "abandon":
             self.client_out(client, client.core.abandon(int(action[1]), local))
             client.resuming.pop(int(action[1]), None)
@@ -147,7 +150,7 @@ class ClientDriver:
         for lid, info in sorted(held.items()):
             rid = app.resume(lid, self.now)
             client.resuming[rid] = (lid, (info.feature, info.version))
-            ready.merge(client.core.checkout(info.feature, info.version, rid, local, lease_id=lid))
+            ready.merge(client.core.checkout(info.feature, info.version, rid, local, lease_id=lid, count=info.seats))
         stale = random.Random(f"{self.config.seed}/stale/{client.name}/{client.session_no}")
         if client.released and stale.random() < 0.5:
             # The app restarted from a stale file that still lists a lease it
@@ -155,14 +158,16 @@ class ClientDriver:
             lid = stale.choice(sorted(client.released))
             feature, version = client.features[lid]
             rid = app.resume(lid, self.now)
-            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid))
+            count = client.seats.get(lid, 1)
+            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid, count=count))
         for lid in sorted({lid for at, lid, _ in client.lost if at >= client.reconnected_at} - set(held)):
             # The file also lists leases lost since the last restart (the app died
             # before it noticed): one comes back only while its server still
             # counts its seat; a reclaimed one must be refused, or S1 breaks.
             feature, version = client.features[lid]
             rid = app.resume(lid, self.now)
-            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid))
+            count = client.seats.get(lid, 1)
+            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid, count=count))
         client.reconnected_at = self.now
         self.client_out(client, ready)
 

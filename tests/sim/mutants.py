@@ -25,7 +25,13 @@ from actors.protocol.entries import Reclaim
 from actors.shell.persistence import NodeStore
 from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
-from tests.sim.scenarios import abandon_race, leader_kill_quiet, release_while_down, restart_after_move
+from tests.sim.scenarios import (
+    abandon_race,
+    leader_kill_quiet,
+    multi_seat_under_load,
+    release_while_down,
+    restart_after_move,
+)
 
 __all__ = ["Mutant", "MUTANTS"]
 
@@ -304,6 +310,13 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _partial_multi_seat_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat checkout is granted when any seat is spare, not all of
+    them (issue 14): the lease holds seats the server does not have."""
+    mp.setattr(member.Member, "can_seat", lambda self, key, seats: self.spare(key) > 0)
+    return {}
+
+
 def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session actor numbers a restarted app's updates from 1 again (issue 11 defect 2)."""
     return {"seq_base": False}
@@ -457,6 +470,16 @@ MUTANTS: tuple[Mutant, ...] = (
         overrides={"shell": True},
         scenario=lambda seed: dataclasses.replace(
             restart_after_move.SCENARIO, name=f"restart_after_move/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        26,
+        "a partial multi-seat hold (granted when only some of its seats are spare)",
+        _partial_multi_seat_hold,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
         ),
     ),
 )

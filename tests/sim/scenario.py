@@ -17,6 +17,7 @@ Actions, ``("at", t, action, *args)``:
 ``lossy rate``         background loss on every link
 ``clock H rate``       host H's clock runs at ``rate`` (within 1 +- rho)
 ``checkout C F V``     client C asks for a seat of feature F version V
+``checkout_n C F V N`` client C asks for N seats of F V in one lease (all or none)
 ``release C F V``      client C releases one lease of F V it holds
 ``crash_client C``     client C's process dies (no release)
 ``reconnect C``        client C's app restarts: a new session resumes its leases by id
@@ -39,7 +40,8 @@ up server that is not the leader), ``$down`` (the first server that is down) or
 runs.  In a list of names, ``$rest`` stands for every server but the leader.
 
 Expectations, ``("expect", t, what, *args)``, checked at time t:
-``held C N`` (C holds exactly N leases), ``held_at_least C N``,
+``held C N`` (C holds exactly N leases), ``held_at_least C N``, ``seats C N``
+(C's leases hold exactly N seats in all),
 ``lost C N`` (C has lost N leases so far), ``leader`` (some server leads),
 ``leader_not S`` (S is not the leader; names resolve at the step's time),
 ``granted C N`` (C was granted N times so far), ``all_live`` (there is a
@@ -69,6 +71,7 @@ ACTIONS: dict[str, int] = {
     "lossy": 1,
     "clock": 2,
     "checkout": 3,
+    "checkout_n": 4,
     "release": 3,
     "crash_client": 1,
     "reconnect": 1,
@@ -86,6 +89,7 @@ ACTIONS: dict[str, int] = {
 EXPECTATIONS: dict[str, int] = {
     "held": 2,
     "held_at_least": 2,
+    "seats": 2,
     "lost": 2,
     "leader": 0,
     "leader_not": 1,
@@ -119,6 +123,8 @@ class Scenario:
     """App <-> session delay on the shell model (a loaded app host); None: the default."""
     checkout_timeout: float | None = None
     """``LicenseClient.checkout(timeout=...)`` of scripted checkouts on the shell model."""
+    max_seats: int = 1
+    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease (issue 14)."""
 
     def __post_init__(self) -> None:
         validate(self.steps)

@@ -154,6 +154,14 @@ def _checkout(w: World, client_name: str, feature: str, version: str) -> None:
         w.client_action(client, ("checkout", feature, version, str(w.apps[client_name].request_no)))
 
 
+def _checkout_n(w: World, client_name: str, feature: str, version: str, count: int) -> None:
+    client = w.clients[client_name]
+    if client.alive:
+        w.apps[client_name].request_no += 1
+        rid = str(w.apps[client_name].request_no)
+        w.client_action(client, ("checkout", feature, version, rid, str(count)))
+
+
 def _release(w: World, client_name: str, feature: str, version: str) -> None:
     client = w.clients[client_name]
     held = client.core.held(client.clock.local(w.now))
@@ -263,6 +271,7 @@ ACTIONS: dict[str, Any] = {
     "lossy": _lossy,
     "clock": _clock,
     "checkout": _checkout,
+    "checkout_n": _checkout_n,
     "release": _release,
     "crash_client": _crash_client,
     "reconnect": _reconnect,
@@ -285,6 +294,11 @@ def _expect(w: World, what: str, args: list[Any], step: Step) -> None:
         n = len(client.core.held(client.clock.local(w.now))) if client.alive else 0
         ok = n == args[1] if what == "held" else n >= args[1]
         detail = f"{args[0]} holds {n}"
+    elif what == "seats":
+        client = w.clients[args[0]]
+        held = client.core.held(client.clock.local(w.now)) if client.alive else {}
+        n = sum(x.seats for x in held.values())
+        ok, detail = n == args[1], f"{args[0]} holds {n} seats in {len(held)} leases"
     elif what == "lost":
         n = len(w.clients[args[0]].lost)
         ok, detail = n == args[1], f"{args[0]} lost {n}: {w.clients[args[0]].lost}"

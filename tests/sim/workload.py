@@ -37,6 +37,8 @@ class App:
     """Chance per timer, while holding, that the app process restarts and
     resumes its leases by id in a new session (FlexNet's double-seat case)."""
     start_at: float = 0.0
+    max_seats: int = 1
+    """Above 1: each checkout asks for 1..max_seats seats in one lease (issue 14)."""
     enabled: bool = True
     request_no: int = 0
     waiting: dict[int, float] = field(default_factory=dict)
@@ -75,7 +77,11 @@ class App:
             self.request_no += 1
             feature, version = self.rng.choice(self.features)
             self.waiting[self.request_no] = now + self.timeout
-            actions.append(("checkout", feature, version, str(self.request_no)))
+            if self.max_seats > 1:
+                count = self.rng.randint(1, self.max_seats)
+                actions.append(("checkout", feature, version, str(self.request_no), str(count)))
+            else:
+                actions.append(("checkout", feature, version, str(self.request_no)))
         return actions
 
     def resume(self, lease_id: str, now: float) -> int:

@@ -79,6 +79,8 @@ class SimConfig:
     big_apps: int = 0
     """Apps that take ``big_hold`` leases in a row and hold them long (shell model)."""
     big_hold: int = 8
+    max_seats: int = 1
+    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease (classic model)."""
     seq_base: bool = True
     """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
     local_hop: tuple[float, float] | None = None
@@ -215,6 +217,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 timeout=timeout,
                 start_at=app_rng.uniform(1.0, 6.0),
                 reconnect_rate=config.reconnect_rate,
+                max_seats=config.max_seats,
                 enabled=config.workload if scenario is None else scenario.workload,
             )
             if self.shell is not None:

@@ -15,6 +15,8 @@ from tests.sim.scenarios import (
     disk_lost,
     leader_kill,
     leader_kill_quiet,
+    multi_seat,
+    multi_seat_under_load,
     oneway_partition,
     pool_restart,
     pool_restart_under_load,
@@ -44,5 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
         release_while_down,
         disk_lost,
         restart_after_move,
+        multi_seat,
+        multi_seat_under_load,
     )
 }
