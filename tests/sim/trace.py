@@ -59,6 +59,24 @@ def _field(value: Any) -> str:
         return repr(value)
     if _names(kind) is not None:
         return _short(value)
+    return _repr(value)
+
+
+def _repr(value: Any) -> str:
+    """``repr``, but dataclasses inside tuples (a report's changes, an update's
+    leases) leave out the issue-14 fields that hold their default."""
+    kind = type(value)
+    if kind is tuple:
+        inner = ", ".join(_repr(x) for x in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if dataclasses.is_dataclass(kind) and _names(kind) is not None:
+        added = _DEFAULTS[kind]
+        shown = [
+            f"{f.name}={_repr(getattr(value, f.name))}"
+            for f in dataclasses.fields(kind)
+            if f.repr and not (f.name in added and getattr(value, f.name) == added[f.name])
+        ]
+        return f"{kind.__qualname__}({', '.join(shown)})"
     return repr(value)
 
 
