@@ -165,8 +165,16 @@ def _print_status(reply: Any) -> None:
             f"{f.feature} {f.version}: {f.total} seats, free pool {f.free_pool}, "
             f"in flight {f.in_flight}{rule}, expires {f.expires}"
         )
+        if f.weight != 1 or f.idle_timeout:
+            click.echo(f"  token weight {f.weight}, idle_timeout {f.idle_timeout:g} s (0: none)")
         for u in f.servers:
-            click.echo(f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}")
+            linger = f"  lingering {u.lingering}" if u.lingering else ""
+            click.echo(
+                f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}{linger}"
+            )
+        if f.unmet:
+            counts = ", ".join(f"{reason} {n}" for reason, n in f.unmet)
+            click.echo(f"  unmet demand at {reply.answered_by} since it started: {counts}")
     for c in reply.pending:
         click.echo(f"pending: {c.feature} {c.version} at {c.server}: {c.allocated} allocated, target {c.target}")
     for code in reply.licenses:

@@ -17,6 +17,7 @@ the shell.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -165,3 +166,7 @@ class ClientBook:
     """When ``released_here`` was last forwarded to the leader."""
     recent_grants: dict[tuple[str, int], CheckoutGranted] = field(default_factory=dict)
     """(session id, request id) -> the grant sent, so a retried checkout gets it again."""
+    unmet: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Unmet demand since this server started (issue 14): (feature, version,
+    reason) -> checkouts denied here for a ``DenyReason``, or held here waiting
+    for a borrow (reason ``QUEUED``)."""

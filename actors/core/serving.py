@@ -39,6 +39,9 @@ __all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE"]
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
 
+QUEUED = "QUEUED"
+"""``ClientBook.unmet``: a checkout held here while this server borrows (a queued wait)."""
+
 IDLE = "IDLE"
 """``HeartbeatAck.reasons``: the lease was reclaimed by its feature's ``idle_timeout``."""
 
@@ -115,6 +118,15 @@ class ClientSide(RoleView):
             return
         if not self._decide(ref, req, now, ready):
             self.book.waiting.append(WaitingCheckout(ref, req, now))
+            self.book.unmet[(req.feature, req.version, QUEUED)] += 1
+            ready.event(
+                "queued",
+                client_id=req.client_id,
+                feature=req.feature,
+                version=req.version,
+                reason=QUEUED,
+                **({"seats": max(1, req.count)} if req.count != 1 else {}),
+            )
 
     def _waiting_for(self, key: FeatureKey) -> int:
         """Seats asked by the checkouts held for a borrow that ``key`` may serve."""
@@ -271,6 +283,7 @@ class ClientSide(RoleView):
         self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready, detail: str = ""
     ) -> None:
         ready.to(ref, client.CheckoutDenied(request_id=req.request_id, reason=reason, detail=detail, server=self.name))
+        self.book.unmet[(req.feature, req.version, reason.value)] += 1
         ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version, reason=reason.value)
 
     def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:

@@ -244,6 +244,8 @@ class ServerUse:
     """Seats in use there: exact for the answering server itself, as committed in lease reports for the others."""
     target: int = 0
     """Its seats under the distribution criteria (0: none set)."""
+    lingering: int = 0
+    """Of ``in_use``, seats held only because a released lease lingers (answering server only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +267,13 @@ class FeatureStatus:
     exact_version: bool = False
     """Its codes were signed ``version_match = "exact"``: it serves requests for its own version only (False: that
     version and every lower one)."""
+    unmet: tuple[tuple[str, int], ...] = ()
+    """Unmet demand at the answering server since it started: (reason, count), a ``DenyReason`` value per denial,
+    ``QUEUED`` per checkout held for a borrow."""
+    weight: int = 1
+    """Token weight: seats one checkout takes (its code's signed ``weight``)."""
+    idle_timeout: float = 0.0
+    """The ``idle_timeout`` policy in seconds (0: none)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -131,7 +131,10 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
                 in_use = node.pool.registry.in_use(spec.name, key)
             allocated = table.allocated(spec.name)
             target = table.targets.get(spec.name, 0)
-            uses.append(ServerUse(server=spec.name, allocated=allocated, in_use=in_use, target=target))
+            lingering = node.member.leases.lingering(key) if spec.name == node.name else 0
+            uses.append(
+                ServerUse(server=spec.name, allocated=allocated, in_use=in_use, target=target, lingering=lingering)
+            )
             # A cut still to come: seats idle rebalancing will take back (never
             # those a server needs for its own use, leadership.md M9).
             excess = idle_excess(allocated, in_use, target, node.settings.threshold(spec.name))
@@ -152,6 +155,9 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
                 expires=table.expires,
                 servers=tuple(uses),
                 exact_version=table.exact,
+                unmet=tuple(sorted((r, n) for (f, v, r), n in node.serving.book.unmet.items() if (f, v) == key and n)),
+                weight=table.weight,
+                idle_timeout=table.idle_timeout,
             )
         )
     return StatusReply(
