@@ -471,6 +471,13 @@ class LeaderDuties(RoleView):
                 ),
                 False,
             )
+        if table is not None and (table.weight, table.linger) != (code.weight, code.linger):
+            return (
+                None,
+                f"{code.feature} {code.version} is already in the pool with weight {table.weight}, linger "
+                f"{table.linger:g} s",
+                False,
+            )
         return AddLicense(code=msg.code), "", False
 
     def _addon_entry(self, msg: AddAllocations) -> tuple[Entry | None, str, bool]:

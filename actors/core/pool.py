@@ -191,6 +191,8 @@ class PoolState:
             return Applied(False, f"serial {code.serial}: majority flag differs from the feature's")
         if table is not None and table.exact != code.exact_version:
             return Applied(False, f"serial {code.serial}: version_match differs from the feature's")
+        if table is not None and (table.weight, table.linger) != (code.weight, code.linger):
+            return Applied(False, f"serial {code.serial}: weight or linger differs from the feature's")
         self.licenses[code.serial] = entry.code
         self.serial_feature[code.serial] = code.key
         names = list(self.servers)
@@ -208,6 +210,8 @@ class PoolState:
                 targets=dict(alloc),
                 free=free,
                 exact=code.exact_version,
+                weight=code.weight,
+                linger=code.linger,
             )
         else:
             # More seats for a feature already in the pool go to its free pool.
@@ -281,7 +285,9 @@ class PoolState:
         if entry.lease_id is not None:
             lease = self.registry.leases.get(entry.lease_id)
             pending = self.registry.pending.get(entry.lease_id)
-            seats = lease.seats if lease is not None else pending.seats if pending is not None else 1
+            # All of the lease's seats move, or it is no handover: the registry's
+            # count when it knows the lease (or holds it pending), else the client's.
+            seats = lease.seats if lease is not None else pending.seats if pending is not None else entry.count
             if entry.count != seats or self.registry.is_dead(entry.lease_id) or (lease is not None and lease.revoked):
                 return Applied(False, "handover of a dead or revoked lease, or not of all its seats")
         table.alloc[entry.giver] -= entry.count
