@@ -158,7 +158,13 @@ class Member:
             return Deny(DenyReason.EXPIRED, f"{key[0]} {key[1]} expired on {table.expires}")
         if resume_id is not None:
             held = self.leases.leases.get(resume_id)
-            if held is not None and held.client_id == client_id and held.key == key and not held.revoked:
+            if (
+                held is not None
+                and held.client_id == client_id
+                and held.key == key
+                and not held.revoked
+                and not held.lingering  # released: its id is dead for ever (a retake gets a new id)
+            ):
                 held.expires_at = max(held.expires_at, now + self.ttl_hold)
                 held.session_id = session_id
                 held.client_seq = max(held.client_seq, client_seq)

@@ -390,3 +390,16 @@ def test_checkout_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="linger"):
         core.checkout("cad", "2.0", 2, 0.0, linger=-1.0)
     assert isinstance(core.checkout("cad", "2.0", 3, 0.0), Ready)
+
+
+def test_a_resume_of_a_lingering_lease_never_brings_its_released_id_back() -> None:
+    net = pool_with(license_code(3))
+    checkout(net, "c1", "s1", linger=3.0)
+    net.run(net.now + 1.0)
+    (first,) = granted(net, "c1")
+    net.send("c1", "s1", client_msgs.ReleaseRequest(client_id="c1", lease_id=first.lease_id, request_id=1))
+    net.run(net.now + 0.5)
+    checkout(net, "c1", "s1", request_id=2, lease_id=first.lease_id)  # a stale file lists the released lease
+    net.run(net.now + 0.5)
+    again = granted(net, "c1")[-1]
+    assert again.lease_id != first.lease_id and len(net.nodes["s1"].member.leases.leases) == 1

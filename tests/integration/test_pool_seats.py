@@ -1,0 +1,95 @@
+"""Issue 14 through real actors (a pool of server processes on loopback, real
+client sessions): a ``count=3`` checkout is all or nothing, a lingering seat is
+kept and then freed, and an idle timeout reclaims a lease and tells the app
+it was lost with the reason ``IDLE``.  Waits are bounded polls of the pool's
+real status, never fixed sleeps (except the linger itself, which is the rule)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from actors.client import LicenseDenied
+from actors.protocol import pool as pool_msgs
+from actors.protocol.client import DenyReason
+
+pytestmark = pytest.mark.integration
+
+
+def _feature(status: Any) -> Any:
+    return next(f for f in status.features if (f.feature, f.version) == ("cad", "2.0"))
+
+
+def _in_use(status: Any) -> int:
+    return sum(u.in_use for u in _feature(status).servers)
+
+
+def test_count_3_is_all_or_nothing(licpool_pool: Any) -> None:
+    pool = licpool_pool()
+    pool.wait_formed()
+    pool.add_license(pool.license(4))
+    first = pool.client("ws1/cad", prefer="s1")
+    auth = first.checkout("cad:2.0", timeout=10.0, count=3)
+    assert auth.seats == 3 and not auth.lost.is_set()
+    pool.wait_status(lambda s: _in_use(s) == 3, 10.0, "the pool to count 3 seats for one lease", name=pool.leader())
+    second = pool.client("ws2/cad", prefer="s2")
+    with pytest.raises(LicenseDenied) as denied:
+        second.checkout("cad:2.0", timeout=15.0, count=2)
+    assert denied.value.reason == DenyReason.NO_SEATS
+    status = pool.wait_status(lambda s: _in_use(s) == 3, 10.0, "still 3 seats: no part of the 2 was held")
+    assert _in_use(status) == 3
+    one = second.checkout("cad:2.0", timeout=10.0)
+    assert one.seats == 1
+    status = pool.wait_status(
+        lambda s: dict(_feature(s).unmet).get("NO_SEATS", 0) >= 1, 10.0, "status to show the denial", name="s2"
+    )
+    assert dict(_feature(status).unmet).get("QUEUED", 0) >= 1  # the 2-seat checkout waited for a borrow first
+
+
+def test_linger_keeps_the_seat_then_frees_it(licpool_pool: Any) -> None:
+    pool = licpool_pool()
+    pool.wait_formed()
+    pool.add_license(pool.license(3))
+    app = pool.client("ws3/cad", prefer="s1")
+    auth = app.checkout("cad:2.0", timeout=10.0, linger=4.0)
+    auth.release()
+    status = pool.wait_status(lambda s: _use(s, "s1").lingering == 1, 5.0, "s1 to show the seat lingering", name="s1")
+    assert _use(status, "s1").in_use >= 1
+    again = app.checkout("cad:2.0", timeout=10.0, linger=4.0)  # taken back within the linger: no new seat
+    assert again.lease_id != auth.lease_id
+    status = pool.wait_status(lambda s: _use(s, "s1").lingering == 0, 5.0, "the seat taken back", name="s1")
+    assert _use(status, "s1").in_use == 1
+    released_at = time.monotonic()
+    again.release()
+    pool.wait_status(lambda s: _use(s, "s1").lingering == 1, 5.0, "lingering again", name="s1")
+    pool.wait_status(lambda s: _use(s, "s1").in_use == 0, 20.0, "the seat freed after its linger", name="s1")
+    assert time.monotonic() - released_at >= 4.0 - 0.5  # not freed before its linger (s1's clock vs ours)
+
+
+def _use(status: Any, server: str) -> Any:
+    return next(u for u in _feature(status).servers if u.server == server)
+
+
+def test_idle_timeout_reclaims_the_seat_and_the_app_gets_lost_with_reason_idle(licpool_pool: Any) -> None:
+    pool = licpool_pool()
+    pool.wait_formed()
+    pool.add_license(pool.license(2))
+    reply = pool.admin(
+        lambda rid: pool_msgs.SetIdleTimeout(
+            sender="test", epoch=0, request_id=rid, feature="cad", version="2.0", idle_timeout=2.0
+        ),
+        via="s2",
+    )
+    assert reply.ok, reply
+    for name in pool.names:
+        pool.wait_status(lambda s: _feature(s).idle_timeout == 2.0, 5.0, f"{name} to apply the policy", name=name)
+    app = pool.client("ws4/cad", prefer="s1")
+    auth = app.checkout("cad:2.0", timeout=10.0)
+    busy = app.checkout("cad:2.0", timeout=10.0)
+    auth.idle()
+    assert auth.lost.wait(20.0), "the idle lease was never reclaimed"
+    assert auth.lost_reason.startswith("IDLE"), auth.lost_reason
+    pool.wait_status(lambda s: _use(s, "s1").in_use <= 1, 10.0, "the idle seat freed", name="s1")
+    assert not busy.lost.is_set()  # a lease in use is renewed, never reclaimed
