@@ -46,12 +46,27 @@ def pool_with(code: str) -> Net:
     return net
 
 
-def checkout(net: Net, client: str, server: str, request_id: int = 1, **kw: object) -> None:
+def checkout(
+    net: Net,
+    client: str,
+    server: str,
+    request_id: int = 1,
+    count: int = 1,
+    linger: float = 0.0,
+    lease_id: str | None = None,
+) -> None:
     net.send(
         client,
         server,
         client_msgs.CheckoutRequest(
-            client_id=client, session_id=client, request_id=request_id, feature="cad", version="2.0", **kw
+            client_id=client,
+            session_id=client,
+            request_id=request_id,
+            feature="cad",
+            version="2.0",
+            count=count,
+            linger=linger,
+            lease_id=lease_id,
         ),
     )
 
@@ -363,7 +378,7 @@ def test_the_session_reports_idle_leases_and_loses_them_with_the_reason() -> Non
     core = ClientSessionCore("c1", "c1/1", ("s1",), Timing())
     ready = core.checkout("cad", "2.0", 1, 0.0, count=2)
     (req,) = [o.msg for o in ready.send]
-    assert req.count == 2
+    assert isinstance(req, client_msgs.CheckoutRequest) and req.count == 2
     core.receive(
         "s1",
         client_msgs.CheckoutGranted(
