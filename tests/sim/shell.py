@@ -206,8 +206,12 @@ class SessionActor:
                 # A lease the restarted app held (not a stale file's released or lost one): S3's reconnect rule.
                 self.client.resuming[msg.request_id] = (msg.lease_id, (msg.feature, msg.version))
             if self.w.checker is not None:
-                self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))
-            self._run(lambda t: self.core.checkout(msg.feature, msg.version, msg.request_id, t, msg.lease_id))
+                self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version), msg.count)
+            self._run(
+                lambda t: self.core.checkout(
+                    msg.feature, msg.version, msg.request_id, t, msg.lease_id, msg.count, msg.linger
+                )
+            )
         elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)
@@ -376,6 +380,8 @@ class _Ask:
     pause: float
     stage: str = "open"
     """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
+    count: int = 1
+    """Seats asked for in one lease (``LicenseClient.checkout(count=...)``)."""
 
 
 @dataclass
@@ -397,10 +403,10 @@ class ClientProxy:
 
     # ---- the API ------------------------------------------------------------------------
 
-    def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None) -> None:
+    def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None, count: int = 1) -> None:
         now = self.local()
         self.ids += 1  # one request id for the whole checkout, retries included
-        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids)
+        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids, count)
 
     def release(self, lease_id: str) -> None:
         auth = self.auths.pop(lease_id, None)
@@ -422,13 +428,16 @@ class ClientProxy:
         deadline: float,
         pause: float,
         request_id: int,
+        count: int = 1,
     ) -> None:
         self.ask_no += 1
-        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause)
+        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause, count=count)
         self.asks[ask.ident] = ask
         self._to_session(
             ask.ident,
-            admin.OpenCheckout(request_id=ask.request_id, feature=feature, version=version, lease_id=lease_id),
+            admin.OpenCheckout(
+                request_id=ask.request_id, feature=feature, version=version, lease_id=lease_id, count=count
+            ),
         )
         timeout = max(0.0, deadline - self.local())
         self.w.push(
@@ -495,6 +504,7 @@ class ClientProxy:
                     ask.deadline,
                     min(2 * ask.pause, _RETRY_MAX),
                     ask.request_id,
+                    ask.count,
                 ),
             )
             return
