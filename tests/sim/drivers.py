@@ -98,9 +98,10 @@ class ClientDriver:
         if action[0] == "checkout":
             feature, version, rid = action[1:4]
             count = int(action[4]) if len(action) > 4 else 1
+            linger = float(action[5]) if len(action) > 5 else 0.0
             if self.checker is not None:
                 self.checker.l1.checkout(client, int(rid), (feature, version), count)
-            self.client_out(client, client.core.checkout(feature, version, int(rid), local, count=count))
+            self.client_out(client, client.core.checkout(feature, version, int(rid), local, count=count, linger=linger))
         elif action[0] == "abandon":
             self.client_out(client, client.core.abandon(int(action[1]), local))
             client.resuming.pop(int(action[1]), None)

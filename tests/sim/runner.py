@@ -95,6 +95,7 @@ def run_scenario(scenario: Scenario, echo: bool = False, **overrides: Any) -> Ru
             local_hop=scenario.local_hop,
             checkout_timeout=scenario.checkout_timeout,
             max_seats=scenario.max_seats,
+            linger=scenario.linger,
         ),
         **overrides,
     )

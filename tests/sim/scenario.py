@@ -125,6 +125,8 @@ class Scenario:
     """``LicenseClient.checkout(timeout=...)`` of scripted checkouts on the shell model."""
     max_seats: int = 1
     """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease (issue 14)."""
+    linger: float = 0.0
+    """Above 0: the workload's checkouts ask their seats to linger that long after the release (issue 14)."""
 
     def __post_init__(self) -> None:
         validate(self.steps)

@@ -382,6 +382,8 @@ class _Ask:
     """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
     count: int = 1
     """Seats asked for in one lease (``LicenseClient.checkout(count=...)``)."""
+    linger: float = 0.0
+    """``LicenseClient.checkout(linger=...)``."""
 
 
 @dataclass
@@ -403,10 +405,18 @@ class ClientProxy:
 
     # ---- the API ------------------------------------------------------------------------
 
-    def checkout(self, app_rid: int, feature: str, version: str, lease_id: str | None = None, count: int = 1) -> None:
+    def checkout(
+        self,
+        app_rid: int,
+        feature: str,
+        version: str,
+        lease_id: str | None = None,
+        count: int = 1,
+        linger: float = 0.0,
+    ) -> None:
         now = self.local()
         self.ids += 1  # one request id for the whole checkout, retries included
-        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids, count)
+        self._attempt(app_rid, feature, version, lease_id, now + self.timeout, _RETRY_FIRST, self.ids, count, linger)
 
     def release(self, lease_id: str) -> None:
         auth = self.auths.pop(lease_id, None)
@@ -429,14 +439,22 @@ class ClientProxy:
         pause: float,
         request_id: int,
         count: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.ask_no += 1
-        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause, count=count)
+        ask = _Ask(
+            self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause, count=count, linger=linger
+        )
         self.asks[ask.ident] = ask
         self._to_session(
             ask.ident,
             admin.OpenCheckout(
-                request_id=ask.request_id, feature=feature, version=version, lease_id=lease_id, count=count
+                request_id=ask.request_id,
+                feature=feature,
+                version=version,
+                lease_id=lease_id,
+                count=count,
+                linger=linger,
             ),
         )
         timeout = max(0.0, deadline - self.local())
@@ -505,6 +523,7 @@ class ClientProxy:
                     min(2 * ask.pause, _RETRY_MAX),
                     ask.request_id,
                     ask.count,
+                    ask.linger,
                 ),
             )
             return

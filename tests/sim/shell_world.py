@@ -385,7 +385,8 @@ class ShellWorld:
         if action[0] == "checkout":
             feature, version, rid = action[1:4]
             count = int(action[4]) if len(action) > 4 else 1
-            client.proxy.checkout(int(rid), feature, version, count=count)
+            linger = float(action[5]) if len(action) > 5 else 0.0
+            client.proxy.checkout(int(rid), feature, version, count=count, linger=linger)
         elif action[0] == "release":
             client.proxy.release(action[1])
         elif action[0] == "reconnect":

@@ -39,6 +39,8 @@ class App:
     start_at: float = 0.0
     max_seats: int = 1
     """Above 1: each checkout asks for 1..max_seats seats in one lease (issue 14)."""
+    linger: float = 0.0
+    """Above 0: each checkout asks its seats to linger that long after the release (issue 14)."""
     enabled: bool = True
     request_no: int = 0
     waiting: dict[int, float] = field(default_factory=dict)
@@ -77,9 +79,9 @@ class App:
             self.request_no += 1
             feature, version = self.rng.choice(self.features)
             self.waiting[self.request_no] = now + self.timeout
-            if self.max_seats > 1:
-                count = self.rng.randint(1, self.max_seats)
-                actions.append(("checkout", feature, version, str(self.request_no), str(count)))
+            if self.max_seats > 1 or self.linger > 0:
+                count = self.rng.randint(1, self.max_seats) if self.max_seats > 1 else 1
+                actions.append(("checkout", feature, version, str(self.request_no), str(count), str(self.linger)))
             else:
                 actions.append(("checkout", feature, version, str(self.request_no)))
         return actions

@@ -80,7 +80,9 @@ class SimConfig:
     """Apps that take ``big_hold`` leases in a row and hold them long (shell model)."""
     big_hold: int = 8
     max_seats: int = 1
-    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease (classic model)."""
+    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease."""
+    linger: float = 0.0
+    """Above 0: the workload's checkouts ask their seats to linger that long after the release."""
     seq_base: bool = True
     """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
     local_hop: tuple[float, float] | None = None
@@ -218,6 +220,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 start_at=app_rng.uniform(1.0, 6.0),
                 reconnect_rate=config.reconnect_rate,
                 max_seats=config.max_seats,
+                linger=config.linger,
                 enabled=config.workload if scenario is None else scenario.workload,
             )
             if self.shell is not None:

@@ -15,6 +15,7 @@ from tests.sim.scenarios import (
     disk_lost,
     leader_kill,
     leader_kill_quiet,
+    linger_under_load,
     multi_seat,
     multi_seat_under_load,
     oneway_partition,
@@ -48,5 +49,6 @@ SCENARIOS: dict[str, Scenario] = {
         restart_after_move,
         multi_seat,
         multi_seat_under_load,
+        linger_under_load,
     )
 }
