@@ -60,6 +60,7 @@ EXEMPT = {
     "no majority path": "the client could not reach a healthy majority (S2 holds only for a client that "
     "can reach a majority partition)",
     "cut off": "granted less than one report interval before its server was cut off (S2's one documented exception)",
+    "idle": "reclaimed by the feature's idle_timeout after its app marked it idle (issue 14: the app gets lost, IDLE)",
 }
 """S2 exemption -> the rule that allows the loss (stats keys are ``S2 exempt: <exemption>``)."""
 
@@ -207,13 +208,17 @@ class Checker:
 
     # ---- S2 ---------------------------------------------------------------------------
 
-    def lost(self, client: ClientHost, lease_id: str, why: str) -> None:
+    def lost(self, client: ClientHost, lease_id: str, why: str, reason: str = "") -> None:
         """Judge one loss: a violation unless an exemption applies, and each
-        exemption names the rule that allows it (``EXEMPT``)."""
+        exemption names the rule that allows it (``EXEMPT``).  ``reason``: the
+        server's stated reason (``IDLE``)."""
         w, t = self.w, self.w.now
         self.stats["S2 losses"] += 1
         if lease_id in w.forced:
             self._exempt(client, lease_id, "force-released")
+            return
+        if reason == "IDLE" and lease_id in w.idled:
+            self._exempt(client, lease_id, "idle")
             return
         if lease_id in client.released:
             # The app released it, then restarted from a stale file that still

@@ -66,7 +66,7 @@ class ClientDriver:
         elif ev.kind == "lost":
             client.lost.append((self.now, lid, ev.get("why")))
             if self.checker is not None:
-                self.checker.lost(client, lid, ev.get("why"))
+                self.checker.lost(client, lid, ev.get("why"), ev.get("reason", ""))
         elif ev.kind == "denied":
             client.resuming.pop(ev.get("request_id"), None)
             if self.checker is not None:

@@ -25,6 +25,8 @@ Actions, ``("at", t, action, *args)``:
 ``addon SER N ASER``   admin: add N seats to the code with serial SER
 ``criteria F V SPEC``  admin: distribution criteria ``s1:4^s2:3``
 ``force_release C``    admin: force-release one lease client C holds
+``idle_timeout F V S`` admin: the feature's idle_timeout policy, S seconds (issue 14)
+``idle C``             client C's app marks its first lease idle (``auth.idle()``)
 ``server_down S``      admin: assert S is stopped (only while it is)
 ``quiet``              start of the quiet tail: heal, restart all, end stalls, no loss
 ``crash_on P``         arm a crash point: ``leader`` (the next new leader dies after
@@ -79,6 +81,8 @@ ACTIONS: dict[str, int] = {
     "addon": 3,
     "criteria": 3,
     "force_release": 1,
+    "idle_timeout": 3,
+    "idle": 1,
     "server_down": 1,
     "quiet": 0,
     "crash_on": 1,

@@ -221,6 +221,25 @@ def _force_release(w: World, client_name: str) -> None:
         w.admin_submit(lambda rid: ForceReleaseLease(sender=ADMIN, epoch=0, request_id=rid, lease_id=held[0]))
 
 
+def _idle_timeout(w: World, feature: str, version: str, seconds: float) -> None:
+    from actors.protocol.pool import SetIdleTimeout
+
+    w.admin_submit(
+        lambda rid: SetIdleTimeout(
+            sender=ADMIN, epoch=0, request_id=rid, feature=feature, version=version, idle_timeout=float(seconds)
+        )
+    )
+
+
+def _idle(w: World, client_name: str) -> None:
+    """The app marks its first lease idle (``auth.idle()``)."""
+    client = w.clients[client_name]
+    held = sorted(client.core.held(client.clock.local(w.now)))
+    if held:
+        w.idled.add(held[0])
+        client.core.set_idle(held[0], True)
+
+
 def _server_down(w: World, name: str) -> None:
     from actors.protocol.pool import DeclareServerDown
 
@@ -279,6 +298,8 @@ ACTIONS: dict[str, Any] = {
     "addon": _addon,
     "criteria": _criteria,
     "force_release": _force_release,
+    "idle_timeout": _idle_timeout,
+    "idle": _idle,
     "server_down": _server_down,
     "quiet": _quiet,
     "crash_on": _crash_on,

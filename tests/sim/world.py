@@ -169,6 +169,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.events = 0
         self.quiet_at: float | None = None
         self.forced: set[str] = set()
+        self.idled: set[str] = set()
+        """Leases a scenario's app marked idle (``idle C``): an idle_timeout may reclaim them."""
         names = tuple(f"s{i + 1}" for i in range(config.servers))
         self.history = History(names)
         self.bounds = Bounds(self.timing, config.servers, self.net.max_delay)

@@ -13,6 +13,7 @@ from tests.sim.scenarios import (
     client_server_kill,
     criteria_under_load,
     disk_lost,
+    idle_timeout,
     leader_kill,
     leader_kill_quiet,
     linger_under_load,
@@ -50,5 +51,6 @@ SCENARIOS: dict[str, Scenario] = {
         multi_seat,
         multi_seat_under_load,
         linger_under_load,
+        idle_timeout,
     )
 }
