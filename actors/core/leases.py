@@ -384,7 +384,8 @@ class LocalLeases:
     def to_plain(self) -> dict[str, Any]:
         return {
             "server": self.server,
-            "leases": [flat(lease) for lease in self.leases.values()],
+            # idle_since is a time on this process's clock: not kept across a restart.
+            "leases": [{k: v for k, v in flat(lease).items() if k != "idle_since"} for lease in self.leases.values()],
             "counter": self.counter,
             "change_seq": self.change_seq,
             "changes": [flat(c) for c in self.changes],

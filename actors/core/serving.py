@@ -446,7 +446,9 @@ class ClientSide(RoleView):
         released = self.member.leases.release(msg.lease_id, msg.client_id, now)
         ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released))
         if released:
-            ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
+            lingering = self.member.leases.leases.get(msg.lease_id)
+            extra = {"linger": lingering.linger} if lingering is not None else {}
+            ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id, **extra)
         elif msg.lease_id not in self.member.leases.leases and leaseid.lease_id_valid_for(
             self.settings.lease_key, msg.lease_id, msg.client_id
         ):

@@ -6,16 +6,21 @@ real status, never fixed sleeps (except the linger itself, which is the rule).""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
 import pytest
 
 from actors.client import LicenseDenied
-from actors.protocol import pool as pool_msgs
 from actors.protocol.client import DenyReason
 
 pytestmark = pytest.mark.integration
+
+
+def _licpool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "actors", *args], capture_output=True, text=True, timeout=60)
 
 
 def _feature(status: Any) -> Any:
@@ -76,13 +81,10 @@ def test_idle_timeout_reclaims_the_seat_and_the_app_gets_lost_with_reason_idle(l
     pool = licpool_pool()
     pool.wait_formed()
     pool.add_license(pool.license(2))
-    reply = pool.admin(
-        lambda rid: pool_msgs.SetIdleTimeout(
-            sender="test", epoch=0, request_id=rid, feature="cad", version="2.0", idle_timeout=2.0
-        ),
-        via="s2",
-    )
-    assert reply.ok, reply
+    bad = _licpool("policy", "idle-timeout", "cad:2.0", "-1", "--config", str(pool.config))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    done = _licpool("policy", "idle-timeout", "cad:2.0", "2", "--config", str(pool.config))  # signed by the CLI
+    assert done.returncode == 0, done.stderr
     for name in pool.names:
         pool.wait_status(lambda s: _feature(s).idle_timeout == 2.0, 5.0, f"{name} to apply the policy", name=name)
     app = pool.client("ws4/cad", prefer="s1")

@@ -418,3 +418,14 @@ def test_a_resume_of_a_lingering_lease_never_brings_its_released_id_back() -> No
     net.run(net.now + 0.5)
     again = granted(net, "c1")[-1]
     assert again.lease_id != first.lease_id and len(net.nodes["s1"].member.leases.leases) == 1
+
+
+def test_the_idle_clock_and_the_lingering_state_across_a_snapshot() -> None:
+    table = LocalLeases("s1")
+    table.grant(lease("L1", linger=0.0))
+    table.grant(lease("L2"))
+    table.leases["L1"].idle_since = 12.0
+    table.release("L2", "c1", now=10.0)
+    again = LocalLeases.from_plain(table.to_plain())
+    assert again.leases["L1"].idle_since is None  # another process's clock: the idle time starts again
+    assert again.leases["L2"].lingering and again.in_use(KEY) == 4 and again.lingering(KEY) == 2
