@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from actors.core import expiry, leaseid, versions
+from actors.core import codes, expiry, leaseid, versions
 from actors.core.effects import ClientRef, Message, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
@@ -215,7 +215,8 @@ class ClientSide(RoleView):
             waiting = self._waiting_for(key)
         seats = self.seats_of(req, key)
         table = self.pool.features[key]
-        linger = req.linger if req.linger > 0 else table.linger
+        # A checkout's own linger wins when set; never longer than a code may sign.
+        linger = min(req.linger, codes.MAX_LINGER) if req.linger > 0 else table.linger
         retake = self.member.leases.find_lingering(req.client_id, key, seats) is not None
         new_id = self.new_lease_id(req.client_id) if self.member.can_seat(key, seats) or retake else ""
         decision = self.member.checkout(
