@@ -228,6 +228,8 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
             "server": x.server,
             "granted_at": _iso(x.granted_at),
             "expires_at": _iso(x.expires_at),
+            "seats": x.seats,
+            "lingering": x.lingering,
         }
         for x in leases
     ]
@@ -242,6 +244,8 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
         click.echo(
             f"{r['feature']} {r['version']}  {r['client_id']:<20} at {r['server']:<8} "
             f"since {r['granted_at'] or '?'}  until {r['expires_at'] or '?'}  {r['lease_id']}"
+            + (f"  {r['seats']} seats" if r["seats"] != 1 else "")
+            + ("  LINGERING" if r["lingering"] else "")
         )
     return 0
 

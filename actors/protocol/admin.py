@@ -368,6 +368,10 @@ class SessionInfo:
     """Wall-clock seconds (time.time()), converted by the holder from its monotonic clock."""
     expires_at: float
     """Wall-clock seconds (time.time()) of the holder's expiry (grantor side); 0.0 in ``SessionsReply.registry``."""
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout)."""
+    lingering: bool = False
+    """Released by its client and lingering until ``expires_at`` (answering server's own leases only)."""
 
 
 @dataclass(frozen=True, kw_only=True)

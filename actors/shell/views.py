@@ -192,6 +192,8 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
             server=node.name,
             granted_at=wall_now - (now - x.granted_at),
             expires_at=wall_now + (x.expires_at - now),
+            seats=x.seats,
+            lingering=x.lingering,
         )
         for x in sorted(node.member.leases.leases.values(), key=lambda x: x.granted_at)
         if wanted(x.feature, x.version)
@@ -205,6 +207,7 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
             server=x.holder,
             granted_at=0.0,
             expires_at=0.0,
+            seats=x.seats,
         )
         for x in node.pool.registry.leases.values()
         if wanted(x.feature, x.version) and x.holder != node.name

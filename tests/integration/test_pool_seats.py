@@ -39,6 +39,8 @@ def test_count_3_is_all_or_nothing(licpool_pool: Any) -> None:
     auth = first.checkout("cad:2.0", timeout=10.0, count=3)
     assert auth.seats == 3 and not auth.lost.is_set()
     pool.wait_status(lambda s: _in_use(s) == 3, 10.0, "the pool to count 3 seats for one lease", name=pool.leader())
+    leases, _silent = pool.link.sessions("cad", "2.0")
+    assert [(x.lease_id, x.seats) for x in leases] == [(auth.lease_id, 3)]
     second = pool.client("ws2/cad", prefer="s2")
     with pytest.raises(LicenseDenied) as denied:
         second.checkout("cad:2.0", timeout=15.0, count=2)
@@ -62,6 +64,8 @@ def test_linger_keeps_the_seat_then_frees_it(licpool_pool: Any) -> None:
     auth.release()
     status = pool.wait_status(lambda s: _use(s, "s1").lingering == 1, 5.0, "s1 to show the seat lingering", name="s1")
     assert _use(status, "s1").in_use >= 1
+    leases, _silent = pool.link.sessions("cad", "2.0")
+    assert [(x.lease_id, x.lingering) for x in leases] == [(auth.lease_id, True)]
     again = app.checkout("cad:2.0", timeout=10.0, linger=4.0)  # taken back within the linger: no new seat
     assert again.lease_id != auth.lease_id
     status = pool.wait_status(lambda s: _use(s, "s1").lingering == 0, 5.0, "the seat taken back", name="s1")
