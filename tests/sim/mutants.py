@@ -317,6 +317,28 @@ def _partial_multi_seat_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _partial_failover_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat lease that moves (fail-over, handover) is taken at its new
+    server as a one-seat lease: the taker counts fewer seats in use than its
+    clients hold, and sells the difference again."""
+    original = member.Member._lease_moved
+
+    def one_seat(
+        self: member.Member,
+        lease_id: str,
+        client_id: str,
+        key: Any,
+        to: str,
+        now: float,
+        client_seq: int = 0,
+        seats: int = 1,
+    ) -> None:
+        original(self, lease_id, client_id, key, to, now, client_seq, 1)
+
+    mp.setattr(member.Member, "_lease_moved", one_seat)
+    return {}
+
+
 def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session actor numbers a restarted app's updates from 1 again (issue 11 defect 2)."""
     return {"seq_base": False}
@@ -478,6 +500,16 @@ MUTANTS: tuple[Mutant, ...] = (
         _partial_multi_seat_hold,
         seeds=range(1, 41),
         first=1,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        27,
+        "a moved multi-seat lease seated with one seat (a partial hold across a fail-over)",
+        _partial_failover_hold,
+        seeds=range(1, 41),
+        first=2,
         scenario=lambda seed: dataclasses.replace(
             multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
         ),
