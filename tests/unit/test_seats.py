@@ -429,3 +429,42 @@ def test_the_idle_clock_and_the_lingering_state_across_a_snapshot() -> None:
     again = LocalLeases.from_plain(table.to_plain())
     assert again.leases["L1"].idle_since is None  # another process's clock: the idle time starts again
     assert again.leases["L2"].lingering and again.in_use(KEY) == 4 and again.lingering(KEY) == 2
+
+
+def test_status_shows_unmet_demand_lingering_seats_and_the_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    from actors.cli.pool import _print_status
+    from actors.protocol.admin import FeatureStatus, ServerStatus, ServerUse, StatusReply
+    from actors.shell.remote import status_json
+
+    reply = StatusReply(
+        request_id="r",
+        answered_by="s1",
+        pool="p",
+        epoch=1,
+        leader="s1",
+        role="leader",
+        applied=5,
+        servers=(ServerStatus(name="s1", address="h:1", up=True, leader=True),),
+        features=(
+            FeatureStatus(
+                feature="cad",
+                version="2.0",
+                total=4,
+                free_pool=0,
+                in_flight=0,
+                majority=True,
+                expires="2099-12-31",
+                servers=(ServerUse(server="s1", allocated=4, in_use=4, lingering=2),),
+                unmet=(("NO_SEATS", 3), ("QUEUED", 5)),
+                weight=3,
+                idle_timeout=60.0,
+            ),
+        ),
+    )
+    _print_status(reply)
+    out = capsys.readouterr().out
+    assert "lingering 2" in out and "unmet demand at s1 since it started: NO_SEATS 3, QUEUED 5" in out
+    assert "token weight 3, idle_timeout 60 s" in out
+    (feature,) = status_json(reply)["features"]
+    assert feature["unmet"] == {"NO_SEATS": 3, "QUEUED": 5} and feature["servers"]["s1"]["lingering"] == 2
+    assert (feature["weight"], feature["idle_timeout"]) == (3, 60.0)
