@@ -67,6 +67,7 @@ from actors.protocol.pool import (
     QueueJoinRequest,
     QueueLeaveRequest,
     ReleaseForward,
+    SetIdleTimeout,
     TransferConfirm,
     TransferRequest,
 )
@@ -83,7 +84,14 @@ __all__ = ["ServerNode", "NodeSettings", "SNAPSHOT_SCHEMA"]
 
 SNAPSHOT_SCHEMA = 1
 
-_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease, DeclareServerDown)
+_ADMIN = (
+    AddLicenseCode,
+    AddAllocations,
+    ChangeDistributionCriteria,
+    ForceReleaseLease,
+    DeclareServerDown,
+    SetIdleTimeout,
+)
 
 
 class ServerNode:

@@ -2,9 +2,10 @@
 
 Safety, checked continuously:
 
-* **S1** from the clients' view: per feature, the distinct leases live clients
-  hold (``session.held(local now)``) never exceed the licensed total (the
-  largest committed total any server has shown: totals only grow).
+* **S1** from the clients' view: per feature, the seats of the distinct leases
+  live clients hold (``session.held(local now)``; a multi-seat lease counts
+  its ``seats``) never exceed the licensed total (the largest committed total
+  any server has shown: totals only grow).
 * **Table invariant**: every running server's committed pool state has no
   ``problems()``.
 * **S4**: at most one leader per epoch; committed log entries never change
@@ -62,6 +63,7 @@ EXEMPT = {
     "no majority path": "the client could not reach a healthy majority (S2 holds only for a client that "
     "can reach a majority partition)",
     "cut off": "granted less than one report interval before its server was cut off (S2's one documented exception)",
+    "idle": "reclaimed by the feature's idle_timeout after its app marked it idle (issue 14: the app gets lost, IDLE)",
 }
 """S2 exemption -> the rule that allows the loss (stats keys are ``S2 exempt: <exemption>``)."""
 
@@ -91,6 +93,8 @@ class Checker:
         self.checked_commit: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
         self._held: dict[str, dict[str, FeatureKey]] = {}
+        self._seats: dict[str, int] = {}
+        """lease id -> seats, of the multi-seat leases clients hold (absent: 1)."""
         self._servers_changed = False
         self._placed_ok: dict[str, tuple[int, ...]] = {}
         self.exemptions: list[tuple[float, str, str, str]] = []
@@ -161,16 +165,19 @@ class Checker:
         for lids in self._held.values():
             for lid, key in lids.items():
                 held.setdefault(key, set()).add(lid)
-        if all(len(lids) <= self.total.get(key, 0) for key, lids in held.items()):
+        seats = {key: sum(self._seats.get(lid, 1) for lid in lids) for key, lids in held.items()}
+        if all(n <= self.total.get(key, 0) for key, n in seats.items()):
             return
         if touched is not None:
             self.clients_changed(None)
             return
         for key, ids in held.items():
-            if len(ids) > self.total.get(key, 0):
+            if seats[key] > self.total.get(key, 0):
                 owners = {name: sorted(set(x) & ids) for name, x in self._held.items() if set(x) & ids}
                 raise InvariantViolation(
-                    "S1", f"{len(ids)} leases of {key} held by clients, licensed {self.total.get(key, 0)}: {owners}"
+                    "S1",
+                    f"{seats[key]} seats ({len(ids)} leases) of {key} held by clients, "
+                    f"licensed {self.total.get(key, 0)}: {owners}",
                 )
 
     def _orphans(self, client: ClientHost, now: float) -> None:
@@ -198,17 +205,25 @@ class Checker:
     def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
         if not client.alive:
             return {}
-        return {lid: (x.feature, x.version) for lid, x in client.core.held(client.clock.local(now)).items()}
+        held = client.core.held(client.clock.local(now))
+        for lid, x in held.items():
+            if x.seats != 1:
+                self._seats[lid] = x.seats
+        return {lid: (x.feature, x.version) for lid, x in held.items()}
 
     # ---- S2 ---------------------------------------------------------------------------
 
-    def lost(self, client: ClientHost, lease_id: str, why: str) -> None:
+    def lost(self, client: ClientHost, lease_id: str, why: str, reason: str = "") -> None:
         """Judge one loss: a violation unless an exemption applies, and each
-        exemption names the rule that allows it (``EXEMPT``)."""
+        exemption names the rule that allows it (``EXEMPT``).  ``reason``: the
+        server's stated reason (``IDLE``)."""
         w, t = self.w, self.w.now
         self.stats["S2 losses"] += 1
         if lease_id in w.forced:
             self._exempt(client, lease_id, "force-released")
+            return
+        if reason == "IDLE" and lease_id in w.idled:
+            self._exempt(client, lease_id, "idle")
             return
         if lease_id in client.released:
             # The app released it, then restarted from a stale file that still

@@ -28,6 +28,7 @@ from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
     abandon_race,
     leader_kill_quiet,
+    multi_seat_under_load,
     queue_leader_kill,
     release_while_down,
     restart_after_move,
@@ -348,6 +349,35 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _partial_multi_seat_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat checkout is granted when any seat is spare, not all of
+    them (issue 14): the lease holds seats the server does not have."""
+    mp.setattr(member.Member, "can_seat", lambda self, key, seats: self.spare(key) > 0)
+    return {}
+
+
+def _partial_failover_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat lease that moves (fail-over, handover) is taken at its new
+    server as a one-seat lease: the taker counts fewer seats in use than its
+    clients hold, and sells the difference again."""
+    original = member.Member._lease_moved
+
+    def one_seat(
+        self: member.Member,
+        lease_id: str,
+        client_id: str,
+        key: Any,
+        to: str,
+        now: float,
+        client_seq: int = 0,
+        seats: int = 1,
+    ) -> None:
+        original(self, lease_id, client_id, key, to, now, client_seq, 1)
+
+    mp.setattr(member.Member, "_lease_moved", one_seat)
+    return {}
+
+
 def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session actor numbers a restarted app's updates from 1 again (issue 11 defect 2)."""
     return {"seq_base": False}
@@ -553,6 +583,26 @@ MUTANTS: tuple[Mutant, ...] = (
         scenario=lambda seed: restarted_voter(seed),
     ),
     Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=43),
+    Mutant(
+        30,
+        "a partial multi-seat hold (granted when only some of its seats are spare)",
+        _partial_multi_seat_hold,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        31,
+        "a moved multi-seat lease seated with one seat (a partial hold across a fail-over)",
+        _partial_failover_hold,
+        seeds=range(1, 41),
+        first=2,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
+        ),
+    ),
 )
 
 
