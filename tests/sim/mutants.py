@@ -582,7 +582,7 @@ MUTANTS: tuple[Mutant, ...] = (
         _restarted_voter_votes_at_once,
         scenario=lambda seed: restarted_voter(seed),
     ),
-    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=43),
+    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=6),
     Mutant(
         30,
         "a partial multi-seat hold (granted when only some of its seats are spare)",
@@ -598,7 +598,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "a moved multi-seat lease seated with one seat (a partial hold across a fail-over)",
         _partial_failover_hold,
         seeds=range(1, 41),
-        first=2,
+        first=11,
         scenario=lambda seed: dataclasses.replace(
             multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
         ),
