@@ -3,23 +3,13 @@ each to the head waiter's server by the borrow and transfer machinery, so the
 waiters are granted in the order they joined (issue 14 item 1, Q1); a queued
 checkout past its timeout is answered QUEUE_TIMEOUT and leaves the queue."""
 
-from tests.sim.scenario import Scenario
+from tests.sim.scenarios.queue_base import queue_scenario
 
-SCENARIO = Scenario(
-    name="queue_elsewhere",
-    description=__doc__ or "",
-    servers=3,
-    clients=8,
-    seats=2,
-    distribution="s2:1^s3:1",
-    duration=45.0,
-    steps=[
-        ("at", 7.0, "checkout", "c1", "cad", "2.0"),  # c1 starts at s3
-        ("at", 7.0, "checkout", "c4", "cad", "2.0"),  # c4 starts at s2
-        ("expect", 8.5, "held", "c1", 1),
-        ("expect", 8.5, "held", "c4", 1),
-        ("at", 9.0, "queue", "c3", "cad", "2.0", 120.0),  # waits at s3
-        ("at", 9.3, "queue", "c5", "cad", "2.0", 120.0),  # waits at s2
+SCENARIO = queue_scenario(
+    "queue_elsewhere",
+    __doc__,
+    45.0,
+    [
         ("at", 9.6, "queue", "c2", "cad", "2.0", 5.0),  # waits at s1, which has no seat, and gives up
         ("expect", 11.5, "queued", "cad", "2.0", 3),
         ("expect", 17.0, "queued", "cad", "2.0", 2),

@@ -3,23 +3,13 @@ leader, which holds no seat, is killed.  The new leader has the same queue
 (it is committed state), and as seats free at either server they go to the
 waiters in the order they joined, wherever each waits (Q1)."""
 
-from tests.sim.scenario import Scenario
+from tests.sim.scenarios.queue_base import queue_scenario
 
-SCENARIO = Scenario(
-    name="queue_leader_kill",
-    description=__doc__ or "",
-    servers=3,
-    clients=8,
-    seats=2,
-    distribution="s2:1^s3:1",
-    duration=75.0,
-    steps=[
-        ("at", 7.0, "checkout", "c1", "cad", "2.0"),  # c1 starts at s3
-        ("at", 7.0, "checkout", "c4", "cad", "2.0"),  # c4 starts at s2
-        ("expect", 8.5, "held", "c1", 1),
-        ("expect", 8.5, "held", "c4", 1),
-        ("at", 9.0, "queue", "c3", "cad", "2.0", 120.0),  # waits at s3
-        ("at", 9.3, "queue", "c5", "cad", "2.0", 120.0),  # waits at s2
+SCENARIO = queue_scenario(
+    "queue_leader_kill",
+    __doc__,
+    75.0,
+    [
         ("at", 9.6, "queue", "c8", "cad", "2.0", 120.0),  # waits at s3
         ("expect", 11.5, "queued", "cad", "2.0", 3),
         ("at", 12.0, "kill", "$leader"),
