@@ -10,7 +10,7 @@ with each (one thread per client), and prints::
     {"ready": true, "held": N}
 
 Then it reads commands, one a line, and answers each with one JSON line:
-``keep N`` (release all but N leases per client), ``lost`` (how many leases
+``take N`` (N more leases per client), ``lost`` (how many leases
 were lost), ``quit`` (close every client: release, stop its actor system, exit).
 End of input (the benchmark died) is ``quit``.  Any failure prints
 ``{"error": "..."}`` and exits 1 after closing what it started.
@@ -51,19 +51,23 @@ def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def _take(clients: list[Any], held: list[list[Any]], n: int) -> None:
+    """``n`` more seats with each client, all clients at once."""
+
+    def take(i: int) -> None:
+        for _ in range(n):
+            held[i].append(clients[i].checkout("cad:2.0", timeout=60.0))
+
+    _each(clients, take)
+
+
 def _serve(clients: list[Any], held: list[list[Any]]) -> None:
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == "quit":
             return
-        if words[0] == "keep":
-            keep = int(words[1])
-
-            def release(i: int) -> None:
-                while len(held[i]) > keep:
-                    held[i].pop().release()
-
-            _each(clients, release)
+        if words[0] == "take" and len(words) == 2 and words[1].isdigit():
+            _take(clients, held, int(words[1]))
             _say(held=sum(len(h) for h in held))
         elif words[0] == "lost":
             _say(lost=sum(1 for h in held for a in h if a.lost.is_set()))
@@ -93,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(started=True, pid=os.getpid(), sessions=sessions)
         held: list[list[Any]] = [[] for _ in clients]
 
-        def take(i: int) -> None:
-            for _ in range(n_leases):
-                held[i].append(clients[i].checkout("cad:2.0", timeout=60.0))
-
-        _each(clients, take)
+        _take(clients, held, n_leases)
         _say(ready=True, held=sum(len(h) for h in held))
         _serve(clients, held)
         return 0
