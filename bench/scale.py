@@ -214,7 +214,6 @@ def server_procs(pool: Any, name: str, procs: dict[int, procstat.ProcStat]) -> d
 
 def read_frames(pool: Any) -> dict[str, tuple[float, float]]:
     from actors.protocol.admin import MetricsQuery, MetricsReply
-
     from bench.pool import BenchFailed
 
     found = {}
@@ -301,7 +300,8 @@ def memory(procs: list[procstat.ProcStat]) -> Memory:
 def report_memory(pool: Any, app: App, clients: int, out: Callable[[str], None]) -> None:
     procs = procstat.scan()
     for n in pool.cfg.server_names:
-        out(f"  memory of server {n} (its process group): {memory(procstat.select(procs, groups=[pool.procs.pgid(n)]))}")
+        group = procstat.select(procs, groups=[pool.procs.pgid(n)])
+        out(f"  memory of server {n} (its process group): {memory(group)}")
     groups, sessions = app.groups()
     whole = memory(procstat.select(procs, groups=groups, sessions=sessions))
     python = memory([procs[app.proc.pid]] if app.proc.pid in procs else [])

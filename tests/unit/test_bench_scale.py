@@ -105,7 +105,7 @@ def test_the_app_command_loop(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     clients = [FakeClient(), FakeClient()]
     held: list[list[Any]] = [[FakeAuth(lost=True)], []]
     monkeypatch.setattr("sys.stdin", io.StringIO("take 3\nlost\ntake x\nbogus\nquit\ntake 5\n"))
-    scale_app._serve(clients, held)  # type: ignore[arg-type]
+    scale_app._serve(clients, held)
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert answers == [
         {"held": 7},
