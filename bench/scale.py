@@ -183,10 +183,14 @@ def stop_apps(apps: list[App], problems: list[str]) -> None:
         with contextlib.suppress(OSError):
             assert app.proc.stdin is not None
             app.proc.stdin.close()
-    deadline = time.monotonic() + 60.0
-    for app in apps:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            app.proc.wait(max(0.1, deadline - time.monotonic()))
+    for grace, sig in ((30.0, signal.SIGTERM), (30.0, None)):
+        deadline = time.monotonic() + grace
+        for app in apps:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                app.proc.wait(max(0.1, deadline - time.monotonic()))
+        for app in apps:
+            if sig is not None and app.proc.poll() is None:
+                app.proc.send_signal(sig)  # the app closes its clients on SIGTERM too
     from actors.shell.system import live_members
 
     groups = {g for app in apps for g in app.groups()[0]}
@@ -232,9 +236,17 @@ class Phase:
     heartbeats: dict[str, tuple[float, float]]
     leases: dict[str, int]
     sessions: dict[str, int]
+    apps_cpu: float = 0.0
+    """CPU % (of one core) of every app process and its clients' actor systems."""
 
 
-def hold(pool: Any, seconds: float, out: Callable[[str], None]) -> Phase:
+def apps_procs(apps: Sequence[App], procs: dict[int, procstat.ProcStat]) -> dict[int, procstat.ProcStat]:
+    groups = [g for app in apps for g in app.groups()[0]]
+    sessions = [s for app in apps for s in app.groups()[1]]
+    return {p.pid: p for p in procstat.select(procs, groups=groups, sessions=sessions)}
+
+
+def hold(pool: Any, seconds: float, out: Callable[[str], None], apps: Sequence[App] = ()) -> Phase:
     names = list(pool.cfg.server_names)
     frames0, procs0, t0 = read_frames(pool), procstat.scan(), time.monotonic()
     step = max(10.0, seconds / 10)
@@ -249,7 +261,8 @@ def hold(pool: Any, seconds: float, out: Callable[[str], None]) -> Phase:
         n: procstat.cpu_percent(server_procs(pool, n, procs0), server_procs(pool, n, procs1), elapsed) for n in names
     }
     leases, sessions = held_at(pool)
-    return Phase(elapsed, cpu, heartbeat_rates(frames0, frames1, elapsed), leases, sessions)
+    apps_cpu = procstat.cpu_percent(apps_procs(apps, procs0), apps_procs(apps, procs1), elapsed)
+    return Phase(elapsed, cpu, heartbeat_rates(frames0, frames1, elapsed), leases, sessions, apps_cpu)
 
 
 def held_at(pool: Any) -> tuple[dict[str, int], dict[str, int]]:
@@ -343,6 +356,7 @@ def report_phase(label: str, phase: Phase, h: float, out: Callable[[str], None])
         f"= {expected:.1f}: {met} within {EQUAL_WITHIN:.0%}), {total_bytes / 1024:.1f} KiB/s, "
         f"{per_hb:.0f} bytes per heartbeat; CPU of the 3 servers {sum(phase.cpu.values()):.1f} % in all"
     )
+    out(f"    CPU of the apps (every app process and its clients' actor systems): {phase.apps_cpu:.1f} % of one core")
     return total_msgs, total_bytes
 
 
@@ -365,6 +379,14 @@ def compare(big: Phase, small: Phase, out: Callable[[str], None]) -> None:
             f"(goal 'follow sessions, not leases': NOT met for bytes; messages: {met})"
         )
     out(f"  servers' CPU in all, {l1} leases / {l2}: {c1:.1f} % / {c2:.1f} % (issue 12 sets no number; reported)")
+
+
+def lost_so_far(apps: Sequence[App], out: Callable[[str], None]) -> None:
+    lost = 0
+    for app in apps:
+        app.send("lost")
+        lost += int(app.next("lost", 60.0)["lost"])
+    out(f"    leases the apps were told they lost (or whose deadline passed) so far: {lost}")
 
 
 def run_scale(
@@ -401,8 +423,9 @@ def run_scale(
             h = pool.cfg.timing.heartbeat_interval
             out(f"  {small_leases} leases checked out in {time.monotonic() - t0:.0f} s (not a measured figure)")
             time.sleep(2 * h)
-            small = hold(pool, small_minutes * 60, out)
+            small = hold(pool, small_minutes * 60, out, apps)
             report_phase(f"phase 1, {small_leases} leases", small, h, out)
+            lost_so_far(apps, out)
             t0 = time.monotonic()
             for app in apps:
                 app.send(f"take {(args.leases - small_leases) // args.sessions}")
@@ -410,14 +433,10 @@ def run_scale(
                 app.next("held", wait)
             out(f"  {args.leases - small_leases} more checked out in {time.monotonic() - t0:.0f} s (not measured)")
             time.sleep(2 * h)
-            big = hold(pool, args.minutes * 60, out)
+            big = hold(pool, args.minutes * 60, out, apps)
             report_phase(f"phase 2, {args.leases} leases", big, h, out)
+            lost_so_far(apps, out)
             report_memory(pool, apps[0], clients, out)
             compare(big, small, out)
-            lost = 0
-            for app in apps:
-                app.send("lost")
-                lost += int(app.next("lost", 30.0)["lost"])
-            out(f"  leases lost during the run: {lost}")
         finally:
             stop_apps(apps, problems)

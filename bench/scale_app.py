@@ -12,7 +12,7 @@ with each (one thread per client), and prints::
 Then it reads commands, one a line, and answers each with one JSON line:
 ``take N`` (N more leases per client), ``lost`` (how many leases
 were lost), ``quit`` (close every client: release, stop its actor system, exit).
-End of input (the benchmark died) is ``quit``.  Any failure prints
+End of input (the benchmark died) is ``quit``; SIGTERM closes the clients too.  Any failure prints
 ``{"error": "..."}`` and exits 1 after closing what it started.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from actors.client import LicenseClient
     from actors.shell import logs
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(1)  # through the finally below: every client closed
+
+    signal.signal(signal.SIGTERM, stop)
 
     logs.configure(level="ERROR", console=True)
     clients: list[Any] = []
