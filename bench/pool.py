@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.echo import echo_asks_per_second, machine
+from bench.echo import BenchFailed, echo_asks_per_second, machine
 from bench.scale import add_arguments, run_scale
 
 __all__ = ["main"]
@@ -66,10 +66,6 @@ LEADER_GOAL = 1.0
 """Seconds beyond the waits leadership.md M1–M16 imposes."""
 FAILOVER_GOAL = 3.0
 """Issue 12: from the leader's SIGKILL until a borrow is granted, default timings."""
-
-
-class BenchFailed(RuntimeError):
-    """The pool did not do what a phase needs (no leader, a denied checkout, ...)."""
 
 
 @dataclass

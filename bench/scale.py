@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import procstat
+from bench.echo import BenchFailed
 
 __all__ = ["App", "add_arguments", "frames_of", "heartbeat_rates", "run_scale"]
 
@@ -129,8 +130,6 @@ class App:
             self.cond.notify_all()
 
     def next(self, key: str, timeout: float) -> dict[str, Any]:
-        from bench.pool import BenchFailed
-
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
@@ -218,7 +217,6 @@ def server_procs(pool: Any, name: str, procs: dict[int, procstat.ProcStat]) -> d
 
 def read_frames(pool: Any) -> dict[str, tuple[float, float]]:
     from actors.protocol.admin import MetricsQuery, MetricsReply
-    from bench.pool import BenchFailed
 
     found = {}
     for name in pool.cfg.server_names:
@@ -396,7 +394,7 @@ def run_scale(
     problems: list[str],
     out: Callable[[str], None],
 ) -> None:
-    from bench.pool import BenchFailed, _pool
+    from bench.pool import _pool
 
     if args.sessions % args.apps or args.leases % (10 * args.sessions):
         raise BenchFailed("--sessions must be a multiple of --apps and --leases of 10 x --sessions")

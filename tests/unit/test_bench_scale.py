@@ -119,7 +119,7 @@ def test_the_app_command_loop(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 def test_run_scale_refuses_uneven_splits() -> None:
     from argparse import Namespace
 
-    from bench.pool import BenchFailed
+    from bench.echo import BenchFailed
 
     for sessions, apps, leases in ((10, 3, 1000), (10, 5, 150)):
         args = Namespace(sessions=sessions, apps=apps, leases=leases, minutes=1.0, minutes_small=None)
