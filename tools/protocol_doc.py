@@ -121,6 +121,7 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "ChangeDistributionCriteria": (7, 8, 21, 22),
     "ForceReleaseLease": (),
     "DeclareServerDown": (5, 14, 19, 28),
+    "SetIdleTimeout": (),
     "AdminReply": (),
     "QueueJoinRequest": (),
     "QueueLeaveRequest": (),
@@ -151,9 +152,10 @@ CLAIMS: dict[str, tuple[int, ...]] = {
     "AdminNonce": (),
     "QueueJoin": (),
     "QueueLeave": (),
+    "SetIdlePolicy": (),
 }
 """Claims of the seed patent each message or entry implements (empty: none;
-the mechanism of leadership.md M1–M16).  A docstring's own ``(claims ...)``
+the mechanism of leadership.md M1–M17).  A docstring's own ``(claims ...)``
 must be a subset of its entry here."""
 
 PROPOSED_BY: dict[str, str] = {
@@ -205,6 +207,7 @@ PROPOSED_BY: dict[str, str] = {
         "the leader, for a `QueueLeaveRequest` (`leading.LeaderDuties.on_queue_leave`), or its own backstop "
         "for a waiter past its timeout or whose server was lost (`leading.LeaderDuties._queues`)"
     ),
+    "SetIdlePolicy": "the leader, for `SetIdleTimeout`: `leading.LeaderDuties.on_admin`",
 }
 """Who proposes each log entry, naming the code in ``actors.core`` that does it."""
 

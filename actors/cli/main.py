@@ -149,6 +149,11 @@ def _code_fields(code: LicenseCode | AddOn) -> dict[str, Any]:
     del fields["text"]
     if isinstance(code, LicenseCode):
         del fields["exact_version"]
+        # Issue 14's fields are shown only when the code signs them (not their default).
+        for name, default in (("weight", 1), ("linger", 0.0)):
+            value = fields.pop(name)
+            if value != default:
+                fields[name] = value
         fields["version_match"] = code.version_match
     return {"kind": "license" if isinstance(code, LicenseCode) else "addon", **fields}
 

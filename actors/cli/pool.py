@@ -165,8 +165,16 @@ def _print_status(reply: Any) -> None:
             f"{f.feature} {f.version}: {f.total} seats, free pool {f.free_pool}, "
             f"in flight {f.in_flight}{rule}, expires {f.expires}"
         )
+        if f.weight != 1 or f.idle_timeout:
+            click.echo(f"  token weight {f.weight}, idle_timeout {f.idle_timeout:g} s (0: none)")
         for u in f.servers:
-            click.echo(f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}")
+            linger = f"  lingering {u.lingering}" if u.lingering else ""
+            click.echo(
+                f"  {u.server:<10} allocated {u.allocated:>4}  in use {u.in_use:>4}  target {u.target:>4}{linger}"
+            )
+        if f.unmet:
+            counts = ", ".join(f"{reason} {n}" for reason, n in f.unmet)
+            click.echo(f"  unmet demand at {reply.answered_by} since it started: {counts}")
     for c in reply.pending:
         click.echo(f"pending: {c.feature} {c.version} at {c.server}: {c.allocated} allocated, target {c.target}")
     for q in reply.queue:
@@ -229,6 +237,8 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
             "server": x.server,
             "granted_at": _iso(x.granted_at),
             "expires_at": _iso(x.expires_at),
+            "seats": x.seats,
+            "lingering": x.lingering,
         }
         for x in leases
     ]
@@ -243,6 +253,8 @@ def _sessions(config_path: Path, feature: str | None, as_json: bool) -> int:
         click.echo(
             f"{r['feature']} {r['version']}  {r['client_id']:<20} at {r['server']:<8} "
             f"since {r['granted_at'] or '?'}  until {r['expires_at'] or '?'}  {r['lease_id']}"
+            + (f"  {r['seats']} seats" if r["seats"] != 1 else "")
+            + ("  LINGERING" if r["lingering"] else "")
         )
     for q in link.queued:
         click.echo(_queued_line(q))
@@ -414,6 +426,26 @@ def _register_changes(licpool: click.Group, license_group: click.Group) -> None:
                 )
             )
         _report_admin(reply, f"distribution of {key[0]} {key[1]} set to {criteria}")
+
+    @licpool.group("policy")
+    def policy() -> None:
+        """Pool policies of a feature (signed admin changes)."""
+
+    @policy.command("idle-timeout")
+    @click.argument("feature")
+    @click.argument("seconds", type=click.FloatRange(min=0.0, max=1e9))
+    @_config_option()
+    def policy_idle_timeout(feature: str, seconds: float, config_path: Path) -> None:
+        """Reclaim FEATURE's leases that their apps marked idle for SECONDS (0: never)."""
+        cfg = _admin_config(config_path)
+        with _link(cfg) as link:
+            key = _feature_key(feature, link)
+            reply = link.admin(
+                lambda rid: pool_msgs.SetIdleTimeout(
+                    sender="cli", epoch=0, request_id=rid, feature=key[0], version=key[1], idle_timeout=seconds
+                )
+            )
+        _report_admin(reply, f"idle_timeout of {key[0]} {key[1]} set to {seconds:g} s")
 
 
 def _register_tools(licpool: click.Group) -> None:

@@ -127,6 +127,8 @@ class Lease:
     start: float
     end: float | None = None
     nodes: list[str] = field(default_factory=list)
+    seats: int = 1
+    """Seats it holds (a multi-seat checkout's ``grant`` says so; absent: 1)."""
 
 
 @dataclass
@@ -199,6 +201,10 @@ class Report:
         }
 
 
+def _seats(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
 def _leases(records: list[Record]) -> dict[str, Lease]:
     leases: dict[str, Lease] = {}
     for r in records:
@@ -214,6 +220,7 @@ def _leases(records: list[Record]) -> dict[str, Lease]:
                     str(r.fields.get("feature", "")),
                     str(r.fields.get("version", "")),
                     r.at,
+                    seats=_seats(r.fields.get("seats", 1)),
                 )
             lease.start = min(lease.start, r.at)
         elif r.event in END_EVENTS and lease is not None:
@@ -256,12 +263,12 @@ def build_report(
         u.leases += 1
         u.moved += len(lease.nodes) > 1
         u.open_leases += lease.end is None
-        hours = max(0.0, hi - lo) / 3600
+        hours = lease.seats * max(0.0, hi - lo) / 3600
         u.seat_hours += hours
         c = u.per_client.setdefault(lease.client_id, {"seat_hours": 0.0, "leases": 0})
         c["seat_hours"] += hours
         c["leases"] += 1
-        u.curve.extend([(lo, 1), (hi, -1)])
+        u.curve.extend([(lo, lease.seats), (hi, -lease.seats)])
     turned_away: dict[tuple[str, str], set[str]] = defaultdict(set)
     failovers = 0
     for r in records:

@@ -112,6 +112,20 @@ def keygen(private_path: Path, public_path: Path, force: bool) -> None:
     is_flag=True,
     help="Serve requests for exactly --version only (default: that version and every lower one).",
 )
+@click.option(
+    "--weight",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Token weight: seats one checkout takes (a heavy app version costs 3).",
+)
+@click.option(
+    "--linger",
+    type=click.FloatRange(min=0.0, max=86400.0),
+    default=0.0,
+    show_default=True,
+    help="Seconds a released seat stays held for its client to take back.",
+)
 def issue(
     private_path: Path,
     feature: str,
@@ -122,6 +136,8 @@ def issue(
     no_majority: bool,
     distribution: str | None,
     exact_version: bool,
+    weight: int,
+    linger: float,
 ) -> None:
     """Issue a signed license code; prints the code alone on stdout."""
     key = read_private_key(private_path)
@@ -135,6 +151,8 @@ def issue(
         majority=not no_majority,
         distribution=distribution,
         version_match="exact" if exact_version else "range",
+        weight=weight,
+        linger=linger,
     )
     if expires < today_iso():
         click.echo(

@@ -67,7 +67,10 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _COUNT = re.compile(r"[0-9]+")
 
 _LICENSE_KEYS = frozenset({"kind", "feature", "version", "count", "expires", "serial", "majority", "distribution"})
-_LICENSE_OPTIONAL = frozenset({"version_match"})
+_LICENSE_OPTIONAL = frozenset({"version_match", "weight", "linger"})
+"""Signed only when not their default, so such a code reads the same to a licpool that predates the field."""
+MAX_LINGER = 86400.0
+"""Longest ``linger`` a code may carry, in seconds (a day)."""
 """Fields a license may lack: codes signed before they existed keep verifying."""
 VERSION_MATCHES = ("range", "exact")
 """``version_match`` values: ``range`` (the default, also for codes without the
@@ -127,6 +130,12 @@ class LicenseCode:
     """Signed ``version_match = "exact"``: serves requests for exactly its
     version.  False (``range``, and every code signed without the field): serves
     requests for its version or any lower one (docs/licenses.md, "Versions")."""
+    weight: int = 1
+    """Token weight (issue 14): seats one checkout of count 1 takes ("a heavy
+    app version costs 3 seats"); 1 for every code signed without the field."""
+    linger: float = 0.0
+    """Seconds a released lease stays held for its client to take back; 0 for
+    every code signed without the field."""
 
     @property
     def version_match(self) -> str:
@@ -246,6 +255,8 @@ def sign_license(
     majority: bool = True,
     distribution: str | None = None,
     version_match: str = "range",
+    weight: int = 1,
+    linger: float = 0.0,
 ) -> str:
     """Issue a license code; refuses (CodeError) anything ``verify_code`` would refuse,
     except expiry, which needs a clock.
@@ -268,7 +279,17 @@ def sign_license(
     }
     if _check_version_match(version_match):
         payload["version_match"] = "exact"
+    if _check_count(weight, "weight") != 1:
+        payload["weight"] = weight
+    if _check_linger(linger):
+        payload["linger"] = linger
     return _sign(private_key, payload)
+
+
+def _check_linger(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_LINGER:
+        raise CodeError(CodeProblem.BAD_FIELD, f"linger must be 0..{MAX_LINGER:g} seconds, got {value!r}")
+    return float(value)
 
 
 def sign_addon(private_key: Ed25519PrivateKey, *, of_serial: str, count: int, serial: str) -> str:
@@ -378,6 +399,8 @@ def verify_code(text: str, public_key: Ed25519PublicKey, *, today: str | None = 
         distribution=_check_distribution(obj["distribution"], count),
         text=stripped,
         exact_version=_check_version_match(obj.get("version_match", "range")),
+        weight=_check_count(obj.get("weight", 1), "weight"),
+        linger=_check_linger(obj.get("linger", 0.0)),
     )
     if today is not None and expires < _check_date(today, "today"):
         raise CodeError(

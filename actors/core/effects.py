@@ -40,6 +40,7 @@ Message = (
     | pool.ChangeDistributionCriteria
     | pool.ForceReleaseLease
     | pool.DeclareServerDown
+    | pool.SetIdleTimeout
     | pool.AdminReply
     | pool.QueueJoinRequest
     | pool.QueueLeaveRequest

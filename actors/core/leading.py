@@ -44,6 +44,7 @@ from actors.protocol.entries import (
     Rejoin,
     ServerDown,
     SetCriteria,
+    SetIdlePolicy,
     TransferAbort,
     TransferComplete,
 )
@@ -62,6 +63,7 @@ from actors.protocol.pool import (
     QueueJoinRequest,
     QueueLeaveRequest,
     ReleaseForward,
+    SetIdleTimeout,
     TransferConfirm,
     TransferRequest,
 )
@@ -69,7 +71,14 @@ from actors.protocol.raft import LogEntry, SyncReply
 
 __all__ = ["AdminRequest", "LeaderDuties", "LeaderHost"]
 
-AdminRequest = AddLicenseCode | AddAllocations | ChangeDistributionCriteria | ForceReleaseLease | DeclareServerDown
+AdminRequest = (
+    AddLicenseCode
+    | AddAllocations
+    | ChangeDistributionCriteria
+    | ForceReleaseLease
+    | DeclareServerDown
+    | SetIdleTimeout
+)
 
 
 class LeaderHost(ServerView, Protocol):
@@ -251,7 +260,7 @@ class LeaderDuties(RoleView):
                 if t.lease_id is not None:
                     # The giver was fenced mid-handover: re-plan the fail-over at
                     # once (the lease now moves with its seat from a fenced holder).
-                    held = (HeldLease(lease_id=t.lease_id, feature=t.feature, version=t.version),)
+                    held = (HeldLease(lease_id=t.lease_id, feature=t.feature, version=t.version, seats=t.count),)
                     shadow = PoolState.from_plain(self.pool.to_plain())
                     shadow.apply(entries[0], shadow.index + 1, self.raft.term, self.settings.verify)
                     plan = planner.plan_failover(
@@ -532,6 +541,8 @@ class LeaderDuties(RoleView):
         except codes.CodeError as err:
             return None, str(err), False
         state = self.pool
+        if isinstance(msg, SetIdleTimeout):
+            return self._idle_entry(msg)
         if isinstance(msg, ForceReleaseLease):
             if state.registry.is_dead(msg.lease_id):
                 return None, f"lease {msg.lease_id} is not live", False
@@ -564,6 +575,13 @@ class LeaderDuties(RoleView):
                 ),
                 False,
             )
+        if table is not None and (table.weight, table.linger) != (code.weight, code.linger):
+            return (
+                None,
+                f"{code.feature} {code.version} is already in the pool with weight {table.weight}, linger "
+                f"{table.linger:g} s",
+                False,
+            )
         return AddLicense(code=msg.code), "", False
 
     def _addon_entry(self, msg: AddAllocations) -> tuple[Entry | None, str, bool]:
@@ -584,6 +602,14 @@ class LeaderDuties(RoleView):
         pairs = codes.parse_criteria(msg.criteria)
         codes.check_criteria(pairs, table.total, list(self.pool.servers))
         return SetCriteria(feature=msg.feature, version=msg.version, targets=pairs), "", False
+
+    def _idle_entry(self, msg: SetIdleTimeout) -> tuple[Entry | None, str, bool]:
+        if (msg.feature, msg.version) not in self.pool.features:
+            return None, f"no license for {msg.feature} {msg.version} in the pool", False
+        limit = msg.idle_timeout
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 <= limit < float("inf"):
+            return None, f"idle_timeout must be a number of seconds >= 0, got {limit!r}", False
+        return SetIdlePolicy(feature=msg.feature, version=msg.version, idle_timeout=float(limit)), "", False
 
     def admin_reply(
         self,

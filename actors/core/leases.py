@@ -50,6 +50,15 @@ class LocalLease:
     client_seq: int = 0
     """The newest fail-over or resume sequence number this server served for
     it: a handover asked with an older one is refused (a stale copy)."""
+    seats: int = 1
+    """Seats it holds (a multi-seat checkout, times the table's token weight)."""
+    linger: float = 0.0
+    """Seconds its seats stay held after the client releases it."""
+    lingering: bool = False
+    """Released by its client, held for ``linger`` seconds (until ``expires_at``):
+    never renewed; the same client may take its seats back (``retake``)."""
+    idle_since: float | None = None
+    """When its session first reported it idle (``auth.idle()``); None: busy."""
 
     @property
     def key(self) -> FeatureKey:
@@ -68,6 +77,8 @@ class LocalLeases:
     committed_seq: int = 0
     releasing: dict[int, FeatureKey] = field(default_factory=dict)
     """change seq -> feature of a release whose report is not committed yet."""
+    releasing_seats: dict[int, int] = field(default_factory=dict)
+    """change seq -> seats of such a release, for the multi-seat ones only (absent: 1)."""
     ops: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     """Journal records of every durable change since the last drain (renewals
     are not durable: restored leases get a fresh ``lease_ttl`` instead)."""
@@ -82,13 +93,17 @@ class LocalLeases:
     # ---- queries -------------------------------------------------------------
 
     def held(self, key: FeatureKey) -> int:
-        """Live leases of ``key`` here."""
+        """Seats of live leases of ``key`` here (lingering ones included)."""
         return self._held[key]
 
     def in_use(self, key: FeatureKey) -> int:
-        """Seats of ``key`` that cannot be granted: live leases plus releases
-        not yet committed."""
-        return self._held[key] + sum(1 for k in self.releasing.values() if k == key)
+        """Seats of ``key`` that cannot be granted: live (and lingering) leases
+        plus releases not yet committed."""
+        return self._held[key] + sum(self.releasing_seats.get(s, 1) for s, k in self.releasing.items() if k == key)
+
+    def lingering(self, key: FeatureKey) -> int:
+        """Seats of ``key`` held only because a released lease lingers."""
+        return sum(lease.seats for lease in self.leases.values() if lease.lingering and lease.key == key)
 
     # ---- the fast path -----------------------------------------------------------
 
@@ -126,7 +141,7 @@ class LocalLeases:
         renewed, lost = [], []
         for lease_id in lease_ids:
             lease = self.leases.get(lease_id)
-            if lease is None or lease.client_id != client_id or lease.revoked:
+            if lease is None or lease.client_id != client_id or lease.revoked or lease.lingering:
                 lost.append(lease_id)
                 continue
             lease.session_id = session_id
@@ -134,17 +149,44 @@ class LocalLeases:
             renewed.append(lease_id)
         return renewed, lost
 
-    def release(self, lease_id: str, client_id: str) -> bool:
+    def release(self, lease_id: str, client_id: str, now: float = 0.0) -> bool:
         """The client gives the seat back.  Its seat stays in use until the
-        release report is committed."""
+        release report is committed.  A lease with ``linger`` stays held,
+        lingering, until ``now + linger`` (it then expires)."""
         lease = self.leases.get(lease_id)
-        if lease is None or lease.client_id != client_id:
+        if lease is None or lease.client_id != client_id or lease.lingering:
             return False
+        if lease.linger > 0 and not lease.revoked:
+            lease.lingering, lease.session_id, lease.idle_since = True, "", None
+            lease.expires_at = now + lease.linger
+            heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
+            self.ops.append(("linger", lease_id, lease.linger))
+            return True
         self._remove(lease)
-        seq = self._record(RELEASE, lease)
-        self.releasing[seq] = lease.key
+        self._note_release(self._record(RELEASE, lease), lease)
         self.ops.append(("release", lease_id))
         return True
+
+    def find_lingering(self, client_id: str, key: FeatureKey, seats: int) -> LocalLease | None:
+        """A lease of this client lingering on ``seats`` seats of ``key``."""
+        for lease in self.leases.values():
+            if lease.lingering and lease.client_id == client_id and lease.key == key and lease.seats == seats:
+                return lease
+        return None
+
+    def retake(self, old: LocalLease, new: LocalLease) -> None:
+        """The client takes back the seats of its lingering lease ``old`` as the
+        new lease ``new`` (the released id stays dead): the old one is reported
+        released and the new one granted, and no seat frees in between."""
+        self._remove(old)
+        self._record(RELEASE, old)
+        self.ops.append(("retake", old.lease_id))
+        self.grant(new)
+
+    def _note_release(self, seq: int, lease: LocalLease) -> None:
+        self.releasing[seq] = lease.key
+        if lease.seats != 1:
+            self.releasing_seats[seq] = lease.seats
 
     def next_expiry(self) -> float | None:
         """The earliest grantor-side expiry of a lease held here."""
@@ -171,8 +213,7 @@ class LocalLeases:
 
     def _expire_one(self, lease: LocalLease) -> None:
         self._remove(lease)
-        seq = self._record(EXPIRE, lease)
-        self.releasing[seq] = lease.key
+        self._note_release(self._record(EXPIRE, lease), lease)
         self.ops.append(("expire", lease.lease_id))
 
     def drop(self, lease_id: str) -> LocalLease | None:
@@ -202,7 +243,11 @@ class LocalLeases:
     def _forget(self, keys: set[FeatureKey]) -> None:
         self.changes = [c for c in self.changes if (c.feature, c.version) not in keys]
         self.releasing = {s: k for s, k in self.releasing.items() if k not in keys}
+        self._prune_seats()
         self.ops.append(("forget", sorted(keys)))
+
+    def _prune_seats(self) -> None:
+        self.releasing_seats = {s: n for s, n in self.releasing_seats.items() if s in self.releasing}
 
     # ---- reports ---------------------------------------------------------------
 
@@ -221,6 +266,7 @@ class LocalLeases:
         self.committed_seq = seq
         self.changes = [c for c in self.changes if c.seq > seq]
         self.releasing = {s: k for s, k in self.releasing.items() if s > seq}
+        self._prune_seats()
         self.ops.append(("committed", seq))
 
     def behind(self, watermark: int, report_seq: int) -> bool:
@@ -242,6 +288,7 @@ class LocalLeases:
             renumber = {c.seq: report_seq + i for i, c in enumerate(self.changes, 1)}
             self.changes = [dataclasses.replace(c, seq=renumber[c.seq]) for c in self.changes]
             self.releasing = {renumber[s]: k for s, k in self.releasing.items() if s in renumber}
+            self.releasing_seats = {renumber[s]: n for s, n in self.releasing_seats.items() if s in renumber}
             self.change_seq = report_seq + len(renumber)
             self.committed_seq = max(self.committed_seq, report_seq)
         self.ops.append(("continue", watermark, report_seq))
@@ -270,6 +317,8 @@ class LocalLeases:
             held = self.leases.get(op[1])
             if held is not None:
                 self.release(op[1], held.client_id)
+        elif kind in ("linger", "retake"):
+            self._replay_linger(op, now)
         elif kind == "expire":
             held = self.leases.get(op[1])
             if held is not None:
@@ -286,6 +335,17 @@ class LocalLeases:
             self.continue_after(op[1], op[2])
         self.ops.clear()
 
+    def _replay_linger(self, op: tuple[Any, ...], now: float) -> None:
+        held = self.leases.get(op[1])
+        if held is None:
+            return
+        if op[0] == "linger":
+            held.linger = op[2]
+            self.release(op[1], held.client_id, now)
+        else:  # retake: its seats went to the grant replayed next
+            self._remove(held)
+            self._record(RELEASE, held)
+
     def restart(self, now: float, hold: float) -> None:
         """After loading a snapshot: every lease gets one fresh ``hold``."""
         for lease in self.leases.values():
@@ -297,12 +357,12 @@ class LocalLeases:
 
     def _add(self, lease: LocalLease) -> None:
         self.leases[lease.lease_id] = lease
-        self._held[lease.key] += 1
+        self._held[lease.key] += lease.seats
         heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
 
     def _remove(self, lease: LocalLease) -> None:
         del self.leases[lease.lease_id]
-        self._held[lease.key] -= 1
+        self._held[lease.key] -= lease.seats
 
     def _record(self, kind: str, lease: LocalLease) -> int:
         self.change_seq += 1
@@ -314,6 +374,7 @@ class LocalLeases:
                 client_id=lease.client_id,
                 feature=lease.feature,
                 version=lease.version,
+                seats=lease.seats,
             )
         )
         return self.change_seq
@@ -323,12 +384,14 @@ class LocalLeases:
     def to_plain(self) -> dict[str, Any]:
         return {
             "server": self.server,
-            "leases": [flat(lease) for lease in self.leases.values()],
+            # idle_since is a time on this process's clock: not kept across a restart.
+            "leases": [{k: v for k, v in flat(lease).items() if k != "idle_since"} for lease in self.leases.values()],
             "counter": self.counter,
             "change_seq": self.change_seq,
             "changes": [flat(c) for c in self.changes],
             "committed_seq": self.committed_seq,
             "releasing": {seq: list(k) for seq, k in self.releasing.items()},
+            "releasing_seats": dict(self.releasing_seats),
         }
 
     @classmethod
@@ -340,6 +403,7 @@ class LocalLeases:
             changes=[LeaseChange(**c) for c in data.get("changes", [])],
             committed_seq=data.get("committed_seq", 0),
             releasing={int(s): (k[0], k[1]) for s, k in data.get("releasing", {}).items()},
+            releasing_seats={int(s): int(n) for s, n in data.get("releasing_seats", {}).items()},
         )
         for raw in data.get("leases", []):
             table._add(LocalLease(**raw))

@@ -97,6 +97,11 @@ class Member:
     def spare(self, key: FeatureKey) -> int:
         return self.usable(key) - self.leases.in_use(key)
 
+    def can_seat(self, key: FeatureKey, seats: int) -> bool:
+        """May a new lease of ``seats`` seats be granted here now?  Only if all
+        of them are spare: never a partial hold (issue 14)."""
+        return self.spare(key) >= seats
+
     def table_lost(self) -> bool:
         """This server's lease table may lack leases an earlier incarnation
         granted: it booted on an empty disk where the pool recorded an earlier
@@ -137,11 +142,15 @@ class Member:
         resume_id: str | None = None,
         waiting: int = 0,
         client_seq: int = 0,
+        seats: int = 1,
+        linger: float = 0.0,
     ) -> Grant | Deny | Wait:
-        """Decide a checkout.  ``new_lease_id`` is used only on a fresh grant;
-        ``waiting`` counts requests already held for a borrow.  The caller has
-        checked that this server may serve ``key`` (serving lease or
-        ``--no-majority``)."""
+        """Decide a checkout of ``seats`` seats in one lease: all of them or
+        none, never a part.  ``new_lease_id`` is used only on a fresh grant;
+        ``waiting`` counts seats already held for a borrow.  A lease of this
+        client lingering on as many seats of ``key`` is taken back as the new
+        lease, with no new seat.  The caller has checked that this server may
+        serve ``key`` (serving lease or ``--no-majority``)."""
         table = self.pool.features.get(key)
         if table is None:
             return Deny(DenyReason.UNKNOWN_FEATURE, f"no license for {key[0]} {key[1]}")
@@ -149,15 +158,30 @@ class Member:
             return Deny(DenyReason.EXPIRED, f"{key[0]} {key[1]} expired on {table.expires}")
         if resume_id is not None:
             held = self.leases.leases.get(resume_id)
-            if held is not None and held.client_id == client_id and held.key == key and not held.revoked:
+            if (
+                held is not None
+                and held.client_id == client_id
+                and held.key == key
+                and not held.revoked
+                and not held.lingering  # released: its id is dead for ever (a retake gets a new id)
+            ):
                 held.expires_at = max(held.expires_at, now + self.ttl_hold)
                 held.session_id = session_id
                 held.client_seq = max(held.client_seq, client_seq)
                 return Grant(held, resumed=True)
-        if self.spare(key) <= 0:
-            in_use = self.leases.in_use(key) + waiting + 1
+        if seats > max(table.total, 1):
+            return Deny(DenyReason.NO_SEATS, f"{seats} seats asked, {key[0]} {key[1]} has {table.total} in all")
+        lease = LocalLease(
+            new_lease_id, client_id, session_id, key[0], key[1], now + self.ttl_hold, granted_at=now, seats=seats
+        )
+        lease.linger = linger
+        old = self.leases.find_lingering(client_id, key, seats) if new_lease_id else None
+        if old is not None:
+            self.leases.retake(old, lease)
+            return Grant(lease, resumed=True)
+        if not new_lease_id or not self.can_seat(key, seats):
+            in_use = self.leases.in_use(key) + waiting + seats
             return Wait(sources.seats_to_borrow(in_use, self.usable(key), self.threshold))
-        lease = LocalLease(new_lease_id, client_id, session_id, key[0], key[1], now + self.ttl_hold, granted_at=now)
         self.leases.grant(lease)
         in_use, allocated = self.leases.in_use(key), self.usable(key)
         borrow = 0
@@ -184,10 +208,20 @@ class Member:
             consents.append(self._consent(entry))
         elif isinstance(entry, (log_entries.TransferComplete, log_entries.TransferAbort)):
             given = self.consents.pop(entry.transfer_id, 0)
-            moved = isinstance(entry, log_entries.TransferComplete) and entry.given > 0
+            moved = (
+                isinstance(entry, log_entries.TransferComplete)
+                and entry.given > 0
+                and (transfer is None or transfer.lease_id is None or entry.given >= transfer.count)
+            )
             if transfer is not None and transfer.lease_id is not None and moved:
                 self._lease_moved(
-                    transfer.lease_id, transfer.client_id, transfer.key, transfer.taker, now, transfer.client_seq
+                    transfer.lease_id,
+                    transfer.client_id,
+                    transfer.key,
+                    transfer.taker,
+                    now,
+                    transfer.client_seq,
+                    transfer.count,
                 )
             elif (
                 transfer is not None
@@ -200,10 +234,18 @@ class Member:
                 # is ours again, and so is the lease (its client may still hold
                 # it).  Any other transfer gave only a spare seat: the lease was
                 # never ours, and taking it would leave a phantom here.
-                self._lease_moved(transfer.lease_id, transfer.client_id, transfer.key, self.name, now)
+                self._lease_moved(
+                    transfer.lease_id, transfer.client_id, transfer.key, self.name, now, seats=transfer.count
+                )
         elif isinstance(entry, log_entries.FailoverSeat):
             self._lease_moved(
-                entry.lease_id, entry.client_id, (entry.feature, entry.version), entry.to_server, now, entry.client_seq
+                entry.lease_id,
+                entry.client_id,
+                (entry.feature, entry.version),
+                entry.to_server,
+                now,
+                entry.client_seq,
+                entry.seats,
             )
         elif isinstance(entry, log_entries.LeaseReport) and entry.server == self.name:
             self.leases.report_committed(self.pool.registry.report_seq.get(self.name, 0))
@@ -255,6 +297,7 @@ class Member:
                         now + self.ttl_hold,
                         granted_at=now,
                         client_seq=here.client_seq,
+                        seats=here.seats,
                     )
                 )
                 adopted.append(lid)
@@ -297,11 +340,13 @@ class Member:
         if intent.lease_id is not None and intent.reason == "handover":
             held = self.leases.leases.get(intent.lease_id)
             given = (
-                1
-                if (
-                    held is not None
-                    and held.client_id == intent.client_id
+                held.seats
+                if held is not None
+                and (
+                    held.client_id == intent.client_id
                     and not held.revoked
+                    and not held.lingering
+                    and held.seats == intent.count
                     and intent.client_seq > held.client_seq
                 )
                 else 0
@@ -336,13 +381,21 @@ class Member:
         self.consents = {t: g for t, g in self.consents.items() if t in self.pool.transfers}
 
     def _lease_moved(
-        self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float, client_seq: int = 0
+        self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float, client_seq: int = 0, seats: int = 1
     ) -> None:
         if to == self.name:
             # Fresh grace from this commit: never shorter than the client's deadline.
             self.leases.adopt(
                 LocalLease(
-                    lease_id, client_id, "", key[0], key[1], now + self.ttl_hold, granted_at=now, client_seq=client_seq
+                    lease_id,
+                    client_id,
+                    "",
+                    key[0],
+                    key[1],
+                    now + self.ttl_hold,
+                    granted_at=now,
+                    client_seq=client_seq,
+                    seats=seats,
                 )
             )
         else:

@@ -67,6 +67,7 @@ from actors.protocol.pool import (
     QueueJoinRequest,
     QueueLeaveRequest,
     ReleaseForward,
+    SetIdleTimeout,
     TransferConfirm,
     TransferRequest,
 )
@@ -83,7 +84,14 @@ __all__ = ["ServerNode", "NodeSettings", "SNAPSHOT_SCHEMA"]
 
 SNAPSHOT_SCHEMA = 1
 
-_ADMIN = (AddLicenseCode, AddAllocations, ChangeDistributionCriteria, ForceReleaseLease, DeclareServerDown)
+_ADMIN = (
+    AddLicenseCode,
+    AddAllocations,
+    ChangeDistributionCriteria,
+    ForceReleaseLease,
+    DeclareServerDown,
+    SetIdleTimeout,
+)
 
 
 class ServerNode:
@@ -243,6 +251,9 @@ class ServerNode:
         node.raft.incarnation = max(node.raft.incarnation + 1, settings.incarnation_floor)
         node.raft.commit_index = node.applied
         node.raft.election_due = now + node.raft.election_timeout()
+        # It may have acknowledged a lease round just before it went down, and
+        # that is not persisted: no vote for f from its boot (leadership.md M17).
+        node.raft.acked_at = now
         ready = Ready(persist=[node.raft.hard_record()])
         ready.event("boot", incarnation=node.raft.incarnation, epoch=node.raft.term, applied=node.applied)
         ready.wake_at = node.raft.election_due
@@ -361,6 +372,8 @@ class ServerNode:
 
     def _on_sync_reply(self, msg: SyncReply, now: float, ready: Ready) -> None:
         self.raft.on_sync_reply(msg, now, ready)
+        # What the leader decides below reads the applied state: apply what just committed first.
+        self._apply_committed(now, ready)
         if self.raft.role != LEADER or msg.epoch != self.raft.term:
             return
         if msg.success:

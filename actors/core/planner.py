@@ -155,6 +155,7 @@ def plan_failover(
                     to_server=to_server,
                     client_seq=client_seq,
                     source=live.holder,
+                    seats=live.seats,
                 )
             )
             out.seated.append(held.lease_id)
@@ -166,7 +167,7 @@ def plan_failover(
                     version=key[1],
                     giver=live.holder,
                     taker=to_server,
-                    count=1,
+                    count=live.seats,
                     lease_id=held.lease_id,
                     client_id=client_id,
                     client_seq=client_seq,
@@ -177,7 +178,8 @@ def plan_failover(
         else:
             # Never reported, or a --no-majority lease whose holder is fenced
             # (its seats are never touched then): it needs a seat of its own.
-            step = _one_seat(state, key, to_server, leader, spare_of, taken)
+            seats = live.seats if live is not None else max(1, held.seats)
+            step = _one_seat(state, key, to_server, leader, spare_of, taken, seats)
             if step is None:
                 out.entries.append(
                     log_entries.FailoverPending(
@@ -187,6 +189,7 @@ def plan_failover(
                         version=key[1],
                         to_server=to_server,
                         client_seq=client_seq,
+                        seats=seats,
                     )
                 )
                 out.pending.append(held.lease_id)
@@ -199,7 +202,7 @@ def plan_failover(
                         version=key[1],
                         giver=step.server,
                         taker=to_server,
-                        count=1,
+                        count=seats,
                         lease_id=held.lease_id,
                         client_id=client_id,
                         client_seq=client_seq,
@@ -217,6 +220,7 @@ def plan_failover(
                         to_server=to_server,
                         client_seq=client_seq,
                         source=step.server or log_entries.FREE_POOL,
+                        seats=seats,
                     )
                 )
                 out.seated.append(held.lease_id)
@@ -230,15 +234,21 @@ def _one_seat(
     leader: str,
     spare_of: SpareOf,
     taken: dict[FeatureKey, dict[str, int]],
+    seats: int = 1,
 ) -> src.Source | None:
-    """One seat in the claim-14 order, minus what this round already planned."""
+    """``seats`` seats from one source, in the claim-14 order, minus what this
+    round already planned.  A multi-seat lease is seated whole from a single
+    source or not at all (it stays pending): never a partial hold."""
     used = taken.setdefault(key, {})
-    plan = src.find_sources(state, key, taker, 1, src.FAILOVER_ORDER, leader, lambda s: spare_of(s, key), used)
-    if not plan:
+    table = state.features.get(key)
+    need = seats if seats == 1 or table is None else max(seats, table.total)
+    plan = src.find_sources(state, key, taker, need, src.FAILOVER_ORDER, leader, lambda s: spare_of(s, key), used)
+    whole = [step for step in plan if step.count >= seats]
+    if not whole:
         return None
-    name = plan[0].server or log_entries.FREE_POOL
-    used[name] = used.get(name, 0) + 1
-    return plan[0]
+    name = whole[0].server or log_entries.FREE_POOL
+    used[name] = used.get(name, 0) + seats
+    return whole[0]
 
 
 def plan_pending(
@@ -252,7 +262,7 @@ def plan_pending(
     for p in state.registry.pending.values():
         if p.lease_id in moving or state.servers.get(p.to_server) is None or state.status(p.to_server) != LIVE:
             continue
-        step = _one_seat(state, p.key, p.to_server, leader, spare_of, taken)
+        step = _one_seat(state, p.key, p.to_server, leader, spare_of, taken, p.seats)
         if step is None:
             continue
         source = step.server or log_entries.FREE_POOL
@@ -264,7 +274,7 @@ def plan_pending(
                     version=p.version,
                     giver=source,
                     taker=p.to_server,
-                    count=1,
+                    count=p.seats,
                     lease_id=p.lease_id,
                     client_id=p.client_id,
                     client_seq=p.client_seq,
@@ -281,6 +291,7 @@ def plan_pending(
                     to_server=p.to_server,
                     client_seq=p.client_seq,
                     source=source,
+                    seats=p.seats,
                 )
             )
     return out

@@ -231,6 +231,8 @@ class PoolState:
             return Applied(False, f"serial {code.serial}: majority flag differs from the feature's")
         if table is not None and table.exact != code.exact_version:
             return Applied(False, f"serial {code.serial}: version_match differs from the feature's")
+        if table is not None and (table.weight, table.linger) != (code.weight, code.linger):
+            return Applied(False, f"serial {code.serial}: weight or linger differs from the feature's")
         self.licenses[code.serial] = entry.code
         self.serial_feature[code.serial] = code.key
         names = list(self.servers)
@@ -248,6 +250,8 @@ class PoolState:
                 targets=dict(alloc),
                 free=free,
                 exact=code.exact_version,
+                weight=code.weight,
+                linger=code.linger,
             )
         else:
             # More seats for a feature already in the pool go to its free pool.
@@ -320,8 +324,12 @@ class PoolState:
             return Applied(False, "unknown taker")
         if entry.lease_id is not None:
             lease = self.registry.leases.get(entry.lease_id)
-            if entry.count != 1 or self.registry.is_dead(entry.lease_id) or (lease is not None and lease.revoked):
-                return Applied(False, "handover of a dead or revoked lease")
+            pending = self.registry.pending.get(entry.lease_id)
+            # All of the lease's seats move, or it is no handover: the registry's
+            # count when it knows the lease (or holds it pending), else the client's.
+            seats = lease.seats if lease is not None else pending.seats if pending is not None else entry.count
+            if entry.count != seats or self.registry.is_dead(entry.lease_id) or (lease is not None and lease.revoked):
+                return Applied(False, "handover of a dead or revoked lease, or not of all its seats")
         table.alloc[entry.giver] -= entry.count
         table.in_flight += entry.count
         self.transfers[entry.transfer_id] = Transfer(**asdict(entry))
@@ -340,7 +348,13 @@ class PoolState:
         else:
             table.alloc[t.taker] = table.allocated(t.taker) + given
         if t.lease_id is not None and given:
-            self._seat_moved_lease(t.lease_id, t.client_id, t.key, t.taker, t.client_seq)
+            if given < t.count:
+                # A lease moves with all its seats or not at all: a partial
+                # consent gives nothing (never a partial hold).
+                table.alloc[t.taker] -= given
+                table.alloc[t.giver] += given
+                return Applied(True, "partial consent for a lease: nothing moved")
+            self._seat_moved_lease(t.lease_id, t.client_id, t.key, t.taker, t.client_seq, t.count)
         return Applied(True)
 
     def _transfer_abort(self, entry: log_entries.TransferAbort, _verify: Verifier) -> Applied:
@@ -352,11 +366,13 @@ class PoolState:
         table.alloc[t.giver] += t.count
         return Applied(True)
 
-    def _seat_moved_lease(self, lease_id: str, client_id: str, key: FeatureKey, to: str, seq: int) -> None:
+    def _seat_moved_lease(
+        self, lease_id: str, client_id: str, key: FeatureKey, to: str, seq: int, seats: int = 1
+    ) -> None:
         if lease_id in self.registry.leases:
             self.registry.move(lease_id, to, seq)
         else:
-            self.registry.add(RegisteredLease(lease_id, client_id, key[0], key[1], to, seq))
+            self.registry.add(RegisteredLease(lease_id, client_id, key[0], key[1], to, seq, seats=seats))
 
     # -- leases
 
@@ -377,7 +393,14 @@ class PoolState:
                 # A down server's leases were dropped at Reclaim; late grants are void.
                 if status != DOWN:
                     reg.add(
-                        RegisteredLease(change.lease_id, change.client_id, change.feature, change.version, entry.server)
+                        RegisteredLease(
+                            change.lease_id,
+                            change.client_id,
+                            change.feature,
+                            change.version,
+                            entry.server,
+                            seats=change.seats,
+                        )
                     )
             elif reg.holder(change.lease_id) == entry.server:
                 reg.kill(change.lease_id)
@@ -395,19 +418,23 @@ class PoolState:
             live.revoked or live.client_id != entry.client_id or live.client_seq >= entry.client_seq
         ):
             return Applied(False, "revoked, stale or foreign fail-over update")
+        seats = live.seats if live is not None else entry.seats
+        if seats != entry.seats or seats < 1:
+            return Applied(False, "fail-over of a part of a multi-seat lease")
         if live is not None and live.holder == entry.source:
-            # The lease moves together with its seat from its fenced holder.
-            if self.status(entry.source) != FENCED or table.allocated(entry.source) < 1 or not table.majority:
+            # The lease moves together with its seats from its fenced holder.
+            if self.status(entry.source) != FENCED or table.allocated(entry.source) < seats or not table.majority:
                 return Applied(False, "holder is not fenced, or its seats are --no-majority")
-            table.alloc[entry.source] -= 1
+            table.alloc[entry.source] -= seats
         elif live is not None and (table.majority or self.status(live.holder) == LIVE):
             return Applied(False, "lease is live at its holder")
-        elif not self._take_from(table, entry.source, 1):
-            # (A --no-majority lease at a fenced holder gets a seat of its own:
-            # its holder's seats are never touched while it is fenced.)
-            return Applied(False, f"source {entry.source or 'free pool'} has no seat")
-        table.alloc[entry.to_server] = table.allocated(entry.to_server) + 1
-        self._seat_moved_lease(entry.lease_id, entry.client_id, table.key, entry.to_server, entry.client_seq)
+        elif not self._take_from(table, entry.source, seats):
+            # (A --no-majority lease at a fenced holder gets seats of its own:
+            # its holder's seats are never touched while it is fenced.)  All
+            # of a lease's seats, or none: never a partial hold.
+            return Applied(False, f"source {entry.source or 'free pool'} has not {seats} seats")
+        table.alloc[entry.to_server] = table.allocated(entry.to_server) + seats
+        self._seat_moved_lease(entry.lease_id, entry.client_id, table.key, entry.to_server, entry.client_seq, seats)
         return Applied(True)
 
     def _failover_pending(self, entry: log_entries.FailoverPending, _verify: Verifier) -> Applied:
@@ -418,8 +445,22 @@ class PoolState:
         if held is not None and held.client_seq >= entry.client_seq:
             return Applied(False, "stale fail-over update")
         reg.pending[entry.lease_id] = PendingUpdate(
-            entry.lease_id, entry.client_id, entry.feature, entry.version, entry.to_server, entry.client_seq
+            entry.lease_id,
+            entry.client_id,
+            entry.feature,
+            entry.version,
+            entry.to_server,
+            entry.client_seq,
+            seats=max(1, entry.seats),
         )
+        return Applied(True)
+
+    def _set_idle_policy(self, entry: log_entries.SetIdlePolicy, _verify: Verifier) -> Applied:
+        table = self.feature(entry.feature, entry.version)
+        limit = entry.idle_timeout
+        if table is None or not isinstance(limit, (int, float)) or not 0 <= limit < float("inf"):
+            return Applied(False, "unknown feature or bad idle_timeout")
+        table.idle_timeout = float(limit)
         return Applied(True)
 
     def _force_release(self, entry: log_entries.ForceRelease, _verify: Verifier) -> Applied:
@@ -589,4 +630,5 @@ _HANDLERS: dict[type, Callable[[PoolState, Any, Verifier], Applied]] = {
     log_entries.AdminNonce: PoolState._admin_nonce,
     log_entries.QueueJoin: PoolState._queue_join,
     log_entries.QueueLeave: PoolState._queue_leave,
+    log_entries.SetIdlePolicy: PoolState._set_idle_policy,
 }

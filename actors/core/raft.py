@@ -15,7 +15,10 @@ Raft rules kept here, each for a reason docs/leadership.md gives:
 * leases are timed from the holder's send: the leader lease from the send of
   the heartbeat round a majority acknowledged, the serving lease from the
   follower's send of the reply that asked for it;
-* a new leader acts only ``leader_lease * (1 + rho)`` after it won;
+* a server votes (pre-votes included) and stands only ``failure_timeout``
+  after it last acknowledged a lease round, its own rounds as leader and its
+  boot included (leadership.md M17); so a new leader acts only
+  ``max(0, leader_lease * (1 + rho) - failure_timeout)`` after it won;
 * entries that only report grants ride on the next heartbeat round; any other
   entry, a report of a release or an expiry too (it frees a seat), is sent at
   once (``urgent``): one sync fan-out per checkout at the leader was most of
@@ -158,6 +161,11 @@ class Raft:
         self.leader: str | None = None
         self.commit_index = 0
         self.last_leader_contact = float("-inf")
+        self.acked_at = float("-inf")
+        """When this server last acknowledged a lease round (leadership.md M17):
+        a leader's sync it answered, its own round as leader (at the send), or
+        its boot (``ServerNode.boot``: a restarted server may have acknowledged
+        one just before it went down).  It votes and stands only f later."""
         self.election_due = 0.0
         self.votes: set[str] = set()
         # leader
@@ -167,6 +175,9 @@ class Raft:
         self.lease_until = float("-inf")
         self.active_after = float("inf")
         self.won_at = float("-inf")
+        self.noop_index = 0
+        """The index of this leader's first entry, its NoOp: it acts only once
+        that has committed (leadership.md M17)."""
         self.grant_seq = 0
         # follower serving lease (holder side)
         self.renewal_no = 0
@@ -190,7 +201,14 @@ class Raft:
         return self.timing.failure_timeout + self.rank * self.timing.heartbeat_interval
 
     def new_leader_wait(self, won_at: float) -> float:
+        """leadership.md M17: the voters waited f since their last acknowledgement."""
         return won_at + self.timing.new_leader_wait
+
+    def may_vote(self, now: float) -> bool:
+        """leadership.md M17: f has passed since this server last acknowledged a
+        lease round, so the rounds it acknowledged were sent at least f (on its
+        clock) before any vote it gives or asks for."""
+        return now - self.acked_at >= self.timing.failure_timeout
 
     def restart_grants(self, peer_name: str, now: float) -> None:
         """Let a server we no longer rely on ask afresh: once it is fenced, a
@@ -238,10 +256,14 @@ class Raft:
         return self.role == LEADER
 
     def leader_active(self, now: float) -> bool:
-        """The leader may act: past its wait and within a majority-acknowledged lease."""
-        if len(self.servers) == 1:
-            return self.role == LEADER and now >= self.active_after
-        return self.role == LEADER and now >= self.active_after and now < self.lease_until
+        """The leader may act: past its wait, within a majority-acknowledged
+        lease, and with its NoOp committed, so the state it acts on holds every
+        entry an earlier leader committed, and every older one a majority holds
+        (leadership.md M17: with no wait, a Fence proposed by the old leader
+        could otherwise commit after this one renewed that server)."""
+        if self.role != LEADER or now < self.active_after or self.commit_index < self.noop_index:
+            return False
+        return len(self.servers) == 1 or now < self.lease_until
 
     def holds_serving_lease(self, now: float) -> bool:
         if self.role == LEADER:
@@ -277,7 +299,7 @@ class Raft:
                 self.election_due = now + self.election_timeout()
             elif now >= self.next_heartbeat:
                 self.broadcast(now, ready)
-        elif now >= self.election_due:
+        elif now >= self.election_due and self.may_vote(now):
             self._start_pre_vote(now, ready)
         ready.wake_at = self.next_wake(now)
 
@@ -288,7 +310,7 @@ class Raft:
             return min(
                 self.next_heartbeat, max(self.lease_until, self.active_after, self.won_at + self.timing.failure_timeout)
             )
-        return self.election_due
+        return max(self.election_due, self.acked_at + self.timing.failure_timeout)
 
     def _start_pre_vote(self, now: float, ready: Ready) -> None:
         self.role, self.votes, self.leader = PRE_CANDIDATE, {self.name}, None
@@ -327,15 +349,22 @@ class Raft:
         self.lease_until = float("-inf")
         self.peers = {p: _Peer(next_index=self.log.last_index + 1) for p in self.peers_names}
         ready.event("leader", epoch=self.term, leader=self.name)
-        self.append([log_entries.NoOp(leader=self.name)], ready)
+        self.noop_index = self.append([log_entries.NoOp(leader=self.name)], ready)
         self.broadcast(now, ready)
 
     # ---- votes ----------------------------------------------------------------------------
 
     def on_vote_request(self, msg: VoteRequest, now: float, ready: Ready) -> None:
-        if msg.epoch < self.term or self.heard_from_leader(now) or (self.role == LEADER and self.lease_until > now):
+        if (
+            msg.epoch < self.term
+            or self.heard_from_leader(now)
+            or (self.role == LEADER and self.lease_until > now)
+            or not self.may_vote(now)
+        ):
             # Stale, or we still follow a live leader: stickiness keeps a rejoining
-            # server from deposing it (and its term does not leak into ours).
+            # server from deposing it (and its term does not leak into ours).  And
+            # no vote within f of our last acknowledged lease round, whoever led
+            # it, even after a restart or a step-down (M17).
             ready.to(msg.sender, VoteReply(sender=self.name, epoch=self.term, granted=False, pre_vote=msg.pre_vote))
             return
         up_to_date = self.log_up_to_date(msg.last_index, msg.last_epoch)
@@ -383,6 +412,7 @@ class Raft:
         self.round += 1
         self.urgent = False
         self.round_sent[self.round] = now
+        self.acked_at = now  # the leader acknowledges its own round (M17)
         self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
         self.next_heartbeat = now + self.timing.heartbeat_interval
         for name, peer in self.peers.items():
@@ -500,7 +530,7 @@ class Raft:
             return
         if msg.epoch > self.term or self.role != FOLLOWER or self.leader != msg.sender:
             self._become_follower(msg.epoch, msg.sender, ready)
-        self.last_leader_contact = now
+        self.last_leader_contact = self.acked_at = now  # the reply below acknowledges msg.round (M17)
         self.election_due = now + self.election_timeout()
         success = self._accept(msg, ready)
         if msg.serving is not None and msg.serving.request in self.renewal_sent:

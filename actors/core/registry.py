@@ -50,6 +50,8 @@ class RegisteredLease:
     """The highest fail-over sequence number applied to it."""
     revoked: bool = False
     """Force-released: its holder stops renewing it; its seat frees at expiry."""
+    seats: int = 1
+    """Seats it holds (a multi-seat checkout)."""
 
     @property
     def key(self) -> FeatureKey:
@@ -66,6 +68,8 @@ class PendingUpdate:
     version: str
     to_server: str
     client_seq: int
+    seats: int = 1
+    """Seats the lease holds: it is seated whole, from one source."""
 
     @property
     def key(self) -> FeatureKey:
@@ -98,7 +102,7 @@ class LeaseRegistry:
         return counter <= self.watermark.get(server, 0) or lease_id in self.tombstones.get(server, set())
 
     def in_use(self, server: str, key: FeatureKey) -> int:
-        """Live leases of ``key`` at ``server``, as reported and committed."""
+        """Seats of live leases of ``key`` at ``server``, as reported and committed."""
         return self._counts[(server, key[0], key[1])]
 
     def held_at(self, server: str) -> list[RegisteredLease]:
@@ -111,7 +115,7 @@ class LeaseRegistry:
         if lease.lease_id in self.leases or self.is_dead(lease.lease_id):
             return False
         self.leases[lease.lease_id] = lease
-        self._counts[(lease.holder, lease.feature, lease.version)] += 1
+        self._counts[(lease.holder, lease.feature, lease.version)] += lease.seats
         self.pending.pop(lease.lease_id, None)
         return True
 
@@ -119,7 +123,7 @@ class LeaseRegistry:
         """The lease is released, expired or reclaimed: dead for ever."""
         lease = self.leases.pop(lease_id, None)
         if lease is not None:
-            self._counts[(lease.holder, lease.feature, lease.version)] -= 1
+            self._counts[(lease.holder, lease.feature, lease.version)] -= lease.seats
         self.pending.pop(lease_id, None)
         origin = lease_origin(lease_id)
         if origin is not None and origin[1] > self.watermark.get(origin[0], 0):
@@ -128,10 +132,10 @@ class LeaseRegistry:
 
     def move(self, lease_id: str, to_server: str, client_seq: int) -> None:
         lease = self.leases[lease_id]
-        self._counts[(lease.holder, lease.feature, lease.version)] -= 1
+        self._counts[(lease.holder, lease.feature, lease.version)] -= lease.seats
         lease.holder = to_server
         lease.client_seq = max(lease.client_seq, client_seq)
-        self._counts[(to_server, lease.feature, lease.version)] += 1
+        self._counts[(to_server, lease.feature, lease.version)] += lease.seats
         self.pending.pop(lease_id, None)
 
     def raise_watermark(self, server: str, watermark: int) -> None:
@@ -169,5 +173,5 @@ class LeaseRegistry:
         for raw in data.get("leases", []):
             lease = RegisteredLease(**raw)
             reg.leases[lease.lease_id] = lease
-            reg._counts[(lease.holder, lease.feature, lease.version)] += 1
+            reg._counts[(lease.holder, lease.feature, lease.version)] += lease.seats
         return reg

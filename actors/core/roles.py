@@ -17,6 +17,7 @@ the shell.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -188,3 +189,7 @@ class ClientBook:
     asked out of the committed queue until it is gone from it."""
     queue_orphans: dict[str, float] = field(default_factory=dict)
     """waiter id -> when a committed waiter at this server was first seen with no checkout waiting here."""
+    unmet: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Unmet demand since this server started (issue 14): (feature, version,
+    reason) -> checkouts denied here for a ``DenyReason``, or held here waiting
+    for a borrow (reason ``QUEUED``)."""

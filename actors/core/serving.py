@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from actors.core import expiry, leaseid, versions
+from actors.core import codes, expiry, leaseid, versions
 from actors.core.effects import ClientRef, Message, Ready
 from actors.core.leading import AdminRequest, LeaderDuties
 from actors.core.member import Deny, Grant, Wait
@@ -41,6 +41,12 @@ __all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE", "waiter_id"]
 
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
+
+QUEUED = "QUEUED"
+"""``ClientBook.unmet``: a checkout held here while this server borrows (a queued wait)."""
+
+IDLE = "IDLE"
+"""``HeartbeatAck.reasons``: the lease was reclaimed by its feature's ``idle_timeout``."""
 
 
 def waiter_id(req: client.CheckoutRequest) -> str:
@@ -85,7 +91,8 @@ class ClientSide(RoleView):
         # repeat of one still being decided is ignored (it gets the answer).
         done = self.book.recent_grants.get((req.session_id, req.request_id))
         if done is not None:
-            if done.lease_id in self.member.leases.leases:
+            held = self.member.leases.leases.get(done.lease_id)
+            if held is not None and not held.lingering:
                 ready.to(ref, done)
                 return
             # Given back (or expired) since: its session released the grant
@@ -111,7 +118,12 @@ class ClientSide(RoleView):
                 client_id=req.client_id,
                 client_seq=req.client_seq,
                 leases=(
-                    client.HeldLease(lease_id=req.lease_id, feature=req.feature, version=self._resume_version(req)),
+                    client.HeldLease(
+                        lease_id=req.lease_id,
+                        feature=req.feature,
+                        version=self._resume_version(req),
+                        seats=self._resume_seats(req),
+                    ),
                 ),
             )
             self._forward_failover(forward, now, ready)
@@ -120,9 +132,30 @@ class ClientSide(RoleView):
             self._queue_checkout(ref, req, now, ready)
         elif not self._decide(ref, req, now, ready):
             self.book.waiting.append(WaitingCheckout(ref, req, now))
+            self.book.unmet[(req.feature, req.version, QUEUED)] += 1
+            ready.event(
+                "queued",
+                client_id=req.client_id,
+                feature=req.feature,
+                version=req.version,
+                reason=QUEUED,
+                **({"seats": max(1, req.count)} if req.count != 1 else {}),
+            )
 
     def _waiting_for(self, key: FeatureKey) -> int:
-        return sum(1 for w in self.book.waiting if key in self.serving_tables(w.request))
+        """Seats asked by the checkouts held for a borrow that ``key`` may serve."""
+        return sum(self.seats_of(w.request, key) for w in self.book.waiting if key in self.serving_tables(w.request))
+
+    def seats_of(self, req: client.CheckoutRequest, key: FeatureKey) -> int:
+        """Seats a checkout takes of ``key``: its ``count`` times the table's token weight."""
+        table = self.pool.features.get(key)
+        return max(1, req.count) * (table.weight if table is not None else 1)
+
+    def _resume_seats(self, req: client.CheckoutRequest) -> int:
+        lease = self.pool.registry.leases.get(req.lease_id or "")
+        if lease is not None and lease.client_id == req.client_id:
+            return lease.seats
+        return self.seats_of(req, (req.feature, self._resume_version(req)))
 
     def serving_tables(self, req: client.CheckoutRequest) -> list[FeatureKey]:
         """The tables that may grant ``req``, lowest version first (one at most
@@ -206,7 +239,12 @@ class ClientSide(RoleView):
             return True
         if waiting is None:
             waiting = self._waiting_for(key)
-        new_id = self.new_lease_id(req.client_id) if self.member.spare(key) > 0 else ""
+        seats = self.seats_of(req, key)
+        table = self.pool.features[key]
+        # A checkout's own linger wins when set; never longer than a code may sign.
+        linger = min(req.linger, codes.MAX_LINGER) if req.linger > 0 else table.linger
+        retake = self.member.leases.find_lingering(req.client_id, key, seats) is not None
+        new_id = self.new_lease_id(req.client_id) if self.member.can_seat(key, seats) or retake else ""
         decision = self.member.checkout(
             req.client_id,
             req.session_id,
@@ -217,6 +255,8 @@ class ClientSide(RoleView):
             req.lease_id,
             waiting,
             req.client_seq,
+            seats,
+            linger,
         )
         if isinstance(decision, Deny):
             self._deny(ref, req, decision.reason, ready, decision.detail)
@@ -249,6 +289,7 @@ class ClientSide(RoleView):
             version=lease.version,
             ttl=self.timing.lease_ttl,
             resumed=decision.resumed,
+            seats=lease.seats,
         )
         self.book.recent_grants[(req.session_id, req.request_id)] = reply
         if len(self.book.recent_grants) > 4096:
@@ -261,6 +302,7 @@ class ClientSide(RoleView):
             feature=lease.feature,
             version=lease.version,
             resumed=decision.resumed,
+            **({"seats": lease.seats} if lease.seats != 1 else {}),
         )
         if decision.borrow:
             self._ask_borrow(lease.key, decision.borrow, now, ready)
@@ -269,6 +311,7 @@ class ClientSide(RoleView):
         self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready, detail: str = ""
     ) -> None:
         ready.to(ref, client.CheckoutDenied(request_id=req.request_id, reason=reason, detail=detail, server=self.name))
+        self.book.unmet[(req.feature, req.version, reason.value)] += 1
         ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version, reason=reason.value)
 
     def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:
@@ -299,7 +342,8 @@ class ClientSide(RoleView):
                 if self._retry_queued(w, now, ready):
                     still.append(w)
                 continue
-            if not self._decide(w.client, w.request, now, ready, len(still), w.exhausted):
+            ahead = sum(max(1, x.request.count) for x in still)  # seats asked ahead of it
+            if not self._decide(w.client, w.request, now, ready, ahead, w.exhausted):
                 if self._no_seat_anywhere(w):
                     self._deny(
                         w.client, w.request, client.DenyReason.NO_SEATS, ready, "every seat in the pool is in use"
@@ -517,10 +561,11 @@ class ClientSide(RoleView):
             if answer == HOLD and (lease.client_id != hb.client_id or lease.revoked):
                 answer = RENEW  # not this client's, or revoked: renew() reports it lost
             {RENEW: servable, HOLD: held, REFUSE: refused}[answer].append(lid)
+        reclaimed = self._idle_reclaims(hb, servable, now, ready)
         hold = now + self.member.ttl_hold
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
-        gone = tuple(lid for lid in lost if lid not in moved)
+        gone = tuple(lid for lid in lost if lid not in moved) + tuple(reclaimed)
         ready.to(
             ref,
             client.HeartbeatAck(
@@ -533,8 +578,40 @@ class ClientSide(RoleView):
                 moved=tuple(moved.items()),
                 held=tuple(held),
                 serving=self.node.serve_problem(None, now) is None,
+                reasons=tuple((lid, IDLE) for lid in reclaimed),
             ),
         )
+
+    def _idle_reclaims(self, hb: client.SessionHeartbeat, servable: list[str], now: float, ready: Ready) -> list[str]:
+        """Track which listed leases the app marked idle, and reclaim (release)
+        each one idle for its feature's ``idle_timeout``: it is taken out of
+        ``servable`` and reported lost with the reason ``IDLE`` (issue 14)."""
+        idle = set(hb.idle)
+        reclaimed: list[str] = []
+        for lid in list(servable):
+            lease = self.member.leases.leases.get(lid)
+            if lease is None or lease.client_id != hb.client_id or lease.lingering or lease.revoked:
+                continue
+            if lid not in idle:
+                lease.idle_since = None
+                continue
+            if lease.idle_since is None:
+                lease.idle_since = now
+            table = self.pool.features.get(lease.key)
+            limit = table.idle_timeout if table is not None else 0.0
+            if limit > 0 and now - lease.idle_since >= limit:
+                lease.linger = 0.0  # reclaimed: its seats free, no linger
+                self.member.leases.release(lid, lease.client_id, now)
+                servable.remove(lid)
+                reclaimed.append(lid)
+                ready.event(
+                    "idle_reclaim",
+                    lease_id=lid,
+                    client_id=lease.client_id,
+                    feature=lease.feature,
+                    version=lease.version,
+                )
+        return reclaimed
 
     def heartbeat_answer(self, problem: client.DenyReason | None) -> str:
         """What a heartbeat gets for a lease held here, given ``serve_problem``:
@@ -562,10 +639,12 @@ class ClientSide(RoleView):
             # session's release arrived: the lease is the new session's now.
             ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=False))
             return
-        released = self.member.leases.release(msg.lease_id, msg.client_id)
+        released = self.member.leases.release(msg.lease_id, msg.client_id, now)
         ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released))
         if released:
-            ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id)
+            lingering = self.member.leases.leases.get(msg.lease_id)
+            extra = {"linger": lingering.linger} if lingering is not None else {}
+            ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id, **extra)
         elif msg.lease_id not in self.member.leases.leases and leaseid.lease_id_valid_for(
             self.settings.lease_key, msg.lease_id, msg.client_id
         ):
@@ -695,6 +774,7 @@ class ClientSide(RoleView):
                     version=lease.version,
                     ttl=self.timing.lease_ttl,
                     resumed=True,
+                    seats=lease.seats,
                 ),
             )
         else:

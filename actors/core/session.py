@@ -103,6 +103,8 @@ class HeldInfo:
     """Local time at which the app must stop using it."""
     granted_at: float
     failing_over: bool = False
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout, times the token weight)."""
 
 
 @dataclass
@@ -115,6 +117,9 @@ class _Lease:
     granted_at: float
     placed_seq: int
     """Session seq when it was placed at ``server``: older acks say nothing about it."""
+    seats: int = 1
+    idle: bool = False
+    """The app marked it idle (``auth.idle()``); heartbeats say so."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,9 @@ class _Checkout:
     answered: dict[str, float] = field(default_factory=dict)
     """A queued checkout: server -> the send time of the latest send it answered ``CheckoutQueued``; a grant from
     it is timed from there (the server granted after answering that send), not from the first send."""
+    count: int = 1
+    """Seats asked for in one lease."""
+    linger: float = 0.0
 
 
 class ClientSessionCore:
@@ -252,7 +260,7 @@ class ClientSessionCore:
         """Leases this session may use at ``now``: deadline not passed."""
         moving = {lid for fo in self._failovers for lid in fo.lease_ids}
         return {
-            lid: HeldInfo(lid, x.feature, x.version, x.server, x.deadline, x.granted_at, lid in moving)
+            lid: HeldInfo(lid, x.feature, x.version, x.server, x.deadline, x.granted_at, lid in moving, x.seats)
             for lid, x in self._leases.items()
             if x.deadline > now
         }
@@ -277,8 +285,11 @@ class ClientSessionCore:
         *,
         queue: bool = False,
         timeout: float = 0.0,
+        count: int = 1,
+        linger: float = 0.0,
     ) -> Ready:
-        """Ask the current server for a seat (or to resume ``lease_id``).
+        """Ask the current server for ``count`` seats in one lease (or to
+        resume ``lease_id``); ``linger``: seconds they stay held after release.
         ``queue``: wait up to ``timeout`` seconds in the pool's queue for a
         seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts")."""
         ready = Ready()
@@ -286,7 +297,13 @@ class ClientSessionCore:
             raise ValueError(f"request {request_id} is already outstanding")
         if queue and timeout <= 0:
             raise ValueError(f"a queued checkout needs a timeout > 0 seconds, got {timeout!r}")
-        co = _Checkout(request_id, feature, version, lease_id, self.current, now)
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        if queue and count > 1:
+            raise ValueError("a queued checkout takes one seat: queue=True with count > 1 is not supported")
+        if linger < 0:
+            raise ValueError(f"linger must not be negative, got {linger}")
+        co = _Checkout(request_id, feature, version, lease_id, self.current, now, count=count, linger=linger)
         if queue:
             co.queue, co.deadline = True, now + timeout
         if lease_id is not None:
@@ -388,7 +405,7 @@ class ClientSessionCore:
         renewed_at = co.answered.get(server, min(sends))
         deadline = renewed_at + self._ttl(msg.ttl)
         if lease is None:
-            lease = _Lease(msg.lease_id, msg.feature, msg.version, server, deadline, now, self._seq)
+            lease = _Lease(msg.lease_id, msg.feature, msg.version, server, deadline, now, self._seq, msg.seats)
             self._leases[msg.lease_id] = lease
         else:
             self._drop_from_failovers(msg.lease_id)
@@ -405,7 +422,15 @@ class ClientSessionCore:
             feature=msg.feature,
             version=msg.version,
             resumed=msg.resumed,
+            **({"seats": msg.seats} if msg.seats != 1 else {}),
         )
+
+    def set_idle(self, lease_id: str, idle: bool) -> None:
+        """The app marked a lease idle (``auth.idle()``) or busy again: the next
+        heartbeats to its server say so (an ``idle_timeout`` may reclaim it)."""
+        lease = self._leases.get(lease_id)
+        if lease is not None:
+            lease.idle = idle
 
     def _on_denied(self, server: str, msg: CheckoutDenied, now: float, ready: Ready) -> None:
         co = self._checkouts.get(msg.request_id)
@@ -458,7 +483,9 @@ class ClientSessionCore:
                 continue
             if msg.seq > lease.placed_seq:
                 self._forget(lid)
-                ready.event("lost", lease_id=lid, why=f"{server} says lost", server=server)
+                reason = dict(msg.reasons).get(lid)
+                extra = {"reason": reason} if reason else {}
+                ready.event("lost", lease_id=lid, why=f"{server} says lost", server=server, **extra)
         for lid, to in msg.moved:
             lease = self._leases.get(lid)
             if (
@@ -673,6 +700,8 @@ class ClientSessionCore:
                 exact_version=False,
                 queue=co.queue,
                 queue_timeout=left,
+                count=co.count,
+                linger=co.linger,
             ),
         )
 
@@ -682,8 +711,10 @@ class ClientSessionCore:
         self._sent[seq] = _Sent("hb", server, now, lids)
         self._last_hb[server] = now
         self._note_send(server, now)
+        idle = tuple(lid for lid in lids if self._leases[lid].idle)
         ready.to(
-            server, SessionHeartbeat(client_id=self.client_id, session_id=self.session_id, seq=seq, lease_ids=lids)
+            server,
+            SessionHeartbeat(client_id=self.client_id, session_id=self.session_id, seq=seq, lease_ids=lids, idle=idle),
         )
 
     def _send_failover(self, fo: _Failover, now: float, ready: Ready) -> None:
@@ -694,7 +725,12 @@ class ClientSessionCore:
         fo.seq, fo.answered, fo.next_at = seq, False, now + self.timing.client_retry
         self._note_send(target, now)
         held = tuple(
-            HeldLease(lease_id=lid, feature=self._leases[lid].feature, version=self._leases[lid].version)
+            HeldLease(
+                lease_id=lid,
+                feature=self._leases[lid].feature,
+                version=self._leases[lid].version,
+                seats=self._leases[lid].seats,
+            )
             for lid in lids
         )
         ready.to(target, FailoverUpdate(client_id=self.client_id, session_id=self.session_id, seq=seq, leases=held))

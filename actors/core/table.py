@@ -48,6 +48,12 @@ class FeatureTable:
     exact: bool = False
     """Its codes were signed ``version_match = "exact"``: it serves requests for
     its own version only; otherwise for its version and every lower one."""
+    weight: int = 1
+    """Token weight (issue 14): seats one checkout of count 1 takes (its first code's signed ``weight``)."""
+    linger: float = 0.0
+    """Seconds a released lease stays held (its first code's signed ``linger``); a checkout may set its own."""
+    idle_timeout: float = 0.0
+    """Admin policy (``SetIdlePolicy``): a lease its app marked idle this long is reclaimed (0: never)."""
 
     @property
     def key(self) -> FeatureKey:
@@ -83,6 +89,9 @@ class FeatureTable:
             "free": self.free,
             "in_flight": self.in_flight,
             "exact": self.exact,
+            **({"weight": self.weight} if self.weight != 1 else {}),
+            **({"linger": self.linger} if self.linger else {}),
+            **({"idle_timeout": self.idle_timeout} if self.idle_timeout else {}),
         }
 
     @classmethod
@@ -98,4 +107,7 @@ class FeatureTable:
             free=data.get("free", 0),
             in_flight=data.get("in_flight", 0),
             exact=data.get("exact", False),
+            weight=int(data.get("weight", 1)),
+            linger=float(data.get("linger", 0.0)),
+            idle_timeout=float(data.get("idle_timeout", 0.0)),
         )

@@ -34,8 +34,10 @@ class Timing:
     """h: how often servers and client sessions send heartbeats."""
     failure_timeout: float = 2.0
     """f: silence after which a peer or a server is suspected."""
-    leader_lease: float = 3.0
-    """L: how long a majority's acknowledgement keeps a leader acting."""
+    leader_lease: float = 1.9
+    """L: how long a majority's acknowledgement keeps a leader acting.  The
+    default keeps L(1+rho) <= f, so a new leader acts as soon as it wins
+    (leadership.md M17)."""
     fence_timeout: float = 3.0
     """F: the longest serving lease the leader grants."""
     lease_ttl: float = 30.0
@@ -58,8 +60,12 @@ class Timing:
 
     @property
     def new_leader_wait(self) -> float:
-        """L(1+rho): how long a new leader waits after its last vote before granting."""
-        return self.grantor_valid_for(self.leader_lease)
+        """max(0, L(1+rho) - f): how long a new leader waits after it won before
+        it acts (leadership.md M17).  Every lease round of an earlier leader was
+        acknowledged by one of its voters, which then waited f on its own clock
+        before it voted; the wait makes up the rest of L(1+rho).  Zero when
+        f >= L(1+rho)."""
+        return max(0.0, self.grantor_valid_for(self.leader_lease) - self.failure_timeout)
 
     @property
     def client_retry(self) -> float:
@@ -75,7 +81,8 @@ def failover_seat_bound(t: Timing, servers: int = MAX_SERVERS) -> float:
       f                    the client notices its server is silent;
       m * 2h               it tries up to m = (n-1)//2 more dead servers;
       f + n*h/2            followers time out the dead leader (with priority stagger);
-      L(1+rho)             the new leader waits out the old leader's lease;
+      max(0, L(1+rho)-f)   the new leader waits out the rest of the old
+                           leader's lease (leadership.md M17);
       F(1+rho)             the holder's serving lease certainly expires;
       f                    the new leader suspects the silent holder;
       4h                   proposal, commit and reply round trips.
@@ -140,7 +147,7 @@ INEQUALITIES: tuple[Inequality, ...] = (
     ),
     Inequality(
         "lease_ttl",
-        "T(1-rho) >= failover_seat_bound (3f + 10h + 5.5h + L(1+rho) + F(1+rho) + 4h for 11 servers)",
+        "T(1-rho) >= failover_seat_bound (3f + 10h + 5.5h + max(0, L(1+rho) - f) + F(1+rho) + 4h for 11 servers)",
         "a fail-over update behind a dead holder must be seated before the client's deadline, "
         "even across one leader change (S2)",
         lambda t: t.holder_valid_for(t.lease_ttl) >= failover_seat_bound(t),

@@ -52,6 +52,7 @@ __all__ = [
     "SessionStart",
     "SessionReady",
     "OpenCheckout",
+    "MarkIdle",
     "CheckoutResult",
     "AbandonCheckout",
     "CheckoutAbandoned",
@@ -244,6 +245,8 @@ class ServerUse:
     """Seats in use there: exact for the answering server itself, as committed in lease reports for the others."""
     target: int = 0
     """Its seats under the distribution criteria (0: none set)."""
+    lingering: int = 0
+    """Of ``in_use``, seats held only because a released lease lingers (answering server only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,6 +268,13 @@ class FeatureStatus:
     exact_version: bool = False
     """Its codes were signed ``version_match = "exact"``: it serves requests for its own version only (False: that
     version and every lower one)."""
+    unmet: tuple[tuple[str, int], ...] = ()
+    """Unmet demand at the answering server since it started: (reason, count), a ``DenyReason`` value per denial,
+    ``QUEUED`` per checkout held for a borrow."""
+    weight: int = 1
+    """Token weight: seats one checkout takes (its code's signed ``weight``)."""
+    idle_timeout: float = 0.0
+    """The ``idle_timeout`` policy in seconds (0: none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -379,6 +389,10 @@ class SessionInfo:
     """Wall-clock seconds (time.time()), converted by the holder from its monotonic clock."""
     expires_at: float
     """Wall-clock seconds (time.time()) of the holder's expiry (grantor side); 0.0 in ``SessionsReply.registry``."""
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout)."""
+    lingering: bool = False
+    """Released by its client and lingering until ``expires_at`` (answering server's own leases only)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -465,6 +479,22 @@ class OpenCheckout:
     """Wait in the pool's queue for a seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts")."""
     queue_timeout: float = 0.0
     """With ``queue``: seconds to wait; past them the result is QUEUE_TIMEOUT."""
+    count: int = 1
+    """Seats asked for in one lease: all or none."""
+    linger: float = 0.0
+    """Seconds the seats stay held after the release (0: the license code's value)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkIdle:
+    """LicenseClient -> ClientSession: the app marked a lease idle (``auth.idle()``)
+    or busy again (``auth.busy()``); the session tells its server in each
+    heartbeat.  No reply."""
+
+    lease_id: str
+    """The lease marked."""
+    idle: bool
+    """True: idle; False: busy again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -488,6 +518,8 @@ class CheckoutResult:
     """The lease's deadline on the host's monotonic clock, in seconds; 0.0 when refused."""
     version: str = ""
     """The licensed version granted: the one asked for, or a higher one that serves it; empty when refused."""
+    seats: int = 1
+    """Seats the granted lease holds (the count asked for, times the feature's token weight)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -551,6 +583,8 @@ class LeaseNotice:
     """The lease's new deadline on the host's monotonic clock, in seconds (``deadline`` only)."""
     detail: str = ""
     """Why the lease was lost, one line (``lost`` only)."""
+    reason: str = ""
+    """The server's stated reason for a ``lost`` lease, such as ``"IDLE"`` (empty: none stated)."""
     deadlines: tuple[tuple[str, str, float], ...] = ()
     """``(lease_id, server, deadline)`` of every lease renewed in one session step:
     one message per step, not one per lease, so that a session holding many

@@ -60,6 +60,8 @@ class HeldLease:
     """The lease's feature: the new server needs it to find a seat."""
     version: str
     """The lease's feature version."""
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout): the new server seats all of them or none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +100,12 @@ class CheckoutRequest:
     queue_timeout: float | None = None
     """With ``queue``: seconds the app still waits, from this send; past it the answer is QUEUE_TIMEOUT (None: not
     queued)."""
+    count: int = 1
+    """Seats asked for in one lease (issue 14): all are granted or none, never a
+    part.  The table's token ``weight`` multiplies it (docs/licenses.md)."""
+    linger: float = 0.0
+    """Seconds the seats stay held after the release (0: the code's ``linger``);
+    the same client may take them back meanwhile without a new seat."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +131,8 @@ class CheckoutGranted:
     """lease_ttl, in seconds, timed from the client's send."""
     resumed: bool = False
     """True when an existing lease was resumed rather than a seat taken."""
+    seats: int = 1
+    """Seats the lease holds: the request's ``count`` times the table's token weight."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,6 +164,9 @@ class SessionHeartbeat:
     """Numbered by the session; the ack echoes it so the session knows its send time."""
     lease_ids: tuple[str, ...] = ()
     """The leases this session holds at this server and is not failing over; the ack says which were renewed."""
+    idle: tuple[str, ...] = ()
+    """Those of ``lease_ids`` the app marked idle (``auth.idle()``): the server's
+    ``idle_timeout`` policy may reclaim a lease idle too long (reason ``IDLE``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +204,9 @@ class HeartbeatAck:
     """True when this server would grant a new checkout now (rejoined, live, under a serving lease).  A session
     whose new checkouts moved away from its start server sends it an empty heartbeat now and then, and goes back
     to it on this answer (docs/architecture.md, "Fail-back").  Older servers leave it False: no fail-back to them."""
+    reasons: tuple[tuple[str, str], ...] = ()
+    """(lease id, reason) for ``lost`` leases whose reason is known, such as ``"IDLE"`` (reclaimed by the
+    feature's ``idle_timeout``); a lost lease not listed has no stated reason."""
 
 
 @dataclass(frozen=True, kw_only=True)

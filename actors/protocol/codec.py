@@ -9,6 +9,7 @@ names or fields are refused, never imported.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import MISSING
 from enum import Enum
 from typing import Any
 
@@ -33,6 +34,11 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 _FIELDS: dict[type, tuple[str, ...]] = {}
 """Field names per dataclass, looked up once: every peer message's MAC and
 every journal record goes through ``to_plain`` (docs/performance.md)."""
+_ADDED_FIELDS = frozenset({"seats", "count", "linger", "idle", "reasons"})
+"""Fields added with defaults by issue 14: left out while they hold their
+default, so single-seat data is encoded exactly as before (rolling upgrade)."""
+_ADDED: dict[type, dict[str, Any]] = {}
+"""Per dataclass, its ``_ADDED_FIELDS`` with their defaults."""
 
 
 def to_plain(obj: Any) -> Any:
@@ -41,13 +47,24 @@ def to_plain(obj: Any) -> Any:
     if kind in _SCALARS:
         return obj
     names = _FIELDS.get(kind)
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(obj))
+        _ADDED[kind] = {
+            f.name: f.default for f in dataclasses.fields(obj) if f.name in _ADDED_FIELDS and f.default is not MISSING
+        }
     if names is not None:
-        return ("@", kind.__name__, {name: to_plain(getattr(obj, name)) for name in names})
+        added = _ADDED[kind]
+        return (
+            "@",
+            kind.__name__,
+            {
+                name: to_plain(getattr(obj, name))
+                for name in names
+                if name not in added or getattr(obj, name) != added[name]
+            },
+        )
     if isinstance(obj, Enum):
         return ("#", kind.__name__, obj.value)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(obj))
-        return ("@", kind.__name__, {name: to_plain(getattr(obj, name)) for name in names})
     if isinstance(obj, tuple):
         return tuple(to_plain(x) for x in obj)
     if isinstance(obj, list):

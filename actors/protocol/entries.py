@@ -36,6 +36,7 @@ __all__ = [
     "AdminNonce",
     "QueueJoin",
     "QueueLeave",
+    "SetIdlePolicy",
 ]
 
 FREE_POOL = ""
@@ -126,7 +127,7 @@ class TransferIntent:
     taker: str
     """The config name of the server that gets them on completion, or ``FREE_POOL``."""
     count: int
-    """Seats in flight, at least 1; exactly 1 with ``lease_id``."""
+    """Seats in flight, at least 1; with ``lease_id``, exactly the lease's seats."""
     lease_id: str | None = None
     """A lease moving to ``taker``: with reason ``"handover"`` the giver holds it and gives it with its seat; with
     ``"failover"`` the giver gives a spare seat and the lease is seated at the taker on completion.  None: plain
@@ -176,6 +177,8 @@ class LeaseChange:
     """The lease's feature."""
     version: str = ""
     """The lease's feature version."""
+    seats: int = 1
+    """Seats the lease holds (a multi-seat checkout)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,6 +225,8 @@ class FailoverSeat:
     duplicate never moves it back)."""
     source: str
     """The fenced holder's name (the lease moves with its seat), ``FREE_POOL``, or a down server."""
+    seats: int = 1
+    """Seats the lease holds: all are seated at ``to_server`` or none (a no-op)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +244,8 @@ class FailoverPending:
     """The config name of the server the client failed over to, where it will be seated."""
     client_seq: int
     """The client's fail-over sequence number: a newer pending update of the lease replaces this one."""
+    seats: int = 1
+    """Seats the lease holds: it waits until that many are free at once."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -351,6 +358,17 @@ class QueueLeave:
     leader's own decision, whatever the waiter's server)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SetIdlePolicy:
+    """A feature's ``idle_timeout`` (issue 14), from a signed ``SetIdleTimeout``:
+    each server reclaims a lease whose app marked it idle that long."""
+
+    feature: str
+    version: str
+    idle_timeout: float
+    """Seconds (0: no policy); a negative or non-finite value is a no-op."""
+
+
 Entry = (
     NoOp
     | AddLicense
@@ -371,5 +389,6 @@ Entry = (
     | AdminNonce
     | QueueJoin
     | QueueLeave
+    | SetIdlePolicy
 )
 """Any pool log entry."""

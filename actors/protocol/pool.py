@@ -26,6 +26,7 @@ __all__ = [
     "ChangeDistributionCriteria",
     "ForceReleaseLease",
     "DeclareServerDown",
+    "SetIdleTimeout",
     "AdminReply",
     "QueueJoinRequest",
     "QueueLeaveRequest",
@@ -267,6 +268,24 @@ class DeclareServerDown:
     """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
     server: str
     """The config name of the server asserted stopped; never the leader itself."""
+    auth: AdminAuth | None = None
+    """The operator's signature; None is accepted only by a server without an admin key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetIdleTimeout:
+    """CLI -> any LicenseServer -> leader: a feature's ``idle_timeout`` policy
+    (issue 14): a lease its app has marked idle for that long is reclaimed,
+    even while its session renews it.  Reply: ``AdminReply``."""
+
+    sender: str
+    epoch: int
+    request_id: str
+    """Chosen by the CLI (a fresh uuid hex per attempt); echoed in ``AdminReply``."""
+    feature: str
+    version: str
+    idle_timeout: float
+    """Seconds; 0 removes the policy (idle leases are never reclaimed)."""
     auth: AdminAuth | None = None
     """The operator's signature; None is accepted only by a server without an admin key."""
 

@@ -81,6 +81,9 @@ class Authorization:
         """Monotonic time (this host's clock) until which the app may use the seat."""
         self.lost = threading.Event()
         self.lost_reason = ""
+        """Why, one line: the server's reason first when it stated one (``IDLE: ...``)."""
+        self.seats = 1
+        """Seats this lease holds (``checkout(count=...)`` times the feature's token weight)."""
         self.on_lost = on_lost
         self.released = False
         self.failovers = 0
@@ -96,6 +99,16 @@ class Authorization:
         if not self.released:
             self.released = True
             self.client._release(self)
+
+    def idle(self) -> None:
+        """Mark this lease idle: the app is not using it.  A pool whose feature has
+        an ``idle_timeout`` reclaims it after that long idle (``lost`` with reason
+        ``IDLE``), even while the session renews it."""
+        self.client._mark(self, True)
+
+    def busy(self) -> None:
+        """Mark this lease in use again (the default after checkout)."""
+        self.client._mark(self, False)
 
     def _lose(self, why: str) -> None:
         if self.lost.is_set() or self.released:
@@ -194,10 +207,15 @@ class LicenseClient:
         lease_id: str | None = None,
         *,
         queue: bool = False,
+        count: int = 1,
+        linger: float = 0.0,
     ) -> Authorization:
         """One seat of (feature, version), or ``LicenseDenied``.  ``feature`` may be
         written ``FEATURE:VERSION``.  ``lease_id`` resumes a lease this client
-        holds (after a restart of the app): never a second seat.
+        holds (after a restart of the app): never a second seat.  ``count``
+        takes that many seats in one lease, all or none (the feature's token
+        weight multiplies it); ``linger`` keeps them held that many seconds
+        after the release, for this client to take back.
 
         ``queue=True`` waits up to ``timeout`` in the pool's first-come,
         first-served queue instead of a NO_SEATS denial; it ends with the seat,
@@ -212,6 +230,12 @@ class LicenseClient:
             feature, _, version = feature.partition(":")
         if not feature or not version:
             raise ValueError("checkout needs a feature and a version (or 'FEATURE:VERSION')")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count!r}")
+        if queue and count > 1:
+            raise ValueError("a queued checkout takes one seat: queue=True with count > 1 is not supported")
+        if not isinstance(linger, (int, float)) or linger < 0:
+            raise ValueError(f"linger must be a number of seconds >= 0, got {linger!r}")
         deadline = time.monotonic() + timeout
         pause = _RETRY_FIRST
         # One request id for the whole checkout: a server that granted an
@@ -221,7 +245,14 @@ class LicenseClient:
         while True:
             try:
                 return self._checkout_once(
-                    feature, version, request_id, deadline - time.monotonic(), on_lost, lease_id, queue
+                    feature,
+                    version,
+                    request_id,
+                    deadline - time.monotonic(),
+                    on_lost,
+                    lease_id,
+                    queue,
+                    (count, float(linger)),
                 )
             except LicenseDenied as denied:
                 if denied.reason not in _TRANSIENT or time.monotonic() + pause >= deadline:
@@ -246,6 +277,7 @@ class LicenseClient:
         on_lost: LostCallback | None,
         lease_id: str | None,
         queue: bool = False,
+        seats: tuple[int, float] = (1, 0.0),
     ) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
@@ -261,6 +293,8 @@ class LicenseClient:
                 lease_id=lease_id,
                 queue=queue,
                 queue_timeout=wait,
+                count=seats[0],
+                linger=seats[1],
             )
             reply = _answer(
                 ctx,
@@ -293,6 +327,7 @@ class LicenseClient:
             raise LicenseDenied(reply.reason or DenyReason.UNREACHABLE, reply.detail)
         auth = Authorization(self, reply.lease_id, reply.server, feature, version, reply.deadline, on_lost)
         auth.licensed_version = reply.version or version
+        auth.seats = reply.seats
         with self._lock:
             self._auths[auth.lease_id] = auth
         return auth
@@ -332,6 +367,13 @@ class LicenseClient:
         with started.asys.private() as ctx:
             ctx.ask(self.session, admin.ReleaseLease(lease_id=auth.lease_id), _ASK)
 
+    def _mark(self, auth: Authorization, idle: bool) -> None:
+        started = self._started
+        if started is None or auth.released:
+            return
+        with started.asys.private() as ctx:
+            ctx.tell(self.session, admin.MarkIdle(lease_id=auth.lease_id, idle=idle))
+
     def _listen(self, subscribed: threading.Event) -> None:
         started = self._started
         if started is None:
@@ -366,7 +408,8 @@ class LicenseClient:
             auth.server = msg.server
             auth.failovers += 1
         elif msg.kind == "lost":
-            auth._lose(msg.detail or "lost")
+            why = msg.detail or "lost"
+            auth._lose(f"{msg.reason}: {why}" if msg.reason else why)
 
     def _expire(self, now: float) -> None:
         with self._lock:

@@ -79,6 +79,7 @@ METRIC_NAMES = frozenset(
         "licpool_checkouts_granted",
         "licpool_checkouts_denied",
         "licpool_checkouts_waiting",
+        "licpool_checkouts_queued",
         "licpool_failovers_pending",
         "licpool_failovers",
         "licpool_transfers",
@@ -148,6 +149,12 @@ class ServerMetrics:
             "licpool_checkouts_denied", "Checkouts denied here, by reason.", (*_FEATURE, "reason"), registry=r
         )
         self.waiting = gauge("licpool_checkouts_waiting", "Checkouts held here while a borrow is under way.")
+        self.queued = Counter(
+            "licpool_checkouts_queued",
+            "Checkouts that had to wait here (unmet demand), by reason (QUEUED: held for a borrow).",
+            (*_FEATURE, "reason"),
+            registry=r,
+        )
         self.failovers_pending = gauge(
             "licpool_failovers_pending", "Leases a client failed over to this server that are not seated yet."
         )
@@ -221,6 +228,10 @@ class ServerMetrics:
                 self.granted.labels(*self.base, str(fields.get("feature")), str(fields.get("version"))).inc()
             elif kind == "denial":
                 self.denied.labels(
+                    *self.base, str(fields.get("feature")), str(fields.get("version")), str(fields.get("reason"))
+                ).inc()
+            elif kind == "queued":
+                self.queued.labels(
                     *self.base, str(fields.get("feature")), str(fields.get("version")), str(fields.get("reason"))
                 ).inc()
             elif kind == "failover":

@@ -230,8 +230,17 @@ def status_json(reply: StatusReply) -> dict[str, Any]:
                 "expires": f.expires,
                 "version_match": "exact" if f.exact_version else "range",
                 "servers": {
-                    u.server: {"allocated": u.allocated, "in_use": u.in_use, "target": u.target} for u in f.servers
+                    u.server: {
+                        "allocated": u.allocated,
+                        "in_use": u.in_use,
+                        "target": u.target,
+                        "lingering": u.lingering,
+                    }
+                    for u in f.servers
                 },
+                "unmet": dict(f.unmet),
+                "weight": f.weight,
+                "idle_timeout": f.idle_timeout,
             }
             for f in reply.features
         ],

@@ -393,6 +393,7 @@ class LicenseServer(ActorTypeDispatcher):
     receiveMsg_ChangeDistributionCriteria = _admin
     receiveMsg_ForceReleaseLease = _admin
     receiveMsg_DeclareServerDown = _admin
+    receiveMsg_SetIdleTimeout = _admin
 
     def receiveMsg_StatusQuery(self, msg: admin_msgs.StatusQuery, sender: Any) -> None:
         if self.node is not None and self.cfg is not None and self._malformed(msg, sender) is None:

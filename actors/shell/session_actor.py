@@ -125,9 +125,21 @@ class ClientSession(ActorTypeDispatcher):
         self.waiters[msg.request_id] = (sender, now)
         self._run(
             lambda t: core.checkout(
-                msg.feature, msg.version, msg.request_id, t, msg.lease_id, queue=msg.queue, timeout=msg.queue_timeout
+                msg.feature,
+                msg.version,
+                msg.request_id,
+                t,
+                msg.lease_id,
+                queue=msg.queue,
+                timeout=msg.queue_timeout,
+                count=msg.count,
+                linger=msg.linger,
             )
         )
+
+    def receiveMsg_MarkIdle(self, msg: admin.MarkIdle, sender: Any) -> None:
+        if self.core is not None:
+            self.core.set_idle(msg.lease_id, msg.idle)
 
     def receiveMsg_AbandonCheckout(self, msg: admin.AbandonCheckout, sender: Any) -> None:
         # The app gave up: the core releases the grant if it came already (its
@@ -282,6 +294,7 @@ class ClientSession(ActorTypeDispatcher):
                         server=event.get("server"),
                         deadline=self._deadline_of(event.get("lease_id"), now),
                         version=event.get("version", ""),
+                        seats=event.get("seats", 1),
                     ),
                 )
             elif kind == "denied":
@@ -305,6 +318,7 @@ class ClientSession(ActorTypeDispatcher):
                         lease_id=event.get("lease_id"),
                         server=event.get("server", ""),
                         detail=event.get("why", ""),
+                        reason=event.get("reason", ""),
                     )
                 )
             elif kind == "failed_over":

@@ -133,7 +133,10 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
                 in_use = node.pool.registry.in_use(spec.name, key)
             allocated = table.allocated(spec.name)
             target = table.targets.get(spec.name, 0)
-            uses.append(ServerUse(server=spec.name, allocated=allocated, in_use=in_use, target=target))
+            lingering = node.member.leases.lingering(key) if spec.name == node.name else 0
+            uses.append(
+                ServerUse(server=spec.name, allocated=allocated, in_use=in_use, target=target, lingering=lingering)
+            )
             # A cut still to come: seats idle rebalancing will take back (never
             # those a server needs for its own use, leadership.md M9).
             excess = idle_excess(allocated, in_use, target, node.settings.threshold(spec.name))
@@ -154,6 +157,9 @@ def status_reply(node: ServerNode, cfg: PoolConfig, now: float, request_id: str,
                 expires=table.expires,
                 servers=tuple(uses),
                 exact_version=table.exact,
+                unmet=tuple(sorted((r, n) for (f, v, r), n in node.serving.book.unmet.items() if (f, v) == key and n)),
+                weight=table.weight,
+                idle_timeout=table.idle_timeout,
             )
         )
     return StatusReply(
@@ -207,6 +213,8 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
             server=node.name,
             granted_at=wall_now - (now - x.granted_at),
             expires_at=wall_now + (x.expires_at - now),
+            seats=x.seats,
+            lingering=x.lingering,
         )
         for x in sorted(node.member.leases.leases.values(), key=lambda x: x.granted_at)
         if wanted(x.feature, x.version)
@@ -220,6 +228,7 @@ def sessions_reply(node: ServerNode, now: float, wall_now: float, feature: str, 
             server=x.holder,
             granted_at=0.0,
             expires_at=0.0,
+            seats=x.seats,
         )
         for x in node.pool.registry.leases.values()
         if wanted(x.feature, x.version) and x.holder != node.name

@@ -2,14 +2,18 @@
 
 Safety, checked continuously:
 
-* **S1** from the clients' view: per feature, the distinct leases live clients
-  hold (``session.held(local now)``) never exceed the licensed total (the
-  largest committed total any server has shown: totals only grow).
+* **S1** from the clients' view: per feature, the seats of the distinct leases
+  live clients hold (``session.held(local now)``; a multi-seat lease counts
+  its ``seats``) never exceed the licensed total (the largest committed total
+  any server has shown: totals only grow).
 * **Table invariant**: every running server's committed pool state has no
   ``problems()``.
 * **S4**: at most one leader per epoch; committed log entries never change
   (one ``LogEntry`` per index, across all servers and restarts); a running
   server's applied index never goes backwards.
+* **LEASE** (leadership.md M3, M17): while a leader of epoch e acts, no other
+  server acts as a leader of an older epoch nor holds a serving lease granted
+  in one: the new leader waited out every earlier lease.
 
 Liveness, checked where the design promises it (see docs/simulator.md):
 
@@ -59,12 +63,13 @@ EXEMPT = {
     "no majority path": "the client could not reach a healthy majority (S2 holds only for a client that "
     "can reach a majority partition)",
     "cut off": "granted less than one report interval before its server was cut off (S2's one documented exception)",
+    "idle": "reclaimed by the feature's idle_timeout after its app marked it idle (issue 14: the app gets lost, IDLE)",
 }
 """S2 exemption -> the rule that allows the loss (stats keys are ``S2 exempt: <exemption>``)."""
 
 
 class InvariantViolation(Exception):
-    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, TABLE, REGISTRY, ABANDON,
+    """A rule broke: ``rule`` is S1, S2, S3, S4, L1, F1, LEASE, TABLE, REGISTRY, ABANDON,
     EXPECT (a scenario expectation), CRASH (a core raised) or BUDGET (a run
     that never ends)."""
 
@@ -88,6 +93,8 @@ class Checker:
         self.checked_commit: dict[str, int] = {}
         self.stats: Counter[str] = Counter()
         self._held: dict[str, dict[str, FeatureKey]] = {}
+        self._seats: dict[str, int] = {}
+        """lease id -> seats, of the multi-seat leases clients hold (absent: 1)."""
         self._servers_changed = False
         self._placed_ok: dict[str, tuple[int, ...]] = {}
         self.exemptions: list[tuple[float, str, str, str]] = []
@@ -158,16 +165,19 @@ class Checker:
         for lids in self._held.values():
             for lid, key in lids.items():
                 held.setdefault(key, set()).add(lid)
-        if all(len(lids) <= self.total.get(key, 0) for key, lids in held.items()):
+        seats = {key: sum(self._seats.get(lid, 1) for lid in lids) for key, lids in held.items()}
+        if all(n <= self.total.get(key, 0) for key, n in seats.items()):
             return
         if touched is not None:
             self.clients_changed(None)
             return
         for key, ids in held.items():
-            if len(ids) > self.total.get(key, 0):
+            if seats[key] > self.total.get(key, 0):
                 owners = {name: sorted(set(x) & ids) for name, x in self._held.items() if set(x) & ids}
                 raise InvariantViolation(
-                    "S1", f"{len(ids)} leases of {key} held by clients, licensed {self.total.get(key, 0)}: {owners}"
+                    "S1",
+                    f"{seats[key]} seats ({len(ids)} leases) of {key} held by clients, "
+                    f"licensed {self.total.get(key, 0)}: {owners}",
                 )
 
     def _orphans(self, client: ClientHost, now: float) -> None:
@@ -195,17 +205,25 @@ class Checker:
     def _holding(self, client: ClientHost, now: float) -> dict[str, FeatureKey]:
         if not client.alive:
             return {}
-        return {lid: (x.feature, x.version) for lid, x in client.core.held(client.clock.local(now)).items()}
+        held = client.core.held(client.clock.local(now))
+        for lid, x in held.items():
+            if x.seats != 1:
+                self._seats[lid] = x.seats
+        return {lid: (x.feature, x.version) for lid, x in held.items()}
 
     # ---- S2 ---------------------------------------------------------------------------
 
-    def lost(self, client: ClientHost, lease_id: str, why: str) -> None:
+    def lost(self, client: ClientHost, lease_id: str, why: str, reason: str = "") -> None:
         """Judge one loss: a violation unless an exemption applies, and each
-        exemption names the rule that allows it (``EXEMPT``)."""
+        exemption names the rule that allows it (``EXEMPT``).  ``reason``: the
+        server's stated reason (``IDLE``)."""
         w, t = self.w, self.w.now
         self.stats["S2 losses"] += 1
         if lease_id in w.forced:
             self._exempt(client, lease_id, "force-released")
+            return
+        if reason == "IDLE" and lease_id in w.idled:
+            self._exempt(client, lease_id, "idle")
             return
         if lease_id in client.released:
             # The app released it, then restarted from a stale file that still
@@ -316,6 +334,7 @@ class Checker:
         self.l1.sample()
         self.queue.after_event()
         self._fenced_means_stopped()
+        self._one_lease_at_a_time()
         if self._servers_changed:
             self._servers_changed = False
             if "REGISTRY" not in self.w.config.skip_rules:
@@ -383,6 +402,35 @@ class Checker:
             if serving:
                 raise InvariantViolation(
                     "F1", f"{name} (incarnation {inc}) still serves under its lease after its Fence was applied"
+                )
+
+    def _one_lease_at_a_time(self) -> None:
+        """LEASE: every lease a server acts on now (its leader lease, or a
+        serving lease, labelled with the epoch of the last grant it took:
+        never older than the lease's own) belongs to the newest acting
+        leader's epoch.  Crashed servers hold nothing; a stalled one still
+        holds what it would act on when it resumes."""
+        w = self.w
+        acting: list[tuple[int, str]] = []
+        held: list[tuple[int, str]] = []
+        for host in w.servers.values():
+            if host.node is None:
+                continue
+            raft = host.node.raft
+            local = host.clock.local(w.now)
+            if raft.role == "leader":
+                if raft.leader_active(local):
+                    acting.append((raft.term, host.name))
+            elif raft.holds_serving_lease(local):
+                held.append((raft.last_grant_id // 1_000_000_000, host.name))
+        if not acting:
+            return
+        epoch, leader = max(acting)
+        for older, name in acting + held:
+            if older < epoch:
+                kind = "acts as the leader of" if (older, name) in acting else "holds a serving lease of"
+                raise InvariantViolation(
+                    "LEASE", f"{leader} acts as the leader of epoch {epoch} while {name} still {kind} epoch {older}"
                 )
 
     def granted_by(self, host: ServerHost, events: Any) -> None:

@@ -43,17 +43,7 @@ class ClientDriver:
         self.log(client.name, f"* {ev.kind} {short(dict(ev.fields))}")
         lid = ev.get("lease_id")
         if ev.kind == "granted":
-            if lid in self.dead_ids and self.checker is not None and not self.release_unknowable(lid):
-                raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
-            client.features[lid] = (ev.get("feature"), ev.get("version"))
-            client.grants += 1
-            client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
-            if ev.get("request_id") in client.queued:
-                self.queue_grants.append((self.now, client.name))
-            if self.checker is not None:
-                self.checker.l1.granted(client, ev.get("request_id"))
-                self.checker.queue.granted(client, ev.get("request_id"))
-                self.check_resume(client, ev.get("request_id"), lid)
+            self._bookkeep_grant(client, ev, lid)
         elif ev.kind == "failing_over":
             for moving in ev.get("lease_ids"):
                 client.failing[moving] = (self.now, ev.get("from_server"), ev.get("why"))
@@ -67,11 +57,26 @@ class ClientDriver:
         elif ev.kind == "lost":
             client.lost.append((self.now, lid, ev.get("why")))
             if self.checker is not None:
-                self.checker.lost(client, lid, ev.get("why"))
+                self.checker.lost(client, lid, ev.get("why"), ev.get("reason", ""))
         elif ev.kind == "denied":
             client.resuming.pop(ev.get("request_id"), None)
             if self.checker is not None:
                 self.checker.l1.denied(client, ev.get("request_id"), ev.get("reason"))
+
+    def _bookkeep_grant(self: Any, client: ClientHost, ev: Any, lid: str) -> None:
+        if lid in self.dead_ids and self.checker is not None and not self.release_unknowable(lid):
+            raise InvariantViolation("S3", f"{client.name} was granted {lid} again after its release")
+        client.features[lid] = (ev.get("feature"), ev.get("version"))
+        if ev.get("seats", 1) != 1:
+            client.seats[lid] = ev.get("seats")
+        client.grants += 1
+        client.placed[lid] = [*client.placed.get(lid, []), (self.now, ev.get("server"))]
+        if ev.get("request_id") in client.queued:
+            self.queue_grants.append((self.now, client.name))
+        if self.checker is not None:
+            self.checker.l1.granted(client, ev.get("request_id"))
+            self.checker.queue.granted(client, ev.get("request_id"))
+            self.check_resume(client, ev.get("request_id"), lid)
 
     def _schedule_app(self: Any, name: str) -> None:
         client = self.clients[name]
@@ -97,10 +102,12 @@ class ClientDriver:
             return
         local = client.clock.local(self.now)
         if action[0] == "checkout":
-            _, feature, version, rid = action
+            feature, version, rid = action[1:4]
+            count = int(action[4]) if len(action) > 4 else 1
+            linger = float(action[5]) if len(action) > 5 else 0.0
             if self.checker is not None:
-                self.checker.l1.checkout(client, int(rid), (feature, version))
-            self.client_out(client, client.core.checkout(feature, version, int(rid), local))
+                self.checker.l1.checkout(client, int(rid), (feature, version), count)
+            self.client_out(client, client.core.checkout(feature, version, int(rid), local, count=count, linger=linger))
         elif action[0] == "queue":
             _, feature, version, rid, timeout = action
             if self.checker is not None:
@@ -157,7 +164,7 @@ class ClientDriver:
         for lid, info in sorted(held.items()):
             rid = app.resume(lid, self.now)
             client.resuming[rid] = (lid, (info.feature, info.version))
-            ready.merge(client.core.checkout(info.feature, info.version, rid, local, lease_id=lid))
+            ready.merge(client.core.checkout(info.feature, info.version, rid, local, lease_id=lid, count=info.seats))
         stale = random.Random(f"{self.config.seed}/stale/{client.name}/{client.session_no}")
         if client.released and stale.random() < 0.5:
             # The app restarted from a stale file that still lists a lease it
@@ -165,14 +172,16 @@ class ClientDriver:
             lid = stale.choice(sorted(client.released))
             feature, version = client.features[lid]
             rid = app.resume(lid, self.now)
-            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid))
+            count = client.seats.get(lid, 1)
+            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid, count=count))
         for lid in sorted({lid for at, lid, _ in client.lost if at >= client.reconnected_at} - set(held)):
             # The file also lists leases lost since the last restart (the app died
             # before it noticed): one comes back only while its server still
             # counts its seat; a reclaimed one must be refused, or S1 breaks.
             feature, version = client.features[lid]
             rid = app.resume(lid, self.now)
-            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid))
+            count = client.seats.get(lid, 1)
+            ready.merge(client.core.checkout(feature, version, rid, local, lease_id=lid, count=count))
         client.reconnected_at = self.now
         self.client_out(client, ready)
 

@@ -155,6 +155,8 @@ class ClientHost:
     resuming: dict[int, tuple[str, tuple[str, str]]] = field(default_factory=dict)
     """request id -> (lease id, feature) a reconnected session asked to resume."""
     features: dict[str, tuple[str, str]] = field(default_factory=dict)
+    seats: dict[str, int] = field(default_factory=dict)
+    """lease id -> seats, for the multi-seat leases it was granted (absent: 1)."""
     """lease id -> feature, for every lease this client was ever granted."""
     released: set[str] = field(default_factory=set)
     """Lease ids this client gave back: dead for ever (S3)."""

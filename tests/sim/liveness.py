@@ -157,6 +157,8 @@ class _Wait:
     sent: float
     due: float
     blocked: bool = False
+    seats: int = 1
+    """Seats asked for in one lease: it is blocked while fewer than that are unused."""
 
 
 class L1Tracker:
@@ -168,10 +170,10 @@ class L1Tracker:
         q = self.w.quiet_at
         return q is not None and self.w.now >= q + self.w.bounds.settle
 
-    def checkout(self, client: ClientHost, request_id: int, key: FeatureKey) -> None:
+    def checkout(self, client: ClientHost, request_id: int, key: FeatureKey, seats: int = 1) -> None:
         if self.active():
             now = self.w.now
-            wait = _Wait(client.name, request_id, key, now, now + self.w.bounds.l1_bound)
+            wait = _Wait(client.name, request_id, key, now, now + self.w.bounds.l1_bound, seats=seats)
             self.open[(client.name, request_id)] = wait
             self._sample(wait)
 
@@ -209,35 +211,36 @@ class L1Tracker:
         registry and the client's), and the largest view then undercounts
         (seed 5005: four seats blocked, no view showing more than three)."""
         w = self.w
-        ids: set[str] = set()
+        ids: dict[str, int] = {}
+        """lease id -> seats (a multi-seat lease counts its seats)."""
         anonymous = 0
         for client in w.clients.values():
             if client.alive:
                 ids.update(
-                    lid
+                    (lid, x.seats)
                     for lid, x in client.core.held(client.clock.local(w.now)).items()
                     if (x.feature, x.version) == key
                 )
-                ids.update(lid for lid, k in client.resuming.values() if k == key)
+                ids.update((lid, client.seats.get(lid, 1)) for lid, k in client.resuming.values() if k == key)
         in_flight = 0
         for host in w.servers.values():
             if host.node is None:
                 continue
             leases = host.node.member.leases
-            ids.update(lid for lid, x in leases.leases.items() if x.key == key)
-            released = {c.seq: c.lease_id for c in leases.changes if c.kind == "release"}
+            ids.update((lid, x.seats) for lid, x in leases.leases.items() if x.key == key)
+            released = {c.seq: (c.lease_id, c.seats) for c in leases.changes if c.kind == "release"}
             for seq, k in leases.releasing.items():
                 if k != key:
                     continue
                 if seq in released:
-                    ids.add(released[seq])
+                    ids[released[seq][0]] = released[seq][1]
                 else:
-                    anonymous += 1
+                    anonymous += leases.releasing_seats.get(seq, 1)
             table = host.node.pool.features.get(key)
             if table is not None and host.node.role == "leader":
                 in_flight = table.in_flight
-                ids.update(lid for lid, x in host.node.pool.registry.leases.items() if x.key == key)
-        return len(ids) + anonymous + in_flight
+                ids.update((lid, x.seats) for lid, x in host.node.pool.registry.leases.items() if x.key == key)
+        return sum(ids.values()) + anonymous + in_flight
 
     def queued(self, key: FeatureKey) -> bool:
         """Some server's committed queue of ``key`` is not empty: by design every
@@ -247,7 +250,7 @@ class L1Tracker:
         return any(h.node is not None and h.node.pool.queues.get(key) for h in self.w.servers.values())
 
     def _sample(self, wait: _Wait) -> None:
-        if self.queued(wait.key) or self.used(wait.key) >= self.c.total.get(wait.key, 0):
+        if self.queued(wait.key) or self.used(wait.key) > self.c.total.get(wait.key, 0) - wait.seats:
             wait.blocked = True
 
     def sample(self) -> None:
@@ -257,7 +260,7 @@ class L1Tracker:
         for key in {x.key for x in self.open.values()}:
             used[key] = self.used(key)
         for ident, wait in list(self.open.items()):
-            if used[wait.key] >= self.c.total.get(wait.key, 0) or self.queued(wait.key):
+            if used[wait.key] > self.c.total.get(wait.key, 0) - wait.seats or self.queued(wait.key):
                 wait.blocked = True
             if self.w.now >= wait.due:
                 del self.open[ident]

@@ -28,6 +28,7 @@ from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
     abandon_race,
     leader_kill_quiet,
+    multi_seat_under_load,
     queue_leader_kill,
     release_while_down,
     restart_after_move,
@@ -59,6 +60,44 @@ class Mutant:
 
 def _no_leader_wait(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     mp.setattr(raft.Raft, "new_leader_wait", lambda self, won_at: won_at)
+    return {}
+
+
+def _wait_one_rho_short(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """leadership.md M17 without the old lease's drift: L - f instead of L(1+rho) - f."""
+    mp.setattr(
+        raft.Raft,
+        "new_leader_wait",
+        lambda self, won_at: won_at + max(0.0, self.timing.leader_lease - self.timing.failure_timeout),
+    )
+    return {}
+
+
+def _restarted_voter_votes_at_once(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """leadership.md M17 without the boot's guard: a restarted server votes at
+    once, though it may have acknowledged the old leader's last round just
+    before it went down."""
+    original = node.ServerNode.boot.__func__  # type: ignore[attr-defined]
+
+    def forgetful(cls: type[node.ServerNode], *args: Any, **kwargs: Any) -> Any:
+        booted, ready = original(cls, *args, **kwargs)
+        booted.raft.acked_at = float("-inf")
+        return booted, ready
+
+    mp.setattr(node.ServerNode, "boot", classmethod(forgetful))
+    return {}
+
+
+def _acts_before_its_noop_commits(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A new leader acts on its applied state before its first entry commits,
+    which may lack an older entry (a Fence) that is about to commit."""
+
+    def active(self: raft.Raft, now: float) -> bool:
+        if self.role != raft.LEADER or now < self.active_after:
+            return False
+        return len(self.servers) == 1 or now < self.lease_until
+
+    mp.setattr(raft.Raft, "leader_active", active)
     return {}
 
 
@@ -310,6 +349,35 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _partial_multi_seat_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat checkout is granted when any seat is spare, not all of
+    them (issue 14): the lease holds seats the server does not have."""
+    mp.setattr(member.Member, "can_seat", lambda self, key, seats: self.spare(key) > 0)
+    return {}
+
+
+def _partial_failover_hold(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A multi-seat lease that moves (fail-over, handover) is taken at its new
+    server as a one-seat lease: the taker counts fewer seats in use than its
+    clients hold, and sells the difference again."""
+    original = member.Member._lease_moved
+
+    def one_seat(
+        self: member.Member,
+        lease_id: str,
+        client_id: str,
+        key: Any,
+        to: str,
+        now: float,
+        client_seq: int = 0,
+        seats: int = 1,
+    ) -> None:
+        original(self, lease_id, client_id, key, to, now, client_seq, 1)
+
+    mp.setattr(member.Member, "_lease_moved", one_seat)
+    return {}
+
+
 def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session actor numbers a restarted app's updates from 1 again (issue 11 defect 2)."""
     return {"seq_base": False}
@@ -336,10 +404,15 @@ def _queue_lost_on_leader_change(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+DRIFTED = Timing(
+    heartbeat_interval=0.5, failure_timeout=1.5, leader_lease=10.0, fence_timeout=3.0, lease_ttl=40.0, clock_drift=0.1
+)
+"""A leader lease far longer than f, and the largest drift the loader allows."""
+
+
 MUTANTS: tuple[Mutant, ...] = (
-    # With the default timing a new leader's fence grace (f after its election,
-    # itself f after the old leader's last contact) already outlasts the old
-    # lease; a longer leader lease exposes the wait on its own.
+    # With the default timing (L(1+rho) <= f) the wait is zero anyway
+    # (leadership.md M17); a leader lease far longer than f needs it.
     Mutant(
         1,
         "new leader does not wait out the old leader's lease",
@@ -366,22 +439,21 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used, first=6),
     Mutant(4, "transfer skips the giver's confirmation", _transfer_without_consent),
-    Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry, first=1),
-    Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone, first=6),
-    Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive, first=33),
+    Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry, first=3),
+    Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone, first=7),
+    Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive, first=41),
     Mutant(8, "a vote is answered before it is persisted", _vote_before_persist, scenario=lambda seed: lost_vote(seed)),
     Mutant(
         9,
         "a healed server serves before applying the current table",
         _serve_before_rejoin,
-        first=34,
+        first=35,
         scenario=lambda seed: healed_server_asked(seed),
     ),
-    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=34),
+    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=46),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
-    # With the default timing (F = L) a serving lease past the leader lease is
-    # outlasted by the new leader's wait plus its fence grace (as for mutant 1);
-    # a fence timeout longer than the leader lease exposes it.
+    # A fence timeout longer than the leader lease, so a serving lease can
+    # outlast the leader lease by much (the LEASE rule sees it).
     Mutant(
         12,
         "a serving lease granted past the end of the leader lease",
@@ -398,21 +470,22 @@ MUTANTS: tuple[Mutant, ...] = (
         },
         scenario=lambda seed: old_leader_cut_off(seed),
     ),
-    Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence, first=26),
+    Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence, first=30),
     Mutant(
         14,
         "a rejoining server resumes a lease whose seat was reclaimed",
         _keep_reclaimed_leases,
+        first=2,
         scenario=lambda seed: reclaimed_then_resumed(seed),
     ),
-    Mutant(15, "a candidate wins without the up-to-date check", _no_up_to_date_check, first=2),
+    Mutant(15, "a candidate wins without the up-to-date check", _no_up_to_date_check, first=68),
     # One entry per sync message, so a lagging follower can hold the old
     # leader's entries without the new leader's own (Raft's Figure 8).
     Mutant(
         16,
         "older-epoch replicas counted as committed (Figure 8)",
         _figure_8,
-        first=3,
+        first=18,
         overrides={"max_batch": 1},
         scenario=lambda seed: figure_8(seed),
     ),
@@ -444,7 +517,7 @@ MUTANTS: tuple[Mutant, ...] = (
         21,
         "a snapshot install adopts nothing (install without adopt)",
         _install_without_adopt,
-        first=1,
+        first=2,
         overrides={"compact_every": 5},
         scenario=lambda seed: handover_to_a_lagging_server(seed),
     ),
@@ -496,7 +569,98 @@ MUTANTS: tuple[Mutant, ...] = (
             queue_leader_kill.SCENARIO, name=f"queue_leader_kill/{seed}", seed=seed
         ),
     ),
+    Mutant(
+        27,
+        "a new leader's wait one rho too short (L - f instead of L(1+rho) - f)",
+        _wait_one_rho_short,
+        overrides={"timing": DRIFTED},
+        scenario=lambda seed: drifted_leader_cut_off(seed),
+    ),
+    Mutant(
+        28,
+        "a restarted server votes at once",
+        _restarted_voter_votes_at_once,
+        scenario=lambda seed: restarted_voter(seed),
+    ),
+    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=6),
+    Mutant(
+        30,
+        "a partial multi-seat hold (granted when only some of its seats are spare)",
+        _partial_multi_seat_hold,
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
+        ),
+    ),
+    Mutant(
+        31,
+        "a moved multi-seat lease seated with one seat (a partial hold across a fail-over)",
+        _partial_failover_hold,
+        seeds=range(1, 41),
+        first=11,
+        scenario=lambda seed: dataclasses.replace(
+            multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
+        ),
+    ),
 )
+
+
+def drifted_leader_cut_off(seed: int) -> Scenario:
+    """Leadership.md M17 at its edge: the leader's clock runs slow by rho and
+    the two followers' fast by rho, and the leader is cut off from both.  s2
+    (rank 1) wins f + h after its last acknowledgement of the old leader's
+    round, and waits L(1+rho) - f; one rho less and it acts while the old
+    leader still does (mutant 27).  Run with a long leader lease and rho = 0.1
+    so the gap is wider than the priority stagger h (``DRIFTED``)."""
+    return Scenario(
+        name=f"drifted_leader_cut_off/{seed}",
+        description=drifted_leader_cut_off.__doc__ or "",
+        servers=3,
+        clients=4,
+        seats=4,
+        duration=70.0,
+        workload=True,
+        seed=seed,
+        steps=[
+            ("at", 6.0, "clock", "s1", 0.9),
+            ("at", 6.0, "clock", "s2", 1.1),
+            ("at", 6.0, "clock", "s3", 1.1),
+            ("at", 12.0 + 0.013 * (seed % 40), "partition", ["$leader"], ["$rest"]),
+            ("at", 40.0, "heal"),
+            ("expect", 69.0, "all_live"),
+        ],
+    )
+
+
+def restarted_voter(seed: int) -> Scenario:
+    """s2 leads (s1 was down at the start).  s1 is cut off from s2 1.5 s
+    before s2 is cut off from everyone; at that moment s3, which has just
+    acknowledged s2's round, crashes and restarts at once.  s1 (rank 0) stands
+    f after its own last acknowledgement, before s2's lease ends; a restarted
+    server that votes at once elects it while s2 still leads (mutant 28)."""
+    k = 20.0 + 0.021 * (seed % 40)
+    return Scenario(
+        name=f"restarted_voter/{seed}",
+        description=restarted_voter.__doc__ or "",
+        servers=3,
+        clients=2,
+        seats=4,
+        duration=80.0,
+        seed=seed,
+        steps=[
+            ("at", 0.5, "kill", "s1"),
+            ("at", 5.0, "restart", "s1"),
+            ("at", 8.0, "checkout", "c1", "cad", "2.0"),
+            ("at", 8.0, "checkout", "c2", "cad", "2.0"),
+            ("at", k - 1.5, "partition", ["s2"], ["s1"]),
+            ("at", k, "partition", ["s2"], ["s1", "s3"]),
+            ("at", k, "kill", "s3"),
+            ("at", k + 0.01, "restart", "s3"),
+            ("at", 45.0, "heal"),
+            ("expect", 79.0, "all_live"),
+        ],
+    )
 
 
 def crash_adopting(seed: int) -> Scenario:

@@ -94,6 +94,8 @@ def run_scenario(scenario: Scenario, echo: bool = False, **overrides: Any) -> Ru
             compact_every=scenario.compact_every,
             local_hop=scenario.local_hop,
             checkout_timeout=scenario.checkout_timeout,
+            max_seats=scenario.max_seats,
+            linger=scenario.linger,
         ),
         **overrides,
     )

@@ -18,6 +18,7 @@ Actions, ``("at", t, action, *args)``:
 ``clock H rate``       host H's clock runs at ``rate`` (within 1 +- rho)
 ``checkout C F V``     client C asks for a seat of feature F version V
 ``queue C F V T``      client C asks for a seat, waiting up to T seconds in the queue
+``checkout_n C F V N`` client C asks for N seats of F V in one lease (all or none)
 ``release C F V``      client C releases one lease of F V it holds
 ``crash_client C``     client C's process dies (no release)
 ``reconnect C``        client C's app restarts: a new session resumes its leases by id
@@ -25,6 +26,8 @@ Actions, ``("at", t, action, *args)``:
 ``addon SER N ASER``   admin: add N seats to the code with serial SER
 ``criteria F V SPEC``  admin: distribution criteria ``s1:4^s2:3``
 ``force_release C``    admin: force-release one lease client C holds
+``idle_timeout F V S`` admin: the feature's idle_timeout policy, S seconds (issue 14)
+``idle C``             client C's app marks its first lease idle (``auth.idle()``)
 ``server_down S``      admin: assert S is stopped (only while it is)
 ``quiet``              start of the quiet tail: heal, restart all, end stalls, no loss
 ``crash_on P``         arm a crash point: ``leader`` (the next new leader dies after
@@ -40,7 +43,8 @@ up server that is not the leader), ``$down`` (the first server that is down) or
 runs.  In a list of names, ``$rest`` stands for every server but the leader.
 
 Expectations, ``("expect", t, what, *args)``, checked at time t:
-``held C N`` (C holds exactly N leases), ``held_at_least C N``,
+``held C N`` (C holds exactly N leases), ``held_at_least C N``, ``seats C N``
+(C's leases hold exactly N seats in all),
 ``lost C N`` (C has lost N leases so far), ``leader`` (some server leads),
 ``leader_not S`` (S is not the leader; names resolve at the step's time),
 ``granted C N`` (C was granted N times so far), ``all_live`` (there is a
@@ -73,6 +77,7 @@ ACTIONS: dict[str, int] = {
     "clock": 2,
     "checkout": 3,
     "queue": 4,
+    "checkout_n": 4,
     "release": 3,
     "crash_client": 1,
     "reconnect": 1,
@@ -80,6 +85,8 @@ ACTIONS: dict[str, int] = {
     "addon": 3,
     "criteria": 3,
     "force_release": 1,
+    "idle_timeout": 3,
+    "idle": 1,
     "server_down": 1,
     "quiet": 0,
     "crash_on": 1,
@@ -90,6 +97,7 @@ ACTIONS: dict[str, int] = {
 EXPECTATIONS: dict[str, int] = {
     "held": 2,
     "held_at_least": 2,
+    "seats": 2,
     "lost": 2,
     "leader": 0,
     "leader_not": 1,
@@ -125,6 +133,10 @@ class Scenario:
     """App <-> session delay on the shell model (a loaded app host); None: the default."""
     checkout_timeout: float | None = None
     """``LicenseClient.checkout(timeout=...)`` of scripted checkouts on the shell model."""
+    max_seats: int = 1
+    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease (issue 14)."""
+    linger: float = 0.0
+    """Above 0: the workload's checkouts ask their seats to linger that long after the release (issue 14)."""
 
     def __post_init__(self) -> None:
         validate(self.steps)

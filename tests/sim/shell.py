@@ -219,7 +219,7 @@ class SessionActor:
                 # A lease the restarted app held (not a stale file's released or lost one): S3's reconnect rule.
                 self.client.resuming[msg.request_id] = (msg.lease_id, (msg.feature, msg.version))
             if self.w.checker is not None:
-                self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version))
+                self.w.checker.l1.checkout(self.client, msg.request_id, (msg.feature, msg.version), msg.count)
             self._run(
                 lambda t: self.core.checkout(
                     msg.feature,
@@ -229,6 +229,8 @@ class SessionActor:
                     msg.lease_id,
                     queue=msg.queue,
                     timeout=msg.queue_timeout,
+                    count=msg.count,
+                    linger=msg.linger,
                 )
             )
         elif isinstance(msg, admin.AbandonCheckout):
@@ -401,6 +403,10 @@ class _Ask:
     """``checkout(queue=True)``: wait in the pool's queue."""
     stage: str = "open"
     """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
+    count: int = 1
+    """Seats asked for in one lease (``LicenseClient.checkout(count=...)``)."""
+    linger: float = 0.0
+    """``LicenseClient.checkout(linger=...)``."""
 
 
 @dataclass
@@ -430,13 +436,15 @@ class ClientProxy:
         lease_id: str | None = None,
         queue: bool = False,
         timeout: float | None = None,
+        count: int = 1,
+        linger: float = 0.0,
     ) -> None:
         now = self.local()
         self.ids += 1  # one request id for the whole checkout, retries included
         if queue:
             self.client.queued.add(self.ids)
         wait = self.timeout if timeout is None else timeout
-        self._attempt(app_rid, feature, version, lease_id, now + wait, _RETRY_FIRST, self.ids, queue)
+        self._attempt(app_rid, feature, version, lease_id, now + wait, _RETRY_FIRST, self.ids, queue, count, linger)
 
     def release(self, lease_id: str) -> None:
         auth = self.auths.pop(lease_id, None)
@@ -459,9 +467,23 @@ class ClientProxy:
         pause: float,
         request_id: int,
         queue: bool = False,
+        count: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self.ask_no += 1
-        ask = _Ask(self.ask_no, app_rid, feature, version, lease_id, request_id, deadline, pause, queue)
+        ask = _Ask(
+            self.ask_no,
+            app_rid,
+            feature,
+            version,
+            lease_id,
+            request_id,
+            deadline,
+            pause,
+            queue,
+            count=count,
+            linger=linger,
+        )
         self.asks[ask.ident] = ask
         timeout = max(0.0, deadline - self.local())
         # client_proxy: the session answers QUEUE_TIMEOUT a little before the ask gives up.
@@ -475,6 +497,8 @@ class ClientProxy:
                 lease_id=lease_id,
                 queue=queue,
                 queue_timeout=wait,
+                count=count,
+                linger=linger,
             ),
         )
         self.w.push(
@@ -542,6 +566,8 @@ class ClientProxy:
                     min(2 * ask.pause, _RETRY_MAX),
                     ask.request_id,
                     ask.queue,
+                    ask.count,
+                    ask.linger,
                 ),
             )
             return

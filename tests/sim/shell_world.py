@@ -427,8 +427,10 @@ class ShellWorld:
 
     def shell_client_action(self: Any, client: ClientHost, action: tuple[str, ...]) -> None:
         if action[0] == "checkout":
-            _, feature, version, rid = action
-            client.proxy.checkout(int(rid), feature, version)
+            feature, version, rid = action[1:4]
+            count = int(action[4]) if len(action) > 4 else 1
+            linger = float(action[5]) if len(action) > 5 else 0.0
+            client.proxy.checkout(int(rid), feature, version, count=count, linger=linger)
         elif action[0] == "queue":
             _, feature, version, rid, timeout = action
             client.proxy.checkout(int(rid), feature, version, queue=True, timeout=float(timeout))
@@ -457,14 +459,14 @@ class ShellWorld:
         proxy = client.proxy
         client.resume_ids = set(held)
         for lid, (feature, version) in sorted(held.items()):
-            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid)
+            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid, count=client.seats.get(lid, 1))
         stale = random.Random(f"{self.config.seed}/stale/{client.name}/{client.session_no}")
         if client.released and stale.random() < 0.5:
             lid = stale.choice(sorted(client.released))
             feature, version = client.features[lid]
-            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid)
+            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid, count=client.seats.get(lid, 1))
         for lid in sorted({lid for at, lid, _ in client.lost if at >= client.reconnected_at} - set(held)):
             feature, version = client.features[lid]
-            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid)
+            proxy.checkout(app.resume(lid, self.now), feature, version, lease_id=lid, count=client.seats.get(lid, 1))
         client.reconnected_at = self.now
         self._schedule_app(client.name)

@@ -162,6 +162,14 @@ def _queue(w: World, client_name: str, feature: str, version: str, timeout: floa
         w.client_action(client, ("queue", feature, version, rid, str(timeout)))
 
 
+def _checkout_n(w: World, client_name: str, feature: str, version: str, count: int) -> None:
+    client = w.clients[client_name]
+    if client.alive:
+        w.apps[client_name].request_no += 1
+        rid = str(w.apps[client_name].request_no)
+        w.client_action(client, ("checkout", feature, version, rid, str(count)))
+
+
 def _release(w: World, client_name: str, feature: str, version: str) -> None:
     client = w.clients[client_name]
     held = client.core.held(client.clock.local(w.now))
@@ -221,6 +229,25 @@ def _force_release(w: World, client_name: str) -> None:
         w.admin_submit(lambda rid: ForceReleaseLease(sender=ADMIN, epoch=0, request_id=rid, lease_id=held[0]))
 
 
+def _idle_timeout(w: World, feature: str, version: str, seconds: float) -> None:
+    from actors.protocol.pool import SetIdleTimeout
+
+    w.admin_submit(
+        lambda rid: SetIdleTimeout(
+            sender=ADMIN, epoch=0, request_id=rid, feature=feature, version=version, idle_timeout=float(seconds)
+        )
+    )
+
+
+def _idle(w: World, client_name: str) -> None:
+    """The app marks its first lease idle (``auth.idle()``)."""
+    client = w.clients[client_name]
+    held = sorted(client.core.held(client.clock.local(w.now)))
+    if held:
+        w.idled.add(held[0])
+        client.core.set_idle(held[0], True)
+
+
 def _server_down(w: World, name: str) -> None:
     from actors.protocol.pool import DeclareServerDown
 
@@ -272,6 +299,7 @@ ACTIONS: dict[str, Any] = {
     "clock": _clock,
     "checkout": _checkout,
     "queue": _queue,
+    "checkout_n": _checkout_n,
     "release": _release,
     "crash_client": _crash_client,
     "reconnect": _reconnect,
@@ -279,6 +307,8 @@ ACTIONS: dict[str, Any] = {
     "addon": _addon,
     "criteria": _criteria,
     "force_release": _force_release,
+    "idle_timeout": _idle_timeout,
+    "idle": _idle,
     "server_down": _server_down,
     "quiet": _quiet,
     "crash_on": _crash_on,
@@ -294,6 +324,11 @@ def _expect(w: World, what: str, args: list[Any], step: Step) -> None:
         n = len(client.core.held(client.clock.local(w.now))) if client.alive else 0
         ok = n == args[1] if what == "held" else n >= args[1]
         detail = f"{args[0]} holds {n}"
+    elif what == "seats":
+        client = w.clients[args[0]]
+        held = client.core.held(client.clock.local(w.now)) if client.alive else {}
+        n = sum(x.seats for x in held.values())
+        ok, detail = n == args[1], f"{args[0]} holds {n} seats in {len(held)} leases"
     elif what == "lost":
         n = len(w.clients[args[0]].lost)
         ok, detail = n == args[1], f"{args[0]} lost {n}: {w.clients[args[0]].lost}"

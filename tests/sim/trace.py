@@ -29,10 +29,21 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 _SKIP = frozenset({"auth", "settings_hash", "state", "code", "addon"})
 
 
+_ADDED = frozenset({"seats", "count", "linger", "idle", "reasons"})
+"""Fields added with defaults by issue 14: traced only when they differ from
+their default, so a schedule that never uses them keeps its trace hash."""
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
 def _names(cls: type) -> tuple[str, ...] | None:
     names = _FIELDS.get(cls)
     if names is None and dataclasses.is_dataclass(cls):
         names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _SKIP)
+        _DEFAULTS[cls] = {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.name in _ADDED and f.default is not dataclasses.MISSING
+        }
     return names
 
 
@@ -48,6 +59,24 @@ def _field(value: Any) -> str:
         return repr(value)
     if _names(kind) is not None:
         return _short(value)
+    return _repr(value)
+
+
+def _repr(value: Any) -> str:
+    """``repr``, but dataclasses inside tuples (a report's changes, an update's
+    leases) leave out the issue-14 fields that hold their default."""
+    kind = type(value)
+    if kind is tuple:
+        inner = ", ".join(_repr(x) for x in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if dataclasses.is_dataclass(kind) and _names(kind) is not None:
+        added = _DEFAULTS[kind]
+        shown = [
+            f"{f.name}={_repr(getattr(value, f.name))}"
+            for f in dataclasses.fields(kind)
+            if f.repr and not (f.name in added and getattr(value, f.name) == added[f.name])
+        ]
+        return f"{kind.__qualname__}({', '.join(shown)})"
     return repr(value)
 
 
@@ -56,9 +85,12 @@ def _short(msg: Any) -> str:
     if names is None:
         return repr(msg)
     parts = []
+    added = _DEFAULTS[type(msg)]
     for name in names:
         value = getattr(msg, name)
         if value is None or value is False or value == () or value == "":
+            continue
+        if name in added and value == added[name]:
             continue
         if name == "entries" and type(value) is tuple:
             parts.append(f"entries={value[0].index}..{value[-1].index}" if value else "entries=-")

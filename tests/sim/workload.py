@@ -41,6 +41,10 @@ class App:
     queue_rate: float = 0.0
     """Chance that a checkout waits in the pool's queue (``queue=True``, for
     most of ``timeout``); 0 draws nothing, so schedules without it are unchanged."""
+    max_seats: int = 1
+    """Above 1: each checkout asks for 1..max_seats seats in one lease (issue 14)."""
+    linger: float = 0.0
+    """Above 0: each checkout asks its seats to linger that long after the release (issue 14)."""
     enabled: bool = True
     request_no: int = 0
     waiting: dict[int, float] = field(default_factory=dict)
@@ -82,6 +86,9 @@ class App:
             if self.queue_rate and self.rng.random() < self.queue_rate:
                 wait = f"{0.9 * self.timeout:.3f}"
                 actions.append(("queue", feature, version, str(self.request_no), wait))
+            elif self.max_seats > 1 or self.linger > 0:
+                count = self.rng.randint(1, self.max_seats) if self.max_seats > 1 else 1
+                actions.append(("checkout", feature, version, str(self.request_no), str(count), str(self.linger)))
             else:
                 actions.append(("checkout", feature, version, str(self.request_no)))
         return actions

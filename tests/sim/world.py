@@ -81,6 +81,10 @@ class SimConfig:
     big_apps: int = 0
     """Apps that take ``big_hold`` leases in a row and hold them long (shell model)."""
     big_hold: int = 8
+    max_seats: int = 1
+    """Above 1: the workload's checkouts ask for 1..max_seats seats in one lease."""
+    linger: float = 0.0
+    """Above 0: the workload's checkouts ask their seats to linger that long after the release."""
     seq_base: bool = True
     """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
     local_hop: tuple[float, float] | None = None
@@ -169,6 +173,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.queue_grants: list[tuple[float, str]] = []
         """(time, client) of every grant of a queued checkout, for ``queue_order``."""
         self.forced: set[str] = set()
+        self.idled: set[str] = set()
+        """Leases a scenario's app marked idle (``idle C``): an idle_timeout may reclaim them."""
         names = tuple(f"s{i + 1}" for i in range(config.servers))
         self.history = History(names)
         self.bounds = Bounds(self.timing, config.servers, self.net.max_delay)
@@ -220,6 +226,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 start_at=app_rng.uniform(1.0, 6.0),
                 reconnect_rate=config.reconnect_rate,
                 queue_rate=config.queue_rate,
+                max_seats=config.max_seats,
+                linger=config.linger,
                 enabled=config.workload if scenario is None else scenario.workload,
             )
             if self.shell is not None:

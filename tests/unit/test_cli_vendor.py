@@ -400,3 +400,12 @@ def test_round_trip_in_real_processes(tmp_path: Path, command: list[str]) -> Non
     assert refused.returncode != 0 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("licpool: error: ")
     assert "Traceback" not in refused.stderr
+
+
+def test_issue_signs_weight_and_linger_and_verify_shows_them(keys: tuple[Path, Path]) -> None:
+    private, public = keys
+    code = issue(private, "--serial", "LP-W", "--weight", "3", "--linger", "2.5")
+    out = ok("license", "verify", code, "--public-key", public)
+    assert "weight: 3" in out.splitlines() and "linger: 2.5" in out.splitlines()
+    plain = issue(private, "--serial", "LP-P")
+    assert "weight" not in ok("license", "verify", plain, "--public-key", public)

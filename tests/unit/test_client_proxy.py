@@ -39,6 +39,9 @@ class FakeContext:
     def listen(self, timeout: float) -> Any:
         return self.inbox.popleft() if self.inbox else None
 
+    def tell(self, to: Any, msg: Any) -> None:
+        self.session.asked.append(msg)
+
 
 class FakeSession:
     def __init__(self, script: dict[type, list[list[Any]]]) -> None:
@@ -151,3 +154,28 @@ def test_queue_full_is_raised_at_once() -> None:
         proxy(session).checkout("cad", "2.0", timeout=20.0, queue=True)
     assert denied.value.reason.value == "QUEUE_FULL"
     assert len(session.asked) == 1
+
+
+def test_count_linger_idle_busy_and_the_idle_reason_reach_the_session_and_the_app() -> None:
+    granted = admin.CheckoutResult(request_id=1, granted=True, lease_id="L1", server="s1", deadline=1e12, seats=3)
+    session = FakeSession({admin.OpenCheckout: [[granted]]})
+    client = proxy(session)
+    auth = client.checkout("cad:2.0", timeout=1.0, count=3, linger=2.5)
+    (opened,) = [m for m in session.asked if isinstance(m, admin.OpenCheckout)]
+    assert (opened.count, opened.linger) == (3, 2.5) and auth.seats == 3
+    auth.idle()
+    auth.busy()
+    marks = [m for m in session.asked if isinstance(m, admin.MarkIdle)]
+    assert [(m.lease_id, m.idle) for m in marks] == [("L1", True), ("L1", False)]
+    client._notice(admin.LeaseNotice(kind="lost", lease_id="L1", server="s1", detail="s1 says lost", reason="IDLE"))
+    assert auth.lost.is_set() and auth.lost_reason == "IDLE: s1 says lost"
+    for bad in ({"count": 0}, {"count": True}, {"linger": -1.0}):
+        with pytest.raises(ValueError):
+            client.checkout("cad:2.0", timeout=1.0, **bad)
+
+
+def test_a_queued_multi_seat_checkout_is_refused_with_one_line() -> None:
+    session = FakeSession({})
+    with pytest.raises(ValueError, match="queue=True with count > 1 is not supported"):
+        proxy(session).checkout("cad:2.0", timeout=5.0, queue=True, count=2)
+    assert session.asked == []

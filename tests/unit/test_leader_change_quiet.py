@@ -110,7 +110,8 @@ def test_without_a_serving_lease_a_heartbeat_is_held_not_renewed_and_not_refused
     [lease_id] = at_s2.held(net.now)
     node = net.nodes["s2"]
     net.kill("s1")
-    net.run(net.now + T.fence_timeout * 1.1)  # s2's serving lease has run out; no new leader acts yet
+    net.kill("s3")  # no majority, so no new leader (with the defaults one acts about f after the kill)
+    net.run(net.now + T.fence_timeout * 1.1)  # s2's serving lease has run out
     assert node.serve_problem(None, net.now) is DenyReason.NO_MAJORITY
     before = node.member.leases.leases[lease_id].expires_at
     ready = node.from_client(

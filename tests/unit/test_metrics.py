@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from actors.core.effects import Ready
+from actors.core.effects import Event, Ready
 from actors.core.expiry import days_left
 from actors.protocol import client as client_msgs
 from actors.protocol import pool as pool_msgs
@@ -219,3 +220,17 @@ def test_frames_received_are_counted_by_message_class(net: MeteredNet, pool_cfg:
     wire.SERIALIZER.loads(pickle.dumps((sender, client_msgs.SessionHeartbeat(client_id="a", session_id="s", seq=9))))
     again = samples(m.render(net.nodes["s2"], pool_cfg, None, net.now))
     assert value(again, "licpool_frames_received_total", message="SessionHeartbeat") == 3
+
+
+def test_unmet_demand_is_counted_per_feature_and_reason() -> None:
+    m = ServerMetrics("licpool", "s1")
+    m.events(
+        [
+            Event("queued", (("feature", "cad"), ("version", "2.0"), ("reason", "QUEUED"))),
+            Event("queued", (("feature", "cad"), ("version", "2.0"), ("reason", "QUEUED"))),
+            Event("denial", (("feature", "cad"), ("version", "2.0"), ("reason", "NO_SEATS"))),
+        ]
+    )
+    found = samples(generate_latest(m.registry).decode())
+    assert value(found, "licpool_checkouts_queued_total", feature="cad", version="2.0", reason="QUEUED") == 2
+    assert value(found, "licpool_checkouts_denied_total", feature="cad", version="2.0", reason="NO_SEATS") == 1

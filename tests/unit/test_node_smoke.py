@@ -196,3 +196,21 @@ def test_restart_from_the_journal_keeps_confirmed_leases() -> None:
     node = net.nodes["s2"]
     assert grant.lease_id in node.member.leases.leases
     assert node.rejoined()
+
+
+def test_a_restarted_server_votes_only_f_after_its_boot() -> None:
+    """leadership.md M17: it may have acknowledged the old leader's last lease
+    round just before it went down, and that time is not persisted."""
+    from actors.protocol.raft import VoteReply, VoteRequest
+
+    net = Net()
+    net.run(8.0)
+    voter = next(n for n in net.nodes.values() if n.raft.role != LEADER)
+    net.kill(voter.name)
+    net.boot(voter.name)
+    booted, node = net.now, net.nodes[voter.name]
+    log = node.raft.log
+    ask = VoteRequest(sender="s9", epoch=node.raft.term + 1, last_index=log.last_index, last_epoch=log.last_epoch)
+    for now, granted in ((booted + 1.99, False), (booted + 2.0, True)):
+        ready = node.receive("s9", ask, now)
+        assert next(o.msg for o in ready.send if isinstance(o.msg, VoteReply)).granted is granted, now

@@ -86,13 +86,103 @@ def test_priority_only_staggers_election_timeouts() -> None:
     assert [raft(n).election_timeout() for n in SERVERS] == [2.0, 2.5, 3.0]
 
 
-def test_new_leader_waits_out_the_old_lease_before_acting() -> None:
-    leader = raft()
+def test_new_leader_waits_out_what_its_voters_did_not_wait_of_the_old_lease() -> None:
+    """leadership.md M17: the wait is L(1+rho) - f, the voters having waited f."""
+    long_lease = Timing(leader_lease=3.0)
+    leader = Raft("s1", SERVERS, long_lease)
     elect(leader, now=10.0)
     assert not leader.leader_active(10.0)
-    leader.lease_until = 20.0
-    assert not leader.leader_active(10.0 + T.leader_lease * (1 + T.clock_drift) - 0.001)
-    assert leader.leader_active(10.0 + T.leader_lease * (1 + T.clock_drift))
+    leader.lease_until, leader.commit_index = 20.0, leader.noop_index
+    wait = 3.0 * 1.01 - 2.0
+    assert long_lease.new_leader_wait == wait
+    assert not leader.leader_active(10.0 + wait - 0.001)
+    assert leader.leader_active(10.0 + wait)
+
+
+def test_with_the_default_timings_a_new_leader_acts_once_a_majority_acknowledged_it() -> None:
+    assert T.leader_lease * (1 + T.clock_drift) <= T.failure_timeout
+    assert T.new_leader_wait == 0.0
+    leader = raft()
+    elect(leader, now=10.0)
+    assert not leader.leader_active(10.0)  # no lease yet: nobody acknowledged a round
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=1, round=leader.round), 10.01, Ready()
+    )
+    assert leader.leader_active(10.01)
+
+
+def test_a_new_leader_acts_only_once_its_noop_committed() -> None:
+    """M17: before that, its applied state may lack entries an earlier leader
+    appended that will commit (simulator seed 43: an old Fence of a server
+    committed after the new leader had renewed that server)."""
+    leader = raft()
+    elect(leader, now=10.0)
+    ready = Ready()
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=False, match_index=0, round=leader.round), 10.01, ready
+    )
+    assert leader.lease_until > 10.01 and leader.commit_index < leader.noop_index
+    assert not leader.leader_active(10.01)
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=1, round=leader.round), 10.02, ready
+    )
+    assert leader.leader_active(10.02)
+
+
+def _ask(voter: Raft, now: float, epoch: int = 1, pre_vote: bool = False) -> bool:
+    """Ask ``voter`` for its vote for s3, whose log is as up to date as the voter's."""
+    ready = Ready()
+    last_index, last_epoch = voter.log.last_index, voter.log.last_epoch
+    voter.on_vote_request(
+        VoteRequest(sender="s3", epoch=epoch, last_index=last_index, last_epoch=last_epoch, pre_vote=pre_vote),
+        now,
+        ready,
+    )
+    return first_sent(ready, VoteReply).granted
+
+
+def _sync(follower: Raft, now: float, epoch: int = 1) -> None:
+    follower.on_sync(
+        DistributionCriteriaSync(
+            sender="s1", epoch=epoch, prev_index=0, prev_epoch=0, entries=(), commit_index=0, round=1
+        ),
+        now,
+        Ready(),
+    )
+
+
+def test_no_vote_within_f_of_the_last_acknowledged_round_even_without_a_leader() -> None:
+    """M17: stickiness alone forgets the leader when the term moves on; the
+    acknowledgement time does not."""
+    voter = raft("s2")
+    _sync(voter, 100.0)
+    voter.leader = None  # as after a step to a higher term whose vote it refused
+    assert not _ask(voter, 101.0, epoch=2, pre_vote=True)
+    assert not _ask(voter, 101.9, epoch=2)
+    assert _ask(voter, 102.0, epoch=2, pre_vote=True)
+    assert _ask(voter, 102.0, epoch=2)
+
+
+def test_a_deposed_leader_votes_only_f_after_its_last_round() -> None:
+    leader = raft()
+    elect(leader, now=10.0)
+    last_round = 10.0
+    leader.on_sync_reply(
+        SyncReply(sender="s2", epoch=leader.term + 1, success=False, match_index=0, round=0), 10.2, Ready()
+    )
+    assert leader.role == FOLLOWER and leader.lease_until == float("-inf")
+    assert not _ask(leader, 11.0, epoch=leader.term)
+    assert _ask(leader, last_round + T.failure_timeout, epoch=leader.term)
+
+
+def test_a_server_stands_only_f_after_its_last_acknowledged_round() -> None:
+    node = raft("s2")
+    node.acked_at, node.election_due = 50.0, 10.0
+    ready = Ready()
+    node.tick(51.0, ready)
+    assert node.role == FOLLOWER and ready.wake_at == 50.0 + T.failure_timeout
+    node.tick(52.0, ready)
+    assert node.role == PRE_CANDIDATE
 
 
 def test_figure_8_only_own_epoch_entries_commit_by_counting() -> None:
@@ -160,7 +250,7 @@ def test_serving_grant_stays_inside_the_leader_lease_and_is_timed_from_the_holde
 def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
     leader = raft()
     elect(leader, now=0.0)
-    leader.active_after, leader.lease_until = 0.0, 100.0
+    leader.active_after, leader.lease_until, leader.commit_index = 0.0, 100.0, leader.noop_index
     peer = leader.peers["s2"]
     leader.on_sync_reply(
         SyncReply(sender="s2", epoch=leader.term, success=True, match_index=0, round=1, echo_grant=0, renewal=1),

@@ -152,3 +152,20 @@ def test_the_audit_sink_rotates_by_size_and_the_report_reads_every_file(
     records = read_records(files, lambda text: pytest.fail(text), progress=False)
     assert [r.fields["lease_id"] for r in records] == [f"L{i}" for i in range(100)]
     assert os.environ["LICPOOL_AUDIT_ROTATE_BYTES"] == "2048"
+
+
+def test_a_multi_seat_lease_counts_its_seats_in_peaks_and_seat_hours(tmp_path: Path) -> None:
+    config = tmp_path / "pool.toml"
+    config.write_text(default_config_text(tmp_path, (1950, 1951)))
+    s1 = tmp_path / "data" / "s1"
+    s1.mkdir(parents=True)
+    (s1 / "audit.jsonl").write_text(
+        _line(0, "grant", "s1", lease_id="M1", client_id="ws1/cad", feature="cad", version="2.0", seats=3)
+        + _grant(0, "s1", "M2", "ws2/cad")
+        + _line(60, "release", "s1", lease_id="M1", client_id="ws1/cad")
+        + _line(60, "release", "s1", lease_id="M2", client_id="ws2/cad")
+    )
+    result = _run("--config", str(config), "--format", "json")
+    assert result.exit_code == 0, result.output
+    (cad,) = json.loads(result.stdout)["features"]
+    assert cad["peak"] == 4 and cad["seat_hours"] == 4.0

@@ -13,8 +13,12 @@ from tests.sim.scenarios import (
     client_server_kill,
     criteria_under_load,
     disk_lost,
+    idle_timeout,
     leader_kill,
     leader_kill_quiet,
+    linger_under_load,
+    multi_seat,
+    multi_seat_under_load,
     oneway_partition,
     pool_restart,
     pool_restart_under_load,
@@ -52,5 +56,9 @@ SCENARIOS: dict[str, Scenario] = {
         queue_server_kill,
         queue_app_kill,
         queue_elsewhere,
+        multi_seat,
+        multi_seat_under_load,
+        linger_under_load,
+        idle_timeout,
     )
 }
