@@ -34,7 +34,7 @@ from thespian.actors import Actor, ActorExitRequest, ActorSystem
 from actors.shell import logs, wire
 from actors.shell.system import free_port
 
-__all__ = ["Echo", "echo_asks_per_second", "machine"]
+__all__ = ["BenchFailed", "Echo", "echo_asks_per_second", "machine"]
 
 Mode = Literal["private", "transient", "shared"]
 ASK_TIMEOUT_S = 5.0
@@ -51,6 +51,14 @@ class Echo(Actor):
 
 class BenchError(RuntimeError):
     """An ask went unanswered or came back with another thread's reply."""
+
+
+class BenchFailed(RuntimeError):
+    """The pool did not do what a phase needs (no leader, a denied checkout, ...).
+
+    Defined here, not in bench/pool.py: ``python -m bench.pool`` runs that file
+    as ``__main__``, and a class :mod:`bench.scale` imported from ``bench.pool``
+    would be a second class that ``main`` does not catch."""
 
 
 def machine() -> dict[str, str]:

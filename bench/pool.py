@@ -18,6 +18,10 @@ prints, in one run, with the machine it ran on:
     for one more seat, which only a borrow committed by a new leader can give;
     the time from the kill until it is granted, and until a new leader acts.
 
+``--scale`` runs only the scale run instead (:mod:`bench.scale`): 10,000 leases
+held by 100 sessions for 10 minutes; each server's CPU %, heartbeat
+messages/s and bytes/s, the memory of a server and of an app.
+
 Each figure is compared with its goal (docs/performance.md).  Every process
 the run starts is stopped, and every port checked, even after an error.
 """
@@ -37,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.echo import echo_asks_per_second, machine
+from bench.echo import BenchFailed, echo_asks_per_second, machine
+from bench.scale import add_arguments, run_scale
 
 __all__ = ["main"]
 
@@ -61,10 +66,6 @@ LEADER_GOAL = 1.0
 """Seconds beyond the waits leadership.md M1–M17 imposes."""
 FAILOVER_GOAL = 3.0
 """Issue 12: from the leader's SIGKILL until a borrow is granted, default timings."""
-
-
-class BenchFailed(RuntimeError):
-    """The pool did not do what a phase needs (no leader, a denied checkout, ...)."""
 
 
 @dataclass
@@ -481,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=["throughput", "client-failover", "leader-failover"],
     )
+    add_arguments(parser)
     args = parser.parse_args(argv)
 
     from actors.shell import logs
@@ -516,14 +518,17 @@ def main(argv: list[str] | None = None) -> int:
         "client-failover": "(b) client fail-over after its server's SIGKILL",
         "leader-failover": "(c) leader fail-over until a borrow is granted",
     }
-    for name in args.only:
+    if args.scale:
+        phases = {"scale": lambda: run_scale(args, workdir, timing, problems, out)}
+        titles = {"scale": f"(s) the scale run; {os.cpu_count()} cores, load average {os.getloadavg()}"}
+    for name in ["scale"] if args.scale else args.only:
         out(titles[name])
         try:
             phases[name]()
         except BenchFailed as exc:
             failed = True
             out(f"  FAILED: {exc}")
-    out(f"load average {os.getloadavg()[0]:.2f} at the end")
+    out(f"load average {os.getloadavg()[0]:.2f} at the end ({' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if problems:
         out("cleanup: " + "; ".join(problems))
         return 1

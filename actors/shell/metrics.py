@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actors.core.effects import Event
 from actors.core.expiry import days_left
 from actors.core.node import ServerNode
+from actors.shell import wire
 from actors.shell.config import PoolConfig
 from actors.shell.views import status_reply
 
@@ -92,6 +93,8 @@ METRIC_NAMES = frozenset(
         "licpool_leases_held",
         "licpool_license_days_to_expiry",
         "licpool_feature_days_to_expiry",
+        "licpool_frames_received",
+        "licpool_frame_bytes_received",
     }
 )
 """Every metric family a server exports, by family name (a counter's samples add ``_total``, a
@@ -189,6 +192,20 @@ class ServerMetrics:
         self.feature_days = gauge(
             "licpool_feature_days_to_expiry", "Days the feature still works: its latest code's.", _FEATURE
         )
+        self.frames = Counter(
+            "licpool_frames_received",
+            "Thespian frames the LicenseServer actor's process decoded, by message class (SessionHeartbeat, ...).",
+            (*_BASE, "message"),
+            registry=r,
+        )
+        self.frame_bytes = Counter(
+            "licpool_frame_bytes_received",
+            "Bytes of those frames: the pickled (sender, message) envelope, without the length prefix.",
+            (*_BASE, "message"),
+            registry=r,
+        )
+        self._frames_seen = wire.received_frames()
+        """The counts inherited by fork: only what arrives after this point is this server's."""
         self._leader: str | None = None
         for metric in (
             self.leader_changes,
@@ -232,6 +249,16 @@ class ServerMetrics:
         if leader is not None:
             self._leader = leader
 
+    def count_frames(self) -> None:
+        """Move the wire's per-message frame counts (since the last call) into the counters."""
+        now = wire.received_frames()
+        for name, (n, size) in now.items():
+            n0, size0 = self._frames_seen.get(name, (0, 0))
+            if n > n0:
+                self.frames.labels(*self.base, name).inc(n - n0)
+                self.frame_bytes.labels(*self.base, name).inc(size - size0)
+        self._frames_seen = now
+
     def observe_fsync(self, seconds: float) -> None:
         self.fsync.labels(*self.base).observe(seconds)
 
@@ -245,6 +272,7 @@ class ServerMetrics:
         """Set the gauges from the node's state now; the registry as Prometheus text."""
         status = status_reply(node, cfg, now, "")
         b = self.base
+        self.count_frames()
         for g in (
             self.info,
             self.peer_up,

@@ -11,6 +11,10 @@ is ``pickle.dumps``. A refused frame raises inside Thespian's own
 ``ACK+DATAERR``, drops the connection and keeps serving; this module also logs
 the refusal with the peer address.
 
+Each decoded frame is also counted, by message class: :func:`received_frames`
+(a dict update per frame; the server exports it as
+``licpool_frames_received`` / ``licpool_frame_bytes_received``).
+
 Call :func:`install` (and :func:`restrict_bind`) before the first
 ``ActorSystem(...)`` of the process. The admin, its logger and every actor are
 forked from that process (Thespian's default ``'Process Startup Method'`` is
@@ -43,6 +47,7 @@ __all__ = [
     "allowed",
     "install",
     "installed",
+    "received_frames",
     "require_fork",
     "restrict_bind",
     "unrestrict_bind",
@@ -270,6 +275,29 @@ def _check_frame(obj: Any) -> None:
             raise MalformedFrame("malformed ForwardMessage")
 
 
+_received: dict[str, list[int]] = {}
+"""Per message class name: [frames, bytes] this process decoded (ACKs not counted)."""
+
+
+def received_frames() -> dict[str, tuple[int, int]]:
+    """The frames this process has decoded since it started (or was forked), by the
+    message's class name: ``(frames, bytes)``, the bytes being the pickled
+    ``(sender, message)`` envelope without Thespian's length prefix.  A forked
+    process starts from its parent's counts, so read the deltas."""
+    return {name: (n, size) for name, (n, size) in list(_received.items())}
+
+
+def _count(obj: Any, size: int) -> None:
+    if isinstance(obj, tuple):
+        name = type(obj[1]).__name__
+        seen = _received.get(name)
+        if seen is None:
+            _received[name] = [1, size]
+        else:
+            seen[0] += 1
+            seen[1] += size
+
+
 class _WireSerializer:
     """Stands in for the ``pickle`` module inside Thespian's TCP transport."""
 
@@ -280,6 +308,7 @@ class _WireSerializer:
         try:
             obj = _AllowlistUnpickler(io.BytesIO(data)).load()
             _check_frame(obj)
+            _count(obj, len(data))
             return obj
         except RefusedGlobal as refused:
             logger.bind(via="wire").warning(

@@ -189,6 +189,39 @@ def test_the_alert_rules_name_only_metrics_a_server_exports() -> None:
             assert family in METRIC_NAMES, f"{rule['alert']}: {name} is not exported"
 
 
+def test_frames_received_are_counted_by_message_class(net: MeteredNet, pool_cfg: Any) -> None:
+    """Every frame the wire decodes counts, by message class, with its pickled size;
+    a server exports only what arrived after its metrics were made (not what a
+    forked parent had counted)."""
+    import pickle
+
+    from thespian.actors import ActorAddress
+    from thespian.system.transport.IPBase import TCPv4ActorAddress
+
+    from actors.shell import wire
+
+    sender = ActorAddress(TCPv4ActorAddress("127.0.0.1", 19999, external=True))
+    wire.SERIALIZER.loads(pickle.dumps((sender, client_msgs.SessionHeartbeat(client_id="a", session_id="s", seq=0))))
+    m = ServerMetrics("licpool", "s2")  # made after that frame: it is not counted
+    sizes = []
+    for n in (1, 100):
+        hb = client_msgs.SessionHeartbeat(
+            client_id="a", session_id="s", seq=n, lease_ids=tuple(f"lease-{i:06d}" for i in range(n))
+        )
+        data = pickle.dumps((sender, hb))
+        sizes.append(len(data))
+        assert wire.SERIALIZER.loads(data)[1] == hb
+    wire.SERIALIZER.loads(wire.SERIALIZER.dumps("ACK"))  # Thespian's acks are not messages
+    found = samples(m.render(net.nodes["s2"], pool_cfg, None, net.now))
+    assert value(found, "licpool_frames_received_total", message="SessionHeartbeat") == 2
+    assert value(found, "licpool_frame_bytes_received_total", message="SessionHeartbeat") == sum(sizes)
+    assert sizes[1] > sizes[0] + 99 * 10  # each lease id adds its bytes
+    assert not [k for k in found if k[0] == "licpool_frames_received_total" and ("message", "str") in k[1]]
+    wire.SERIALIZER.loads(pickle.dumps((sender, client_msgs.SessionHeartbeat(client_id="a", session_id="s", seq=9))))
+    again = samples(m.render(net.nodes["s2"], pool_cfg, None, net.now))
+    assert value(again, "licpool_frames_received_total", message="SessionHeartbeat") == 3
+
+
 def test_unmet_demand_is_counted_per_feature_and_reason() -> None:
     m = ServerMetrics("licpool", "s1")
     m.events(
