@@ -288,7 +288,7 @@ def received_frames() -> dict[str, tuple[int, int]]:
 
 
 def _count(obj: Any, size: int) -> None:
-    if isinstance(obj, tuple):
+    if isinstance(obj, tuple) and len(obj) >= 2:
         name = type(obj[1]).__name__
         seen = _received.get(name)
         if seen is None:
