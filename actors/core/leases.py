@@ -131,20 +131,27 @@ class LocalLeases:
             self.ops.append(("adopt", flat(lease)))
 
     def renew(
-        self, client_id: str, session_id: str, lease_ids: tuple[str, ...], expires_at: float
+        self, client_id: str, session_id: str, lease_ids: tuple[str, ...], expires_at: float, seq: int | None = None
     ) -> tuple[list[str], list[str]]:
         """Renew the listed leases of one session; returns (renewed, lost).
 
         Leases are bound to their client, not to one session: a lease that
         moved here by fail-over, or whose client restarted and resumed it,
-        belongs to whichever session of that client heartbeats it now."""
+        belongs to whichever session of that client heartbeats it now.  Except
+        a heartbeat numbered below the lease's ``client_seq`` (``seq``): it was
+        sent by an older session of the client, before the resume or fail-over
+        that placed the lease, so it does not take the lease back for that
+        session (a late heartbeat of an app that released the lease and died
+        would otherwise let its release kill the lease its restart resumed:
+        simulator seed 2663)."""
         renewed, lost = [], []
         for lease_id in lease_ids:
             lease = self.leases.get(lease_id)
             if lease is None or lease.client_id != client_id or lease.revoked or lease.lingering:
                 lost.append(lease_id)
                 continue
-            lease.session_id = session_id
+            if seq is None or seq >= lease.client_seq:
+                lease.session_id = session_id
             lease.expires_at = max(lease.expires_at, expires_at)
             renewed.append(lease_id)
         return renewed, lost

@@ -563,7 +563,7 @@ class ClientSide(RoleView):
             {RENEW: servable, HOLD: held, REFUSE: refused}[answer].append(lid)
         reclaimed = self._idle_reclaims(hb, servable, now, ready)
         hold = now + self.member.ttl_hold
-        renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold)
+        renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold, hb.seq)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
         gone = tuple(lid for lid in lost if lid not in moved) + tuple(reclaimed)
         ready.to(

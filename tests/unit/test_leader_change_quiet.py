@@ -16,7 +16,16 @@ import pytest
 from actors.core.effects import ClientRef, Event, Ready
 from actors.core.session import ClientSessionCore
 from actors.core.timing import Timing, failover_seat_bound
-from actors.protocol.client import CheckoutGranted, DenyReason, FailoverUpdate, HeartbeatAck, SessionHeartbeat
+from actors.protocol.client import (
+    CheckoutGranted,
+    CheckoutRequest,
+    DenyReason,
+    FailoverUpdate,
+    HeartbeatAck,
+    ReleaseAck,
+    ReleaseRequest,
+    SessionHeartbeat,
+)
 from actors.protocol.pool import AddLicenseCode
 from tests.factories import license_code
 from tests.unit.test_node_smoke import DELAY, SERVERS, Net
@@ -207,3 +216,37 @@ def test_new_checkouts_go_back_to_a_restarted_start_server_once_it_serves() -> N
     net.run(net.now + 1.0)
     granted = [ev.fields for _, ev in net.events[at_s3.session_id] if ev.kind == "granted"]
     assert dict(granted[-1])["server"] == "s3"
+
+
+def test_a_late_heartbeat_of_a_dead_session_does_not_let_its_release_kill_the_resumed_lease() -> None:
+    """Simulator seed 2663: an app released lease L and died; its restart,
+    from a stale file, resumed L from a new session.  The old session's last
+    heartbeat and its release were still in flight and reached the server
+    after the resume: the heartbeat took L back for the old session, so the
+    release then killed the lease the new session had just been granted (S3:
+    a released id granted again).  A heartbeat numbered below the resume's
+    ``client_seq`` is an older session's: it renews, but does not rebind."""
+    net, (holder, _, _) = pool_with_sessions()
+    [lease_id] = holder.held(net.now)
+    node = net.nodes["s1"]
+    client_id, old, new = "ws1", holder.session_id, "ws1/2"
+    resume = CheckoutRequest(
+        client_id=client_id,
+        session_id=new,
+        request_id=1,
+        feature="cad",
+        version="2.0",
+        lease_id=lease_id,
+        client_seq=10**6,
+    )
+    ready = node.from_client(ClientRef(new), resume, net.now)
+    [granted] = [out.msg for out in ready.send if isinstance(out.msg, CheckoutGranted)]
+    assert granted.resumed and granted.lease_id == lease_id
+    late = SessionHeartbeat(client_id=client_id, session_id=old, seq=7, lease_ids=(lease_id,))
+    node.from_client(ClientRef(old), late, net.now)
+    release = ReleaseRequest(client_id=client_id, session_id=old, lease_id=lease_id, request_id=3)
+    ready = node.from_client(ClientRef(old), release, net.now)
+    [ack] = [out.msg for out in ready.send if isinstance(out.msg, ReleaseAck)]
+    assert not ack.released
+    lease = node.member.leases.leases[lease_id]
+    assert lease.session_id == new
