@@ -249,6 +249,12 @@ class Member:
             )
         elif isinstance(entry, log_entries.LeaseReport) and entry.server == self.name:
             self.leases.report_committed(self.pool.registry.report_seq.get(self.name, 0))
+        elif isinstance(entry, log_entries.LeaseReport):
+            # Its client released a lease held here at the server it moved
+            # from (``PoolState._released_elsewhere``): the id is dead; its seat is free here.
+            for change in entry.changes:
+                if change.lease_id in self.leases.leases and self.pool.registry.is_dead(change.lease_id):
+                    self.leases.drop(change.lease_id)
         elif isinstance(entry, log_entries.Reclaim) and entry.server == self.name:
             self._drop_leases(self._majority)
         elif isinstance(entry, log_entries.ServerDown) and entry.server == self.name:
@@ -383,8 +389,11 @@ class Member:
     def _lease_moved(
         self, lease_id: str, client_id: str, key: FeatureKey, to: str, now: float, client_seq: int = 0, seats: int = 1
     ) -> None:
-        if to == self.name:
+        reg = self.pool.registry
+        holder = reg.holder(lease_id)
+        if to == self.name and (holder == self.name or (holder is None and not reg.is_dead(lease_id))):
             # Fresh grace from this commit: never shorter than the client's deadline.
+            # (Never a dead id: a lease released by its client during a handover stays dead.)
             self.leases.adopt(
                 LocalLease(
                     lease_id,

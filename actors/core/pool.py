@@ -402,11 +402,21 @@ class PoolState:
                             seats=change.seats,
                         )
                     )
-            elif reg.holder(change.lease_id) == entry.server:
+            elif reg.holder(change.lease_id) == entry.server or (
+                change.kind == "release" and self._released_elsewhere(change)
+            ):
                 reg.kill(change.lease_id)
         reg.report_seq[entry.server] = done
         reg.raise_watermark(entry.server, entry.watermark)
         return Applied(True)
+
+    def _released_elsewhere(self, change: log_entries.LeaseChange) -> bool:
+        """Its client gave the lease back at a server the registry no longer
+        places it at: the release raced a move (a fail-over seat committed
+        after it, seed 8752).  A released id is dead for ever wherever the
+        lease went (S3); an expiry there is not a release and kills nothing."""
+        live = self.registry.leases.get(change.lease_id)
+        return live is not None and live.client_id == change.client_id
 
     def _failover_seat(self, entry: log_entries.FailoverSeat, _verify: Verifier) -> Applied:
         reg = self.registry

@@ -383,6 +383,14 @@ def _seq_base_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {"seq_base": False}
 
 
+def _release_elsewhere_ignored(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A release reported by a server the lease has moved from is ignored
+    (seed 8752): the lease stays held, by nobody, where it went, and a stale
+    resume gets the released id back."""
+    mp.setattr(pool.PoolState, "_released_elsewhere", lambda self, change: False)
+    return {}
+
+
 def _queue_lost_on_leader_change(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """A new leader starts with an empty queue, as if the queue lived in the
     leader's memory: every waiter that joined under an earlier leader is
@@ -602,6 +610,14 @@ MUTANTS: tuple[Mutant, ...] = (
         scenario=lambda seed: dataclasses.replace(
             multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
         ),
+    ),
+    Mutant(
+        32,
+        "a release at the server a lease moved from is ignored",
+        _release_elsewhere_ignored,
+        # The 10,000-seed run found it once (seed 8752); no seed below 400 shows it.
+        seeds=range(8752, 8753),
+        first=8752,
     ),
 )
 

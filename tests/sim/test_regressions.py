@@ -104,6 +104,14 @@ REGRESSIONS: list[tuple[int, str, str | None]] = [
         None,
     ),
     (
+        8752,
+        "S3: c6 released its lease at s2 while s2, cut off, was being fenced and the lease failed over to "
+        "s1; the fail-over seat committed before s2's report of the release, which was then ignored, so the "
+        "lease stayed at s1 held by nobody, and c6's restart resumed the released id from a stale file "
+        "(fixed: a release kills the lease wherever the registry holds it for that client)",
+        None,
+    ),
+    (
         52,
         "S2: two fail-over updates in flight; the earlier seated c1's lease at s1, the later handed it on "
         "to s2, and s1 answered c1's heartbeat 'lost' (fixed: HeartbeatAck.moved, the session follows)",
