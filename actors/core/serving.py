@@ -640,14 +640,23 @@ class ClientSide(RoleView):
             ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=False))
             return
         released = self.member.leases.release(msg.lease_id, msg.client_id, now)
-        ready.to(ref, client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released))
+        elsewhere = (
+            not released
+            and msg.lease_id not in self.member.leases.leases
+            and leaseid.lease_id_valid_for(self.settings.lease_key, msg.lease_id, msg.client_id)
+        )
+        # Not here: say where it is, so the release follows it (docs/reliability.md,
+        # "A release is delivered"); only to its own client.
+        moved_to = (self._moved_to(msg.lease_id) or "") if elsewhere else ""
+        ready.to(
+            ref,
+            client.ReleaseAck(request_id=msg.request_id, lease_id=msg.lease_id, released=released, moved_to=moved_to),
+        )
         if released:
             lingering = self.member.leases.leases.get(msg.lease_id)
             extra = {"linger": lingering.linger} if lingering is not None else {}
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id, **extra)
-        elif msg.lease_id not in self.member.leases.leases and leaseid.lease_id_valid_for(
-            self.settings.lease_key, msg.lease_id, msg.client_id
-        ):
+        elif elsewhere:
             # Its holder may be cut off with the release unreported: have the id
             # killed in the log, or a stale resume could bring it back (S3).
             self.book.released_here[msg.lease_id] = (msg.client_id, now)

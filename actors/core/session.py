@@ -34,13 +34,17 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   waiting and is released too.  The decision is the session's
   alone, in one step, so no interleaving of the grant, the app's timeout and
   its ``AbandonCheckout`` leaves a seat behind (docs/reliability.md).
-* **A release is delivered** (issue 11 defect 3): each one is kept until the
-  lease's server acknowledges it (or any server says it released it) or the
-  lease's deadline passes, and re-sent every ``2h`` to the lease's server, so
-  a server that comes back frees the seat at once.  Once that server has been
-  silent for ``f`` it goes to the next server of the fail-over list too (one
-  more each ``2h`` until one answers), which has the leader kill the id in
-  the log: the lease is then never renewed nor resumed, wherever it went.
+* **A release is delivered** (issue 11 defect 3): each one is kept until a
+  server releases the lease, until no server may hold it any more, or until
+  the lease's deadline passes.  It is re-sent every ``2h`` to every server
+  that may hold the lease: its server (one that comes back frees the seat at
+  once), the servers it was failing over to (a fail-over seat committed after
+  the release reached one still brings it there), and any server a "not
+  here" answer names as the lease's (``ReleaseAck.moved_to``): the release
+  follows the lease.  Once its server has been silent for ``f`` it goes to
+  the next server of the fail-over list too (one more each ``2h`` until one
+  answers), which has the leader kill the id in the log: the lease is then
+  never renewed nor resumed, wherever it went.
 
 Events for the app (``Ready.events``): ``granted``, ``denied``, ``lost``,
 ``failed_over``, ``released``.  Pure: ``now`` is the client's own monotonic
@@ -156,23 +160,35 @@ class _Failover:
 
 @dataclass
 class _Release:
-    """A release the lease's server has not acknowledged yet."""
+    """A release no server has done yet."""
 
     lease_id: str
     until: float
     """The lease's deadline: past it every server has let the lease go anyway."""
     server: str
-    """Where the lease is: only its answer, or a release done elsewhere, ends the retries."""
+    """Where the lease was when the app released it."""
     others: tuple[str, ...]
     """The fail-over list after ``server``: where it goes too once ``server`` is silent."""
     next_at: float
     """When to send it again."""
     since: float
     """The first send: ``server`` has been silent since."""
+    places: set[str] = field(default_factory=set)
+    """Every server that may hold the lease, each sent the release every ``2h``:
+    ``server``, the servers it was failing over to, and any a server said it
+    moved to.  A place that does not hold it leaves the set; the retries end
+    when a server releases it, or when no place is left."""
+    awaiting: frozenset[str] = frozenset()
+    """The servers it was failing over to: a fail-over seat committed after the
+    release reached one may still bring it there, so each stays a place until
+    it releases the lease or knows it live nowhere (an empty ``moved_to``)."""
+    asked: set[str] = field(default_factory=set)
+    """The places it has been sent to so far."""
     sent_elsewhere: int = 0
     killed: bool = False
-    """Another server acknowledged it: the id is being killed in the log (no
-    renewal, no resume); the seat itself comes back when ``server`` releases it."""
+    """A server that does not hold it acknowledged it: the id is being killed in
+    the log (no renewal, no resume); the seat itself comes back when the server
+    holding the lease releases it."""
 
 
 @dataclass
@@ -342,7 +358,7 @@ class ClientSessionCore:
                 targets.add(fo.target)
         for server in sorted(targets):
             self._send_release(server, lease_id, now, ready)
-        self._keep_release(lease_id, lease.server, lease.deadline, now)
+        self._keep_release(lease_id, lease.server, lease.deadline, now, awaiting=frozenset(targets - {lease.server}))
         self._forget(lease_id)
         ready.event("released", lease_id=lease_id)
 
@@ -375,12 +391,33 @@ class ClientSessionCore:
         elif isinstance(msg, FailoverReply):
             self._on_failover_reply(server, msg, now, ready)
         elif isinstance(msg, ReleaseAck):
-            rel = self._releases.get(msg.lease_id)
-            if rel is not None and (msg.released or server == rel.server):
-                del self._releases[msg.lease_id]  # released, or its server holds it no more
-            elif rel is not None:
-                rel.killed = True  # recorded elsewhere: the id dies; its server still frees the seat
+            self._on_release_ack(server, msg, now, ready)
         return self._finish(ready, now)
+
+    def _on_release_ack(self, server: str, msg: ReleaseAck, now: float, ready: Ready) -> None:
+        """A release ends where the lease is: a place that does not hold it is
+        dropped (a fail-over target only once it knows the lease live nowhere),
+        and the server it names as the lease's (``moved_to``) becomes a place,
+        sent the release at once."""
+        rel = self._releases.get(msg.lease_id)
+        if rel is None:
+            return
+        if msg.released:
+            del self._releases[msg.lease_id]
+            return
+        rel.killed = True  # recorded by a server that does not hold it: the id dies
+        to = msg.moved_to if msg.moved_to in self.order and msg.moved_to != server else ""
+        if server not in rel.awaiting or not to:
+            rel.places.discard(server)
+        if to:
+            rel.places.add(to)
+            if to not in rel.asked:
+                # Sent at once the first time only: two servers whose views lag
+                # each other may name each other, and the retries are every 2h.
+                rel.asked.add(to)
+                self._send_release(to, msg.lease_id, now, ready)
+        if not rel.places:
+            del self._releases[msg.lease_id]  # no server holds it any more
 
     def _ttl(self, ttl: float) -> float:
         return self.timing.holder_valid_for(ttl if ttl > 0 else self.timing.lease_ttl)
@@ -585,7 +622,8 @@ class ClientSessionCore:
             if now >= rel.until:
                 del self._releases[rel.lease_id]
             elif now >= rel.next_at:
-                self._send_release(rel.server, rel.lease_id, now, ready)
+                for server in sorted(rel.places):
+                    self._send_release(server, rel.lease_id, now, ready)
                 if rel.others and not rel.killed and now >= rel.since + self.timing.failure_timeout:
                     # Its server is silent: have the next server kill the id too.
                     self._send_release(rel.others[rel.sent_elsewhere % len(rel.others)], rel.lease_id, now, ready)
@@ -744,10 +782,23 @@ class ClientSessionCore:
             ),
         )
 
-    def _keep_release(self, lease_id: str, server: str, until: float, now: float) -> None:
-        """Keep a release just sent to ``server`` until a server acknowledges it."""
+    def _keep_release(
+        self, lease_id: str, server: str, until: float, now: float, awaiting: frozenset[str] = frozenset()
+    ) -> None:
+        """Keep a release just sent to ``server`` (and to the fail-over targets
+        ``awaiting``) until a server releases the lease or none holds it."""
         others = tuple(s for s in self._rotated_after(server) if s != server)
-        self._releases[lease_id] = _Release(lease_id, until, server, others, now + self.timing.client_retry, now)
+        self._releases[lease_id] = _Release(
+            lease_id,
+            until,
+            server,
+            others,
+            now + self.timing.client_retry,
+            now,
+            places={server, *awaiting},
+            awaiting=awaiting,
+            asked={server, *awaiting},
+        )
 
     # ---- fail-over -------------------------------------------------------------
 

@@ -235,7 +235,11 @@ class ReleaseAck:
     lease_id: str
     """Echoes ``ReleaseRequest.lease_id``."""
     released: bool
-    """False when the server did not hold the lease (already dead)."""
+    """False when the server did not hold the lease (already dead, or elsewhere)."""
+    moved_to: str = ""
+    """When not released: the server this server's committed registry (or a
+    handover under way) places the lease at, so the session sends the release
+    there too; empty when it knows the lease live nowhere else."""
 
 
 @dataclass(frozen=True, kw_only=True)

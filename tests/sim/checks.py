@@ -101,6 +101,9 @@ class Checker:
         """(time, client, lease id, the rule that allowed the loss) of every exempt S2 loss."""
         self.moves_off_live: list[tuple[float, str, str, str]] = []
         """(time, client, lease id, server) of every lease moved off a live, connected server."""
+        self.unrecorded_releases: list[tuple[float, str, str, str]] = []
+        """(time, client, lease id, server) of every released lease that expired at that server
+        with no server having recorded its release."""
         self.s3 = S3Tracker(world, self)
         self.l1 = L1Tracker(world, self)
         self.queue = QueueTracker(world)
@@ -454,6 +457,23 @@ class Checker:
                     f"{me.status if me else 'unknown'} (incarnation {me.incarnation if me else '?'}, "
                     f"running {node.raft.incarnation})",
                 )
+
+    def expired_by(self, host: ServerHost, events: Any) -> None:
+        """The figure ``releases no server recorded`` (the chaos run's figure of
+        the same name): ``host`` let a lease expire that its app had released,
+        and no server ever recorded that release, so its seat stayed taken until
+        the expiry.  A release made during a fault may rightly reach no server
+        in time (its server down or cut off for the rest of the lease's time), so
+        in random schedules this is a figure; the scenario
+        ``release_races_failover`` requires it to be 0."""
+        for ev in events:
+            if ev.kind != "expiry":
+                continue
+            lid = ev.get("lease_id")
+            client = self.w.clients.get(ev.get("client_id"))
+            if client is not None and lid in client.released and lid not in self.w.dead_ids:
+                self.stats["releases no server recorded"] += 1
+                self.unrecorded_releases.append((self.w.now, client.name, lid, host.name))
 
     def finish(self) -> None:
         self.s3.due(final=True)

@@ -161,6 +161,7 @@ class ShellWorld:
                 cost += rng.uniform(*p.compaction)
         if self.checker is not None:
             self.checker.granted_by(host, ready.events)
+            self.checker.expired_by(host, ready.events)
             self.checker.server_changed(host)
         host.step = Step(ready, self.now + cost)
         self.push(self.now + cost, "served", host.name, host.gen)

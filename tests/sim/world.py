@@ -401,6 +401,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
                 self.won_commit[host.name] = (host.node.epoch, host.node.raft.commit_index)
         if self.checker is not None:
             self.checker.granted_by(host, ready.events)
+            self.checker.expired_by(host, ready.events)
         if self.config.durable_before_send:
             if ready.persist:
                 store.sync()

@@ -27,6 +27,7 @@ from tests.sim.scenarios import (
     queue_leader_kill,
     queue_server_kill,
     reconnect,
+    release_races_failover,
     release_while_down,
     restart_after_move,
     stall,
@@ -60,5 +61,6 @@ SCENARIOS: dict[str, Scenario] = {
         multi_seat_under_load,
         linger_under_load,
         idle_timeout,
+        release_races_failover,
     )
 }
