@@ -54,6 +54,7 @@ class ClientDriver:
                     self.checker.moved(client, moved, ev.get("from_server"))
         elif ev.kind == "released":
             client.released.add(lid)
+            client.released_at[lid] = self.now
         elif ev.kind == "lost":
             client.lost.append((self.now, lid, ev.get("why")))
             if self.checker is not None:

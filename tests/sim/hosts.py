@@ -160,6 +160,8 @@ class ClientHost:
     """lease id -> feature, for every lease this client was ever granted."""
     released: set[str] = field(default_factory=set)
     """Lease ids this client gave back: dead for ever (S3)."""
+    released_at: dict[str, float] = field(default_factory=dict)
+    """lease id -> real time of its (last) release by this client."""
     queued: set[int] = field(default_factory=set)
     """Request ids of this client's queued checkouts (``queue=True``)."""
     failing: dict[str, tuple[float, str, str]] = field(default_factory=dict)
