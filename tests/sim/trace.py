@@ -29,9 +29,10 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 _SKIP = frozenset({"auth", "settings_hash", "state", "code", "addon"})
 
 
-_ADDED = frozenset({"seats", "count", "linger", "idle", "reasons"})
-"""Fields added with defaults by issue 14: traced only when they differ from
-their default, so a schedule that never uses them keeps its trace hash."""
+_ADDED = frozenset({"seats", "count", "linger", "idle", "reasons", "digest", "resend"})
+"""Fields added with defaults by issue 14 (and the heartbeat digests of issue
+12): traced only when they differ from their default, so a schedule that never
+uses them keeps its trace hash."""
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
