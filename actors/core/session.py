@@ -11,7 +11,11 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   reply lists it as seated.  A pending fail-over reply never extends it.  At the
   deadline the lease is reported ``lost`` and forgotten.
 * **One heartbeat per server per interval** renews every lease held there, so
-  the cost follows client processes, not leases.
+  the cost follows client processes, not leases.  Its bytes do too: once a
+  server has renewed the whole list and echoed its digest, the heartbeats to it
+  carry only that digest while the list stays the same, and the server renews
+  on it only if its own table gives the same digest (docs/architecture.md,
+  "Renewal").
 * **Fail-over** (docs/leadership.md, M14).  A server is suspected when it stays
   silent for ``failure_timeout`` while something was outstanding, or when its
   ack says ``fail_over`` (``NOT_SERVING``: fenced, not rejoined, an old
@@ -537,9 +541,10 @@ class ClientSessionCore:
         stays the same.  An ack that echoes a digest heartbeat's digest renews
         its whole list.  ``resend`` (the server's table does not match), or an
         answer to a digest that names no lease (a server that does not read
-        digests), renews nothing: the full list goes at once, and no digest
-        goes to that server for this list for ``2f`` (or until it echoes one
-        again)."""
+        digests), renews nothing and the full list goes at once.  After a
+        ``resend`` no digest of that list goes to that server for ``2f``; a
+        server that did not read one gets digests again only once it echoes
+        one."""
         if not sent.digest:
             if msg.digest and msg.digest == ids_digest(sent.lease_ids) and set(msg.renewed) == set(sent.lease_ids):
                 known = self._renewed_whole.get(server)

@@ -13,6 +13,7 @@ from tests.sim.scenarios import (
     client_server_kill,
     criteria_under_load,
     disk_lost,
+    force_release_held,
     idle_timeout,
     leader_kill,
     leader_kill_quiet,
@@ -60,5 +61,6 @@ SCENARIOS: dict[str, Scenario] = {
         multi_seat_under_load,
         linger_under_load,
         idle_timeout,
+        force_release_held,
     )
 }
