@@ -37,7 +37,7 @@ from actors.persist import DirStorage
 from actors.protocol.client import CheckoutGranted, HeartbeatAck, SessionHeartbeat
 from actors.shell import wire
 from actors.shell.persistence import NodeStore
-from bench.persist import NoSyncStorage, _one_server_pool, _serving
+from bench.persist import Driver, NoSyncStorage, _one_server_pool, _serving
 
 __all__ = ["main", "measure"]
 
@@ -60,24 +60,29 @@ def _to_session(core: ClientSessionCore, ready: Ready, now: float) -> list[Any]:
     return replies
 
 
-def measure(node: Any, count: int, h: float) -> list[tuple[int, int, int]]:
+def measure(driver: Driver, count: int, h: float) -> list[tuple[int, int, int]]:
     """(heartbeat bytes, ack bytes, lease ids listed) of the first ``STEADY``
-    heartbeats of a session holding ``count`` leases at ``node``."""
+    heartbeats of a session holding ``count`` leases at the driver's server."""
+    node = driver.node
     core = ClientSessionCore(f"app{count}", f"app{count}/1", ("s1",), node.settings.timing, prefer="s1")
     clock = 0.0
     for request_id in range(1, count + 1):
+        driver.tick_if_due()
         ready = node.from_client(
             ClientRef(core.session_id), _only(core.checkout("cad", "2.0", request_id, clock)), time.monotonic()
         )
+        driver.carry(ready, flush=True)
         replies = _to_session(core, ready, clock)
         if not any(isinstance(m, CheckoutGranted) for m in replies):
             raise RuntimeError(f"checkout {request_id} of {count} was not granted: {replies}")
-    rows = []
+    rows: list[tuple[int, int, int]] = []
     while len(rows) < STEADY:
         clock += h
         beats = [out.msg for out in core.tick(clock).send if isinstance(out.msg, SessionHeartbeat)]
         for hb in beats:
+            driver.tick_if_due()
             ready = node.from_client(ClientRef(core.session_id), hb, time.monotonic())
+            driver.carry(ready, flush=True)
             [ack] = [m for m in ready.send if isinstance(m.msg, HeartbeatAck)]
             rows.append((frame_bytes(SESSION_ADDRESS, hb), frame_bytes(SERVER_ADDRESS, ack.msg), len(hb.lease_ids)))
             _to_session(core, ready, clock)
@@ -101,12 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         store = NodeStore.over(NoSyncStorage(DirStorage(cfg.data_dir / "s1")))
         driver = _serving(cfg, store, code)
         h = driver.node.settings.timing.heartbeat_interval
-        print(
-            "leases | first hb + ack (ids listed) | steady hb + ack (ids listed) | steady bytes/s per session-server pair"
-        )
+        print("leases | first hb + ack (ids listed) | steady hb + ack (ids listed) | steady bytes/s, one session")
         base: tuple[int, int] | None = None
         for count in args.leases:
-            rows = measure(driver.node, count, h)
+            rows = measure(driver, count, h)
             (fh, fa, fl), (sh, sa, sl) = rows[0], rows[STEADY - 1]
             print(f"{count:>6} | {fh:>7} + {fa:>7} ({fl}) | {sh:>7} + {sa:>7} ({sl}) | {(sh + sa) / h:,.0f}")
             if base is None:
