@@ -472,7 +472,7 @@ MUTANTS: tuple[Mutant, ...] = (
         first=35,
         scenario=lambda seed: healed_server_asked(seed),
     ),
-    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=46),
+    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
     # A fence timeout longer than the leader lease, so a serving lease can
     # outlast the leader lease by much (the LEASE rule sees it).
@@ -511,7 +511,7 @@ MUTANTS: tuple[Mutant, ...] = (
         overrides={"max_batch": 1},
         scenario=lambda seed: figure_8(seed),
     ),
-    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=42),
+    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=87),
     Mutant(
         18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin, scenario=lambda seed: rejoin_at_reclaim(seed)
     ),
