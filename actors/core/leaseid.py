@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -26,12 +27,15 @@ __all__ = [
     "NONCE_BYTES",
     "LeaseIdParts",
     "derive_lease_key",
+    "ids_digest",
     "lease_id_valid_for",
     "make_lease_id",
     "parse_lease_id",
 ]
 
 LEASE_KEY_LABEL = b"licpool lease ids v1"
+DIGEST_BYTES = 16
+"""A heartbeat's digest of its lease ids: 128 bits, so two different lists never share one in practice."""
 """Domain separation: the lease key differs from any other key taken from the admin secret."""
 NONCE_BYTES = 8
 MAC_BYTES = 16
@@ -128,3 +132,11 @@ def lease_id_valid_for(key: bytes, lease_id: str, client_id: str) -> bool:
         return False
     expected = _mac_hex(key, parts.server, parts.incarnation, parts.counter, parts.nonce_hex, client_id)
     return hmac.compare_digest(expected, parts.mac_hex)
+
+
+def ids_digest(lease_ids: Iterable[str]) -> str:
+    """The digest a steady heartbeat sends instead of its lease ids, and its ack
+    echoes for "all renewed": BLAKE2b-128 of the sorted ids, one per line (an
+    id never holds a newline), as 32 hex digits.  Order does not matter."""
+    text = "\n".join(sorted(lease_ids)).encode("utf-8")
+    return hashlib.blake2b(text, digest_size=DIGEST_BYTES).hexdigest()

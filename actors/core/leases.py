@@ -83,6 +83,9 @@ class LocalLeases:
     """Journal records of every durable change since the last drain (renewals
     are not durable: restored leases get a fresh ``lease_ttl`` instead)."""
     _held: Counter[FeatureKey] = field(default_factory=Counter, repr=False)
+    _by_client: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
+    """client id -> ids of its leases here (a lease's client never changes): a
+    heartbeat's digest is checked against its client's leases, not all of them."""
     _expiry: list[tuple[float, str]] = field(default_factory=list, repr=False, compare=False)
     """Min-heap of (expires_at, lease id), checked lazily: an expiry only ever
     grows while a lease is held (``restart`` rebuilds the heap), so a stale
@@ -100,6 +103,17 @@ class LocalLeases:
         """Seats of ``key`` that cannot be granted: live (and lingering) leases
         plus releases not yet committed."""
         return self._held[key] + sum(self.releasing_seats.get(s, 1) for s, k in self.releasing.items() if k == key)
+
+    def bound_to(self, client_id: str, session_id: str) -> tuple[str, ...]:
+        """The sorted ids of the leases a heartbeat of this client and session
+        would renew here: bound to that session, neither released (lingering)
+        nor revoked.  A digest heartbeat is checked against them."""
+        found = []
+        for lease_id in self._by_client.get(client_id, ()):
+            lease = self.leases[lease_id]
+            if lease.session_id == session_id and not lease.lingering and not lease.revoked:
+                found.append(lease_id)
+        return tuple(sorted(found))
 
     def lingering(self, key: FeatureKey) -> int:
         """Seats of ``key`` held only because a released lease lingers."""
@@ -365,11 +379,17 @@ class LocalLeases:
     def _add(self, lease: LocalLease) -> None:
         self.leases[lease.lease_id] = lease
         self._held[lease.key] += lease.seats
+        self._by_client.setdefault(lease.client_id, set()).add(lease.lease_id)
         heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
 
     def _remove(self, lease: LocalLease) -> None:
         del self.leases[lease.lease_id]
         self._held[lease.key] -= lease.seats
+        ids = self._by_client.get(lease.client_id)
+        if ids is not None:
+            ids.discard(lease.lease_id)
+            if not ids:
+                del self._by_client[lease.client_id]
 
     def _record(self, kind: str, lease: LocalLease) -> int:
         self.change_seq += 1

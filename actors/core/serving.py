@@ -541,12 +541,34 @@ class ClientSide(RoleView):
         lost (or moved), whatever the server's state: that is committed fact;
         except at a server rebuilt on an empty disk and not rejoined yet, which
         sends the session away (docs/leadership.md, "Rejoin after a lost disk").
+
+        A digest stands for the list only once this server has checked it
+        against its own table (``digest_holds``): if it does not match, nothing
+        is renewed and the session is asked for the full list (``resend``).
+        An answer that renews every lease says so with the list's digest
+        (``renewed`` then left out when the heartbeat sent the digest).
         """
+        lease_ids = hb.lease_ids
+        if hb.digest:
+            verified = self.digest_holds(hb)
+            if verified is None:
+                ready.to(
+                    ref,
+                    client.HeartbeatAck(
+                        seq=hb.seq,
+                        server=self.name,
+                        ttl=self.timing.lease_ttl,
+                        serving=self.node.serve_problem(None, now) is None,
+                        resend=True,
+                    ),
+                )
+                return
+            lease_ids = verified
         servable: list[str] = []
         held: list[str] = []
         refused: list[str] = []
         today = self.settings.today()
-        for lid in hb.lease_ids:
+        for lid in lease_ids:
             lease = self.member.leases.leases.get(lid)
             if lease is None and self.member.empty_boot:
                 refused.append(lid)  # this table was lost with a disk: not holding a lease says nothing
@@ -566,12 +588,14 @@ class ClientSide(RoleView):
         renewed, lost = self.member.leases.renew(hb.client_id, hb.session_id, tuple(servable), hold, hb.seq)
         moved = {lid: to for lid in lost if (to := self._moved_to(lid)) is not None}
         gone = tuple(lid for lid in lost if lid not in moved) + tuple(reclaimed)
+        whole = bool(lease_ids) and len(renewed) == len(lease_ids)
+        digest = (hb.digest or leaseid.ids_digest(lease_ids)) if whole else ""
         ready.to(
             ref,
             client.HeartbeatAck(
                 seq=hb.seq,
                 server=self.name,
-                renewed=tuple(renewed),
+                renewed=() if whole and hb.digest else tuple(renewed),
                 lost=gone,
                 fail_over=bool(refused),
                 ttl=self.timing.lease_ttl,
@@ -579,8 +603,18 @@ class ClientSide(RoleView):
                 held=tuple(held),
                 serving=self.node.serve_problem(None, now) is None,
                 reasons=tuple((lid, IDLE) for lid in reclaimed),
+                digest=digest,
             ),
         )
+
+    def digest_holds(self, hb: client.SessionHeartbeat) -> tuple[str, ...] | None:
+        """The leases a digest heartbeat stands for, if its digest and count are
+        those of this server's own table for its client and session
+        (``LocalLeases.bound_to``); None if not: nothing may be renewed then."""
+        mine = self.member.leases.bound_to(hb.client_id, hb.session_id)
+        if len(mine) != hb.count or leaseid.ids_digest(mine) != hb.digest:
+            return None
+        return mine
 
     def _idle_reclaims(self, hb: client.SessionHeartbeat, servable: list[str], now: float, ready: Ready) -> list[str]:
         """Track which listed leases the app marked idle, and reclaim (release)

@@ -11,7 +11,11 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   reply lists it as seated.  A pending fail-over reply never extends it.  At the
   deadline the lease is reported ``lost`` and forgotten.
 * **One heartbeat per server per interval** renews every lease held there, so
-  the cost follows client processes, not leases.
+  the cost follows client processes, not leases.  Its bytes do too: once a
+  server has renewed the whole list and echoed its digest, the heartbeats to it
+  carry only that digest while the list stays the same, and the server renews
+  on it only if its own table gives the same digest (docs/architecture.md,
+  "Renewal").
 * **Fail-over** (docs/leadership.md, M14).  A server is suspected when it stays
   silent for ``failure_timeout`` while something was outstanding, or when its
   ack says ``fail_over`` (``NOT_SERVING``: fenced, not rejoined, an old
@@ -59,6 +63,7 @@ from typing import Any
 
 from actors.core import versions
 from actors.core.effects import Ready
+from actors.core.leaseid import ids_digest
 from actors.core.timing import Timing, failover_seat_bound
 from actors.protocol.client import (
     CheckoutDenied,
@@ -135,6 +140,19 @@ class _Sent:
     server: str
     at: float
     lease_ids: tuple[str, ...]
+    digest: str = ""
+    """A heartbeat sent as this digest of ``lease_ids`` (not the list)."""
+
+
+@dataclass
+class _Renewed:
+    """A list of leases a server renewed whole and said so with its digest: the
+    session's heartbeats to it may send the digest instead, while the list stays."""
+
+    lease_ids: tuple[str, ...]
+    digest: str
+    not_before: float = 0.0
+    """After a ``resend`` for this list: full lists until then."""
 
 
 @dataclass
@@ -262,6 +280,8 @@ class ClientSessionCore:
         self._failovers: list[_Failover] = []
         self._checkouts: dict[int, _Checkout] = {}
         self._last_hb: dict[str, float] = {}
+        self._renewed_whole: dict[str, _Renewed] = {}
+        """server -> the list it last renewed whole, with its digest (it takes digests)."""
         self._awaiting: dict[str, float] = {}
         """server -> local time of the oldest send it has not answered since its last message."""
         self._release_no = 0
@@ -505,10 +525,13 @@ class ClientSessionCore:
             return
         if msg.serving and server == self.home:
             self.current = server  # fail-back: the start server serves again
+        renewed = self._renewed_by(server, sent, msg, now, ready)
+        if renewed is None:
+            return
         moving = self._moving()
         listed = set(sent.lease_ids)
         until = sent.at + self._ttl(msg.ttl)
-        for lid in msg.renewed:
+        for lid in renewed:
             lease = self._leases.get(lid)
             if lease is not None and lid in listed and lease.server == server and msg.seq > lease.placed_seq:
                 lease.deadline = max(lease.deadline, until)
@@ -543,6 +566,42 @@ class ClientSessionCore:
             self._send_failover(fo, now, ready)
         if msg.fail_over:
             self._suspect(server, now, ready, why="fail_over")
+
+    def _renewed_by(
+        self, server: str, sent: _Sent, msg: HeartbeatAck, now: float, ready: Ready
+    ) -> tuple[str, ...] | None:
+        """The leases an ack renews, read through the digests (None: it renews
+        nothing and the full list has been sent again).
+
+        An ack that echoes the digest of a full list, with every lease in
+        ``renewed``, lets the next heartbeats send that digest while the list
+        stays the same.  An ack that echoes a digest heartbeat's digest renews
+        its whole list.  ``resend`` (the server's table does not match), or an
+        answer to a digest that names no lease (a server that does not read
+        digests), renews nothing and the full list goes at once.  After a
+        ``resend`` no digest of that list goes to that server for ``2f``; a
+        server that did not read one gets digests again only once it echoes
+        one."""
+        if not sent.digest:
+            if msg.digest and msg.digest == ids_digest(sent.lease_ids) and set(msg.renewed) == set(sent.lease_ids):
+                known = self._renewed_whole.get(server)
+                if known is None or known.lease_ids != sent.lease_ids:
+                    self._renewed_whole[server] = _Renewed(sent.lease_ids, msg.digest)
+            return msg.renewed
+        if msg.digest == sent.digest:
+            return sent.lease_ids
+        named = msg.renewed or msg.lost or msg.moved or msg.held or msg.fail_over
+        if not msg.resend and named:
+            return msg.renewed  # the digest was checked, and each lease has its own answer
+        known = self._renewed_whole.get(server)
+        if msg.resend and known is not None and known.digest == sent.digest:
+            known.not_before = now + self.home_probe_every
+        elif not msg.resend:
+            self._renewed_whole.pop(server, None)
+        moving = self._moving()
+        if server in self._homes(moving):
+            self._send_heartbeat(server, moving, now, ready)
+        return None
 
     def _on_failover_reply(self, server: str, msg: FailoverReply, now: float, ready: Ready) -> None:
         sent = self._sent.get(msg.seq)
@@ -744,15 +803,27 @@ class ClientSessionCore:
         )
 
     def _send_heartbeat(self, server: str, moving: set[str], now: float, ready: Ready) -> None:
+        """The leases settled at ``server``: their digest when it renewed this
+        same list whole before (and no ``resend`` for it is recent), else the list."""
         lids = tuple(sorted(lid for lid, x in self._leases.items() if x.server == server and lid not in moving))
+        known = self._renewed_whole.get(server)
+        digest = known.digest if known is not None and known.lease_ids == lids and now >= known.not_before else ""
         seq = self._next_seq()
-        self._sent[seq] = _Sent("hb", server, now, lids)
+        self._sent[seq] = _Sent("hb", server, now, lids, digest)
         self._last_hb[server] = now
         self._note_send(server, now)
         idle = tuple(lid for lid in lids if self._leases[lid].idle)
         ready.to(
             server,
-            SessionHeartbeat(client_id=self.client_id, session_id=self.session_id, seq=seq, lease_ids=lids, idle=idle),
+            SessionHeartbeat(
+                client_id=self.client_id,
+                session_id=self.session_id,
+                seq=seq,
+                lease_ids=() if digest else lids,
+                idle=idle,
+                digest=digest,
+                count=len(lids) if digest else 0,
+            ),
         )
 
     def _send_failover(self, fo: _Failover, now: float, ready: Ready) -> None:

@@ -154,7 +154,10 @@ class SessionHeartbeat:
     """ClientSession -> LicenseServer: renew every lease this session holds here.
 
     One heartbeat per session and server per ``heartbeat_interval``, whatever the
-    number of leases: the cost follows client processes, not leases.
+    number of leases: the cost follows client processes, not leases.  Its size
+    does too once nothing changes: after this server renewed the whole list and
+    said so (``HeartbeatAck.digest``), the session sends the list's ``digest``
+    instead of the list until the list changes (docs/architecture.md, "Renewal").
     Reply: ``HeartbeatAck``.
     """
 
@@ -163,10 +166,17 @@ class SessionHeartbeat:
     seq: int
     """Numbered by the session; the ack echoes it so the session knows its send time."""
     lease_ids: tuple[str, ...] = ()
-    """The leases this session holds at this server and is not failing over; the ack says which were renewed."""
+    """The leases this session holds at this server and is not failing over; the ack says which were renewed.
+    Empty when ``digest`` stands for them."""
     idle: tuple[str, ...] = ()
-    """Those of ``lease_ids`` the app marked idle (``auth.idle()``): the server's
+    """Those of the leases the app marked idle (``auth.idle()``): the server's
     ``idle_timeout`` policy may reclaim a lease idle too long (reason ``IDLE``)."""
+    digest: str = ""
+    """When set, ``lease_ids`` is empty and this stands for it: ``leaseid.ids_digest`` of the sorted lease ids, a list
+    this server renewed whole before.  The server renews on it only if its own table for this client and session
+    gives the same digest and ``count``; otherwise it renews nothing and answers ``resend``."""
+    count: int = 0
+    """With ``digest``: how many leases it stands for."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,7 +189,8 @@ class HeartbeatAck:
     held here but not renewed: this server has no serving lease now (between
     leaders); the session stays.  ``fail_over`` tells the session to move to
     another server (this one is not serving: fenced, not rejoined, or of an old
-    incarnation).  No reply.
+    incarnation).  ``digest`` says every lease was renewed; ``resend`` that a
+    digest did not match and nothing was.  No reply.
     """
 
     seq: int
@@ -207,6 +218,13 @@ class HeartbeatAck:
     reasons: tuple[tuple[str, str], ...] = ()
     """(lease id, reason) for ``lost`` leases whose reason is known, such as ``"IDLE"`` (reclaimed by the
     feature's ``idle_timeout``); a lost lease not listed has no stated reason."""
+    digest: str = ""
+    """Set when every lease of the heartbeat was renewed: their ``leaseid.ids_digest``.  It answers a full list
+    (which ``renewed`` still lists: a session older than digests reads only that) and tells the session it may
+    send the digest next; it answers a digest heartbeat alone, ``renewed`` then empty ("all renewed")."""
+    resend: bool = False
+    """The heartbeat's digest does not match this server's table for the session (a lease lost, moved or
+    released, another session, a restart): nothing was renewed; the session sends the full list at once."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,9 +29,10 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 _SKIP = frozenset({"auth", "settings_hash", "state", "code", "addon"})
 
 
-_ADDED = frozenset({"seats", "count", "linger", "idle", "reasons", "moved_to"})
+_ADDED = frozenset({"seats", "count", "linger", "idle", "reasons", "moved_to", "digest", "resend"})
 """Fields added with defaults by issue 14 (and ``ReleaseAck.moved_to``, issue
-11): traced only when they differ from their default, so a schedule that never
+11, and the heartbeat digests of issue 12): traced only when they differ from
+their default, so a schedule that never
 uses them keeps its trace hash."""
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 

@@ -73,13 +73,19 @@ def test_report_phase_compares_the_heartbeats_with_sessions_over_h() -> None:
     assert "NOT met" in "\n".join(lines)
 
 
-def test_compare_says_messages_follow_sessions_and_bytes_follow_leases() -> None:
+def test_compare_says_messages_follow_sessions_and_whether_bytes_do() -> None:
     lines: list[str] = []
     compare(phase(20.0, 20_000.0, 1000), phase(20.0, 2_000.0, 100), lines.append)
     text = "\n".join(lines)
     assert "60.0 / 60.0 = 1.00" in text and "cost follows sessions: met" in text
     # 900 bytes more per heartbeat for 90 more leases per session: 10 bytes a lease id
-    assert "10.0 bytes each" in text and "NOT met for bytes" in text
+    assert "10.0 bytes per lease id held" in text and "NOT met for bytes" in text
+    lines.clear()
+    # Heartbeats that weigh the same whatever the leases (digests): the bytes follow sessions.
+    compare(phase(20.0, 9_000.0, 1000), phase(20.0, 8_980.0, 100), lines.append)
+    text = "\n".join(lines)
+    assert "bytes per heartbeat 450 / 449 = 1.00" in text and "0.0 bytes per lease id held" in text
+    assert "met for bytes" in text and "NOT met for bytes" not in text
     lines.clear()
     compare(phase(40.0, 20_000.0, 1000), phase(20.0, 2_000.0, 100), lines.append)
     assert "= 2.00" in lines[0] and "NOT met" in lines[0]

@@ -13,6 +13,7 @@ from tests.sim.scenarios import (
     client_server_kill,
     criteria_under_load,
     disk_lost,
+    force_release_held,
     idle_timeout,
     leader_kill,
     leader_kill_quiet,
@@ -62,5 +63,6 @@ SCENARIOS: dict[str, Scenario] = {
         linger_under_load,
         idle_timeout,
         release_races_failover,
+        force_release_held,
     )
 }
