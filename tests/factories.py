@@ -9,6 +9,7 @@ import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from actors.core import codes, leaseid
+from actors.core.member import Member
 from actors.core.pool import PoolState
 from actors.core.table import FeatureTable
 from actors.protocol import entries as log_entries
@@ -92,3 +93,24 @@ class Pool:
             for i, (kind, lid, cid) in enumerate(changes)
         )
         return self.apply(log_entries.LeaseReport(server=server, changes=built, watermark=watermark))[0]
+
+
+def members_of(count: int) -> tuple[dict[str, Member], list[int]]:
+    """Three members (``SERVERS``) that applied a license of ``count`` seats,
+    and the log index they are at (a one-item list ``apply_to_all`` advances)."""
+    members = {name: Member.new(name, SERVERS, threshold=0.9, ttl_hold=30.0) for name in SERVERS}
+    index = [0]
+    apply_to_all(members, index, log_entries.AddLicense(code=license_code(count)))
+    return members, index
+
+
+def apply_to_all(members: dict[str, Member], index: list[int], entry: log_entries.Entry) -> dict[str, int]:
+    """Every member applies the committed ``entry``; returns the consents given."""
+    index[0] += 1
+    given = {}
+    for name, member in members.items():
+        applied, consents = member.apply(entry, index[0], 1, verify, 10.0)
+        assert applied.ok, (entry, applied)
+        for consent in consents:
+            given[name] = consent.given
+    return given

@@ -83,9 +83,10 @@ class LocalLeases:
     """Journal records of every durable change since the last drain (renewals
     are not durable: restored leases get a fresh ``lease_ttl`` instead)."""
     _held: Counter[FeatureKey] = field(default_factory=Counter, repr=False)
-    _by_client: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
-    """client id -> ids of its leases here (a lease's client never changes): a
-    heartbeat's digest is checked against its client's leases, not all of them."""
+    _by_client: dict[str, dict[str, None]] = field(default_factory=dict, repr=False, compare=False)
+    """client id -> ids of its leases here, in the order of ``leases`` (a lease's
+    client never changes): a heartbeat's digest and a retake are looked up among
+    the client's leases, not all of them."""
     _expiry: list[tuple[float, str]] = field(default_factory=list, repr=False, compare=False)
     """Min-heap of (expires_at, lease id), checked lazily: an expiry only ever
     grows while a lease is held (``restart`` rebuilds the heap), so a stale
@@ -190,8 +191,9 @@ class LocalLeases:
 
     def find_lingering(self, client_id: str, key: FeatureKey, seats: int) -> LocalLease | None:
         """A lease of this client lingering on ``seats`` seats of ``key``."""
-        for lease in self.leases.values():
-            if lease.lingering and lease.client_id == client_id and lease.key == key and lease.seats == seats:
+        for lease_id in self._by_client.get(client_id, ()):
+            lease = self.leases[lease_id]
+            if lease.lingering and lease.key == key and lease.seats == seats:
                 return lease
         return None
 
@@ -379,7 +381,7 @@ class LocalLeases:
     def _add(self, lease: LocalLease) -> None:
         self.leases[lease.lease_id] = lease
         self._held[lease.key] += lease.seats
-        self._by_client.setdefault(lease.client_id, set()).add(lease.lease_id)
+        self._by_client.setdefault(lease.client_id, {})[lease.lease_id] = None
         heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
 
     def _remove(self, lease: LocalLease) -> None:
@@ -387,7 +389,7 @@ class LocalLeases:
         self._held[lease.key] -= lease.seats
         ids = self._by_client.get(lease.client_id)
         if ids is not None:
-            ids.discard(lease.lease_id)
+            ids.pop(lease.lease_id, None)
             if not ids:
                 del self._by_client[lease.client_id]
 

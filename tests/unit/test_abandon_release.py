@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from actors.protocol import client
 from actors.protocol.client import CheckoutGranted, ReleaseAck, ReleaseRequest, SessionHeartbeat
-from tests.unit.test_node_smoke import started_pool
+from tests.unit.test_node_smoke import Net, started_pool
 from tests.unit.test_session import VALID, T, events, grant, sent, session
 
 H2, F = T.client_retry, T.failure_timeout
@@ -236,7 +236,8 @@ def test_a_release_at_a_server_that_does_not_hold_the_lease_kills_the_id() -> No
     assert g.lease_id not in net.nodes["s3"].member.leases.leases
 
 
-def test_a_release_after_a_move_is_accepted_by_the_new_holder() -> None:
+def lease_moved_from_s3_to_s2() -> tuple[Net, CheckoutGranted]:
+    """c1's lease, granted at s3, failed over to s2 after s3 died (committed)."""
     net = started_pool(3)
     net.send(
         "c1",
@@ -259,6 +260,11 @@ def test_a_release_after_a_move_is_accepted_by_the_new_holder() -> None:
     )
     net.run(net.now + 12.0)
     assert net.nodes["s1"].pool.registry.holder(g.lease_id) == "s2"
+    return net, g
+
+
+def test_a_release_after_a_move_is_accepted_by_the_new_holder() -> None:
+    net, g = lease_moved_from_s3_to_s2()
     net.send("c1", "s2", client.ReleaseRequest(client_id="c1", lease_id=g.lease_id, request_id=1, session_id="sess-c1"))
     net.run(net.now + 2.0)
     (ack,) = net.replies("c1", client.ReleaseAck)

@@ -26,8 +26,8 @@ from actors.core.session import ClientSessionCore
 from actors.protocol import client
 from actors.protocol.client import FailoverUpdate, HeartbeatAck, ReleaseAck, ReleaseRequest, SessionHeartbeat
 from actors.protocol.entries import FailoverSeat
+from tests.unit.test_abandon_release import lease_moved_from_s3_to_s2
 from tests.unit.test_leader_change_quiet import SessionNet, started_net
-from tests.unit.test_node_smoke import started_pool
 from tests.unit.test_session import T, grant, sent, session
 
 H2, F = T.client_retry, T.failure_timeout
@@ -103,28 +103,7 @@ def test_a_server_it_was_not_sent_to_only_adds_where_the_lease_went() -> None:
 
 
 def test_a_server_the_lease_moved_away_from_says_where_it_went() -> None:
-    net = started_pool(3)
-    net.send(
-        "c1",
-        "s3",
-        client.CheckoutRequest(client_id="c1", session_id="sess-c1", request_id=1, feature="cad", version="2.0"),
-    )
-    net.run(net.now + 2.0)
-    (g,) = net.replies("c1", client.CheckoutGranted)
-    net.kill("s3")
-    net.run(net.now + 2.0)
-    net.send(
-        "c1",
-        "s2",
-        client.FailoverUpdate(
-            client_id="c1",
-            session_id="sess-c1",
-            seq=1,
-            leases=(client.HeldLease(lease_id=g.lease_id, feature="cad", version="2.0"),),
-        ),
-    )
-    net.run(net.now + 12.0)
-    assert net.nodes["s1"].pool.registry.holder(g.lease_id) == "s2"
+    net, g = lease_moved_from_s3_to_s2()
     net.send("c1", "s1", client.ReleaseRequest(client_id="c1", lease_id=g.lease_id, request_id=1, session_id="sess-c1"))
     # Another client's release of it says nothing of where it is.
     net.send("c9", "s1", client.ReleaseRequest(client_id="c9", lease_id=g.lease_id, request_id=1, session_id="sess-c9"))

@@ -20,36 +20,17 @@ from __future__ import annotations
 from actors.core.leases import LocalLease
 from actors.core.member import Member
 from actors.protocol import entries
-from tests.factories import lease_id, license_code, verify
+from tests.factories import apply_to_all, lease_id, members_of, verify
 
 SERVERS = ("s1", "s2", "s3")
 KEY = ("cad", "2.0")
-
-
-def pool_of(count: int) -> tuple[dict[str, Member], list[int]]:
-    members = {name: Member.new(name, SERVERS, threshold=0.9, ttl_hold=30.0) for name in SERVERS}
-    index = [0]
-    apply(members, index, entries.AddLicense(code=license_code(count)))
-    return members, index
-
-
-def apply(members: dict[str, Member], index: list[int], entry: entries.Entry) -> dict[str, int]:
-    """Every member applies ``entry``; returns the consents given."""
-    index[0] += 1
-    given = {}
-    for name, member in members.items():
-        applied, consents = member.apply(entry, index[0], 1, verify, 10.0)
-        assert applied.ok, (entry, applied)
-        for consent in consents:
-            given[name] = consent.given
-    return given
 
 
 def granted_at_s2(members: dict[str, Member], index: list[int]) -> str:
     """c6 holds lease L at s2, reported and committed."""
     lease = lease_id("s2", 1, "c6")
     members["s2"].leases.grant(LocalLease(lease, "c6", "c6/1", "cad", "2.0", 40.0))
-    apply(members, index, members["s2"].report())
+    apply_to_all(members, index, members["s2"].report())
     assert members["s1"].pool.registry.holder(lease) == "s2"
     return lease
 
@@ -67,7 +48,7 @@ def seat_at_s1(lease: str, client_seq: int = 15) -> entries.FailoverSeat:
 
 
 def test_a_release_at_the_server_a_lease_moved_from_kills_it_where_it_went() -> None:
-    members, index = pool_of(6)  # 2 / 2 / 2
+    members, index = members_of(6)  # 2 / 2 / 2
     lease = granted_at_s2(members, index)
     s1, s2 = members["s1"], members["s2"]
 
@@ -75,12 +56,12 @@ def test_a_release_at_the_server_a_lease_moved_from_kills_it_where_it_went() -> 
     assert s2.leases.release(lease, "c6")
     release_report = s2.report()
     # The fence and the fail-over seat commit before s2's report of the release.
-    apply(members, index, entries.Fence(server="s2", incarnation=1))
-    apply(members, index, seat_at_s1(lease))
+    apply_to_all(members, index, entries.Fence(server="s2", incarnation=1))
+    apply_to_all(members, index, seat_at_s1(lease))
     assert s1.pool.registry.holder(lease) == "s1" and lease in s1.leases.leases
     spare_before = s1.spare(KEY)
 
-    apply(members, index, release_report)
+    apply_to_all(members, index, release_report)
 
     for member in members.values():
         assert member.pool.registry.holder(lease) is None
@@ -94,25 +75,25 @@ def test_a_release_at_the_server_a_lease_moved_from_kills_it_where_it_went() -> 
 
 
 def test_an_expiry_at_the_server_a_lease_moved_from_kills_nothing() -> None:
-    members, index = pool_of(6)
+    members, index = members_of(6)
     lease = granted_at_s2(members, index)
     s1, s2 = members["s1"], members["s2"]
 
     assert [gone.lease_id for gone in s2.leases.expire(now=50.0)] == [lease]  # c6 renews it at s1 now
     expiry_report = s2.report()
-    apply(members, index, entries.Fence(server="s2", incarnation=1))
-    apply(members, index, seat_at_s1(lease))
-    apply(members, index, expiry_report)
+    apply_to_all(members, index, entries.Fence(server="s2", incarnation=1))
+    apply_to_all(members, index, seat_at_s1(lease))
+    apply_to_all(members, index, expiry_report)
 
     assert s1.pool.registry.holder(lease) == "s1"
     assert lease in s1.leases.leases
 
 
 def test_a_release_by_another_client_kills_nothing() -> None:
-    members, index = pool_of(6)
+    members, index = members_of(6)
     lease = granted_at_s2(members, index)
-    apply(members, index, entries.Fence(server="s2", incarnation=1))
-    apply(members, index, seat_at_s1(lease))
+    apply_to_all(members, index, entries.Fence(server="s2", incarnation=1))
+    apply_to_all(members, index, seat_at_s1(lease))
     forged = entries.LeaseReport(
         server="s3",
         changes=(
@@ -120,19 +101,19 @@ def test_a_release_by_another_client_kills_nothing() -> None:
         ),
         watermark=0,
     )
-    apply(members, index, forged)
+    apply_to_all(members, index, forged)
     assert members["s1"].pool.registry.holder(lease) == "s1"
     assert lease in members["s1"].leases.leases
 
 
 def test_a_lease_released_during_its_handover_is_not_adopted_by_the_taker() -> None:
-    members, index = pool_of(6)
+    members, index = members_of(6)
     lease = granted_at_s2(members, index)
     s1, s2, s3 = members["s1"], members["s2"], members["s3"]
     assert s2.leases.release(lease, "c6")
     release_report = s2.report()
-    apply(members, index, entries.Fence(server="s2", incarnation=1))
-    apply(members, index, seat_at_s1(lease))
+    apply_to_all(members, index, entries.Fence(server="s2", incarnation=1))
+    apply_to_all(members, index, seat_at_s1(lease))
     # The stale resume arrives at s3 first: the leader hands L over from s1.
     intent = entries.TransferIntent(
         transfer_id="t1",
@@ -146,9 +127,9 @@ def test_a_lease_released_during_its_handover_is_not_adopted_by_the_taker() -> N
         client_seq=20,
         reason="handover",
     )
-    assert apply(members, index, intent) == {"s1": 1}
-    apply(members, index, release_report)  # commits between the intent and the completion
-    apply(members, index, entries.TransferComplete(transfer_id="t1", given=1))
+    assert apply_to_all(members, index, intent) == {"s1": 1}
+    apply_to_all(members, index, release_report)  # commits between the intent and the completion
+    apply_to_all(members, index, entries.TransferComplete(transfer_id="t1", given=1))
 
     for member in members.values():
         assert member.pool.registry.is_dead(lease)

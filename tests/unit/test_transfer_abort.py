@@ -11,35 +11,15 @@ phantom lease holding a seat, renewed by nobody, and reported as expired.
 from __future__ import annotations
 
 from actors.core.leases import LocalLease
-from actors.core.member import Member
 from actors.protocol import entries
-from tests.factories import lease_id, license_code, verify
+from tests.factories import apply_to_all, lease_id, members_of
 
 SERVERS = ("s1", "s2", "s3")
 KEY = ("cad", "2.0")
 
 
-def pool_of(count: int) -> tuple[dict[str, Member], list[int]]:
-    members = {name: Member.new(name, SERVERS, threshold=0.9, ttl_hold=30.0) for name in SERVERS}
-    index = [0]
-    apply(members, index, entries.AddLicense(code=license_code(count)))
-    return members, index
-
-
-def apply(members: dict[str, Member], index: list[int], entry: entries.Entry) -> dict[str, int]:
-    """Every member applies ``entry``; returns the consents given."""
-    index[0] += 1
-    given = {}
-    for name, member in members.items():
-        applied, consents = member.apply(entry, index[0], 1, verify, 10.0)
-        assert applied.ok, (entry, applied)
-        for consent in consents:
-            given[name] = consent.given
-    return given
-
-
 def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
-    members, index = pool_of(6)  # 2 / 2 / 2, nothing in use
+    members, index = members_of(6)  # 2 / 2 / 2, nothing in use
     lease = lease_id("s3", 1, "c1")  # c1's lease, never reported: it needs a seat of its own at s1
     intent = entries.TransferIntent(
         transfer_id="t1",
@@ -53,8 +33,8 @@ def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
         client_seq=1,
         reason="failover",
     )
-    assert apply(members, index, intent) == {"s2": 1}  # s2 gives a spare seat
-    apply(members, index, entries.TransferAbort(transfer_id="t1"))  # e.g. s2 was fenced before the completion
+    assert apply_to_all(members, index, intent) == {"s2": 1}  # s2 gives a spare seat
+    apply_to_all(members, index, entries.TransferAbort(transfer_id="t1"))  # e.g. s2 was fenced before the completion
     giver = members["s2"]
     assert lease not in giver.leases.leases, "the giver adopted a lease it never held"
     assert giver.leases.in_use(KEY) == 0 and giver.spare(KEY) == 2
@@ -62,12 +42,12 @@ def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
 
 
 def test_an_aborted_handover_gives_the_lease_back_to_its_giver() -> None:
-    members, index = pool_of(6)
+    members, index = members_of(6)
     giver = members["s2"]
     lease = lease_id("s2", 1, "c1")
     giver.leases.grant(LocalLease(lease, "c1", "c1/1", "cad", "2.0", 40.0))
     report = giver.report()
-    apply(members, index, report)
+    apply_to_all(members, index, report)
     intent = entries.TransferIntent(
         transfer_id="t1",
         feature="cad",
@@ -80,7 +60,7 @@ def test_an_aborted_handover_gives_the_lease_back_to_its_giver() -> None:
         client_seq=1,
         reason="handover",
     )
-    assert apply(members, index, intent) == {"s2": 1}
+    assert apply_to_all(members, index, intent) == {"s2": 1}
     assert lease not in giver.leases.leases  # it left with its seat
-    apply(members, index, entries.TransferAbort(transfer_id="t1"))
+    apply_to_all(members, index, entries.TransferAbort(transfer_id="t1"))
     assert lease in giver.leases.leases and giver.leases.in_use(KEY) == 1
