@@ -96,7 +96,7 @@ RETRY_ELSEWHERE = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
 """Denials that say "not here": the checkout moves on to the next server."""
 TERMINAL_DENIALS = frozenset({DenyReason.NO_SEATS, DenyReason.UNKNOWN_FEATURE, DenyReason.EXPIRED})
 """Denials that hold for the whole pool: the app hears them at once."""
-RELEASE_WINDOW = 4
+RELEASE_WINDOW = 2
 """Releases a session keeps sent and unanswered at one server; more wait in the
 session until that server answers one (docs/performance.md, "The mass release")."""
 
