@@ -61,6 +61,7 @@ def test_a_burst_of_releases_reaches_the_servers_and_costs_no_kept_lease(licpool
         while len(held[i]) > _KEEP:
             held[i].pop().release()
 
+    epoch = pool.wait_formed().epoch
     started = time.monotonic()
     _each(give_back, _CLIENTS)
     kept = [auth for h in held for auth in h]
@@ -74,5 +75,9 @@ def test_a_burst_of_releases_reaches_the_servers_and_costs_no_kept_lease(licpool
         lost = [a.lease_id for a in kept if a.lost.is_set()]
         assert not lost, f"kept leases lost after the burst: {lost}"
         time.sleep(0.2)
-    assert _in_use(pool.wait_formed()) == len(kept)
-    print(f"{_CLIENTS * (_LEASES - _KEEP)} releases counted by the pool {released_after:.2f} s after the burst began")
+    status = pool.wait_formed()
+    assert _in_use(status) == len(kept)
+    print(
+        f"{_CLIENTS * (_LEASES - _KEEP)} releases counted by the pool {released_after:.2f} s after the burst "
+        f"began; epoch {epoch} -> {status.epoch}"
+    )
