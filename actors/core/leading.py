@@ -413,8 +413,8 @@ class LeaderDuties(RoleView):
 
     def on_release_forward(self, msg: ReleaseForward, now: float, ready: Ready) -> None:
         """A client released a lease at a server that does not hold it: kill the id."""
-        if not self.raft.leader_active(now) or self.pool.registry.is_dead(msg.lease_id):
-            return  # the sender resends until the id is dead
+        if not self.raft.leader_active(now) or self.pool.registry.is_killed(msg.lease_id):
+            return  # the sender resends until the id is dead or revoked
         self.reset_book()
         if self.book.killing.get(msg.lease_id, 0) <= self.applied:
             self.book.killing[msg.lease_id] = self.propose([ForceRelease(lease_id=msg.lease_id)], ready)

@@ -91,6 +91,12 @@ class LeaseRegistry:
         lease = self.leases.get(lease_id)
         return lease.holder if lease else None
 
+    def is_killed(self, lease_id: str) -> bool:
+        """Dead, or revoked (a ``ForceRelease`` applied: it waits only for its
+        holder's report to go): no one may renew, resume or move it again."""
+        lease = self.leases.get(lease_id)
+        return lease.revoked if lease is not None else self.is_dead(lease_id)
+
     def is_dead(self, lease_id: str) -> bool:
         """True when the id can never be resumed or failed over again."""
         if lease_id in self.leases:

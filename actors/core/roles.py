@@ -179,9 +179,11 @@ class ClientBook:
     """lease id -> (client, update seq, reply as checkout?, request id): a lease
     forwarded to the leader to be moved here, and who waits for it."""
     released_here: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """lease id -> (client, when): released here, held elsewhere, not yet dead in the log."""
+    """lease id -> (client, when): released here, held elsewhere, not yet dead or revoked in the log."""
+    release_forwarded: dict[str, float] = field(default_factory=dict)
+    """lease id -> when its release (in ``released_here``) was last forwarded to the leader."""
     releases_sent_at: float = float("-inf")
-    """When ``released_here`` was last forwarded to the leader."""
+    """When ``released_here`` was last looked at for releases to resend to the leader."""
     recent_grants: dict[tuple[str, int], CheckoutGranted] = field(default_factory=dict)
     """(session id, request id) -> the grant sent, so a retried checkout gets it again."""
     queue_leaving: dict[str, tuple[FeatureKey, str, float, float]] = field(default_factory=dict)

@@ -37,7 +37,7 @@ from actors.protocol.pool import (
     TransferRequest,
 )
 
-__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE", "waiter_id"]
+__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE", "FORWARD_BATCH", "waiter_id"]
 
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
@@ -47,6 +47,9 @@ QUEUED = "QUEUED"
 
 IDLE = "IDLE"
 """``HeartbeatAck.reasons``: the lease was reclaimed by its feature's ``idle_timeout``."""
+
+FORWARD_BATCH = 16
+"""Releases made here (for leases held elsewhere) resent to the leader in one pass (``forward_releases``)."""
 
 
 def waiter_id(req: client.CheckoutRequest) -> str:
@@ -690,23 +693,55 @@ class ClientSide(RoleView):
             lingering = self.member.leases.leases.get(msg.lease_id)
             extra = {"linger": lingering.linger} if lingering is not None else {}
             ready.event("release", lease_id=msg.lease_id, client_id=msg.client_id, **extra)
-        elif elsewhere:
+        elif elsewhere and msg.lease_id not in self.book.released_here and not self._release_known(msg.lease_id):
             # Its holder may be cut off with the release unreported: have the id
             # killed in the log, or a stale resume could bring it back (S3).
+            # Forwarded now, this one only (a repeat of it is on its way already).
             self.book.released_here[msg.lease_id] = (msg.client_id, now)
-            self.book.releases_sent_at = float("-inf")  # send at once (from _finish)
+            self.book.release_forwarded[msg.lease_id] = now
+            self._forward_release(msg.lease_id, msg.client_id, now, ready)
+
+    def _release_known(self, lease_id: str) -> bool:
+        """The pool knows, or will know from this server, that ``lease_id`` is
+        over: the committed registry shows it dead or revoked, or it was this
+        server's, which no longer holds it: the registry places it here, or
+        this server's own report of its end (release, expiry) is on its way
+        (not after a lost disk, whose table says nothing).  A repeat of a
+        release this server already made is such a case (a session re-sends a
+        release whose answer is late): it needs no forward to the leader, which
+        would propose a ``ForceRelease`` for every copy."""
+        registry = self.pool.registry
+        if registry.is_killed(lease_id):
+            return True
+        if self.member.table_lost():
+            return False
+        leases = self.member.leases
+        return registry.holder(lease_id) == self.name or any(c.lease_id == lease_id for c in leases.changes)
 
     def forward_releases(self, now: float, ready: Ready) -> None:
-        """(Re)send each release made here until the log shows its id dead."""
-        for lid, (client_id, at) in list(self.book.released_here.items()):
-            if self.pool.registry.is_dead(lid) or now - at > 2 * self.timing.lease_ttl:
+        """Resend the releases made here until the log shows their ids dead or
+        revoked: each at most every ``2h``, and at most ``FORWARD_BATCH`` at a
+        time, those forwarded longest ago first.  Each was sent at once when it
+        came (``on_release``); a burst of them must not become a burst of bursts
+        at the leader (docs/performance.md, "The mass release")."""
+        forwarded = self.book.release_forwarded
+        due: list[tuple[float, str]] = []
+        for lid, (_, at) in list(self.book.released_here.items()):
+            if self.pool.registry.is_killed(lid) or now - at > 2 * self.timing.lease_ttl:
                 del self.book.released_here[lid]
-                continue
-            forward = ReleaseForward(sender=self.name, epoch=self.raft.term, client_id=client_id, lease_id=lid)
-            if self.raft.is_leader:
-                self.leader.on_release_forward(forward, now, ready)
-            else:
-                self.node.send_leader(forward, ready)
+                forwarded.pop(lid, None)
+            elif now - forwarded.get(lid, at) >= self.timing.client_retry:
+                due.append((forwarded.get(lid, at), lid))
+        for _, lid in sorted(due)[:FORWARD_BATCH]:
+            forwarded[lid] = now
+            self._forward_release(lid, self.book.released_here[lid][0], now, ready)
+
+    def _forward_release(self, lease_id: str, client_id: str, now: float, ready: Ready) -> None:
+        forward = ReleaseForward(sender=self.name, epoch=self.raft.term, client_id=client_id, lease_id=lease_id)
+        if self.raft.is_leader:
+            self.leader.on_release_forward(forward, now, ready)
+        else:
+            self.node.send_leader(forward, ready)
 
     # ---- fail-over (claims 13-15) -------------------------------------------------------
 

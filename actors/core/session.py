@@ -45,10 +45,20 @@ out the returned ``Ready`` and calls ``tick`` at ``wake_at``.
   once), the servers it was failing over to (a fail-over seat committed after
   the release reached one still brings it there), and any server a "not
   here" answer names as the lease's (``ReleaseAck.moved_to``): the release
-  follows the lease.  Once its server has been silent for ``f`` it goes to
-  the next server of the fail-over list too (one more each ``2h`` until one
-  answers), which has the leader kill the id in the log: the lease is then
-  never renewed nor resumed, wherever it went.
+  follows the lease.  A place that answers is sent no copy of a release
+  still in its backlog: the copy goes only once the place has answered a
+  message sent ``h`` or more after the release (so it, or its answer, was
+  lost), or has been silent for ``2h``.  Once its server has been silent for
+  ``f`` it goes to the next server of the fail-over list too (one more each
+  ``2h`` until one answers), which has the leader kill the id in the log:
+  the lease is then never renewed nor resumed, wherever it went.
+* **Releases are paced** (docs/performance.md, "The mass release"): at most
+  ``RELEASE_WINDOW`` are unanswered at the lease's server; the rest wait in
+  the session, oldest first, and each answer lets the next one go.  A burst
+  of releases (an app giving 90 leases back at once) then reaches a server as
+  fast as it answers: it never fills the server's mailbox past the
+  transport's bound, which drops messages, the leader's among them.
+  ``close`` sends every release at once: the session ends with it.
 
 Events for the app (``Ready.events``): ``granted``, ``denied``, ``lost``,
 ``failed_over``, ``released``.  Pure: ``now`` is the client's own monotonic
@@ -80,12 +90,17 @@ from actors.protocol.client import (
     SessionHeartbeat,
 )
 
-__all__ = ["HeldInfo", "ClientSessionCore", "start_server", "RETRY_ELSEWHERE", "TERMINAL_DENIALS"]
+__all__ = ["HeldInfo", "ClientSessionCore", "start_server", "RETRY_ELSEWHERE", "TERMINAL_DENIALS", "RELEASE_WINDOW"]
 
 RETRY_ELSEWHERE = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
 """Denials that say "not here": the checkout moves on to the next server."""
 TERMINAL_DENIALS = frozenset({DenyReason.NO_SEATS, DenyReason.UNKNOWN_FEATURE, DenyReason.EXPIRED})
 """Denials that hold for the whole pool: the app hears them at once."""
+RELEASE_WINDOW = 2
+"""Releases a session keeps sent and unanswered at one server; more wait in the
+session until that server answers one (docs/performance.md, "The mass release")."""
+
+_NEVER = float("inf")
 
 
 def start_server(client_id: str, servers: tuple[str, ...], prefer: str | None = None) -> str:
@@ -188,9 +203,9 @@ class _Release:
     others: tuple[str, ...]
     """The fail-over list after ``server``: where it goes too once ``server`` is silent."""
     next_at: float
-    """When to send it again."""
+    """When to send it again (``inf`` while it waits for its first send)."""
     since: float
-    """The first send: ``server`` has been silent since."""
+    """The first send (``inf`` while it waits for it)."""
     places: set[str] = field(default_factory=set)
     """Every server that may hold the lease, each sent the release every ``2h``:
     ``server``, the servers it was failing over to, and any a server said it
@@ -202,11 +217,25 @@ class _Release:
     it releases the lease or knows it live nowhere (an empty ``moved_to``)."""
     asked: set[str] = field(default_factory=set)
     """The places it has been sent to so far."""
+    sent_at: dict[str, float] = field(default_factory=dict)
+    """place -> its latest send there."""
+    replied: set[str] = field(default_factory=set)
+    """The places that answered its latest send there (not released: ask again in ``2h``)."""
     sent_elsewhere: int = 0
     killed: bool = False
     """A server that does not hold it acknowledged it: the id is being killed in
     the log (no renewal, no resume); the seat itself comes back when the server
     holding the lease releases it."""
+
+    @property
+    def waiting(self) -> bool:
+        """Not sent yet: ``server`` has ``RELEASE_WINDOW`` releases unanswered."""
+        return self.since == _NEVER
+
+    @property
+    def unanswered_at_server(self) -> bool:
+        """Sent, and its server has neither released it nor said it does not hold it."""
+        return not self.waiting and self.server in self.places
 
 
 @dataclass
@@ -284,6 +313,12 @@ class ClientSessionCore:
         """server -> the list it last renewed whole, with its digest (it takes digests)."""
         self._awaiting: dict[str, float] = {}
         """server -> local time of the oldest send it has not answered since its last message."""
+        self._heard: dict[str, float] = {}
+        """server -> local time of its last message."""
+        self._answered: dict[str, float] = {}
+        """server -> local send time of the latest heartbeat, update or release it has answered."""
+        self._closing = False
+        """``close`` ran: every release goes at once, whatever the window."""
         self._release_no = 0
         self._releases: dict[str, _Release] = {}
         """lease id -> its release, until a server acknowledges it."""
@@ -376,9 +411,9 @@ class ClientSessionCore:
         for fo in self._failovers:
             if lease_id in fo.lease_ids:
                 targets.add(fo.target)
-        for server in sorted(targets):
-            self._send_release(server, lease_id, now, ready)
-        self._keep_release(lease_id, lease.server, lease.deadline, now, awaiting=frozenset(targets - {lease.server}))
+        self._keep_release(
+            lease_id, lease.server, lease.deadline, now, ready, awaiting=frozenset(targets - {lease.server})
+        )
         self._forget(lease_id)
         ready.event("released", lease_id=lease_id)
 
@@ -387,6 +422,7 @@ class ClientSessionCore:
         ready = Ready()
         for request_id in list(self._checkouts):
             ready.merge(self.abandon(request_id, now))
+        self._closing = True  # nothing is sent after this step: nothing may wait
         for lease_id in list(self._leases):
             ready.merge(self.release(lease_id, now))
         ready.wake_at = None
@@ -400,6 +436,7 @@ class ClientSessionCore:
         # A deadline that passed stays passed, whatever a late ack says.
         self._expire(now, ready)
         self._awaiting.pop(server, None)
+        self._heard[server] = now
         if isinstance(msg, CheckoutGranted):
             self._on_granted(server, msg, now, ready)
         elif isinstance(msg, CheckoutDenied):
@@ -422,8 +459,12 @@ class ClientSessionCore:
         rel = self._releases.get(msg.lease_id)
         if rel is None:
             return
+        if server in rel.sent_at:
+            self._note_answered(server, rel.sent_at[server])
+            rel.replied.add(server)
         if msg.released:
             del self._releases[msg.lease_id]
+            self._send_waiting_releases(rel.server, now, ready)
             return
         rel.killed = True  # recorded by a server that does not hold it: the id dies
         to = msg.moved_to if msg.moved_to in self.order and msg.moved_to != server else ""
@@ -435,9 +476,15 @@ class ClientSessionCore:
                 # Sent at once the first time only: two servers whose views lag
                 # each other may name each other, and the retries are every 2h.
                 rel.asked.add(to)
+                rel.sent_at[to] = now
+                rel.replied.discard(to)
                 self._send_release(to, msg.lease_id, now, ready)
         if not rel.places:
             del self._releases[msg.lease_id]  # no server holds it any more
+        self._send_waiting_releases(rel.server, now, ready)
+
+    def _note_answered(self, server: str, sent_at: float) -> None:
+        self._answered[server] = max(self._answered.get(server, -_NEVER), sent_at)
 
     def _ttl(self, ttl: float) -> float:
         return self.timing.holder_valid_for(ttl if ttl > 0 else self.timing.lease_ttl)
@@ -453,8 +500,7 @@ class ClientSessionCore:
             if lease is None and msg.lease_id not in self._releases:
                 # Nobody waits for this seat any more (the app gave up on it, or
                 # it repeats a request another server granted): give it back.
-                self._send_release(server, msg.lease_id, now, ready)
-                self._keep_release(msg.lease_id, server, now + self._ttl(msg.ttl), now)
+                self._keep_release(msg.lease_id, server, now + self._ttl(msg.ttl), now, ready)
             return
         del self._checkouts[msg.request_id]
         self._granted[msg.request_id] = (msg.lease_id, now)
@@ -523,6 +569,7 @@ class ClientSessionCore:
         sent = self._sent.get(msg.seq)
         if sent is None or sent.kind != "hb" or sent.server != server:
             return
+        self._note_answered(server, sent.at)
         if msg.serving and server == self.home:
             self.current = server  # fail-back: the start server serves again
         renewed = self._renewed_by(server, sent, msg, now, ready)
@@ -607,6 +654,7 @@ class ClientSessionCore:
         sent = self._sent.get(msg.seq)
         if sent is None or sent.kind != "fo" or sent.server != server:
             return
+        self._note_answered(server, sent.at)
         listed = set(sent.lease_ids)
         until = sent.at + self._ttl(msg.ttl)
         seated: dict[str, list[str]] = {}
@@ -676,18 +724,46 @@ class ClientSessionCore:
                 self._send_failover(fo, now, ready)
 
     def _retry_releases(self, now: float, ready: Ready) -> None:
-        """Resend each unacknowledged release until its lease's deadline."""
+        """Resend each release no server has done to the places that may have
+        lost it, until the lease's deadline; once its server has been silent
+        for ``f``, to the next server too."""
+        freed: set[str] = set()
         for rel in list(self._releases.values()):
             if now >= rel.until:
                 del self._releases[rel.lease_id]
+                freed.add(rel.server)
             elif now >= rel.next_at:
                 for server in sorted(rel.places):
-                    self._send_release(server, rel.lease_id, now, ready)
-                if rel.others and not rel.killed and now >= rel.since + self.timing.failure_timeout:
+                    if self._release_due(rel, server, now):
+                        rel.sent_at[server] = now
+                        rel.replied.discard(server)
+                        self._send_release(server, rel.lease_id, now, ready)
+                # Silent: nothing heard from it since the release was sent.  A
+                # server that answers is only slow (a burst of releases in its
+                # backlog), and the next server would only add to the load.
+                silent_since = max(rel.since, self._heard.get(rel.server, rel.since))
+                if rel.others and not rel.killed and now >= silent_since + self.timing.failure_timeout:
                     # Its server is silent: have the next server kill the id too.
                     self._send_release(rel.others[rel.sent_elsewhere % len(rel.others)], rel.lease_id, now, ready)
                     rel.sent_elsewhere += 1
                 rel.next_at = now + self.timing.client_retry
+        for server in sorted(freed):
+            self._send_waiting_releases(server, now, ready)
+
+    def _release_due(self, rel: _Release, server: str, now: float) -> bool:
+        """Send ``rel`` to the place ``server`` again?  If the place answered
+        its latest send (not released there: the lease may still come, so it
+        is asked again), if the place answered something sent ``h`` or more
+        after it (so it, or its answer, was lost; ``h`` leaves room for
+        messages that overtake each other), or if the place has been silent
+        for ``2h`` (down, restarting, cut off).  Not to a place that answers
+        only older messages: it is working through its backlog, the release
+        among them, and a copy would only lengthen the backlog."""
+        if server in rel.replied:
+            return True
+        h = self.timing.heartbeat_interval
+        sent_at = rel.sent_at.get(server, -_NEVER)
+        return self._answered.get(server, -_NEVER) >= sent_at + h or now >= self._heard.get(server, -_NEVER) + 2 * h
 
     def _retry_checkouts(self, now: float, ready: Ready) -> None:
         for co in list(self._checkouts.values()):
@@ -854,22 +930,49 @@ class ClientSessionCore:
         )
 
     def _keep_release(
-        self, lease_id: str, server: str, until: float, now: float, awaiting: frozenset[str] = frozenset()
+        self,
+        lease_id: str,
+        server: str,
+        until: float,
+        now: float,
+        ready: Ready,
+        awaiting: frozenset[str] = frozenset(),
     ) -> None:
-        """Keep a release just sent to ``server`` (and to the fail-over targets
-        ``awaiting``) until a server releases the lease or none holds it."""
+        """Keep a release for ``server`` (and the fail-over targets ``awaiting``)
+        until a server releases the lease or none holds it, and send it now
+        unless ``RELEASE_WINDOW`` releases are unanswered at ``server``."""
         others = tuple(s for s in self._rotated_after(server) if s != server)
         self._releases[lease_id] = _Release(
             lease_id,
             until,
             server,
             others,
-            now + self.timing.client_retry,
-            now,
+            _NEVER,
+            _NEVER,
             places={server, *awaiting},
             awaiting=awaiting,
             asked={server, *awaiting},
         )
+        self._send_waiting_releases(server, now, ready)
+
+    def _send_waiting_releases(self, server: str, now: float, ready: Ready) -> None:
+        """Send the releases waiting for ``server``, oldest first, while fewer
+        than ``RELEASE_WINDOW`` are unanswered there.  A burst of releases
+        reaches a server as fast as it answers, not faster: a server that lags
+        past the transport's bound drops messages, and copies of every late
+        release kept it lagging, a congestion collapse that starved the leader
+        of its own messages for ``lease_ttl`` (docs/performance.md)."""
+        mine = [rel for rel in self._releases.values() if rel.server == server]
+        unanswered = sum(1 for rel in mine if rel.unanswered_at_server)
+        for rel in mine:
+            if unanswered >= RELEASE_WINDOW and not self._closing:
+                return
+            if rel.waiting:
+                for to in sorted(rel.places):
+                    rel.sent_at[to] = now
+                    self._send_release(to, rel.lease_id, now, ready)
+                rel.since, rel.next_at = now, now + self.timing.client_retry
+                unanswered += 1
 
     # ---- fail-over -------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tests.sim.scenarios import (
     abandon_race,
     force_release_held,
     leader_kill_quiet,
+    mass_release,
     multi_seat_under_load,
     queue_leader_kill,
     release_races_failover,
@@ -347,11 +348,20 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """A release is sent once (as before issue 11, defect 3): one sent while
     its server is down is lost, and the seat stays taken until the lease
     expires."""
-    mp.setattr(
-        client_session.ClientSessionCore,
-        "_keep_release",
-        lambda self, lease_id, server, until, now, awaiting=frozenset(): None,
-    )
+
+    def send_once(
+        self: client_session.ClientSessionCore,
+        lease_id: str,
+        server: str,
+        until: float,
+        now: float,
+        ready: Ready,
+        awaiting: frozenset[str] = frozenset(),
+    ) -> None:
+        for to in sorted({server, *awaiting}):
+            self._send_release(to, lease_id, now, ready)
+
+    mp.setattr(client_session.ClientSessionCore, "_keep_release", send_once)
     return {}
 
 
@@ -371,19 +381,31 @@ def _release_not_followed(mp: pytest.MonkeyPatch) -> dict[str, Any]:
         server: str,
         until: float,
         now: float,
+        ready: Ready,
         awaiting: frozenset[str] = frozenset(),
     ) -> None:
-        original(self, lease_id, server, until, now)
+        for to in sorted(awaiting):  # sent there once, never again
+            self._send_release(to, lease_id, now, ready)
+        original(self, lease_id, server, until, now, ready)
 
     def old_ack(self: client_session.ClientSessionCore, server: str, msg: ReleaseAck, now: float, ready: Ready) -> None:
         rel = self._releases.get(msg.lease_id)
         if rel is not None and (msg.released or server == rel.server):
             del self._releases[msg.lease_id]
+            self._send_waiting_releases(rel.server, now, ready)
         elif rel is not None:
             rel.killed = True
 
     mp.setattr(client_session.ClientSessionCore, "_keep_release", to_its_server)
     mp.setattr(client_session.ClientSessionCore, "_on_release_ack", old_ack)
+    return {}
+
+
+def _releases_unpaced(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Every release goes out at once, however many its server has not
+    answered yet (as before the mass release was diagnosed): a burst of 1,800
+    fills the servers' mailboxes past the transport's bound."""
+    mp.setattr(client_session, "RELEASE_WINDOW", 1_000_000)
     return {}
 
 
@@ -691,6 +713,17 @@ MUTANTS: tuple[Mutant, ...] = (
         scenario=lambda seed: dataclasses.replace(
             release_races_failover.SCENARIO, name=f"release_races_failover/{seed}", seed=seed
         ),
+    ),
+    # 20 apps give 1,800 of 2,000 leases back at once on a loaded pool (service time x5).
+    Mutant(
+        34,
+        "releases not paced (a burst of releases sent at once)",
+        _releases_unpaced,
+        seeds=range(1, 4),
+        first=1,
+        budget=60.0,
+        overrides={"max_events": 400_000},
+        scenario=lambda seed: dataclasses.replace(mass_release.SCENARIO, name=f"mass_release/{seed}", seed=seed),
     ),
 )
 

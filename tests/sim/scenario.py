@@ -131,6 +131,9 @@ class Scenario:
     """Journal records between compactions (the real NodeStore: 2,000; scaled down so they happen)."""
     local_hop: tuple[float, float] | None = None
     """App <-> session delay on the shell model (a loaded app host); None: the default."""
+    service_scale: float = 1.0
+    """The shell model's CPU cost of a server step (per message, core, per send) times this: a loaded
+    server host (``mass_release``: 5, the 2-core machine at load 11). The fsync is the disk's, unscaled."""
     checkout_timeout: float | None = None
     """``LicenseClient.checkout(timeout=...)`` of scripted checkouts on the shell model."""
     max_seats: int = 1

@@ -109,6 +109,12 @@ class ShellParams:
     max_batch: int = 64
     """server_actor._MAX_BATCH."""
 
+    def scale_cpu(self, factor: float) -> None:
+        """A loaded server host: every step's CPU work (message, core, sends) costs ``factor`` times as much."""
+        self.msg_cost = (self.msg_cost[0] * factor, self.msg_cost[1] * factor)
+        self.core_cost = (self.core_cost[0] * factor, self.core_cost[1] * factor)
+        self.send_cost *= factor
+
 
 class SimStorage(CrashingMemoryStorage):
     """The simulator's fake disk: ``CrashingMemoryStorage`` plus a crash cut

@@ -110,11 +110,19 @@ class ShellWorld:
                 host.window.reset()
                 host.window_term = node.raft.term
             self._shell_server_sends(host, ready, now)
-        if host.nstore.maybe_compact(node.snapshot):
+        compacted = host.nstore.maybe_compact(node.snapshot)
+        if compacted:
             self.log(name, "COMPACTED")
             if self.checker is not None:
                 self.checker.stats["shell: compactions"] += 1
         if held and self._crash_now(host, held[-1][0], before_send=False):
+            return
+        if compacted:
+            # The actor's pause for the journal swap (and the fork before it),
+            # once per compaction: a step of its own, like the fsync.
+            pause = self.shell_rng.uniform(*self.shell.compaction)
+            host.step = Step(Ready(), self.now + pause, flush=True)
+            self.push(self.now + pause, "served", host.name, host.gen)
             return
         self._shell_serve(host)
 
@@ -153,12 +161,8 @@ class ShellWorld:
                 raise InvariantViolation("S4", f"{host.name}: {ev.kind} {dict(ev.fields)}")
         p, rng = self.shell, self.shell_rng
         cost = rng.uniform(*p.msg_cost) + rng.uniform(*p.core_cost) + p.send_cost * len(ready.send)
-        if ready.persist:
-            if not p.group_commit:
-                cost += rng.uniform(*p.fsync)
-            store = host.nstore.store
-            if store.records_since_snapshot + len(ready.persist) >= store.compact_every_records:
-                cost += rng.uniform(*p.compaction)
+        if ready.persist and not p.group_commit:
+            cost += rng.uniform(*p.fsync)
         if self.checker is not None:
             self.checker.granted_by(host, ready.events)
             self.checker.expired_by(host, ready.events)

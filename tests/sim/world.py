@@ -89,6 +89,8 @@ class SimConfig:
     """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
     local_hop: tuple[float, float] | None = None
     """App <-> session delay in the shell model (None: ``ShellParams.local_hop``)."""
+    service_scale: float = 1.0
+    """The shell model's CPU cost of a server step times this (a loaded host; the fsync is unscaled)."""
     checkout_timeout: float | None = None
     """``LicenseClient.checkout(timeout=...)`` in the shell model (None: the app default)."""
     skip_rules: tuple[str, ...] = ()
@@ -191,6 +193,8 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.shell = ShellParams()
             if config.local_hop is not None:
                 self.shell.local_hop = config.local_hop
+            if config.service_scale != 1.0:
+                self.shell.scale_cpu(config.service_scale)
             if self.shell_rng.random() < self.shell.slow_disk_rate:
                 self.shell.fsync = self.shell.slow_fsync
             self.bound = transmit_bound(self.timing.failure_timeout)

@@ -18,6 +18,7 @@ from tests.sim.scenarios import (
     leader_kill,
     leader_kill_quiet,
     linger_under_load,
+    mass_release,
     multi_seat,
     multi_seat_under_load,
     oneway_partition,
@@ -64,5 +65,6 @@ SCENARIOS: dict[str, Scenario] = {
         idle_timeout,
         release_races_failover,
         force_release_held,
+        mass_release,
     )
 }
