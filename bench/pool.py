@@ -204,12 +204,17 @@ def _use(status: Any, server: str) -> Any:
 # ---- (a) throughput ------------------------------------------------------------------------
 
 
-def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag: str) -> tuple[float, list[float]]:
-    """``n`` checkouts at ``server`` from ``concurrency`` apps at once: the rate and
-    each checkout's latency.  The seats are released afterwards (not timed)."""
+def checkouts_per_second(
+    pool: Pool, server: str, n: int, concurrency: int, tag: str
+) -> tuple[float, list[float], dict[str, int]]:
+    """``n`` checkouts at ``server`` from ``concurrency`` apps at once: the rate,
+    each checkout's latency, and how they went (``LicenseClient.grants``: to the
+    app's own ask, through the session, direct asks that fell back).  The seats
+    are released afterwards (not timed)."""
     clients = [pool.client(f"bench-{tag}-{i}", server) for i in range(concurrency)]
     for c in clients:  # warm up each app's session and its address lookup
         c.checkout("cad:2.0", timeout=10.0).release()
+    before = [dict(c.grants) for c in clients]
     per = n // concurrency
     held: list[list[Any]] = [[] for _ in clients]
     latencies: list[float] = []
@@ -234,6 +239,7 @@ def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    paths = {k: sum(c.grants[k] - b[k] for c, b in zip(clients, before, strict=True)) for k in before[0]}
     if errors:
         raise BenchFailed(f"a checkout failed: {errors[0]!r}") from errors[0]
     wrong = {a.server for hs in held for a in hs} - {server}
@@ -242,7 +248,7 @@ def checkouts_per_second(pool: Pool, server: str, n: int, concurrency: int, tag:
             a.release()
     if wrong:
         raise BenchFailed(f"checkouts meant for {server} were granted at {sorted(wrong)}")
-    return per * concurrency / elapsed, latencies
+    return per * concurrency / elapsed, latencies, paths
 
 
 def _pct(ordered: list[float], q: float) -> float:
@@ -311,7 +317,7 @@ def phase_throughput(
         pool.add_license(3000)
         for role, server in (("follower", follower), ("leader", leader)):
             for c in concurrencies:
-                rate, latencies = checkouts_per_second(pool, server, n, c, f"{role}{c}")
+                rate, latencies, paths = checkouts_per_second(pool, server, n, c, f"{role}{c}")
                 rows.append(
                     {
                         "where": f"{role} {server}",
@@ -319,6 +325,7 @@ def phase_throughput(
                         "checkouts": rate,
                         "echo": echo[c],
                         "ratio": rate / echo[c],
+                        "paths": paths,
                     }
                 )
                 goal = _goal(rate / echo[c], RATIO_GOALS.get((role, c)))
@@ -327,6 +334,10 @@ def phase_throughput(
                     f"{echo[c]:7.1f} asks/s; ratio {rate / echo[c]:.3f} {goal}"
                 )
                 out(f"    each checkout: {_spread(latencies)}; each echo ask: {_spread(echo_latency[c])}")
+                out(
+                    f"    path: {paths['direct']} asked the server directly, {paths['session']} through the session"
+                    f" ({paths['direct_unanswered']} direct asks unanswered, {paths['direct_denied']} denied)"
+                )
                 if c == 1:
                     p50, echo50 = statistics.median(latencies), statistics.median(echo_latency[c])
                     met = "met" if p50 <= LATENCY_GOAL * echo50 else "NOT met"

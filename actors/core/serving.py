@@ -103,6 +103,9 @@ class ClientSide(RoleView):
             del self.book.recent_grants[(req.session_id, req.request_id)]
         for w in self.book.waiting:
             if w.request.session_id == req.session_id and w.request.request_id == req.request_id:
+                # The answer goes to whoever asked last: an app whose direct ask
+                # gave up asks again through its session (docs/performance.md, "Lever 4").
+                w.client = ref
                 if req.queue:
                     self._still_queued(w, req, now, ready)
                 return

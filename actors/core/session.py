@@ -324,6 +324,9 @@ class ClientSessionCore:
         """lease id -> its release, until a server acknowledges it."""
         self._granted: dict[int, tuple[str, float]] = {}
         """request id -> (lease id, local time) of recent grants: an abandon after the grant releases it."""
+        self._gone: dict[str, float] = {}
+        """lease id -> local time: leases the app released before this session adopted them (a direct grant's
+        ``adopt`` and the app's release travel apart); an ``adopt`` that comes later gives the lease back."""
 
     # ---- queries ---------------------------------------------------------------
 
@@ -358,11 +361,15 @@ class ClientSessionCore:
         timeout: float = 0.0,
         count: int = 1,
         linger: float = 0.0,
+        server: str | None = None,
     ) -> Ready:
         """Ask the current server for ``count`` seats in one lease (or to
         resume ``lease_id``); ``linger``: seconds they stay held after release.
         ``queue``: wait up to ``timeout`` seconds in the pool's queue for a
-        seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts")."""
+        seat instead of a NO_SEATS denial (docs/licenses.md, "Queued checkouts").
+        ``server``: ask it first instead of the current server: the app asked
+        it directly already (``adopt``), and it answers a repeat of the request
+        id with the grant it made, never a second seat."""
         ready = Ready()
         if request_id in self._checkouts:
             raise ValueError(f"request {request_id} is already outstanding")
@@ -374,13 +381,14 @@ class ClientSessionCore:
             raise ValueError("a queued checkout takes one seat: queue=True with count > 1 is not supported")
         if linger < 0:
             raise ValueError(f"linger must not be negative, got {linger}")
-        co = _Checkout(request_id, feature, version, lease_id, self.current, now, count=count, linger=linger)
+        first = server if server in self.order else self.current
+        co = _Checkout(request_id, feature, version, lease_id, first, now, count=count, linger=linger)
         if queue:
             co.queue, co.deadline = True, now + timeout
         if lease_id is not None:
             co.client_seq = self._next_seq()
         self._checkouts[request_id] = co
-        self._send_checkout(co, self.current, now, ready)
+        self._send_checkout(co, first, now, ready)
         return self._finish(ready, now)
 
     def abandon(self, request_id: int, now: float) -> Ready:
@@ -396,10 +404,51 @@ class ClientSessionCore:
             self._release(granted[0], now, ready)
         return self._finish(ready, now)
 
-    def release(self, lease_id: str, now: float) -> Ready:
-        """Give a lease back.  It is dead for ever: forgotten here at once, and
-        the release is re-sent until a server acknowledges it."""
+    def adopt(self, server: str, grant: CheckoutGranted, sent_at: float, now: float) -> Ready:
+        """A grant the app got from ``server`` itself: its direct checkout, sent
+        at local time ``sent_at`` (docs/performance.md, "Lever 4").  From now on
+        the session renews it, fails it over and releases it like its own
+        grants; its deadline is timed from the app's send, as the app's is.  A
+        lease the app released before this came (``release`` with its server),
+        or a closing session, gives it back instead."""
         ready = Ready()
+        self._expire(now, ready)
+        lid = grant.lease_id
+        if server not in self.order or lid in self._leases or grant.request_id in self._checkouts:
+            # Known already, or the request is the session's own (a fall-back):
+            # the session's path gets the same grant from the server.
+            return self._finish(ready, now)
+        deadline = sent_at + self._ttl(grant.ttl)
+        if lid in self._releases or lid in self._gone or self._closing:
+            if lid not in self._releases:
+                self._keep_release(lid, server, deadline, now, ready)
+            return self._finish(ready, now)
+        self._granted[grant.request_id] = (lid, now)
+        self._leases[lid] = _Lease(lid, grant.feature, grant.version, server, deadline, now, self._seq, grant.seats)
+        self._last_hb.setdefault(server, sent_at)
+        self.current = server
+        ready.event(
+            "adopted",
+            request_id=grant.request_id,
+            lease_id=lid,
+            server=server,
+            feature=grant.feature,
+            version=grant.version,
+            **({"seats": grant.seats} if grant.seats != 1 else {}),
+        )
+        return self._finish(ready, now)
+
+    def release(self, lease_id: str, now: float, server: str = "") -> Ready:
+        """Give a lease back.  It is dead for ever: forgotten here at once, and
+        the release is re-sent until a server acknowledges it.  ``server``: where
+        the app was told the lease is; a lease the session does not know (a
+        direct grant whose ``adopt`` has not come) is released there."""
+        ready = Ready()
+        if lease_id not in self._leases and lease_id not in self._releases and server in self.order:
+            self._gone[lease_id] = now
+            self._keep_release(lease_id, server, now + self._ttl(0.0), now, ready)
+            ready.event("released", lease_id=lease_id, before_adopt=True)
+            return self._finish(ready, now)
         self._release(lease_id, now, ready)
         return self._finish(ready, now)
 
@@ -1030,3 +1079,5 @@ class ClientSessionCore:
             del self._sent[seq]
         for rid in [r for r, (_, at) in self._granted.items() if at < horizon]:
             del self._granted[rid]
+        for lid in [x for x, at in self._gone.items() if at < horizon]:
+            del self._gone[lid]

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from actors.protocol.client import CheckoutGranted
+
 __all__ = [
     "StartServer",
     "ServerStarted",
@@ -56,6 +58,7 @@ __all__ = [
     "CheckoutResult",
     "AbandonCheckout",
     "CheckoutAbandoned",
+    "AdoptGrant",
     "ReleaseLease",
     "LeaseReleased",
     "Subscribe",
@@ -483,6 +486,8 @@ class OpenCheckout:
     """Seats asked for in one lease: all or none."""
     linger: float = 0.0
     """Seconds the seats stay held after the release (0: the license code's value)."""
+    server: str = ""
+    """Ask this server first: the app asked it directly and got no answer in time (empty: the session's choice)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -520,6 +525,8 @@ class CheckoutResult:
     """The licensed version granted: the one asked for, or a higher one that serves it; empty when refused."""
     seats: int = 1
     """Seats the granted lease holds (the count asked for, times the feature's token weight)."""
+    route: Any = None
+    """The granting server's actor address, for the app's next direct checkout (None: ask through the session)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -543,11 +550,25 @@ class CheckoutAbandoned:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AdoptGrant:
+    """LicenseClient -> ClientSession: the app checked out at ``grant.server``
+    itself and got ``grant`` (docs/performance.md, "Lever 4"); the session
+    renews it from now on.  No reply."""
+
+    grant: CheckoutGranted
+    """The server's grant, as the app received it."""
+    sent_at: float
+    """When the app sent its request, on the host's monotonic clock: the lease's deadline is timed from it."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReleaseLease:
     """LicenseClient -> ClientSession: give a lease back.  Reply: ``LeaseReleased``."""
 
     lease_id: str
     """The lease given back."""
+    server: str = ""
+    """Where the app was told the lease is: a direct grant the session has not adopted yet is released there."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -106,6 +106,9 @@ class CheckoutRequest:
     linger: float = 0.0
     """Seconds the seats stay held after the release (0: the code's ``linger``);
     the same client may take them back meanwhile without a new seat."""
+    direct: bool = False
+    """Sent by the app itself, not by its session (docs/performance.md, "Lever 4"): the answer goes to the
+    sender, and the session's address stays what the session last used.  The app tells its session of a grant."""
 
 
 @dataclass(frozen=True, kw_only=True)

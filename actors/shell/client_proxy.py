@@ -23,15 +23,16 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
 from loguru import logger
 
 from actors.core.session import start_server
+from actors.core.timing import Timing
 from actors.protocol import admin
-from actors.protocol.client import DenyReason
+from actors.protocol.client import CheckoutDenied, CheckoutGranted, CheckoutRequest, DenyReason
 from actors.shell.config import PoolConfig, load_config
 from actors.shell.launcher import transmit_timeout
 from actors.shell.system import StartedSystem, free_port, process_start_time, route_ip, start_system, stop_system
@@ -45,6 +46,13 @@ _TRANSIENT = frozenset({DenyReason.NOT_SERVING, DenyReason.NO_MAJORITY})
 """Denials a checkout waits out (within its timeout): the pool is between leaders."""
 _RETRY_FIRST, _RETRY_MAX = 0.1, 0.5
 """Seconds between checkout attempts while the denials are transient (doubling)."""
+_DIRECT_COOLDOWN = 30.0
+"""Seconds a LicenseClient asks through its session only, after a direct ask went unanswered."""
+
+
+def direct_enabled() -> bool:
+    """Whether apps ask their server directly (lever 4); ``LICPOOL_DIRECT=0`` turns it off."""
+    return os.environ.get("LICPOOL_DIRECT", "1") != "0"
 
 
 class LicenseDenied(Exception):
@@ -87,6 +95,9 @@ class Authorization:
         self.on_lost = on_lost
         self.released = False
         self.failovers = 0
+        self.direct = False
+        """Granted to the app's own ask (lever 4): its release names the server, in case the session has not
+        adopted it yet."""
 
     def __enter__(self) -> Authorization:
         return self
@@ -127,6 +138,45 @@ class Authorization:
         return f"Authorization({self.feature}:{self.version}, {self.lease_id}, at {self.server}, {state})"
 
 
+class _Endpoints:
+    """One Thespian endpoint (``ActorSystem.private()``) per app thread, kept
+    while the thread lives.  A fresh endpoint per call costs a new connection
+    each way: a direct checkout took 1.8 ms in a fresh one and 0.9 ms in a
+    kept one (docs/performance.md, "Lever 4").  A late answer to an earlier
+    call may reach a kept endpoint; every call skips what is not its own."""
+
+    def __init__(self, asys: Any) -> None:
+        self.asys = asys
+        self._lock = threading.Lock()
+        self._open: dict[int, tuple[threading.Thread, Any, Any]] = {}
+
+    @contextlib.contextmanager
+    def get(self) -> Iterator[Any]:
+        me = threading.current_thread()
+        with self._lock:
+            entry = self._open.get(me.ident or 0)
+            gone = [k for k, (t, _, _) in self._open.items() if not t.is_alive() or (k == me.ident and t is not me)]
+            closing = [self._open.pop(k) for k in gone]
+        for _, cm, _ in closing:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+        if entry is None or entry[0] is not me:
+            cm = self.asys.private()
+            ctx = cm.__enter__()
+            with self._lock:
+                self._open[me.ident or 0] = (me, cm, ctx)
+        else:
+            ctx = entry[2]
+        yield ctx
+
+    def close(self) -> None:
+        with self._lock:
+            closing, self._open = list(self._open.values()), {}
+        for _, cm, _ in closing:
+            with contextlib.suppress(Exception):
+                cm.__exit__(None, None, None)
+
+
 class LicenseClient:
     """The app's connection to a pool (operations.md)."""
 
@@ -145,6 +195,13 @@ class LicenseClient:
         self.client_id = client_id
         self.session_id = uuid.uuid4().hex
         self.first_server = start_server(client_id, cfg.server_names, prefer)
+        self.timing = Timing(*_timing_tuple(cfg))
+        self._direct = direct_enabled()
+        self._route: tuple[str, Any] | None = None
+        """(server name, actor address) of the latest grant: the next plain checkout asks it directly."""
+        self._direct_off_until = 0.0
+        self.grants = {"direct": 0, "session": 0, "direct_unanswered": 0, "direct_denied": 0}
+        """Checkouts granted to the app's own ask and through the session, and direct asks that fell back."""
         self._ids = itertools.count(1)
         self._auths: dict[str, Authorization] = {}
         self._lock = threading.Lock()
@@ -167,6 +224,7 @@ class LicenseClient:
             ip, port, transmit_timeout=max(transmit_timeout(self.cfg.timing), 1.0), own_group=False, log_level=log_level
         )
         asys = self._started.asys
+        self._endpoints = _Endpoints(asys)
         self.session = asys.createActor(ClientSession)
         start = admin.SessionStart(
             pool=self.cfg.name,
@@ -281,10 +339,22 @@ class LicenseClient:
     ) -> Authorization:
         if self._started is None or self._closing.is_set():
             raise RuntimeError("the LicenseClient is closed")
+        first = ""
+        route = self._route
+        direct_ok = self._direct and not queue and lease_id is None and time.monotonic() >= self._direct_off_until
+        if route is not None and direct_ok:
+            began = time.monotonic()
+            direct = self._checkout_direct(route, feature, version, request_id, timeout, on_lost, seats)
+            if direct is not None:
+                return direct
+            # No grant in time, or a denial: through the session, which asks
+            # that server first (a repeat of the request id gets its grant).
+            first = route[0]
+            timeout = max(0.0, timeout - (time.monotonic() - began))
         # A queued checkout: the session answers QUEUE_TIMEOUT itself a little
         # before this ask gives up, so the app gets that reason, not TIMEOUT.
         wait = max(0.05, timeout - min(1.0, timeout / 10)) if queue else 0.0
-        with self._started.asys.private() as ctx:
+        with self._endpoints.get() as ctx:
             until = time.monotonic() + timeout
             open_msg = admin.OpenCheckout(
                 request_id=request_id,
@@ -295,6 +365,7 @@ class LicenseClient:
                 queue_timeout=wait,
                 count=seats[0],
                 linger=seats[1],
+                server=first,
             )
             reply = _answer(
                 ctx,
@@ -328,6 +399,63 @@ class LicenseClient:
         auth = Authorization(self, reply.lease_id, reply.server, feature, version, reply.deadline, on_lost)
         auth.licensed_version = reply.version or version
         auth.seats = reply.seats
+        self.grants["session"] += 1
+        if reply.route is not None:
+            self._route = (reply.server, reply.route)
+        with self._lock:
+            self._auths[auth.lease_id] = auth
+        return auth
+
+    def _checkout_direct(
+        self,
+        route: tuple[str, Any],
+        feature: str,
+        version: str,
+        request_id: int,
+        timeout: float,
+        on_lost: LostCallback | None,
+        seats: tuple[int, float],
+    ) -> Authorization | None:
+        """Ask the server of the latest grant directly (lever 4: two hops, not
+        four), for at most ``client_retry``; on a grant, tell the session to
+        adopt it.  None: no grant (a denial, or no answer in time; then direct
+        asks pause for ``_DIRECT_COOLDOWN``)."""
+        started = self._started
+        if started is None:
+            return None
+        name, address = route
+        wait = min(timeout, self.timing.client_retry)
+        request = CheckoutRequest(
+            client_id=self.client_id,
+            session_id=self.session_id,
+            request_id=request_id,
+            feature=feature,
+            version=version,
+            exact_version=False,
+            count=seats[0],
+            linger=seats[1],
+            direct=True,
+        )
+        with self._endpoints.get() as ctx:
+            sent_at = time.monotonic()
+            reply = _answer(
+                ctx, ctx.ask(address, request, wait), (CheckoutGranted, CheckoutDenied), request_id, sent_at + wait
+            )
+            if reply is None:
+                self.grants["direct_unanswered"] += 1
+                self._direct_off_until = time.monotonic() + _DIRECT_COOLDOWN
+                logger.debug("direct checkout at {} unanswered in {:.2f} s; asking through the session", name, wait)
+                return None
+            if not isinstance(reply, CheckoutGranted) or reply.server != name:
+                self.grants["direct_denied"] += 1
+                return None
+            ctx.tell(self.session, admin.AdoptGrant(grant=reply, sent_at=sent_at))
+        deadline = sent_at + self.timing.holder_valid_for(reply.ttl)
+        auth = Authorization(self, reply.lease_id, name, feature, version, deadline, on_lost)
+        auth.licensed_version = reply.version or version
+        auth.seats = reply.seats
+        auth.direct = True
+        self.grants["direct"] += 1
         with self._lock:
             self._auths[auth.lease_id] = auth
         return auth
@@ -354,6 +482,7 @@ class LicenseClient:
             if self._listener is not None:
                 self._listener.join(2.0)
             if started is not None:
+                self._endpoints.close()
                 stop_system(started)
 
     # ---- inside ------------------------------------------------------------------------
@@ -364,14 +493,16 @@ class LicenseClient:
             self._auths.pop(auth.lease_id, None)
         if started is None:
             return
-        with started.asys.private() as ctx:
-            ctx.ask(self.session, admin.ReleaseLease(lease_id=auth.lease_id), _ASK)
+        with self._endpoints.get() as ctx:
+            until = time.monotonic() + _ASK
+            release = admin.ReleaseLease(lease_id=auth.lease_id, server=auth.server if auth.direct else "")
+            _answer(ctx, ctx.ask(self.session, release, _ASK), admin.LeaseReleased, auth.lease_id, until, "lease_id")
 
     def _mark(self, auth: Authorization, idle: bool) -> None:
         started = self._started
         if started is None or auth.released:
             return
-        with started.asys.private() as ctx:
+        with self._endpoints.get() as ctx:
             ctx.tell(self.session, admin.MarkIdle(lease_id=auth.lease_id, idle=idle))
 
     def _listen(self, subscribed: threading.Event) -> None:
@@ -419,12 +550,19 @@ class LicenseClient:
                 auth._lose("its deadline passed without a renewal")
 
 
-def _answer(ctx: Any, reply: Any, kind: type[Any], request_id: int, until: float) -> Any:
-    """The first message of type ``kind`` for ``request_id`` in this ask
-    context, from ``reply`` (what the ask returned) on; anything else (a
+def _answer(
+    ctx: Any,
+    reply: Any,
+    kind: type[Any] | tuple[type[Any], ...],
+    key: object,
+    until: float,
+    field: str = "request_id",
+) -> Any:
+    """The first message of type ``kind`` whose ``field`` is ``key`` in this
+    ask context, from ``reply`` (what the ask returned) on; anything else (a
     late answer to an earlier ask in the same context) is skipped.  None when
     ``until`` (monotonic) passes first."""
-    while reply is not None and not (isinstance(reply, kind) and reply.request_id == request_id):
+    while reply is not None and not (isinstance(reply, kind) and getattr(reply, field, None) == key):
         left = until - time.monotonic()
         if left <= 0:
             return None

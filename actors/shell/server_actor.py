@@ -348,7 +348,10 @@ class LicenseServer(ActorTypeDispatcher):
 
     def receiveMsg_CheckoutRequest(self, msg: client_msgs.CheckoutRequest, sender: Any) -> None:
         if self._client_msg(msg, sender):
-            self._from_client(self._client(msg.session_id, sender), msg)
+            # An app's own ask (lever 4): answered at its sender; the session's
+            # address, which heartbeat acks and later answers use, stays as it is.
+            ref = f"direct:{msg.session_id}:{msg.request_id}" if msg.direct else msg.session_id
+            self._from_client(self._client(ref, sender), msg)
 
     def receiveMsg_SessionHeartbeat(self, msg: client_msgs.SessionHeartbeat, sender: Any) -> None:
         if self._client_msg(msg, sender):

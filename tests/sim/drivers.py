@@ -42,7 +42,7 @@ class ClientDriver:
         """The checkers' view of one session event."""
         self.log(client.name, f"* {ev.kind} {short(dict(ev.fields))}")
         lid = ev.get("lease_id")
-        if ev.kind == "granted":
+        if ev.kind in ("granted", "adopted"):
             self._bookkeep_grant(client, ev, lid)
         elif ev.kind == "failing_over":
             for moving in ev.get("lease_ids"):
@@ -55,6 +55,8 @@ class ClientDriver:
         elif ev.kind == "released":
             client.released.add(lid)
             client.released_at[lid] = self.now
+            if ev.get("before_adopt") and self.checker is not None:
+                self.checker.stats["direct: released before the session adopted"] += 1
         elif ev.kind == "lost":
             client.lost.append((self.now, lid, ev.get("why")))
             if self.checker is not None:

@@ -27,6 +27,7 @@ from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
     abandon_race,
+    direct_release_race,
     force_release_held,
     leader_kill_quiet,
     mass_release,
@@ -362,6 +363,20 @@ def _release_not_retried(mp: pytest.MonkeyPatch) -> dict[str, Any]:
             self._send_release(to, lease_id, now, ready)
 
     mp.setattr(client_session.ClientSessionCore, "_keep_release", send_once)
+    return {}
+
+
+def _unadopted_release_dropped(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The session ignores the release of a lease it has not adopted yet (a
+    direct grant whose ``AdoptGrant`` the app's ``ReleaseLease`` overtook):
+    nothing goes to the server, and the adopt that follows keeps the lease,
+    renewed for an app that gave it back (lever 4 of issue 12)."""
+    original = client_session.ClientSessionCore.release
+
+    def session_only(self: client_session.ClientSessionCore, lease_id: str, now: float, server: str = "") -> Ready:
+        return original(self, lease_id, now)
+
+    mp.setattr(client_session.ClientSessionCore, "release", session_only)
     return {}
 
 
@@ -712,6 +727,17 @@ MUTANTS: tuple[Mutant, ...] = (
         first=1,
         scenario=lambda seed: dataclasses.replace(
             release_races_failover.SCENARIO, name=f"release_races_failover/{seed}", seed=seed
+        ),
+    ),
+    # An app checks out at its server directly and releases before its session adopted the grant.
+    Mutant(
+        35,
+        "the release of a direct grant the session has not adopted yet is dropped",
+        _unadopted_release_dropped,
+        seeds=range(1, 11),
+        first=2,
+        scenario=lambda seed: dataclasses.replace(
+            direct_release_race.SCENARIO, name=f"direct_release_race/{seed}", seed=seed
         ),
     ),
     # 20 apps give 1,800 of 2,000 leases back at once on a loaded pool (service time x5).

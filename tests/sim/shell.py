@@ -63,7 +63,7 @@ from actors.core.effects import Event, Ready
 from actors.persist import CrashingMemoryStorage
 from actors.persist.errors import SimulatedCrash
 from actors.protocol import admin
-from actors.protocol.client import DenyReason
+from actors.protocol.client import CheckoutGranted, CheckoutRequest, DenyReason
 from actors.shell.book import AddressBook
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ _ASK = 5.0
 """LicenseClient's ask timeout for calls that do not wait for a server (client_proxy._ASK)."""
 _TRANSIENT = frozenset({DenyReason.NOT_SERVING.value, DenyReason.NO_MAJORITY.value})
 _RETRY_FIRST, _RETRY_MAX = 0.1, 0.5
+_DIRECT_COOLDOWN = 30.0
+"""client_proxy._DIRECT_COOLDOWN."""
 
 
 def transmit_bound(failure_timeout: float) -> float:
@@ -108,6 +110,10 @@ class ShellParams:
     no received message waits, or after ``max_batch``), and only then do its messages leave."""
     max_batch: int = 64
     """server_actor._MAX_BATCH."""
+    direct: bool = True
+    """client_proxy's lever 4 (``LICPOOL_DIRECT``, on by default): after a grant, the app's next plain checkout
+    asks that server itself (for ``client_retry`` at most), tells its session to adopt the grant, and falls
+    back to its session (which asks that server first) on a denial or silence."""
 
     def scale_cpu(self, factor: float) -> None:
         """A loaded server host: every step's CPU work (message, core, sends) costs ``factor`` times as much."""
@@ -237,8 +243,11 @@ class SessionActor:
                     timeout=msg.queue_timeout,
                     count=msg.count,
                     linger=msg.linger,
+                    server=msg.server or None,
                 )
             )
+        elif isinstance(msg, admin.AdoptGrant):
+            self._run(lambda t: self.core.adopt(msg.grant.server, msg.grant, msg.sent_at, t))
         elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)
@@ -250,7 +259,7 @@ class SessionActor:
             self._to_app(ask, admin.CheckoutAbandoned(request_id=msg.request_id, heard=heard))
         elif isinstance(msg, admin.ReleaseLease):
             self.deadlines.pop(msg.lease_id, None)
-            self._run(lambda t: self.core.release(msg.lease_id, t))
+            self._run(lambda t: self.core.release(msg.lease_id, t, msg.server))
             self._to_app(ask, admin.LeaseReleased(lease_id=msg.lease_id))
 
     # ---- from servers ------------------------------------------------------------------
@@ -317,6 +326,7 @@ class SessionActor:
                         lease_id=lid,
                         server=event.get("server"),
                         deadline=held.deadline if held is not None else 0.0,
+                        route=self.book.address(event.get("server")),
                     ),
                 )
             elif kind == "denied":
@@ -390,6 +400,8 @@ class _Auth:
     app_rid: int
     lost: bool = False
     released: bool = False
+    direct: bool = False
+    """Granted to the app's own ask: its release names the server."""
 
 
 @dataclass
@@ -408,7 +420,12 @@ class _Ask:
     queue: bool = False
     """``checkout(queue=True)``: wait in the pool's queue."""
     stage: str = "open"
-    """``open`` (waiting for CheckoutResult), ``abandon`` (waiting for the abandon's reply), ``done``."""
+    """``direct`` (waiting for the server's own answer), ``open`` (waiting for CheckoutResult), ``abandon``
+    (waiting for the abandon's reply), ``done``."""
+    sent_at: float = 0.0
+    """A direct ask: its local send time."""
+    server: str = ""
+    """A direct ask: the server asked; a fall-back asks the session to ask it first."""
     count: int = 1
     """Seats asked for in one lease (``LicenseClient.checkout(count=...)``)."""
     linger: float = 0.0
@@ -428,6 +445,9 @@ class ClientProxy:
     auths: dict[str, _Auth] = field(default_factory=dict)
     ask_no: int = 0
     expiry_at: float | None = None
+    route: tuple[str, Any] | None = None
+    """(server, address) of the latest grant through the session: the next plain checkout asks it directly."""
+    direct_off_until: float = -math.inf
 
     def local(self) -> float:
         return float(self.client.clock.local(self.w.now))
@@ -456,7 +476,7 @@ class ClientProxy:
         auth = self.auths.pop(lease_id, None)
         if auth is not None and not auth.released:
             auth.released = True
-            self._to_session(0, admin.ReleaseLease(lease_id=lease_id))
+            self._to_session(0, admin.ReleaseLease(lease_id=lease_id, server=auth.server if auth.direct else ""))
 
     def held(self) -> dict[str, _Auth]:
         return {lid: x for lid, x in self.auths.items() if not x.lost and not x.released}
@@ -475,6 +495,7 @@ class ClientProxy:
         queue: bool = False,
         count: int = 1,
         linger: float = 0.0,
+        first: str = "",
     ) -> None:
         self.ask_no += 1
         ask = _Ask(
@@ -491,7 +512,41 @@ class ClientProxy:
             linger=linger,
         )
         self.asks[ask.ident] = ask
-        timeout = max(0.0, deadline - self.local())
+        now = self.local()
+        timeout = max(0.0, deadline - now)
+        route = self.route
+        direct_ok = self.w.shell.direct and not queue and lease_id is None and now >= self.direct_off_until
+        if route is not None and direct_ok and not first:
+            # client_proxy._checkout_direct: ask the server of the latest grant itself.
+            ask.stage, ask.sent_at, ask.server = "direct", now, route[0]
+            if self.w.checker is not None:
+                self.w.checker.l1.checkout(self.client, request_id, (feature, version), count)
+            self.w.log(self.client.name, f"app asks {route[0]} directly, request {request_id}")
+            self.w.shell_app_direct(
+                self.client,
+                route,
+                CheckoutRequest(
+                    client_id=self.client.name,
+                    session_id=self.client.session_id,
+                    request_id=request_id,
+                    feature=feature,
+                    version=version,
+                    exact_version=False,
+                    count=count,
+                    linger=linger,
+                    direct=True,
+                ),
+            )
+            wait = min(timeout, self.w.timing.client_retry)
+            self.w.push(
+                self.w.now + wait / self.client.clock.rate,
+                "ask_timeout",
+                self.client.name,
+                self.gen,
+                ask.ident,
+                "direct",
+            )
+            return
         # client_proxy: the session answers QUEUE_TIMEOUT a little before the ask gives up.
         wait = max(0.05, timeout - min(1.0, timeout / 10)) if queue else 0.0
         self._to_session(
@@ -505,15 +560,56 @@ class ClientProxy:
                 queue_timeout=wait,
                 count=count,
                 linger=linger,
+                server=first,
             ),
         )
         self.w.push(
             self.w.now + timeout / self.client.clock.rate, "ask_timeout", self.client.name, self.gen, ask.ident, "open"
         )
 
+    def from_server_direct(self, msg: Any) -> None:
+        """The server's answer to a direct ask (None of them once the ask gave up: ``_answer`` skips it)."""
+        ask = next((a for a in self.asks.values() if a.stage == "direct" and a.request_id == msg.request_id), None)
+        if ask is None:
+            return
+        self._finish(ask)
+        if not isinstance(msg, CheckoutGranted) or msg.server != ask.server:
+            self._fall_back(ask)
+            return
+        self._to_session(0, admin.AdoptGrant(grant=msg, sent_at=ask.sent_at))
+        deadline = ask.sent_at + self.w.timing.holder_valid_for(msg.ttl)
+        self.auths[msg.lease_id] = _Auth(
+            msg.lease_id, ask.server, ask.feature, ask.version, deadline, ask.app_rid, direct=True
+        )
+        self._schedule_expiry()
+        self._app_event(
+            Event("granted", (("request_id", ask.app_rid), ("lease_id", msg.lease_id), ("server", ask.server)))
+        )
+
+    def _fall_back(self, ask: _Ask) -> None:
+        """No grant from the direct ask: through the session, which asks that server first."""
+        self._attempt(
+            ask.app_rid,
+            ask.feature,
+            ask.version,
+            None,
+            ask.deadline,
+            ask.pause,
+            ask.request_id,
+            False,
+            ask.count,
+            ask.linger,
+            first=ask.server,
+        )
+
     def ask_timeout(self, ident: int, stage: str) -> None:
         ask = self.asks.get(ident)
         if ask is None or ask.stage != stage:
+            return
+        if stage == "direct":
+            self._finish(ask)
+            self.direct_off_until = self.local() + _DIRECT_COOLDOWN
+            self._fall_back(ask)
             return
         if stage == "open":
             # ctx.ask returned None: ask the session to abandon, in the same context.
@@ -548,6 +644,8 @@ class ClientProxy:
             return  # client_proxy._answer skips it and waits on
         self._finish(ask)
         if msg.granted:
+            if msg.route is not None:
+                self.route = (msg.server, msg.route)
             self.auths[msg.lease_id] = _Auth(
                 msg.lease_id, msg.server, ask.feature, ask.version, msg.deadline, ask.app_rid
             )

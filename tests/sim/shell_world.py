@@ -288,7 +288,8 @@ class ShellWorld:
         for out in ready.send:
             if isinstance(out.to, ClientRef):
                 session = out.to.session_id
-                dst = self.owner.get(session)
+                # An app's direct ask is answered at the app ("direct:SESSION:REQUEST", as server_actor names it).
+                dst = self.owner.get(session.split(":")[1] if session.startswith("direct:") else session)
                 if dst is None or session not in host.clients:
                     self.log(host.name, f"-> unknown session {session} {short(out.msg)}")
                     continue
@@ -307,6 +308,12 @@ class ShellWorld:
                 continue
             host.book.sent(name, now)
             self._shell_transmit(host.name, name, msg, host.name, address[1], (host.name, host.gen))
+
+    def shell_app_direct(self: Any, client: ClientHost, route: tuple[str, Any], msg: Any) -> None:
+        """The app's own ask (lever 4), to the address its session had for that server at the last grant."""
+        name, address = route
+        ref = f"direct:{client.session_id}:{msg.request_id}"
+        self._shell_transmit(client.name, name, msg, ref, address[1], None)
 
     def shell_session_send(self: Any, client: ClientHost, name: str, msg: Any, address: Any) -> None:
         self._shell_transmit(client.name, name, msg, client.session_id, address[1], None)
@@ -334,6 +341,11 @@ class ShellWorld:
                 self.admin_finished(rid)
         else:
             client = self.clients[dst]
+            if session.startswith("direct:"):
+                if client.alive and session.split(":")[1] == client.session_id:
+                    self.log(dst, f"<- {src} (app) {short(msg)}")
+                    client.proxy.from_server_direct(msg)
+                return
             if not client.alive or session != client.session_id:
                 return
             self.log(dst, f"<- {src} {short(msg)}")

@@ -172,8 +172,13 @@ def _checkout_n(w: World, client_name: str, feature: str, version: str, count: i
 
 def _release(w: World, client_name: str, feature: str, version: str) -> None:
     client = w.clients[client_name]
-    held = client.core.held(client.clock.local(w.now))
-    mine = sorted(lid for lid, x in held.items() if (x.feature, x.version) == (feature, version))
+    if client.proxy is not None:
+        # The shell model: the app releases what its LicenseClient gave it (a
+        # direct grant before its session adopted it too).
+        mine = sorted(lid for lid, x in client.proxy.held().items() if (x.feature, x.version) == (feature, version))
+    else:
+        held = client.core.held(client.clock.local(w.now))
+        mine = sorted(lid for lid, x in held.items() if (x.feature, x.version) == (feature, version))
     if client.alive and mine:
         w.client_action(client, ("release", mine[0]))
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
 from typing import Any
 
 import pytest
 
+from actors.core.timing import Timing
 from actors.protocol import admin
+from actors.protocol.client import CheckoutDenied, CheckoutGranted, CheckoutRequest, DenyReason
 from actors.shell import client_proxy
 from actors.shell.client_proxy import LicenseClient, LicenseDenied
 
@@ -68,12 +71,18 @@ class Started:
 
 def proxy(session: FakeSession) -> LicenseClient:
     client = LicenseClient.__new__(LicenseClient)
-    client._started = Started(session)  # type: ignore[assignment]
+    started = Started(session)
+    client._started = started  # type: ignore[assignment]
     client.session = "session"
     client._ids = itertools.count(1)
     client._auths = {}
     client._lock = threading.Lock()
     client._closing = threading.Event()
+    client.client_id, client.session_id = "ws17/cad", "sess-1"
+    client.timing = Timing()
+    client._direct, client._route, client._direct_off_until = True, None, 0.0
+    client.grants = {"direct": 0, "session": 0, "direct_unanswered": 0, "direct_denied": 0}
+    client._endpoints = client_proxy._Endpoints(started.asys)
     return client
 
 
@@ -179,3 +188,118 @@ def test_a_queued_multi_seat_checkout_is_refused_with_one_line() -> None:
     with pytest.raises(ValueError, match="queue=True with count > 1 is not supported"):
         proxy(session).checkout("cad:2.0", timeout=5.0, queue=True, count=2)
     assert session.asked == []
+
+
+# ---- lever 4: the app asks its server directly (docs/performance.md) -------------------------
+
+
+def _granted_through_session(request_id: int = 1, lease_id: str = "L1") -> admin.CheckoutResult:
+    return admin.CheckoutResult(
+        request_id=request_id, granted=True, lease_id=lease_id, server="s2", deadline=1e12, route="addr-s2"
+    )
+
+
+def _direct_grant(request_id: int, lease_id: str) -> CheckoutGranted:
+    return CheckoutGranted(
+        request_id=request_id, lease_id=lease_id, server="s2", feature="cad", version="2.0", ttl=30.0
+    )
+
+
+def test_after_a_grant_the_next_checkout_asks_that_server_and_the_session_adopts_it() -> None:
+    session = FakeSession(
+        {admin.OpenCheckout: [[_granted_through_session()]], CheckoutRequest: [[_direct_grant(2, "L2")]]}
+    )
+    client = proxy(session)
+    client.checkout("cad", "2.0", timeout=5.0)
+    t0 = time.monotonic()
+    auth = client.checkout("cad", "2.0", timeout=5.0)
+    (req,) = [m for m in session.asked if isinstance(m, CheckoutRequest)]
+    assert req.direct and req.request_id == 2 and req.session_id == "sess-1" and not req.exact_version
+    (adopt,) = [m for m in session.asked if isinstance(m, admin.AdoptGrant)]
+    assert adopt.grant.lease_id == "L2" and t0 <= adopt.sent_at <= time.monotonic()
+    assert (auth.lease_id, auth.server, auth.direct) == ("L2", "s2", True)
+    assert auth.deadline == adopt.sent_at + client.timing.holder_valid_for(30.0)  # as the session times it
+    assert client.grants["direct"] == 1 and client.grants["session"] == 1
+    auth.release()
+    (rel,) = [m for m in session.asked if isinstance(m, admin.ReleaseLease)]
+    assert (rel.lease_id, rel.server) == ("L2", "s2")  # the session may not have adopted it yet
+
+
+def test_an_unanswered_direct_ask_falls_back_to_the_session_which_asks_that_server_first() -> None:
+    session = FakeSession(
+        {
+            admin.OpenCheckout: [[_granted_through_session()], [_granted_through_session(2, "L2")]],
+            CheckoutRequest: [[]],
+        }
+    )
+    client = proxy(session)
+    client.timing = Timing(heartbeat_interval=0.01)  # client_retry 0.02 s: the direct ask's wait
+    client.checkout("cad", "2.0", timeout=5.0)
+    auth = client.checkout("cad", "2.0", timeout=5.0)
+    opened = [m for m in session.asked if isinstance(m, admin.OpenCheckout)]
+    assert [(m.request_id, m.server) for m in opened] == [(1, ""), (2, "s2")]
+    assert auth.lease_id == "L2" and not auth.direct and client.grants["direct_unanswered"] == 1
+    # Direct asks pause: the next checkout goes through the session at once.
+    session.script[admin.OpenCheckout] = [[_granted_through_session(3, "L3")]]
+    client.checkout("cad", "2.0", timeout=5.0)
+    assert len([m for m in session.asked if isinstance(m, CheckoutRequest)]) == 1
+
+
+def test_a_direct_denial_is_asked_again_through_the_session_which_has_the_last_word() -> None:
+    denied = CheckoutDenied(request_id=2, reason=DenyReason.NO_SEATS, server="s2")
+    session = FakeSession(
+        {
+            admin.OpenCheckout: [
+                [_granted_through_session()],
+                [admin.CheckoutResult(request_id=2, granted=False, reason="NO_SEATS", detail="none left")],
+            ],
+            CheckoutRequest: [[denied]],
+        }
+    )
+    client = proxy(session)
+    client.checkout("cad", "2.0", timeout=5.0)
+    with pytest.raises(LicenseDenied) as refused:
+        client.checkout("cad", "2.0", timeout=5.0)
+    assert refused.value.reason.value == "NO_SEATS" and client.grants["direct_denied"] == 1
+    assert [m.server for m in session.asked if isinstance(m, admin.OpenCheckout)] == ["", "s2"]
+
+
+def test_queued_resumed_and_disabled_checkouts_never_ask_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = FakeSession(
+        {
+            admin.OpenCheckout: [
+                [_granted_through_session()],
+                [_granted_through_session(2, "L1")],
+                [_granted_through_session(3, "L3")],
+            ]
+        }
+    )
+    client = proxy(session)
+    client.checkout("cad", "2.0", timeout=5.0)
+    client.checkout("cad", "2.0", timeout=5.0, lease_id="L1")
+    client._direct = False
+    client.checkout("cad", "2.0", timeout=5.0)
+    assert not [m for m in session.asked if isinstance(m, CheckoutRequest)]
+    monkeypatch.setenv("LICPOOL_DIRECT", "0")
+    assert not client_proxy.direct_enabled()
+
+
+def test_one_endpoint_per_thread_is_kept_and_closed_with_the_client() -> None:
+    system = FakeSystem(FakeSession({}))
+    endpoints = client_proxy._Endpoints(system)
+    with endpoints.get() as first, endpoints.get() as again:
+        assert first is again
+    seen: list[Any] = []
+
+    def other() -> None:
+        with endpoints.get() as ctx:
+            seen.append(ctx)
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen[0] is not first
+    with endpoints.get():  # a dead thread's endpoint is closed on the next call
+        assert len(endpoints._open) == 1
+    endpoints.close()
+    assert endpoints._open == {}

@@ -12,6 +12,7 @@ from tests.sim.scenarios import (
     abandon_race,
     client_server_kill,
     criteria_under_load,
+    direct_release_race,
     disk_lost,
     force_release_held,
     idle_timeout,
@@ -66,5 +67,6 @@ SCENARIOS: dict[str, Scenario] = {
         release_races_failover,
         force_release_held,
         mass_release,
+        direct_release_race,
     )
 }

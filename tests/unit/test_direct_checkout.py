@@ -1,0 +1,120 @@
+"""Lever 4 of issue 12: the app asks its server directly (docs/performance.md).
+
+A plain checkout is app -> server -> app, two hops instead of four; the app
+then tells its session to adopt the grant (``AdoptGrant``, a one-way local
+message), and the session renews, fails over and releases it like its own.
+What must hold:
+
+* the session's lease is timed from the app's send, as the app's is;
+* a release that reaches the session before the adopt (they travel apart)
+  still gives the lease back, and the adopt that follows does not bring it back;
+* an app whose direct ask gave up asks through its session, which asks that
+  server first; the server answers a repeat of the request id with the grant
+  it made (never a second seat), and a repeat of a request it still decides
+  moves the answer to the newer asker (the app's closed ask would lose it).
+"""
+
+from __future__ import annotations
+
+from actors.core.effects import ClientRef
+from actors.protocol import client
+from actors.protocol.client import CheckoutGranted, CheckoutRequest, ReleaseRequest, SessionHeartbeat
+from tests.unit.test_node_smoke import started_pool
+from tests.unit.test_session import T, events, sent, session
+
+
+def direct_grant(lease_id: str = "L1", server: str = "s2", request_id: int = 5) -> CheckoutGranted:
+    return CheckoutGranted(
+        request_id=request_id, lease_id=lease_id, server=server, feature="cad", version="2.0", ttl=T.lease_ttl
+    )
+
+
+def test_an_adopted_grant_is_held_from_the_apps_send_and_renewed_at_its_server() -> None:
+    core = session()
+    ready = core.adopt("s2", direct_grant(), sent_at=1.0, now=1.004)
+    assert events(ready, "adopted") == [
+        {"request_id": 5, "lease_id": "L1", "server": "s2", "feature": "cad", "version": "2.0"}
+    ]
+    held = core.held(1.004)["L1"]
+    assert held.server == "s2" and held.deadline == 1.0 + T.holder_valid_for(T.lease_ttl)
+    assert core.current == "s2"  # new checkouts go where the app's route is
+    beats = [m for to, m in sent(core.tick(1.0 + T.heartbeat_interval), SessionHeartbeat) if to == "s2"]
+    assert beats and "L1" in beats[0].lease_ids
+
+
+def test_a_release_that_comes_before_the_adopt_gives_the_lease_back_there() -> None:
+    core = session()
+    [(to, rel)] = sent(core.release("L1", 1.01, server="s2"), ReleaseRequest)
+    assert (to, rel.lease_id) == ("s2", "L1")
+    ready = core.adopt("s2", direct_grant(), sent_at=1.0, now=1.02)
+    assert "L1" not in core.held(1.02) and not events(ready, "adopted")
+    # Acknowledged, then an adopt that comes even later still does not keep it.
+    core.receive("s2", client.ReleaseAck(request_id=rel.request_id, lease_id="L1", released=True), 1.03)
+    core.adopt("s2", direct_grant(), sent_at=1.0, now=1.04)
+    assert "L1" not in core.held(1.04)
+
+
+def test_a_release_without_a_server_of_an_unknown_lease_sends_nothing() -> None:
+    """A session-path lease the session forgot (lost) is not re-released blindly."""
+    core = session()
+    assert sent(core.release("L9", 1.0), ReleaseRequest) == []
+
+
+def test_an_adopt_after_close_gives_the_lease_back() -> None:
+    core = session()
+    core.close(1.0)
+    ready = core.adopt("s2", direct_grant(), sent_at=1.0, now=1.01)
+    assert [m.lease_id for _, m in sent(ready, ReleaseRequest)] == ["L1"]
+    assert "L1" not in core.held(1.01)
+
+
+def test_an_adopt_of_a_request_the_session_asks_itself_is_left_to_the_session() -> None:
+    """The app fell back: the session's own ask gets the same grant from the server."""
+    core = session()
+    core.checkout("cad", "2.0", 5, 1.0, server="s2")
+    core.adopt("s2", direct_grant(), sent_at=0.9, now=1.01)
+    assert "L1" not in core.held(1.01) and core.outstanding() == (5,)
+
+
+def test_a_fall_back_asks_the_apps_server_first() -> None:
+    core = session(prefer="s1")
+    [(to, req)] = sent(core.checkout("cad", "2.0", 5, 1.0, server="s3"), CheckoutRequest)
+    assert (to, req.request_id) == ("s3", 5)
+    [(to, _)] = sent(core.checkout("cad", "2.0", 6, 1.0, server="nope"), CheckoutRequest)
+    assert to == "s3"  # not a server of the pool: the current one
+
+
+# ---- the server core ---------------------------------------------------------------------
+
+
+def _req(direct: bool = False) -> CheckoutRequest:
+    return CheckoutRequest(
+        client_id="c1", session_id="sess-c1", request_id=7, feature="cad", version="2.0", direct=direct
+    )
+
+
+def test_a_repeat_through_the_session_gets_the_grant_the_direct_ask_got() -> None:
+    net = started_pool(3)
+    net.send("app-c1", "s2", _req(direct=True))
+    net.run(net.now + 0.5)
+    (direct,) = net.replies("app-c1", CheckoutGranted)
+    net.send("sess-c1", "s2", _req())
+    net.run(net.now + 0.5)
+    assert net.replies("sess-c1", CheckoutGranted) == [direct]
+    assert len(net.nodes["s2"].member.leases.leases) == 1
+
+
+def test_a_repeat_of_a_request_still_being_decided_moves_its_answer_to_the_new_asker() -> None:
+    net = started_pool(3)
+    net.send(
+        "c0", "s2", CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0")
+    )
+    net.run(net.now + 0.5)  # s2's only seat: the next checkout waits while s2 borrows
+    node = net.nodes["s2"]
+    net.carry("s2", node.from_client(ClientRef("app-c1"), _req(direct=True), net.now))
+    assert len(node.serving.book.waiting) == 1
+    net.carry("s2", node.from_client(ClientRef("sess-c1"), _req(), net.now))  # the app gave up: its session asks
+    assert [w.client for w in node.serving.book.waiting] == [ClientRef("sess-c1")]
+    net.run(net.now + 3.0)
+    answers = net.replies("sess-c1", CheckoutGranted) + net.replies("sess-c1", client.CheckoutDenied)
+    assert len(answers) == 1 and net.replies("app-c1", CheckoutGranted) == []
