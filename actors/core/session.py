@@ -324,6 +324,10 @@ class ClientSessionCore:
         """lease id -> its release, until a server acknowledges it."""
         self._granted: dict[int, tuple[str, float]] = {}
         """request id -> (lease id, local time) of recent grants: an abandon after the grant releases it."""
+        self._abandoned: dict[int, float] = {}
+        """request id -> local time: checkouts the app gave up on before this session opened them (its
+        ``AbandonCheckout`` overtook its ``OpenCheckout``, a fall-back from a direct ask sent with no time left).
+        Opened later, the request is sent once and not kept: a grant made for it comes back and is given back."""
         self._gone: dict[str, float] = {}
         """lease id -> local time: leases the app released before this session adopted them (a direct grant's
         ``adopt`` and the app's release travel apart); an ``adopt`` that comes later gives the lease back."""
@@ -387,7 +391,8 @@ class ClientSessionCore:
             co.queue, co.deadline = True, now + timeout
         if lease_id is not None:
             co.client_seq = self._next_seq()
-        self._checkouts[request_id] = co
+        if self._abandoned.pop(request_id, None) is None:
+            self._checkouts[request_id] = co
         self._send_checkout(co, first, now, ready)
         return self._finish(ready, now)
 
@@ -398,7 +403,8 @@ class ClientSessionCore:
         ready = Ready()
         # Not outstanding any more: a grant for it that comes later finds no
         # checkout and is released (``_on_granted``), from whichever server.
-        self._checkouts.pop(request_id, None)
+        if self._checkouts.pop(request_id, None) is None and request_id not in self._granted:
+            self._abandoned[request_id] = now  # before it was opened here: see ``checkout``
         granted = self._granted.pop(request_id, None)
         if granted is not None and granted[0] in self._leases:
             self._release(granted[0], now, ready)
@@ -1081,3 +1087,5 @@ class ClientSessionCore:
             del self._granted[rid]
         for lid in [x for x, at in self._gone.items() if at < horizon]:
             del self._gone[lid]
+        for rid in [r for r, at in self._abandoned.items() if at < horizon]:
+            del self._abandoned[rid]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import queue
 import threading
 import time
 import uuid
@@ -177,6 +178,32 @@ class _Endpoints:
                 cm.__exit__(None, None, None)
 
 
+class _Adopter:
+    """Tells the session of each direct grant from a thread of its own, so the
+    app's checkout returns without waiting for that send (one Thespian send
+    with its acknowledgement, 0.2-0.6 ms here).  In order; a release that
+    overtakes an adopt is made at the server it names (``ReleaseLease.server``)."""
+
+    def __init__(self, endpoints: _Endpoints, session: Any) -> None:
+        self.endpoints, self.session = endpoints, session
+        self.queue: queue.SimpleQueue[admin.AdoptGrant | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="licpool-adopter", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.endpoints.get() as ctx:
+            while (msg := self.queue.get()) is not None:
+                try:
+                    ctx.tell(self.session, msg)
+                except Exception:
+                    logger.exception("could not tell the session of lease {}", msg.grant.lease_id)
+
+    def stop(self) -> None:
+        """Send what waits, then end (before the session is closed)."""
+        self.queue.put(None)
+        self.thread.join(2.0)
+
+
 class LicenseClient:
     """The app's connection to a pool (operations.md)."""
 
@@ -226,6 +253,7 @@ class LicenseClient:
         asys = self._started.asys
         self._endpoints = _Endpoints(asys)
         self.session = asys.createActor(ClientSession)
+        self._adopter = _Adopter(self._endpoints, self.session)
         start = admin.SessionStart(
             pool=self.cfg.name,
             client_id=self.client_id,
@@ -449,7 +477,7 @@ class LicenseClient:
             if not isinstance(reply, CheckoutGranted) or reply.server != name:
                 self.grants["direct_denied"] += 1
                 return None
-            ctx.tell(self.session, admin.AdoptGrant(grant=reply, sent_at=sent_at))
+        self._adopter.queue.put(admin.AdoptGrant(grant=reply, sent_at=sent_at))
         deadline = sent_at + self.timing.holder_valid_for(reply.ttl)
         auth = Authorization(self, reply.lease_id, name, feature, version, deadline, on_lost)
         auth.licensed_version = reply.version or version
@@ -476,6 +504,7 @@ class LicenseClient:
                     auths = list(self._auths.values())
                 for auth in auths:
                     auth.released = True
+                self._adopter.stop()  # the session adopts every direct grant before it releases all
                 with contextlib.suppress(Exception), started.asys.private() as ctx:
                     ctx.ask(self.session, admin.CloseSession(), _ASK)
         finally:

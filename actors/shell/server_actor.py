@@ -596,7 +596,9 @@ class LicenseServer(ActorTypeDispatcher):
         peers: list[tuple[str, Any]] = []
         for out in ready.send:
             if isinstance(out.to, ClientRef):
-                known = self.clients.get(out.to.session_id)
+                ref = out.to.session_id
+                # An app's direct ask gets one answer: its address is not kept (one per checkout).
+                known = self.clients.pop(ref, None) if ref.startswith("direct:") else self.clients.get(ref)
                 if known is None:
                     self.dropped_sends += 1
                     continue

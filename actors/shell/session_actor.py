@@ -137,6 +137,8 @@ class ClientSession(ActorTypeDispatcher):
                 server=msg.server or None,
             )
         )
+        if msg.request_id not in core.outstanding():
+            self.waiters.pop(msg.request_id, None)  # abandoned before it came: the app waits no more
 
     def receiveMsg_AdoptGrant(self, msg: admin.AdoptGrant, sender: Any) -> None:
         # The app checked out at the server itself (lever 4): renew it from now on.
@@ -317,6 +319,10 @@ class ClientSession(ActorTypeDispatcher):
                         detail=event.get("detail", ""),
                     ),
                 )
+            elif kind == "adopted":
+                # The app timed this deadline itself, as the core did: no notice.
+                lid = event.get("lease_id")
+                self.deadlines[lid] = self._deadline_of(lid, now)
             elif kind == "released":
                 self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":

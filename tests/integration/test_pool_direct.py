@@ -12,7 +12,7 @@ import pytest
 
 def _in_use(status: Any, server: str) -> int:
     feature = next(f for f in status.features if (f.feature, f.version) == ("cad", "2.0"))
-    return next(u.in_use for u in feature.servers if u.server == server)
+    return int(next(u.in_use for u in feature.servers if u.server == server))
 
 
 def test_a_direct_checkout_is_adopted_renewed_past_its_first_deadline_and_released(licpool_pool: Any) -> None:

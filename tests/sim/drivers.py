@@ -196,7 +196,9 @@ class ClientDriver:
         wanted = resumed[0]
         for name, host in self.servers.items():
             old = host.node.member.leases.leases.get(wanted) if host.node is not None else None
-            if old is not None and old.client_id == client.name:
+            # An operator's force-release revoked it: its seat is the pool's again once the holder lets it
+            # go, and the app's resume takes a seat of its own (seed 70 of the shell model).
+            if old is not None and old.client_id == client.name and not old.revoked and wanted not in self.forced:
                 raise InvariantViolation(
                     "S3",
                     f"{client.name} reconnected asking to resume {wanted}, which {name} still holds, and "

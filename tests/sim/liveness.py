@@ -165,13 +165,24 @@ class L1Tracker:
     def __init__(self, world: World, checker: Checker) -> None:
         self.w, self.c = world, checker
         self.open: dict[tuple[str, int], _Wait] = {}
+        self.direct_before: set[tuple[str, int]] = set()
+        """Direct asks made before the check was active (their fall-backs are not checked either)."""
 
     def active(self) -> bool:
         q = self.w.quiet_at
         return q is not None and self.w.now >= q + self.w.bounds.settle
 
-    def checkout(self, client: ClientHost, request_id: int, key: FeatureKey, seats: int = 1) -> None:
-        if self.active():
+    def checkout(
+        self, client: ClientHost, request_id: int, key: FeatureKey, seats: int = 1, direct: bool = False
+    ) -> None:
+        """A checkout is asked.  An app's direct ask that falls back to its session is one checkout, timed
+        from the direct ask: a wait open for it keeps that send, and one asked before the check was active
+        stays unchecked (``direct``: this is the direct ask)."""
+        if (client.name, request_id) in self.direct_before:
+            return
+        if direct and not self.active():
+            self.direct_before.add((client.name, request_id))
+        if self.active() and (client.name, request_id) not in self.open:
             now = self.w.now
             wait = _Wait(client.name, request_id, key, now, now + self.w.bounds.l1_bound, seats=seats)
             self.open[(client.name, request_id)] = wait

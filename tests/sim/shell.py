@@ -246,6 +246,8 @@ class SessionActor:
                     server=msg.server or None,
                 )
             )
+            if msg.request_id not in self.core.outstanding():
+                self.waiters.pop(msg.request_id, None)  # session_actor: abandoned before it came
         elif isinstance(msg, admin.AdoptGrant):
             self._run(lambda t: self.core.adopt(msg.grant.server, msg.grant, msg.sent_at, t))
         elif isinstance(msg, admin.AbandonCheckout):
@@ -339,6 +341,10 @@ class SessionActor:
                         detail=event.get("detail", ""),
                     ),
                 )
+            elif kind == "adopted":
+                # session_actor: the app timed this deadline itself, as the core did: no notice.
+                held = self.core.held(now).get(event.get("lease_id"))
+                self.deadlines[event.get("lease_id")] = held.deadline if held is not None else 0.0
             elif kind == "released":
                 self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
@@ -520,7 +526,7 @@ class ClientProxy:
             # client_proxy._checkout_direct: ask the server of the latest grant itself.
             ask.stage, ask.sent_at, ask.server = "direct", now, route[0]
             if self.w.checker is not None:
-                self.w.checker.l1.checkout(self.client, request_id, (feature, version), count)
+                self.w.checker.l1.checkout(self.client, request_id, (feature, version), count, direct=True)
             self.w.log(self.client.name, f"app asks {route[0]} directly, request {request_id}")
             self.w.shell_app_direct(
                 self.client,

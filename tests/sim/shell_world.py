@@ -293,6 +293,8 @@ class ShellWorld:
                 if dst is None or session not in host.clients:
                     self.log(host.name, f"-> unknown session {session} {short(out.msg)}")
                     continue
+                if session.startswith("direct:"):
+                    host.clients.discard(session)  # server_actor keeps no address of an answered direct ask
                 self._shell_transmit(host.name, dst, out.msg, session, None, None)
                 continue
             msg = host.window.offer(out.to, out.msg, now)

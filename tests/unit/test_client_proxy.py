@@ -83,6 +83,7 @@ def proxy(session: FakeSession) -> LicenseClient:
     client._direct, client._route, client._direct_off_until = True, None, 0.0
     client.grants = {"direct": 0, "session": 0, "direct_unanswered": 0, "direct_denied": 0}
     client._endpoints = client_proxy._Endpoints(started.asys)
+    client._adopter = client_proxy._Adopter(client._endpoints, "session")
     return client
 
 
@@ -213,6 +214,7 @@ def test_after_a_grant_the_next_checkout_asks_that_server_and_the_session_adopts
     client.checkout("cad", "2.0", timeout=5.0)
     t0 = time.monotonic()
     auth = client.checkout("cad", "2.0", timeout=5.0)
+    client._adopter.stop()  # its thread tells the session; stop waits for it
     (req,) = [m for m in session.asked if isinstance(m, CheckoutRequest)]
     assert req.direct and req.request_id == 2 and req.session_id == "sess-1" and not req.exact_version
     (adopt,) = [m for m in session.asked if isinstance(m, admin.AdoptGrant)]

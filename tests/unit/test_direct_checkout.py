@@ -118,3 +118,19 @@ def test_a_repeat_of_a_request_still_being_decided_moves_its_answer_to_the_new_a
     net.run(net.now + 3.0)
     answers = net.replies("sess-c1", CheckoutGranted) + net.replies("sess-c1", client.CheckoutDenied)
     assert len(answers) == 1 and net.replies("app-c1", CheckoutGranted) == []
+
+
+def test_an_abandon_that_overtakes_its_open_still_gives_back_a_grant_made_for_it() -> None:
+    """A direct ask went unanswered with no time left: the app's fall-back asks its
+    session and gives up at once, and the abandon may come first (seed 67 of the
+    shell model).  The request is still sent once, not kept; its grant, made for
+    the direct ask, comes back and is given back."""
+    core = session()
+    core.abandon(5, 1.0)
+    [(to, req)] = sent(core.checkout("cad", "2.0", 5, 1.001, server="s2"), CheckoutRequest)
+    assert (to, req.request_id) == ("s2", 5) and core.outstanding() == ()
+    [(to, rel)] = sent(core.receive("s2", direct_grant(request_id=5), 1.01), ReleaseRequest)
+    assert (to, rel.lease_id) == ("s2", "L1") and core.held(1.01) == {}
+    # Only once: a later checkout with another id is kept as usual.
+    core.checkout("cad", "2.0", 6, 1.02)
+    assert core.outstanding() == (6,)
