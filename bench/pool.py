@@ -246,6 +246,9 @@ def checkouts_per_second(
     for hs in held:
         for a in hs:
             a.release()
+    # The next row starts on an idle pool: a release is answered by the session at once, and the
+    # server's work for it (at the leader: a log entry each, sent at once) would fall into the next row.
+    pool.wait(server, lambda s: _use(s, server).in_use == 0, 60.0, "the row's releases")
     if wrong:
         raise BenchFailed(f"checkouts meant for {server} were granted at {sorted(wrong)}")
     return per * concurrency / elapsed, latencies, paths

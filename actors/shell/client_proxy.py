@@ -424,12 +424,26 @@ class LicenseClient:
             raise LicenseDenied(DenyReason.UNREACHABLE, f"unexpected answer {type(reply).__name__}")
         if not reply.granted:
             raise LicenseDenied(reply.reason or DenyReason.UNREACHABLE, reply.detail)
-        auth = Authorization(self, reply.lease_id, reply.server, feature, version, reply.deadline, on_lost)
-        auth.licensed_version = reply.version or version
-        auth.seats = reply.seats
-        self.grants["session"] += 1
         if reply.route is not None:
             self._route = (reply.server, reply.route)
+        return self._hold(reply, reply.server, feature, version, reply.deadline, on_lost, "session")
+
+    def _hold(
+        self,
+        reply: admin.CheckoutResult | CheckoutGranted,
+        server: str,
+        feature: str,
+        version: str,
+        deadline: float,
+        on_lost: LostCallback | None,
+        path: str,
+    ) -> Authorization:
+        """The app holds ``reply``'s lease from now on; ``path``: how it came (``grants``)."""
+        auth = Authorization(self, reply.lease_id, server, feature, version, deadline, on_lost)
+        auth.licensed_version = reply.version or version
+        auth.seats = reply.seats
+        auth.direct = path == "direct"
+        self.grants[path] += 1
         with self._lock:
             self._auths[auth.lease_id] = auth
         return auth
@@ -479,14 +493,7 @@ class LicenseClient:
                 return None
         self._adopter.queue.put(admin.AdoptGrant(grant=reply, sent_at=sent_at))
         deadline = sent_at + self.timing.holder_valid_for(reply.ttl)
-        auth = Authorization(self, reply.lease_id, name, feature, version, deadline, on_lost)
-        auth.licensed_version = reply.version or version
-        auth.seats = reply.seats
-        auth.direct = True
-        self.grants["direct"] += 1
-        with self._lock:
-            self._auths[auth.lease_id] = auth
-        return auth
+        return self._hold(reply, name, feature, version, deadline, on_lost, "direct")
 
     def held(self) -> list[Authorization]:
         with self._lock:
