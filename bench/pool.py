@@ -193,7 +193,10 @@ def _pool(workdir: Path, label: str, timing: dict[str, float], problems: list[st
         yield pool
     finally:
         problems.extend(f"{label}: {x}" for x in pool.close())
-        shutil.rmtree(pool.root, ignore_errors=True)
+        if os.environ.get("LICPOOL_BENCH_KEEP") == "1":
+            print(f"  {label}: the pool's data and logs kept in {pool.root} (LICPOOL_BENCH_KEEP=1)", flush=True)
+        else:
+            shutil.rmtree(pool.root, ignore_errors=True)
 
 
 def _use(status: Any, server: str) -> Any:
