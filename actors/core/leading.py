@@ -26,6 +26,7 @@ from typing import Protocol
 
 from actors.core import codes, planner
 from actors.core.effects import Ready
+from actors.core.leases import GRANT
 from actors.core.pool import DOWN, FENCED, LIVE, PoolState, ServerState, Waiter
 from actors.core.roles import LeaderBook, RoleView, ServerView
 from actors.core.table import FeatureKey
@@ -119,6 +120,21 @@ class LeaderDuties(RoleView):
         if table is None:
             return 0
         return table.allocated(server) - self.pool.registry.in_use(server, key)
+
+    def seat_returning(self, key: FeatureKey) -> bool:
+        """A seat of ``key`` is being given back: released at this server and
+        not yet committed (M2 counts it in use until then), or released in a
+        report (a release or an expiry) in the log past the commit index."""
+        if key in self.member.leases.releasing.values():
+            return True
+        log = self.raft.log
+        for index in range(max(self.raft.commit_index, log.snap_index) + 1, log.last_index + 1):
+            entry = log.entry(index).entry
+            if isinstance(entry, LeaseReport) and any(
+                c.kind != GRANT and (c.feature, c.version) == key for c in entry.changes
+            ):
+                return True
+        return False
 
     def new_transfer_id(self) -> str:
         """``epoch.n``, n counted in this leader's book: unique, because an
@@ -347,6 +363,12 @@ class LeaderDuties(RoleView):
             self.pool, self.name, msg.sender, key, msg.count, self.spare_of, self.new_transfer_id
         )
         if not entries:
+            # No seat anywhere now.  "Exhausted" tells the asker to refuse once
+            # it has applied this index; but a seat of ``key`` on its way back
+            # (released here, or in a report appended and not yet committed)
+            # comes free at the leader or its reporter, not at the asker, so
+            # then the answer is "none yet" and the asker asks again in 2h
+            # (seed 3526: NO_SEATS while the leader's released seat was free).
             reply = BorrowReply(
                 sender=self.name,
                 epoch=self.raft.term,
@@ -355,7 +377,7 @@ class LeaderDuties(RoleView):
                 request_no=msg.request_no,
                 granted=0,
                 index=self.raft.log.last_index,
-                exhausted=True,
+                exhausted=not self.seat_returning(key),
             )
             if msg.sender == self.name:
                 self.node.on_borrow_reply(reply, now, ready)

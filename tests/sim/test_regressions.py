@@ -112,6 +112,14 @@ REGRESSIONS: list[tuple[int, str, str | None]] = [
         None,
     ),
     (
+        3526,
+        "L1: a seat released at the leader was not committed yet when a follower's borrow found no seat "
+        "anywhere; the leader answered 'exhausted' as of its last index, the follower refused NO_SEATS once "
+        "it applied it, and the leader's seat stood free (fixed: while a seat of the table is returning the "
+        "answer is 'none yet', and the follower asks again)",
+        None,
+    ),
+    (
         52,
         "S2: two fail-over updates in flight; the earlier seated c1's lease at s1, the later handed it on "
         "to s2, and s1 answered c1's heartbeat 'lost' (fixed: HeartbeatAck.moved, the session follows)",
