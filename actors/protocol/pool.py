@@ -101,7 +101,8 @@ class BorrowReply:
     """The leader's last log index when it found no seat: the borrower denies its waiting checkouts only once it has
     applied this far."""
     exhausted: bool = False
-    """True: no seat is unused anywhere in the pool (the only case a reply is sent today)."""
+    """True: no seat is unused anywhere in the pool.  False with ``granted=0``: none now, but one of the table is
+    on its way back (released, not yet committed); the borrower asks again (docs/leadership.md)."""
 
 
 @dataclass(frozen=True, kw_only=True)
