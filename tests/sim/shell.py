@@ -582,6 +582,10 @@ class ClientProxy:
         if not isinstance(msg, CheckoutGranted) or msg.server != ask.server:
             self._fall_back(ask)
             return
+        if self.w.checker is not None:
+            # The app is the first to hold a direct grant: L1's wait ends here, not at the adopt (which an app
+            # restart may overtake; shell seed 443).
+            self.w.checker.l1.granted(self.client, ask.request_id)
         self._to_session(0, admin.AdoptGrant(grant=msg, sent_at=ask.sent_at))
         deadline = ask.sent_at + self.w.timing.holder_valid_for(msg.ttl)
         self.auths[msg.lease_id] = _Auth(
