@@ -6,7 +6,7 @@ process is single-threaded, so Thespian's transport loop, the allowlisted
 unpickling, the core and the disk writes are all in it).  Whenever a file
 ``<dir>/<name>.dump`` exists at a housekeeping pass (at least every
 ``heartbeat_interval``), the cumulative stats so far are written to
-``<dir>/<name>.prof`` and the request file is removed; ``bench.profile``
+``<dir>/<name>.prof`` and the request file is removed; ``actors.bench.profile``
 takes two dumps around a measured phase and subtracts them.  Without the
 variable nothing here runs.  ``LICPOOL_PROFILE_CLOCK=cpu`` times with the
 process's CPU clock instead of the wall clock (a loaded machine then shows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import persist
+from actors.bench import persist
 
 
 def test_the_persistence_benchmark_runs_and_prints_every_figure(

@@ -1,4 +1,4 @@
-"""bench/procstat.py: /proc parsing and the CPU arithmetic of the scale run."""
+"""actors/bench/procstat.py: /proc parsing and the CPU arithmetic of the scale run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.procstat import TICKS, ProcStat, cpu_percent, parse_stat, pss_kib, scan, select
+from actors.bench.procstat import TICKS, ProcStat, cpu_percent, parse_stat, pss_kib, scan, select
 
 LINE = (
     "4242 (python3 (x) y) S 1 4200 4100 0 -1 4194560 2500 0 0 0 "

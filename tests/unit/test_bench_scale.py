@@ -1,6 +1,6 @@
-"""bench/scale.py and bench/scale_app.py: the pure parts of the scale run
+"""actors/bench/scale.py and actors/bench/scale_app.py: the pure parts of the scale run
 (reading the servers' frame counters, the rates, the phase report, the apps'
-command loop).  The run itself is ``python -m bench.pool --scale``: no speed is
+command loop).  The run itself is ``python -m actors.bench.pool --scale``: no speed is
 asserted anywhere."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from actors.bench import scale, scale_app
+from actors.bench.scale import Phase, compare, frames_of, heartbeat_rates, report_phase
 from actors.shell.metrics import ServerMetrics
-from bench import scale, scale_app
-from bench.scale import Phase, compare, frames_of, heartbeat_rates, report_phase
 
 TEXT = """\
 # HELP licpool_frames_received_total frames
@@ -125,7 +125,7 @@ def test_the_app_command_loop(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
 def test_run_scale_refuses_uneven_splits() -> None:
     from argparse import Namespace
 
-    from bench.echo import BenchFailed
+    from actors.bench.echo import BenchFailed
 
     for sessions, apps, leases in ((10, 3, 1000), (10, 5, 150)):
         args = Namespace(sessions=sessions, apps=apps, leases=leases, minutes=1.0, minutes_small=None)

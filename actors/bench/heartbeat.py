@@ -1,9 +1,9 @@
 """Heartbeat bytes against the leases a session holds (issue 12, "Scale").
 
-    python -m bench.heartbeat [--leases 1 10 100 1000]
+    python -m actors.bench.heartbeat [--leases 1 10 100 1000]
 
 One real ``ClientSessionCore`` per row holds N leases at a one-server pool
-(a real ``ServerNode``, driven as ``bench.persist`` drives it, durability off:
+(a real ``ServerNode``, driven as ``actors.bench.persist`` drives it, durability off:
 only the messages matter here).  The bench takes the session's heartbeats to
 the server and the server's acks, and prints the bytes Thespian's TCP
 transport would carry for each: the pickled ``(sender address, message)``
@@ -31,13 +31,13 @@ from typing import Any
 from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
+from actors.bench.persist import Driver, NoSyncStorage, _one_server_pool, _serving
 from actors.core.effects import ClientRef, Ready
 from actors.core.session import ClientSessionCore
 from actors.persist import DirStorage
 from actors.protocol.client import CheckoutGranted, HeartbeatAck, SessionHeartbeat
 from actors.shell import wire
 from actors.shell.persistence import NodeStore
-from bench.persist import Driver, NoSyncStorage, _one_server_pool, _serving
 
 __all__ = ["main", "measure"]
 

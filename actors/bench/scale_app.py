@@ -1,7 +1,7 @@
-"""One app process of the scale run (``python -m bench.pool --scale``): several
+"""One app process of the scale run (``python -m actors.bench.pool --scale``): several
 ``LicenseClient``s in one Python process, each holding its share of the leases.
 
-``python -m bench.scale_app CONFIG APP CLIENTS LEASES SERVERS...`` starts
+``python -m actors.bench.scale_app CONFIG APP CLIENTS LEASES SERVERS...`` starts
 ``CLIENTS`` clients (say which processes they are: the first line), client ``i`` of app ``APP`` prefers
 ``SERVERS[(APP * CLIENTS + i) % len(SERVERS)]``, checks ``LEASES`` seats out
 with each (one thread per client), and prints::

@@ -9,7 +9,7 @@ A one-server pool keeps the network out of the figures.  "Durability off"
 wraps the storage so that ``sync`` does nothing: that switch exists only
 here, never in the server or its config.
 
-    python -m bench.persist [--leases 100000] [--ops 2000] [--dir D]
+    python -m actors.bench.persist [--leases 100000] [--ops 2000] [--dir D]
 
 The directory must be on the disk you care about (not tmpfs: fsync is free
 there).  The default is a fresh directory under the current one.
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.bench.echo import machine
 from actors.core.codes import load_private_key, sign_license
 from actors.core.effects import ClientRef, Ready
 from actors.core.leases import LocalLease
@@ -38,7 +39,6 @@ from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
 from actors.shell.remote import sign_admin
 from actors.shell.views import node_settings
-from bench.echo import machine
 
 __all__ = ["NoSyncStorage", "main"]
 

@@ -13,7 +13,7 @@ own endpoint:
   joining the running admin;
 - ``"shared"``: every thread asks through the one handle, to show the mix-up.
 
-Run ``python -m bench.echo --help``.
+Run ``python -m actors.bench.echo --help``.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class BenchError(RuntimeError):
 class BenchFailed(RuntimeError):
     """The pool did not do what a phase needs (no leader, a denied checkout, ...).
 
-    Defined here, not in bench/pool.py: ``python -m bench.pool`` runs that file
-    as ``__main__``, and a class :mod:`bench.scale` imported from ``bench.pool``
+    Defined here, not in actors/bench/pool.py: ``python -m actors.bench.pool`` runs that file
+    as ``__main__``, and a class :mod:`actors.bench.scale` imported from ``actors.bench.pool``
     would be a second class that ``main`` does not catch."""
 
 

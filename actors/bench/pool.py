@@ -1,13 +1,13 @@
 """The pool benchmark: throughput against raw Thespian, and the two fail-over times.
 
-``python -m bench.pool`` starts real 3-server pools on loopback (free
+``python -m actors.bench.pool`` starts real 3-server pools on loopback (free
 ports, a temporary directory, default timings unless ``--timing test``) and
 prints, in one run, with the machine it ran on:
 
 (a) **checkouts/s** through the real pool (``LicenseClient.checkout``, app to
     app: app -> session -> server, grant persisted -> session -> app), at a
     follower and at the leader, next to raw Thespian echo asks/s
-    (:mod:`bench.echo`) at the same concurrency, as a ratio.  Each
+    (:mod:`actors.bench.echo`) at the same concurrency, as a ratio.  Each
     thread owns one ``LicenseClient`` (one app); all prefer the measured server.
     The fsync cost of the data directory's filesystem is printed with it.
 (b) **client fail-over gap**: a client holds a lease at a follower; the
@@ -18,7 +18,7 @@ prints, in one run, with the machine it ran on:
     for one more seat, which only a borrow committed by a new leader can give;
     the time from the kill until it is granted, and until a new leader acts.
 
-``--scale`` runs only the scale run instead (:mod:`bench.scale`): 10,000 leases
+``--scale`` runs only the scale run instead (:mod:`actors.bench.scale`): 10,000 leases
 held by 100 sessions for 10 minutes; each server's CPU %, heartbeat
 messages/s and bytes/s, the memory of a server and of an app.
 
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.echo import BenchFailed, echo_asks_per_second, machine
-from bench.scale import add_arguments, run_scale
+from actors.bench.echo import BenchFailed, echo_asks_per_second, machine
+from actors.bench.scale import add_arguments, run_scale
 
 __all__ = ["main"]
 
@@ -470,7 +470,7 @@ def _timing(kind: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m actors.bench.pool", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="checkouts per measurement (default 200)")
     parser.add_argument(
         "--concurrency",

@@ -1,7 +1,7 @@
-"""The scale run of issue 12: ``python -m bench.pool --scale``.
+"""The scale run of issue 12: ``python -m actors.bench.pool --scale``.
 
 A 3-server pool (default timings) and ``--apps`` app processes
-(:mod:`bench.scale_app`), each with ``sessions / apps`` ``LicenseClient``s.
+(:mod:`actors.bench.scale_app`), each with ``sessions / apps`` ``LicenseClient``s.
 A ``LicenseClient`` starts its own actor system (admin, logger, one
 ``ClientSession`` actor) wherever it is made, so ``--apps`` only sets how
 many Python processes hold them: every session is a real app's session, with
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bench import procstat
-from bench.echo import BenchFailed
+from actors.bench import procstat
+from actors.bench.echo import BenchFailed
 
 __all__ = ["App", "add_arguments", "frames_of", "heartbeat_rates", "run_scale"]
 
@@ -104,7 +104,7 @@ def mib(kib: float) -> str:
 
 @dataclass
 class App:
-    """One ``bench.scale_app`` process and the sessions of its clients' actor systems."""
+    """One ``actors.bench.scale_app`` process and the sessions of its clients' actor systems."""
 
     index: int
     proc: subprocess.Popen[str]
@@ -161,7 +161,7 @@ def start_apps(config: Path, servers: Sequence[str], sessions: int, leases: int,
         cmd = [
             sys.executable,
             "-m",
-            "bench.scale_app",
+            "actors.bench.scale_app",
             str(config),
             str(index),
             str(per_app),
@@ -397,7 +397,7 @@ def run_scale(
     problems: list[str],
     out: Callable[[str], None],
 ) -> None:
-    from bench.pool import _pool
+    from actors.bench.pool import _pool
 
     if args.sessions % args.apps or args.leases % (10 * args.sessions):
         raise BenchFailed("--sessions must be a multiple of --apps and --leases of 10 x --sessions")

@@ -1,6 +1,6 @@
 """Where a checkout's time goes inside the servers: cProfile in the running processes.
 
-``python -m bench.profile`` starts a 3-server pool on loopback with
+``python -m actors.bench.profile`` starts a 3-server pool on loopback with
 ``LICPOOL_PROFILE`` set (``actors.shell.profiling``: every server process
 profiles itself with cProfile and dumps its cumulative stats on request),
 then, first at a follower and then at the leader, takes a dump of every
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.pool import Pool, _pool, _timing
+from actors.bench.pool import Pool, _pool, _timing
 
 __all__ = ["main"]
 
@@ -186,7 +186,7 @@ def _phase(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m actors.bench.profile", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="checkouts per phase (default 200)")
     parser.add_argument("--concurrency", type=int, default=1, help="apps at once (default 1)")
     parser.add_argument("--workdir", type=Path, default=None)
