@@ -424,24 +424,11 @@ class ClientSessionCore:
             # Known already, or the request is the session's own (a fall-back):
             # the session's path gets the same grant from the server.
             return self._finish(ready, now)
-        deadline = sent_at + self._ttl(grant.ttl)
         if lid in self._releases or lid in self._gone or self._closing:
             if lid not in self._releases:
-                self._keep_release(lid, server, deadline, now, ready)
+                self._keep_release(lid, server, sent_at + self._ttl(grant.ttl), now, ready)
             return self._finish(ready, now)
-        self._granted[grant.request_id] = (lid, now)
-        self._leases[lid] = _Lease(lid, grant.feature, grant.version, server, deadline, now, self._seq, grant.seats)
-        self._last_hb.setdefault(server, sent_at)
-        self.current = server
-        ready.event(
-            "adopted",
-            request_id=grant.request_id,
-            lease_id=lid,
-            server=server,
-            feature=grant.feature,
-            version=grant.version,
-            **({"seats": grant.seats} if grant.seats != 1 else {}),
-        )
+        self._hold(server, grant, sent_at, now, ready, "adopted")
         return self._finish(ready, now)
 
     def release(self, lease_id: str, now: float, server: str = "") -> Ready:
@@ -558,10 +545,17 @@ class ClientSessionCore:
                 self._keep_release(msg.lease_id, server, now + self._ttl(msg.ttl), now, ready)
             return
         del self._checkouts[msg.request_id]
-        self._granted[msg.request_id] = (msg.lease_id, now)
         sends = [at for to, at in co.sends if to == server] or [at for _, at in co.sends]
-        renewed_at = co.answered.get(server, min(sends))
+        self._hold(server, msg, co.answered.get(server, min(sends)), now, ready, "granted", resumed=msg.resumed)
+
+    def _hold(
+        self, server: str, msg: CheckoutGranted, renewed_at: float, now: float, ready: Ready, kind: str, **extra: Any
+    ) -> None:
+        """``msg``'s lease is held at ``server`` from ``renewed_at`` on (the send it answers): a grant to this
+        session's ask (``granted``) or to the app's own (``adopted``)."""
+        self._granted[msg.request_id] = (msg.lease_id, now)
         deadline = renewed_at + self._ttl(msg.ttl)
+        lease = self._leases.get(msg.lease_id)
         if lease is None:
             lease = _Lease(msg.lease_id, msg.feature, msg.version, server, deadline, now, self._seq, msg.seats)
             self._leases[msg.lease_id] = lease
@@ -573,13 +567,13 @@ class ClientSessionCore:
         self._last_hb.setdefault(server, renewed_at)
         self.current = server
         ready.event(
-            "granted",
+            kind,
             request_id=msg.request_id,
             lease_id=msg.lease_id,
             server=server,
             feature=msg.feature,
             version=msg.version,
-            resumed=msg.resumed,
+            **extra,
             **({"seats": msg.seats} if msg.seats != 1 else {}),
         )
 

@@ -153,21 +153,23 @@ class _Endpoints:
 
     @contextlib.contextmanager
     def get(self) -> Iterator[Any]:
+        """This thread's endpoint.  Only a thread's first call opens one, and
+        only then are the endpoints of threads that ended closed."""
         me = threading.current_thread()
+        entry = self._open.get(me.ident or 0)
+        if entry is not None and entry[0] is me:
+            yield entry[2]
+            return
         with self._lock:
-            entry = self._open.get(me.ident or 0)
-            gone = [k for k, (t, _, _) in self._open.items() if not t.is_alive() or (k == me.ident and t is not me)]
+            gone = [k for k, (t, _, _) in self._open.items() if not t.is_alive() or k == me.ident]
             closing = [self._open.pop(k) for k in gone]
         for _, cm, _ in closing:
             with contextlib.suppress(Exception):
                 cm.__exit__(None, None, None)
-        if entry is None or entry[0] is not me:
-            cm = self.asys.private()
-            ctx = cm.__enter__()
-            with self._lock:
-                self._open[me.ident or 0] = (me, cm, ctx)
-        else:
-            ctx = entry[2]
+        cm = self.asys.private()
+        ctx = cm.__enter__()
+        with self._lock:
+            self._open[me.ident or 0] = (me, cm, ctx)
         yield ctx
 
     def close(self) -> None:
