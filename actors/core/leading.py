@@ -27,7 +27,7 @@ from typing import Protocol
 from actors.core import codes, planner
 from actors.core.effects import Ready
 from actors.core.leases import GRANT
-from actors.core.pool import DOWN, FENCED, LIVE, PoolState, ServerState, Waiter
+from actors.core.pool import DOWN, FENCED, LIVE, ServerState, Waiter
 from actors.core.roles import LeaderBook, RoleView, ServerView
 from actors.core.table import FeatureKey
 from actors.protocol.client import HeldLease
@@ -277,7 +277,7 @@ class LeaderDuties(RoleView):
                     # The giver was fenced mid-handover: re-plan the fail-over at
                     # once (the lease now moves with its seat from a fenced holder).
                     held = (HeldLease(lease_id=t.lease_id, feature=t.feature, version=t.version, seats=t.count),)
-                    shadow = PoolState.from_plain(self.pool.to_plain())
+                    shadow = self.pool.planning_copy()
                     shadow.apply(entries[0], shadow.index + 1, self.raft.term, self.settings.verify)
                     plan = planner.plan_failover(
                         shadow, self.name, t.taker, t.client_id, t.client_seq, held, self.spare_of, self.new_transfer_id

@@ -582,14 +582,29 @@ class PoolState:
 
     # ---- plain data --------------------------------------------------------------
 
-    def to_plain(self) -> dict[str, Any]:
+    def planning_copy(self) -> PoolState:
+        """A copy to plan a change on (apply an entry, then ask the planner), made
+        in time independent of the number of leases: every part is copied
+        except the lease registry, which the copy *shares*.  So apply to it
+        only entries that leave the registry alone (``TransferAbort``).
+
+        The leader plans a fail-over on such a copy for every transfer it
+        aborts; a full copy cost O(leases) each, and a burst of aborted
+        transfers with 3,000 leases held kept the leader inside one step for
+        17 s, long enough to lose its leader lease (performance.md, "The
+        30-session run loses its leader under load")."""
+        copy = PoolState.from_plain(self.to_plain(registry=False))
+        copy.registry = self.registry
+        return copy
+
+    def to_plain(self, *, registry: bool = True) -> dict[str, Any]:
         return {
             "servers": [asdict(s) for s in self.servers.values()],
             "features": [t.to_plain() for t in self.features.values()],
             "licenses": dict(self.licenses),
             "addons": dict(self.addons),
             "serial_feature": {s: list(k) for s, k in self.serial_feature.items()},
-            "registry": self.registry.to_plain(),
+            **({"registry": self.registry.to_plain()} if registry else {}),
             "transfers": [asdict(t) for t in self.transfers.values()],
             "admin_nonces": dict(self.admin_nonces),
             **({"queues": [[list(k), [asdict(w) for w in q]] for k, q in self.queues.items()]} if self.queues else {}),
