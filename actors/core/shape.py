@@ -49,7 +49,132 @@ def problem(msg: Any) -> str | None:
     """``None`` if ``msg`` (a protocol dataclass instance) is well formed, else why not."""
     if not dataclasses.is_dataclass(msg) or isinstance(msg, type):
         return f"{type(msg).__name__} is not a protocol message"
+    if _object_check(type(msg))(msg, 0):
+        return None
     return _object(msg, type(msg).__name__, 0)
+
+
+# ---- the fast path: one compiled check per type, no text --------------------------------
+#
+# Every message a server receives is checked, and a peer's sync carries hundreds of
+# nested values: walking the type hints and formatting a field path per value cost
+# a follower most of its time for a sync under load (performance.md, "The 30-session
+# run loses its leader under load").  So each type's check is built once, as a tree
+# of closures that only answer yes or no; a message they refuse is walked again by
+# the slow path below, which says why.  They accept exactly what it accepts
+# (``tests/unit/test_shape_fast.py`` compares the two on the handler fuzz's messages).
+
+_Check = Callable[[Any, int], bool]
+_MISSING = object()
+_FAST: dict[Any, _Check] = {}
+_OBJECTS: dict[type, _Check] = {}
+
+
+def _fast(hint: Any) -> _Check:
+    check = _FAST.get(hint)
+    if check is None:
+        check = _FAST[hint] = _build(hint)
+    return check
+
+
+def _object_check(cls: type) -> _Check:
+    """The check of an instance of dataclass ``cls`` (built on first use)."""
+    check = _OBJECTS.get(cls)
+    if check is None:
+        check = _OBJECTS[cls] = _build_object(cls)
+    return check
+
+
+def _build_object(cls: type) -> _Check:
+    try:
+        hints = _hints(cls)
+    except Exception:
+        return lambda obj, depth: False
+    fields = [(f.name, _fast(hints.get(f.name, Any))) for f in dataclasses.fields(cls)]
+
+    def check(obj: Any, depth: int) -> bool:
+        if depth > _MAX_DEPTH:
+            return False
+        for name, field_check in fields:
+            value = getattr(obj, name, _MISSING)
+            if value is _MISSING or not field_check(value, depth):
+                return False
+        return True
+
+    return check
+
+
+def _build(hint: Any) -> _Check:  # one branch per kind of type hint, as in _value
+    if hint is Any:
+        return lambda value, depth: True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return _build_union(typing.get_args(hint))
+    if origin is tuple:
+        return _build_tuple(typing.get_args(hint))
+    if origin is dict:
+        return lambda value, depth: isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if not isinstance(hint, type):
+        return lambda value, depth: False
+    scalar = _FAST_SCALARS.get(hint)
+    if scalar is not None:
+        return scalar
+    if issubclass(hint, Enum):
+        return lambda value, depth: isinstance(value, hint)
+    if dataclasses.is_dataclass(hint):
+        cls: type = hint
+        return lambda value, depth: type(value) is cls and _object_check(cls)(value, depth + 1)
+    return lambda value, depth: False
+
+
+def _build_union(options: tuple[Any, ...]) -> _Check:
+    allows_none = type(None) in options
+    others = [_fast(x) for x in options if x is not type(None)]
+
+    def check(value: Any, depth: int) -> bool:
+        if value is None and allows_none:
+            return True
+        kind = type(value)
+        if kind in options:  # as _union: judged by its own declared type only
+            return _fast(kind)(value, depth)
+        return any(option(value, depth) for option in others)
+
+    return check
+
+
+def _build_tuple(args: tuple[Any, ...]) -> _Check:
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _fast(args[0])
+
+        def homogeneous(value: Any, depth: int) -> bool:
+            return isinstance(value, tuple) and len(value) <= MAX_ITEMS and all(item(x, depth + 1) for x in value)
+
+        return homogeneous
+    items = [_fast(a) for a in args]
+
+    def fixed(value: Any, depth: int) -> bool:
+        return (
+            isinstance(value, tuple)
+            and len(value) <= MAX_ITEMS
+            and len(value) == len(items)
+            and all(check(x, depth + 1) for check, x in zip(items, value, strict=True))
+        )
+
+    return fixed
+
+
+_FAST_SCALARS: dict[type, _Check] = {
+    bool: lambda value, depth: isinstance(value, bool),
+    int: lambda value, depth: isinstance(value, int) and not isinstance(value, bool),
+    float: lambda value, depth: (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ),
+    str: lambda value, depth: isinstance(value, str) and len(value) <= MAX_TEXT,
+    type(None): lambda value, depth: value is None,
+}
+
+
+# ---- the slow path: says what is wrong ----------------------------------------------------
 
 
 def _object(obj: Any, where: str, depth: int) -> str | None:
