@@ -6,12 +6,12 @@ then ``BUILD`` with a peer-chosen ``__dict__``), so a frame can deliver a
 ``CheckoutRequest`` whose ``feature`` is a list, or that has no ``feature`` at
 all.  ``problem(msg)`` walks a protocol object against its type hints:
 
-* every field is present, and holds the declared type: ``str``, ``int`` (not
+* every field is present, and holds the declared type: ``str``, ``bytes``, ``int`` (not
   ``bool``), ``float`` (an ``int`` too; finite), ``bool``, an ``Enum``, a
   protocol dataclass (checked recursively), ``X | None``, a union of
   dataclasses, ``tuple[X, ...]`` and fixed ``tuple[A, B]``, ``dict[str, Any]``;
 * fields typed ``Any`` (actor addresses, message bodies) are left to their
-  handlers, and strings and tuples longer than the limits below are refused.
+  handlers, and strings, bytes and tuples longer than the limits below are refused.
 
 Pure: no I/O.  Returns ``None`` for a well-formed message, else one line.
 """
@@ -26,12 +26,14 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-__all__ = ["MAX_ITEMS", "MAX_TEXT", "problem"]
+__all__ = ["MAX_BYTES", "MAX_ITEMS", "MAX_TEXT", "problem"]
 
 MAX_TEXT = 64 * 1024
 """Longest string accepted in any field (a license code is a few hundred characters)."""
 MAX_ITEMS = 100_000
 """Most items accepted in one tuple field."""
+MAX_BYTES = 32 * 1024 * 1024
+"""Longest ``bytes`` value accepted (a sealed peer message; Thespian's frame limit)."""
 _MAX_DEPTH = 8
 
 
@@ -170,6 +172,7 @@ _FAST_SCALARS: dict[type, _Check] = {
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ),
     str: lambda value, depth: isinstance(value, str) and len(value) <= MAX_TEXT,
+    bytes: lambda value, depth: isinstance(value, bytes) and len(value) <= MAX_BYTES,
     type(None): lambda value, depth: value is None,
 }
 
@@ -253,6 +256,12 @@ def _str(value: Any, where: str) -> str | None:
     return None if len(value) <= MAX_TEXT else f"{where} is longer than {MAX_TEXT} characters"
 
 
+def _bytes(value: Any, where: str) -> str | None:
+    if not isinstance(value, bytes):
+        return f"{where} is a {type(value).__name__}, not bytes"
+    return None if len(value) <= MAX_BYTES else f"{where} is longer than {MAX_BYTES} bytes"
+
+
 def _none(value: Any, where: str) -> str | None:
     return None if value is None else f"{where} is not None"
 
@@ -262,6 +271,7 @@ _SCALARS: dict[type, Callable[[Any, str], str | None]] = {
     int: _int,
     float: _float,
     str: _str,
+    bytes: _bytes,
     type(None): _none,
 }
 """The check for each scalar field type (``bool`` is not an ``int`` here)."""

@@ -129,6 +129,13 @@ class PeerEnvelope:
     mac: str = ""
     """HMAC of the rest under the pool's peer key (``actors.shell.peerauth``):
     an envelope without the right one is dropped and audited."""
+    sealed: bytes = b""
+    """The body pickled by its sender, when not empty (then ``body`` is ``None``):
+    the MAC covers these bytes, and the receiver unpickles them (allowlisted)
+    only once the MAC is right.  Sent only to a server that set ``sealed_ok``."""
+    sealed_ok: bool = False
+    """The sender reads sealed envelopes: a receiver may send it ``sealed`` ones
+    (an older server leaves it unset and gets ``body`` as before)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -111,6 +111,11 @@ def _fanout_enabled() -> bool:
     return os.environ.get("LICPOOL_FANOUT", "1") != "0"
 
 
+def _sealing() -> bool:
+    """``LICPOOL_SEALED=0`` sends plain peer envelopes only, as an older server does (for measuring)."""
+    return os.environ.get("LICPOOL_SEALED", "1") != "0"
+
+
 def _sync_window() -> int:
     """Unanswered syncs allowed per peer; ``LICPOOL_SYNC_WINDOW=0`` turns flow control off (for measuring)."""
     try:
@@ -158,6 +163,9 @@ class LicenseServer(ActorTypeDispatcher):
         self.batched = 0
         self.flush_asked = False
         self.group_commit = _group_commit()
+        # peer envelopes: which servers get sealed ones (peerauth)
+        self.sealing = _sealing()
+        self.sealed_peers: dict[str, bool] = {}
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
         try:
@@ -278,7 +286,9 @@ class LicenseServer(ActorTypeDispatcher):
     def receiveMsg_PeerEnvelope(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
         if self.node is None or self.cfg is None or self.book is None:
             return
-        if self._malformed(env, sender) is not None or self._malformed(env.body, sender) is not None:
+        if self._malformed(env, sender) is not None:
+            return
+        if not env.sealed and self._malformed(env.body, sender) is not None:
             return
         if env.pool != self.cfg.name or env.sender not in self.book.names:
             logger.warning("server {}: dropped a peer message from {!r} of pool {!r}", self.name, env.sender, env.pool)
@@ -286,18 +296,40 @@ class LicenseServer(ActorTypeDispatcher):
         if not peerauth.genuine(self.peer_key, env):
             self._refuse_peer(env, sender)
             return
+        body = self._opened(env, sender)
+        if body is None:
+            return
         now = time.monotonic()
+        self.sealed_peers[env.sender] = env.sealed_ok and self.sealing
         if self.book.learn(env.sender, env.address, now):
             logger.info("server {}: {} is at {}", self.name, env.sender, env.address)
         self.book.heard(env.sender, now)
-        if isinstance(env.body, admin_msgs.PeerHello):
+        if isinstance(body, admin_msgs.PeerHello):
             return
-        if isinstance(env.body, SyncReply):
-            released = self.window.answered(env.sender, env.body.round, now)
+        if isinstance(body, SyncReply):
+            released = self.window.answered(env.sender, body.round, now)
             if released is not None:
                 self._send_peers([(env.sender, released)], now)
         node = self.node
-        self._run(lambda t: node.receive(env.sender, env.body, t))
+        self._run(lambda t: node.receive(env.sender, body, t))
+
+    def _opened(self, env: admin_msgs.PeerEnvelope, sender: Any) -> Any:
+        """The body of a genuine envelope, unpickled if sealed and shape-checked;
+        ``None`` (logged and audited) if it is not a well-formed message."""
+        if not env.sealed:
+            return env.body
+        try:
+            body = peerauth.opened(env)
+        except Exception as exc:  # bytes a server of the pool sealed but this one cannot read
+            logger.warning("server {}: dropped a sealed message from {} it cannot read: {}", self.name, env.sender, exc)
+            try:
+                logs.audit(
+                    "bad_message", node=self.name, message="PeerEnvelope", origin=env.sender, problem=str(exc)[:300]
+                )
+            except Exception as audit_exc:  # an audit line must never stop the server
+                logger.warning("server {}: audit of a bad message failed: {}", self.name, audit_exc)
+            return None
+        return None if self._malformed(body, sender) is not None else body
 
     def _refuse_peer(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
         """A well-formed envelope of our pool that no server of it sealed: a
@@ -319,9 +351,13 @@ class LicenseServer(ActorTypeDispatcher):
         except Exception as exc:  # an audit line must never stop the server
             logger.warning("server {}: audit of a refused peer message failed: {}", self.name, exc)
 
-    def _seal(self, body: Any) -> admin_msgs.PeerEnvelope:
+    def _seal(self, body: Any, to: str = "") -> admin_msgs.PeerEnvelope:
+        """``body`` for server ``to``: sealed if it said it reads sealed envelopes."""
         assert self.cfg is not None
-        return peerauth.seal(self.peer_key, self.cfg.name, self.name, self.myAddress, body)
+        sealed = self.sealed_peers.get(to, False)
+        return peerauth.seal(
+            self.peer_key, self.cfg.name, self.name, self.myAddress, body, sealed=sealed, reads_sealed=self.sealing
+        )
 
     def receiveMsg_PeerResolved(self, msg: admin_msgs.PeerResolved, sender: Any) -> None:
         if self.book is None or self.node is None or self.cfg is None:
@@ -619,7 +655,7 @@ class LicenseServer(ActorTypeDispatcher):
                 self.dropped_sends += 1  # not found yet: the core retries on its own timers
                 continue
             self.book.sent(name, now)
-            envelope = self._seal(msg)
+            envelope = self._seal(msg, name)
             if self.leader_role is not None:
                 fanout.append(admin_msgs.Addressed(address=address, message=envelope))
             else:

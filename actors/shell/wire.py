@@ -47,6 +47,7 @@ __all__ = [
     "allowed",
     "install",
     "installed",
+    "loads_sealed",
     "received_frames",
     "require_fork",
     "restrict_bind",
@@ -330,6 +331,15 @@ class _WireSerializer:
 
 
 SERIALIZER: Final = _WireSerializer()
+
+
+def loads_sealed(data: bytes) -> Any:
+    """The body of a sealed ``PeerEnvelope`` (``actors.shell.peerauth``): the same
+    allowlist as a frame, called only once the envelope's MAC is right.  Raises
+    ``pickle.UnpicklingError`` (``RefusedGlobal`` for a global off the list) or
+    whatever else bad bytes make pickle raise."""
+    return _AllowlistUnpickler(io.BytesIO(data)).load()
+
 
 MAX_FRAME: Final = 32 * 1024 * 1024
 """Largest frame accepted, in bytes; Thespian itself believes any ``<len>``."""

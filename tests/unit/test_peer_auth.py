@@ -4,14 +4,17 @@ round trip keeps them genuine, and any change to what they carry does not."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
+from typing import Any
 
 import pytest
 
 from actors.protocol import admin as admin_msgs
 from actors.protocol import entries as log_entries
 from actors.protocol import raft
-from actors.shell.peerauth import derive_peer_key, genuine, seal
+from actors.shell.peerauth import derive_peer_key, genuine, opened, seal, sealed_mac
+from actors.shell.wire import RefusedGlobal
 
 KEY = derive_peer_key("s3cret-admin-key-file-content-0123456789", "licpool")
 
@@ -88,3 +91,59 @@ def test_a_thespian_address_seals_the_same_on_another_host(monkeypatch: pytest.M
     remote = pickle.loads(pickle.dumps(env))
     assert str(remote.address) != here  # the text really differs there
     assert genuine(KEY, remote)
+
+
+def test_a_sealed_envelope_carries_the_pickled_body_and_opens_only_to_it() -> None:
+    for body in BODIES:
+        env = pickle.loads(pickle.dumps(seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", body, sealed=True)))
+        assert env.body is None and env.sealed and env.sealed_ok
+        assert genuine(KEY, env), body
+        assert opened(env) == body
+
+
+def test_an_altered_sealed_envelope_is_not_genuine() -> None:
+    env = seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", BODIES[1], sealed=True)
+    flipped = bytes([env.sealed[0]]) + bytes([env.sealed[1] ^ 1]) + env.sealed[2:]
+    assert not genuine(KEY, dataclasses.replace(env, sealed=flipped))
+    assert not genuine(KEY, dataclasses.replace(env, sealed=env.sealed + b"."))
+    assert not genuine(KEY, dataclasses.replace(env, sender="s2"))
+    assert not genuine(KEY, dataclasses.replace(env, address="ActorAddr-(T|:6666)"))
+    assert not genuine(KEY, dataclasses.replace(env, pool="other"))
+    assert not genuine(derive_peer_key("another-secret-entirely-0123456789", "licpool"), env)
+    # The plain MAC of the same body is not the sealed one: one form cannot pass as the other.
+    plain = seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", BODIES[1])
+    assert not genuine(KEY, dataclasses.replace(env, mac=plain.mac))
+    assert not genuine(KEY, dataclasses.replace(plain, mac=env.mac))
+
+
+def test_a_sealed_body_is_unpickled_with_the_wire_allowlist() -> None:
+    """Even under the right MAC (a server of the pool, or its key), the bytes may
+    name only allowlisted classes: the MAC is checked first, the allowlist still holds."""
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, tuple[str]]:
+            return (os.system, ("true",))
+
+    data = pickle.dumps(Evil())
+    env = admin_msgs.PeerEnvelope(
+        pool="licpool",
+        sender="s1",
+        address="a",
+        body=None,
+        sealed=data,
+        sealed_ok=True,
+        mac=sealed_mac(KEY, "licpool", "s1", "a", data),
+    )
+    assert genuine(KEY, env)
+    with pytest.raises(RefusedGlobal):
+        opened(env)
+
+
+def test_an_older_servers_envelope_is_plain_and_says_it_reads_no_sealed_ones() -> None:
+    """A release before sealed envelopes sends none of the new fields: the class
+    defaults stand in, and its plain MAC still checks."""
+    env = seal(KEY, "licpool", "s1", "ActorAddr-(T|:4101)", BODIES[1], reads_sealed=False)
+    old = pickle.loads(pickle.dumps(env))
+    del old.__dict__["sealed"], old.__dict__["sealed_ok"]
+    assert old.sealed == b"" and old.sealed_ok is False
+    assert genuine(KEY, old) and opened(old) == BODIES[1]

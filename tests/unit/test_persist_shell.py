@@ -51,6 +51,7 @@ from actors.protocol import admin as admin_msgs
 from actors.protocol import client as client_msgs
 from actors.protocol import pool as pool_msgs
 from actors.protocol import raft as raft_msgs
+from actors.shell import peerauth
 from actors.shell.config import load_config, write_default_pool
 from actors.shell.persistence import NodeStore
 from actors.shell.server_actor import LicenseServer
@@ -118,6 +119,23 @@ class ShellUnderTest(LicenseServer):
         return NodeStore.over(self.storage, compact_every_records=25)
 
 
+class OlderShell(ShellUnderTest):
+    """A server of a release before sealed peer envelopes: it never says it reads
+    them, and one that reached it would fail its MAC check there (its MAC is
+    over the plain body, and the body is ``None``), so it is dropped here."""
+
+    def __init__(self, net: Net, name: str, storage: CrashingMemoryStorage) -> None:
+        super().__init__(net, name, storage)
+        self.sealing = False
+        self.sealed_dropped = 0
+
+    def receiveMsg_PeerEnvelope(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
+        if env.sealed:
+            self.sealed_dropped += 1
+            return
+        super().receiveMsg_PeerEnvelope(env, sender)
+
+
 @dataclass
 class Net:
     config: Path
@@ -134,6 +152,8 @@ class Net:
     crashes: list[tuple[str, float]] = field(default_factory=list)
     kills: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    older: frozenset[str] = frozenset()
+    """Servers that run as a release before sealed peer envelopes (``OlderShell``)."""
 
     def at(self, when: float, event: tuple[Any, ...]) -> None:
         heapq.heappush(self.queue, (when, next(self.seq), event))
@@ -160,7 +180,7 @@ class Net:
     # ---- processes --------------------------------------------------------------------
 
     def boot(self, name: str) -> None:
-        shell = ShellUnderTest(self, name, self.storages[name])
+        shell = (OlderShell if name in self.older else ShellUnderTest)(self, name, self.storages[name])
         self.servers[name] = shell
         self.sent[name] = []
         self._deliver(
@@ -244,7 +264,7 @@ def confirmed_but_lost(name: str, shell: ShellUnderTest, sent: list[Sent]) -> li
     raft, leases, pool = node.raft, node.member.leases.leases, node.pool
     lost: list[str] = []
     for out in sent:
-        msg = out.msg.body if isinstance(out.msg, admin_msgs.PeerEnvelope) else out.msg
+        msg = peerauth.opened(out.msg) if isinstance(out.msg, admin_msgs.PeerEnvelope) else out.msg
         what = f"{name} sent {type(msg).__name__} at {out.at:.3f}"
         if out.applied > node.applied:
             lost.append(f"{what} with applied {out.applied}, restored applied {node.applied}")
@@ -305,9 +325,11 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     return clock
 
 
-def formed_pool(config: Path, key: Any, clock: FakeTime, seed: int, count: int) -> Net:
+def formed_pool(
+    config: Path, key: Any, clock: FakeTime, seed: int, count: int, older: frozenset[str] = frozenset()
+) -> Net:
     """Three servers, a leader, and ``count`` seats of cad 2.0, all durable."""
-    net = Net(config, clock, random.Random(seed))
+    net = Net(config, clock, random.Random(seed), older=older)
     for name in NAMES:
         net.storages[name] = CrashingMemoryStorage(seed * 7 + len(net.storages), torn_writes=True, zero_fill=True)
         net.boot(name)
@@ -481,7 +503,11 @@ def test_each_operation_does_what_it_says_without_a_crash(
     pool_files: tuple[Path, Any], fake_time: FakeTime, op: str
 ) -> None:
     net, _ = _run(pool_files, fake_time, op, None, seed=1)
-    bodies = [x.msg.body if isinstance(x.msg, admin_msgs.PeerEnvelope) else x.msg for v in net.sent.values() for x in v]
+    bodies = [
+        peerauth.opened(x.msg) if isinstance(x.msg, admin_msgs.PeerEnvelope) else x.msg
+        for v in net.sent.values()
+        for x in v
+    ]
     assert any(isinstance(m, EXERCISES[op]) for m in bodies), f"{op} never sent a {EXERCISES[op].__name__}"
     if op == "vote":
         assert any(isinstance(m, raft_msgs.VoteReply) and m.granted and not m.pre_vote for m in bodies)
@@ -574,3 +600,42 @@ def test_the_check_catches_a_group_commit_that_sends_before_its_fsync(
                 caught.append(str(exc).splitlines()[0])
     assert caught, "a group commit that sends before its fsync went unnoticed"
     print(f"\nthe mutant was caught in {len(caught)} of 32 runs, e.g. {caught[0][:160]}")
+
+
+def _peer_envelopes(net: Net) -> list[tuple[str, str, admin_msgs.PeerEnvelope]]:
+    """(from, to, envelope) of every peer envelope sent, through the LeaderRole or not."""
+    out = []
+    for name, sent in net.sent.items():
+        for x in sent:
+            pairs = (
+                [(i.address, i.message) for i in x.msg.sends]
+                if isinstance(x.msg, admin_msgs.FanOut)
+                else [(x.to, x.msg)]
+            )
+            out += [(name, str(to)[4:], m) for to, m in pairs if isinstance(m, admin_msgs.PeerEnvelope)]
+    return out
+
+
+def test_servers_seal_peer_messages_for_each_other_but_not_for_an_older_server(
+    pool_files: tuple[Path, Any], fake_time: FakeTime
+) -> None:
+    """A rolling upgrade: s3 still runs a release before sealed envelopes.  s1 and
+    s2 send each other sealed envelopes (after the first plain ones that tell them
+    the other reads them), and s3 only plain ones, so the pool works as before:
+    a leader, a license, and checkouts at every server, one of them the older."""
+    net = formed_pool(*pool_files, fake_time, 7, 9, older=frozenset({"s3"}))
+    for i, name in enumerate(NAMES):
+        Client(net, f"c{i}").checkout(name)
+    net.run_until(fake_time.now + 1.0)
+    for i, name in enumerate(NAMES):
+        assert [g.server for g in net.granted(f"cli:c{i}")] == [name]
+    envelopes = _peer_envelopes(net)
+    sealed = {(a, b) for a, b, env in envelopes if env.sealed}
+    assert ("s1", "s2") in sealed and ("s2", "s1") in sealed, sealed
+    assert not any(b == "s3" for _, b in sealed), sealed
+    older = net.servers["s3"]
+    assert isinstance(older, OlderShell) and older.sealed_dropped == 0
+    assert all(not env.sealed_ok for a, _, env in envelopes if a == "s3")
+    # What a sealed envelope carries is the message itself, and only a genuine one opens.
+    env = next(env for _, _, env in envelopes if env.sealed)
+    assert env.body is None and peerauth.opened(env) is not None
