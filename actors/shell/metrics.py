@@ -52,6 +52,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created serie
 
 FSYNC_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 COMPACTION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STEP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 _BASE = ("pool", "server")
 _FEATURE = (*_BASE, "feature", "version")
@@ -89,6 +90,8 @@ METRIC_NAMES = frozenset(
         "licpool_compactions",
         "licpool_compaction_seconds",
         "licpool_fsync_seconds",
+        "licpool_step_seconds",
+        "licpool_timer_lateness_seconds",
         "licpool_sessions",
         "licpool_leases_held",
         "licpool_license_days_to_expiry",
@@ -182,6 +185,22 @@ class ServerMetrics:
             buckets=FSYNC_BUCKETS,
             registry=r,
         )
+        self.step = Histogram(
+            "licpool_step_seconds",
+            "How long the server spent on one received message: its handler, and the group commit's flush"
+            " when it ended a burst. Nothing else is handled meanwhile.",
+            _BASE,
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
+        self.lateness = Histogram(
+            "licpool_timer_lateness_seconds",
+            "How late the server's timer (heartbeats, elections, expiries) was handled: how long messages"
+            " queued ahead of it kept it waiting.",
+            _BASE,
+            buckets=STEP_BUCKETS,
+            registry=r,
+        )
         self.sessions = gauge("licpool_sessions", "Client sessions holding leases here.")
         self.leases = gauge("licpool_leases_held", "Leases held at this server.")
         self.license_days = gauge(
@@ -215,6 +234,8 @@ class ServerMetrics:
             self.compactions,
             self.compaction_seconds,
             self.fsync,
+            self.step,
+            self.lateness,
         ):
             metric.labels(*self.base)  # present (at 0) from the start
 
@@ -261,6 +282,12 @@ class ServerMetrics:
 
     def observe_fsync(self, seconds: float) -> None:
         self.fsync.labels(*self.base).observe(seconds)
+
+    def observe_step(self, seconds: float) -> None:
+        self.step.labels(*self.base).observe(seconds)
+
+    def observe_lateness(self, seconds: float) -> None:
+        self.lateness.labels(*self.base).observe(seconds)
 
     def observe_compaction(self, seconds: float) -> None:
         self.compactions.labels(*self.base).inc()

@@ -91,6 +91,9 @@ _EVENTS_AT_INFO = frozenset(
 )
 
 
+_SLOW_STEP = 0.25
+"""A step longer than this fraction of ``failure_timeout`` is logged as a warning."""
+
 _MAX_BATCH = 64
 """Messages handled at most before a group commit's fsync and sends (a steady
 stream would otherwise keep a batch open)."""
@@ -163,15 +166,35 @@ class LicenseServer(ActorTypeDispatcher):
         self.batched = 0
         self.flush_asked = False
         self.group_commit = _group_commit()
+        self.step_body = ""
+        """The class of the peer message the current step handles (for the slow-step warning)."""
         # peer envelopes: which servers get sealed ones (peerauth)
         self.sealing = _sealing()
         self.sealed_peers: dict[str, bool] = {}
 
     def receiveMessage(self, message: Any, sender: Any) -> None:
+        started = _perf_counter()
+        self.step_body = ""
         try:
             super().receiveMessage(message, sender)
         finally:
             self._end_of_message()
+            self._timed(message, _perf_counter() - started)
+
+    def _timed(self, message: Any, seconds: float) -> None:
+        """Count one message's step; warn of a step long enough to cost leases."""
+        if self.metrics is not None:
+            self.metrics.observe_step(seconds)
+        if self.cfg is not None and seconds > self.cfg.timing.failure_timeout * _SLOW_STEP:
+            what = type(message).__name__ + (f" ({self.step_body})" if self.step_body else "")
+            logger.warning(
+                "server {}: one step took {:.2f} s ({}); nothing else was handled meanwhile,"
+                " and a step of failure_timeout ({} s) costs the pool its leader",
+                self.name,
+                seconds,
+                what,
+                self.cfg.timing.failure_timeout,
+            )
 
     # ---- start ---------------------------------------------------------------------
 
@@ -299,6 +322,7 @@ class LicenseServer(ActorTypeDispatcher):
         body = self._opened(env, sender)
         if body is None:
             return
+        self.step_body = type(body).__name__
         now = time.monotonic()
         self.sealed_peers[env.sender] = env.sealed_ok and self.sealing
         if self.book.learn(env.sender, env.address, now):
@@ -458,8 +482,10 @@ class LicenseServer(ActorTypeDispatcher):
         payload = msg.payload
         if not (isinstance(payload, tuple) and payload[0] == _TICK and payload[1] == self.wake_gen):
             return  # an older wakeup: a newer, earlier one was scheduled after it
-        self.wake_due = float("inf")
         now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.observe_lateness(max(0.0, now - self.wake_due))
+        self.wake_due = float("inf")
         self._housekeeping(now)
         self._send_peers(list(self.window.due(now)), now)
         node = self.node

@@ -133,6 +133,9 @@ def test_every_metric_name_is_exported(net: MeteredNet, pool_cfg: Any) -> None:
     m = net.metrics["s2"]
     m.observe_fsync(0.003)
     m.observe_compaction(0.02)
+    m.observe_step(0.0004)
+    m.observe_step(0.3)
+    m.observe_lateness(1.2)
     text = m.render(net.nodes["s2"], pool_cfg, None, net.now)
     families = {f.name for f in text_string_to_metric_families(text)}
     assert families | {"licpool_server_responding"} == METRIC_NAMES
@@ -140,6 +143,10 @@ def test_every_metric_name_is_exported(net: MeteredNet, pool_cfg: Any) -> None:
     assert value(found, "licpool_fsync_seconds_count") == 1
     assert value(found, "licpool_fsync_seconds_bucket", le="0.005") == 1
     assert value(found, "licpool_compaction_seconds_count") == 1
+    assert value(found, "licpool_step_seconds_count") == 2
+    assert value(found, "licpool_step_seconds_bucket", le="0.0005") == 1
+    assert value(found, "licpool_timer_lateness_seconds_bucket", le="1.0") == 0
+    assert value(found, "licpool_timer_lateness_seconds_bucket", le="2.5") == 1
 
 
 def test_the_http_endpoint_passes_the_servers_text_on_and_says_when_it_does_not_answer(

@@ -639,3 +639,31 @@ def test_servers_seal_peer_messages_for_each_other_but_not_for_an_older_server(
     # What a sealed envelope carries is the message itself, and only a genuine one opens.
     env = next(env for _, _, env in envelopes if env.sealed)
     assert env.body is None and peerauth.opened(env) is not None
+
+
+def test_a_slow_step_is_counted_and_logged_with_its_message(
+    pool_files: tuple[Path, Any], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every received message's step is timed (``licpool_step_seconds``), and one
+    longer than failure_timeout / 4 is a warning naming the message, the peer
+    message's class too (the 30-session run's 17 s step was found this way)."""
+    net = formed_pool(*pool_files, fake_time, 3, 9)
+    shell = net.servers["s2"]
+    assert shell is not None and shell.metrics is not None
+    before = shell.metrics.step.labels(*shell.metrics.base)._sum.get()
+    ticks = iter([100.0, 101.5])  # the step: 1.5 s, more than failure_timeout (0.4 s) / 4
+    monkeypatch.setattr(server_module, "_perf_counter", lambda: next(ticks, 101.5))
+    lines: list[str] = []
+    logger.enable("actors")
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        leader = net.leader()
+        assert leader is not None and leader != "s2"
+        sync = next(x.msg for x in reversed(net.sent[leader]) if isinstance(x.msg, admin_msgs.FanOut)).sends[0].message
+        shell.receiveMessage(sync, f"srv:{leader}")
+    finally:
+        logger.remove(sink)
+        logger.disable("actors")
+    assert shell.metrics.step.labels(*shell.metrics.base)._sum.get() - before >= 1.5
+    slow = [x for x in lines if "one step took 1.50 s" in x]
+    assert slow and "PeerEnvelope (" in slow[0], lines
