@@ -18,7 +18,7 @@ vendor signatures).  Pure: no clock, no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from actors.core import codes
@@ -584,27 +584,42 @@ class PoolState:
 
     def planning_copy(self) -> PoolState:
         """A copy to plan a change on (apply an entry, then ask the planner), made
-        in time independent of the number of leases: every part is copied
-        except the lease registry, which the copy *shares*.  So apply to it
-        only entries that leave the registry alone (``TransferAbort``).
+        in time independent of the number of leases and transfers: the lease
+        registry and each ``Transfer`` and ``Waiter`` are *shared*, the
+        containers that hold them copied, and the feature tables and server
+        states copied whole.  So apply to it only entries that leave the
+        registry, the transfers themselves and the waiters alone
+        (``TransferAbort`` removes a transfer from the copy's dict and gives
+        its seats back in the copy's table).
 
         The leader plans a fail-over on such a copy for every transfer it
-        aborts; a full copy cost O(leases) each, and a burst of aborted
-        transfers with 3,000 leases held kept the leader inside one step for
-        17 s, long enough to lose its leader lease (performance.md, "The
-        30-session run loses its leader under load")."""
-        copy = PoolState.from_plain(self.to_plain(registry=False))
-        copy.registry = self.registry
-        return copy
+        aborts.  A full copy cost O(leases + transfers) each, so a burst of
+        aborted handovers cost O(transfers x (leases + transfers)): with
+        3,000 leases held it kept the leader inside one step for 17 s, long
+        enough to lose its leader lease (performance.md, "The 30-session run
+        lost its leader under load")."""
+        return PoolState(
+            servers={name: replace(state) for name, state in self.servers.items()},
+            features={key: FeatureTable.from_plain(table.to_plain()) for key, table in self.features.items()},
+            licenses=dict(self.licenses),
+            addons=dict(self.addons),
+            serial_feature=dict(self.serial_feature),
+            registry=self.registry,
+            transfers=dict(self.transfers),
+            admin_nonces=dict(self.admin_nonces),
+            queues={key: list(waiters) for key, waiters in self.queues.items()},
+            index=self.index,
+            epoch=self.epoch,
+        )
 
-    def to_plain(self, *, registry: bool = True) -> dict[str, Any]:
+    def to_plain(self) -> dict[str, Any]:
         return {
             "servers": [asdict(s) for s in self.servers.values()],
             "features": [t.to_plain() for t in self.features.values()],
             "licenses": dict(self.licenses),
             "addons": dict(self.addons),
             "serial_feature": {s: list(k) for s, k in self.serial_feature.items()},
-            **({"registry": self.registry.to_plain()} if registry else {}),
+            "registry": self.registry.to_plain(),
             "transfers": [asdict(t) for t in self.transfers.values()],
             "admin_nonces": dict(self.admin_nonces),
             **({"queues": [[list(k), [asdict(w) for w in q]] for k, q in self.queues.items()]} if self.queues else {}),

@@ -72,9 +72,10 @@ def test_an_aborted_handover_gives_the_lease_back_to_its_giver() -> None:
 def test_the_leaders_planning_copy_shares_the_registry_and_copies_the_rest(monkeypatch: Any) -> None:
     """The leader plans the fail-over of an aborted handover on a copy of the
     pool (``LeaderDuties._transfers``).  The copy must not cost a copy of every
-    lease: with 3,000 leases held, a burst of aborts kept the leader inside one
-    step for 17 s and cost it its leader lease.  It shares the registry (which
-    ``TransferAbort`` does not touch) and copies what the abort changes."""
+    lease or every transfer: with 3,000 leases held, a burst of aborts kept the
+    leader inside one step for 17 s and cost it its leader lease.  It shares the
+    registry and the transfers (which ``TransferAbort`` does not change) and
+    copies what the abort changes."""
     members, index = members_of(6)
     giver = members["s2"]
     lease = lease_id("s2", 1, "c1")
@@ -103,6 +104,7 @@ def test_the_leaders_planning_copy_shares_the_registry_and_copies_the_rest(monke
     copy = pool.planning_copy()
     monkeypatch.undo()
     assert copy.registry is pool.registry
+    assert copy.transfers is not pool.transfers and copy.transfers["t1"] is pool.transfers["t1"]  # no copy per transfer
     assert copy.apply(entries.TransferAbort(transfer_id="t1"), pool.index + 1, 1, verify).ok
     assert "t1" not in copy.transfers and copy.features[KEY].in_flight == 0
     assert copy.features[KEY].alloc["s2"] == pool.features[KEY].alloc["s2"] + 1  # the seat is back at the giver
