@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="phase 1, a tenth of the leases (default minutes/5, at least 1)",
     )
     g.add_argument("--apps", type=int, default=10, help="app processes the sessions are spread over (default 10)")
+    g.add_argument(
+        "--take-rate",
+        type=float,
+        default=100.0,
+        help="checkouts a second, over all apps, when the sessions take the other nine tenths of the leases"
+        " (default 100; 0: as fast as the clients go, 100 closed loops at once)",
+    )
 
 
 # ---- pure helpers --------------------------------------------------------------------------
@@ -428,11 +435,16 @@ def run_scale(
             report_phase(f"phase 1, {small_leases} leases", small, h, out)
             lost_so_far(apps, out)
             t0 = time.monotonic()
+            rate = max(args.take_rate, 0.0)
             for app in apps:
-                app.send(f"take {(args.leases - small_leases) // args.sessions}")
+                app.send(f"take {(args.leases - small_leases) // args.sessions} {rate / len(apps):g}")
             for app in apps:
                 app.next("held", wait)
-            out(f"  {args.leases - small_leases} more checked out in {time.monotonic() - t0:.0f} s (not measured)")
+            paced = f"at most {rate:g} a second" if rate else "as fast as the clients go"
+            out(
+                f"  {args.leases - small_leases} more checked out in {time.monotonic() - t0:.0f} s, {paced}"
+                " (not measured)"
+            )
             time.sleep(2 * h)
             big = hold(pool, args.minutes * 60, out, apps)
             report_phase(f"phase 2, {args.leases} leases", big, h, out)

@@ -10,7 +10,8 @@ with each (one thread per client), and prints::
     {"ready": true, "held": N}
 
 Then it reads commands, one a line, and answers each with one JSON line:
-``take N`` (N more leases per client), ``lost`` (how many leases
+``take N [RATE]`` (N more leases per client; at most RATE checkouts a second
+from this app over all its clients, if given and not 0), ``lost`` (how many leases
 were lost), ``quit`` (close every client: release, stop its actor system, exit).
 End of input (the benchmark died) is ``quit``; SIGTERM closes the clients too.  Any failure prints
 ``{"error": "..."}`` and exits 1 after closing what it started.
@@ -23,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,14 +54,46 @@ def _say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def _take(clients: list[Any], held: list[list[Any]], n: int) -> None:
-    """``n`` more seats with each client, all clients at once."""
+class _Pacer:
+    """At most ``rate`` calls of ``wait`` return per second, over all threads (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.gap = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.gap:
+            return
+        with self.lock:
+            at = max(self.next, time.monotonic())
+            self.next = at + self.gap
+        delay = at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _take(clients: list[Any], held: list[list[Any]], n: int, rate: float = 0.0) -> None:
+    """``n`` more seats with each client, all clients at once, at most ``rate`` a second in all."""
+    pacer = _Pacer(rate)
 
     def take(i: int) -> None:
         for _ in range(n):
+            pacer.wait()
             held[i].append(clients[i].checkout("cad:2.0", timeout=60.0))
 
     _each(clients, take)
+
+
+def _rate(words: list[str]) -> float | None:
+    """The optional RATE of a ``take`` (0 when absent); None if it is not a number >= 0."""
+    if not words:
+        return 0.0
+    try:
+        rate = float(words[0])
+    except ValueError:
+        return None
+    return rate if rate >= 0 and rate == rate and rate != float("inf") else None
 
 
 def _serve(clients: list[Any], held: list[list[Any]]) -> None:
@@ -67,8 +101,8 @@ def _serve(clients: list[Any], held: list[list[Any]]) -> None:
         words = line.split()
         if not words or words[0] == "quit":
             return
-        if words[0] == "take" and len(words) == 2 and words[1].isdigit():
-            _take(clients, held, int(words[1]))
+        if words[0] == "take" and len(words) in (2, 3) and words[1].isdigit() and _rate(words[2:]) is not None:
+            _take(clients, held, int(words[1]), _rate(words[2:]) or 0.0)
             _say(held=sum(len(h) for h in held))
         elif words[0] == "lost":
             _say(lost=sum(1 for h in held for a in h if a.lost.is_set()))

@@ -110,16 +110,42 @@ class FakeClient:
 def test_the_app_command_loop(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     clients = [FakeClient(), FakeClient()]
     held: list[list[Any]] = [[FakeAuth(lost=True)], []]
-    monkeypatch.setattr("sys.stdin", io.StringIO("take 3\nlost\ntake x\nbogus\nquit\ntake 5\n"))
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("take 3\nlost\ntake x\ntake 1 -2\ntake 1 nan\nbogus\ntake 2 400\nquit\ntake 5\n")
+    )
     scale_app._serve(clients, held)
     answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert answers == [
         {"held": 7},
         {"lost": 1},
         {"error": "unknown command 'take x'"},
+        {"error": "unknown command 'take 1 -2'"},
+        {"error": "unknown command 'take 1 nan'"},
         {"error": "unknown command 'bogus'"},
+        {"held": 11},
     ]
-    assert [len(c.asked) for c in clients] == [3, 3]  # quit stops before the last line
+    assert [len(c.asked) for c in clients] == [5, 5]  # quit stops before the last line
+
+
+def test_the_pacer_spaces_checkouts_over_all_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``take N RATE``: at most RATE checkouts a second from one app, whatever its thread count."""
+    clock = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr("actors.bench.scale_app.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("actors.bench.scale_app.time.sleep", sleep)
+    pacer = scale_app._Pacer(4.0)
+    for _ in range(5):
+        pacer.wait()
+    assert clock[0] == pytest.approx(101.0)  # the 5th of 4 a second waits until 1 s after the 1st
+    assert slept == pytest.approx([0.25, 0.25, 0.25, 0.25])
+    unpaced = scale_app._Pacer(0.0)
+    unpaced.wait()
+    assert len(slept) == 4
 
 
 def test_run_scale_refuses_uneven_splits() -> None:
