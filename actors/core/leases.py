@@ -87,6 +87,9 @@ class LocalLeases:
     """client id -> ids of its leases here, in the order of ``leases`` (a lease's
     client never changes): a heartbeat's digest and a retake are looked up among
     the client's leases, not all of them."""
+    _lingering: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
+    """client id -> its lingering leases here: a checkout looks for one to take
+    back only when there is one (a scan of the client's leases, twice per checkout)."""
     _expiry: list[tuple[float, str]] = field(default_factory=list, repr=False, compare=False)
     """Min-heap of (expires_at, lease id), checked lazily: an expiry only ever
     grows while a lease is held (``restart`` rebuilds the heap), so a stale
@@ -180,6 +183,7 @@ class LocalLeases:
             return False
         if lease.linger > 0 and not lease.revoked:
             lease.lingering, lease.session_id, lease.idle_since = True, "", None
+            self._lingering[lease.client_id] += 1
             lease.expires_at = now + lease.linger
             heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
             self.ops.append(("linger", lease_id, lease.linger))
@@ -191,6 +195,8 @@ class LocalLeases:
 
     def find_lingering(self, client_id: str, key: FeatureKey, seats: int) -> LocalLease | None:
         """A lease of this client lingering on ``seats`` seats of ``key``."""
+        if not self._lingering.get(client_id):
+            return None
         for lease_id in self._by_client.get(client_id, ()):
             lease = self.leases[lease_id]
             if lease.lingering and lease.key == key and lease.seats == seats:
@@ -382,6 +388,8 @@ class LocalLeases:
         self.leases[lease.lease_id] = lease
         self._held[lease.key] += lease.seats
         self._by_client.setdefault(lease.client_id, {})[lease.lease_id] = None
+        if lease.lingering:
+            self._lingering[lease.client_id] += 1
         heapq.heappush(self._expiry, (lease.expires_at, lease.lease_id))
 
     def _remove(self, lease: LocalLease) -> None:
@@ -392,6 +400,10 @@ class LocalLeases:
             ids.pop(lease.lease_id, None)
             if not ids:
                 del self._by_client[lease.client_id]
+        if lease.lingering:
+            self._lingering[lease.client_id] -= 1
+            if self._lingering[lease.client_id] <= 0:
+                del self._lingering[lease.client_id]
 
     def _record(self, kind: str, lease: LocalLease) -> int:
         self.change_seq += 1

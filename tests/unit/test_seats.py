@@ -288,6 +288,25 @@ def test_the_same_client_takes_its_lingering_seats_back_without_another_seat() -
     assert table.in_use(KEY) == 2  # L2 holds the seats; the release of L1 freed none
 
 
+def test_a_client_with_no_lingering_lease_is_not_scanned_and_the_count_survives_a_restart() -> None:
+    """A checkout looks for a lingering lease of its client to take back; the
+    table counts them per client, so a client with none costs no scan of its
+    leases, and the count is rebuilt from a snapshot and follows every exit."""
+    table = LocalLeases("s1")
+    for i in range(3):
+        table.grant(lease(f"L{i}"))
+    assert table.find_lingering("c1", KEY, 2) is None and not table._lingering
+    table.release("L1", "c1", now=10.0)
+    restored = LocalLeases.from_plain(table.to_plain())
+    for t in (table, restored):
+        found = t.find_lingering("c1", KEY, 2)
+        assert found is not None and found.lease_id == "L1" and t._lingering == {"c1": 1}
+    assert [x.lease_id for x in restored.expire(15.0)] == ["L1"]
+    assert restored.find_lingering("c1", KEY, 2) is None and not restored._lingering
+    table.retake(table.leases["L1"], lease("L9"))
+    assert not table._lingering
+
+
 def test_linger_through_a_server_keeps_the_seat_and_gives_it_back_to_its_client() -> None:
     net = pool_with(license_code(3))  # 1 / 1 / 1
     checkout(net, "c1", "s1", linger=3.0)
