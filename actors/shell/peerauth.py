@@ -111,22 +111,17 @@ def seal(
     ``reads_sealed`` is the sender's own ``sealed_ok``."""
     if sealed:
         data = pickle.dumps(body, protocol=_PICKLE_PROTOCOL)
-        return admin_msgs.PeerEnvelope(
-            pool=pool,
-            sender=sender,
-            address=address,
-            body=None,
-            sealed=data,
-            sealed_ok=True,
-            mac=sealed_mac(key, pool, sender, address, data),
-        )
+        carried, mac = None, sealed_mac(key, pool, sender, address, data)
+    else:
+        data, carried, mac = b"", body, peer_mac(key, pool, sender, address, body)
     return admin_msgs.PeerEnvelope(
         pool=pool,
         sender=sender,
         address=address,
-        body=body,
-        sealed_ok=reads_sealed,
-        mac=peer_mac(key, pool, sender, address, body),
+        body=carried,
+        sealed=data,
+        sealed_ok=reads_sealed or sealed,
+        mac=mac,
     )
 
 

@@ -21,10 +21,9 @@ SERVERS = ("s1", "s2", "s3")
 KEY = ("cad", "2.0")
 
 
-def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
-    members, index = members_of(6)  # 2 / 2 / 2, nothing in use
-    lease = lease_id("s3", 1, "c1")  # c1's lease, never reported: it needs a seat of its own at s1
-    intent = entries.TransferIntent(
+def _intent(lease: str, reason: str) -> entries.TransferIntent:
+    """Transfer t1: one seat of c1's ``lease`` from s2 to s1."""
+    return entries.TransferIntent(
         transfer_id="t1",
         feature="cad",
         version="2.0",
@@ -34,8 +33,14 @@ def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
         lease_id=lease,
         client_id="c1",
         client_seq=1,
-        reason="failover",
+        reason=reason,
     )
+
+
+def test_an_aborted_failover_seat_leaves_no_lease_at_the_giver() -> None:
+    members, index = members_of(6)  # 2 / 2 / 2, nothing in use
+    lease = lease_id("s3", 1, "c1")  # c1's lease, never reported: it needs a seat of its own at s1
+    intent = _intent(lease, "failover")
     assert apply_to_all(members, index, intent) == {"s2": 1}  # s2 gives a spare seat
     apply_to_all(members, index, entries.TransferAbort(transfer_id="t1"))  # e.g. s2 was fenced before the completion
     giver = members["s2"]
@@ -51,18 +56,7 @@ def test_an_aborted_handover_gives_the_lease_back_to_its_giver() -> None:
     giver.leases.grant(LocalLease(lease, "c1", "c1/1", "cad", "2.0", 40.0))
     report = giver.report()
     apply_to_all(members, index, report)
-    intent = entries.TransferIntent(
-        transfer_id="t1",
-        feature="cad",
-        version="2.0",
-        giver="s2",
-        taker="s1",
-        count=1,
-        lease_id=lease,
-        client_id="c1",
-        client_seq=1,
-        reason="handover",
-    )
+    intent = _intent(lease, "handover")
     assert apply_to_all(members, index, intent) == {"s2": 1}
     assert lease not in giver.leases.leases  # it left with its seat
     apply_to_all(members, index, entries.TransferAbort(transfer_id="t1"))
@@ -81,18 +75,7 @@ def test_the_leaders_planning_copy_shares_the_registry_and_copies_the_rest(monke
     lease = lease_id("s2", 1, "c1")
     giver.leases.grant(LocalLease(lease, "c1", "c1/1", "cad", "2.0", 40.0))
     apply_to_all(members, index, giver.report())
-    intent = entries.TransferIntent(
-        transfer_id="t1",
-        feature="cad",
-        version="2.0",
-        giver="s2",
-        taker="s1",
-        count=1,
-        lease_id=lease,
-        client_id="c1",
-        client_seq=1,
-        reason="handover",
-    )
+    intent = _intent(lease, "handover")
     apply_to_all(members, index, intent)
     pool = members["s1"].pool
     before = pool.to_plain()
