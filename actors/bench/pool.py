@@ -207,6 +207,33 @@ def _use(status: Any, server: str) -> Any:
 # ---- (a) throughput ------------------------------------------------------------------------
 
 
+def run_together(count: int, work: Callable[[int], None]) -> float:
+    """Run ``work(i)`` for i in 0..count-1, each in a thread, all released at
+    once; the seconds from the release until the last has finished.  Raises
+    ``BenchFailed`` with the first failure."""
+    barrier = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            work(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise BenchFailed(f"a checkout failed: {errors[0]!r}") from errors[0]
+    return elapsed
+
+
 def checkouts_per_second(
     pool: Pool, server: str, n: int, concurrency: int, tag: str
 ) -> tuple[float, list[float], dict[str, int]]:
@@ -221,30 +248,15 @@ def checkouts_per_second(
     per = n // concurrency
     held: list[list[Any]] = [[] for _ in clients]
     latencies: list[float] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(concurrency + 1)
 
     def run(index: int) -> None:
-        try:
-            barrier.wait()
-            for _ in range(per):
-                t0 = time.perf_counter()
-                held[index].append(clients[index].checkout("cad:2.0", timeout=10.0))
-                latencies.append(time.perf_counter() - t0)
-        except BaseException as exc:
-            errors.append(exc)
+        for _ in range(per):
+            t0 = time.perf_counter()
+            held[index].append(clients[index].checkout("cad:2.0", timeout=10.0))
+            latencies.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_together(concurrency, run)
     paths = {k: sum(c.grants[k] - b[k] for c, b in zip(clients, before, strict=True)) for k in before[0]}
-    if errors:
-        raise BenchFailed(f"a checkout failed: {errors[0]!r}") from errors[0]
     wrong = {a.server for hs in held for a in hs} - {server}
     for hs in held:
         for a in hs:

@@ -29,13 +29,12 @@ import os
 import pstats
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors.bench.pool import Pool, _pool, _timing
+from actors.bench.pool import Pool, _pool, _timing, run_together
 
 __all__ = ["main"]
 
@@ -147,21 +146,12 @@ def _phase(
     held: list[Any] = []
     per = n // concurrency
     before = _dump(directory, names)
-    barrier = threading.Barrier(concurrency + 1)
 
     def run(i: int) -> None:
-        barrier.wait()
         for _ in range(per):
             held.append(clients[i].checkout("cad:2.0", timeout=10.0))
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(concurrency)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_together(concurrency, run)
     after = _dump(directory, names)  # (the dump request waits for a housekeeping pass: <= h)
     for a in held:
         a.release()

@@ -157,3 +157,19 @@ def test_run_scale_refuses_uneven_splits() -> None:
         args = Namespace(sessions=sessions, apps=apps, leases=leases, minutes=1.0, minutes_small=None)
         with pytest.raises(BenchFailed, match="multiple"):
             scale.run_scale(args, None, {}, [], print)  # type: ignore[arg-type]
+
+
+def test_run_together_runs_every_index_and_raises_the_first_failure() -> None:
+    from actors.bench.echo import BenchFailed
+    from actors.bench.pool import run_together
+
+    seen: list[int] = []
+    assert run_together(4, seen.append) >= 0.0
+    assert sorted(seen) == [0, 1, 2, 3]
+
+    def fail(i: int) -> None:
+        if i == 2:
+            raise ValueError("seat 2")
+
+    with pytest.raises(BenchFailed, match="seat 2"):
+        run_together(3, fail)
