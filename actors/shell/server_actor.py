@@ -294,16 +294,7 @@ class LicenseServer(ActorTypeDispatcher):
             logger.warning(
                 "server {}: dropped a malformed {} from {}: {}", self.name, type(msg).__name__, sender, problem
             )
-            try:
-                logs.audit(
-                    "bad_message",
-                    node=self.name,
-                    message=type(msg).__name__,
-                    origin=str(sender)[:100],
-                    problem=problem[:300],
-                )
-            except Exception as exc:  # an audit line must never stop the server
-                logger.warning("server {}: audit of a bad message failed: {}", self.name, exc)
+            self._audit("bad_message", message=type(msg).__name__, origin=str(sender)[:100], problem=problem[:300])
         return problem
 
     def receiveMsg_PeerEnvelope(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
@@ -346,34 +337,29 @@ class LicenseServer(ActorTypeDispatcher):
             body = peerauth.opened(env)
         except Exception as exc:  # bytes a server of the pool sealed but this one cannot read
             logger.warning("server {}: dropped a sealed message from {} it cannot read: {}", self.name, env.sender, exc)
-            try:
-                logs.audit(
-                    "bad_message", node=self.name, message="PeerEnvelope", origin=env.sender, problem=str(exc)[:300]
-                )
-            except Exception as audit_exc:  # an audit line must never stop the server
-                logger.warning("server {}: audit of a bad message failed: {}", self.name, audit_exc)
+            self._audit("bad_message", message="PeerEnvelope", origin=env.sender, problem=str(exc)[:300])
             return None
         return None if self._malformed(body, sender) is not None else body
 
     def _refuse_peer(self, env: admin_msgs.PeerEnvelope, sender: Any) -> None:
         """A well-formed envelope of our pool that no server of it sealed: a
-        forgery, or a server whose admin key file differs from ours."""
+        forgery, or a server whose admin key file differs from ours.  A sealed
+        body is not unpickled to name it: it is unread until its MAC is right."""
+        what = "sealed message" if env.sealed else type(env.body).__name__
         logger.warning(
             "server {}: dropped a {} claiming to be from {} (wrong MAC; is its admin key file the same as ours?)",
             self.name,
-            type(env.body).__name__,
+            what,
             env.sender,
         )
+        self._audit("peer_refused", claimed=env.sender, message=what, origin=str(sender)[:100])
+
+    def _audit(self, kind: str, **fields: Any) -> None:
+        """One audit record of this server; an audit line must never stop the server."""
         try:
-            logs.audit(
-                "peer_refused",
-                node=self.name,
-                claimed=env.sender,
-                message=type(env.body).__name__,
-                origin=str(sender)[:100],
-            )
-        except Exception as exc:  # an audit line must never stop the server
-            logger.warning("server {}: audit of a refused peer message failed: {}", self.name, exc)
+            logs.audit(kind, node=self.name, **fields)
+        except Exception as exc:
+            logger.warning("server {}: audit of {} failed: {}", self.name, kind, exc)
 
     def _seal(self, body: Any, to: str = "") -> admin_msgs.PeerEnvelope:
         """``body`` for server ``to``: sealed if it said it reads sealed envelopes."""
@@ -638,10 +624,7 @@ class LicenseServer(ActorTypeDispatcher):
             self.metrics.stepped(self.node)
         for event in events:
             fields = dict(event.fields)
-            try:
-                logs.audit(event.kind, node=self.name, **fields)
-            except Exception as exc:  # an audit line must never stop the server
-                logger.warning("server {}: audit of {} failed: {}", self.name, event.kind, exc)
+            self._audit(event.kind, **fields)
             if event.kind == "expiry_warning":
                 logger.warning(
                     "server {}: license for {} {} expires after {} ({} day(s) left)",

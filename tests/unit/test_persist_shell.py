@@ -667,3 +667,29 @@ def test_a_slow_step_is_counted_and_logged_with_its_message(
     assert shell.metrics.step.labels(*shell.metrics.base)._sum.get() - before >= 1.5
     slow = [x for x in lines if "one step took 1.50 s" in x]
     assert slow and "PeerEnvelope (" in slow[0], lines
+
+
+def test_a_sealed_envelope_with_a_wrong_mac_is_dropped_unread(
+    pool_files: tuple[Path, Any], fake_time: FakeTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sealed body is unpickled only once its MAC is right: a forged one is
+    refused and named "sealed message", never opened to name its class."""
+    import dataclasses
+
+    net = formed_pool(*pool_files, fake_time, 5, 9)
+    forged = next(env for _, _, env in _peer_envelopes(net) if env.sealed)
+    forged = dataclasses.replace(forged, mac="0" * 64)
+    opened: list[Any] = []
+    monkeypatch.setattr(peerauth, "opened", lambda env: opened.append(env))
+    shell = net.servers["s2"]
+    assert shell is not None
+    lines: list[str] = []
+    logger.enable("actors")
+    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    try:
+        shell.receiveMessage(forged, "srv:elsewhere")
+    finally:
+        logger.remove(sink)
+        logger.disable("actors")
+    assert not opened
+    assert any("dropped a sealed message claiming to be from" in x for x in lines), lines
