@@ -20,6 +20,7 @@ End of input (the benchmark died) is ``quit``; SIGTERM closes the clients too.  
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -93,7 +94,7 @@ def _rate(words: list[str]) -> float | None:
         rate = float(words[0])
     except ValueError:
         return None
-    return rate if rate >= 0 and rate == rate and rate != float("inf") else None
+    return rate if math.isfinite(rate) and rate >= 0 else None
 
 
 def _serve(clients: list[Any], held: list[list[Any]]) -> None:
@@ -101,8 +102,9 @@ def _serve(clients: list[Any], held: list[list[Any]]) -> None:
         words = line.split()
         if not words or words[0] == "quit":
             return
-        if words[0] == "take" and len(words) in (2, 3) and words[1].isdigit() and _rate(words[2:]) is not None:
-            _take(clients, held, int(words[1]), _rate(words[2:]) or 0.0)
+        rate = _rate(words[2:])
+        if words[0] == "take" and len(words) in (2, 3) and words[1].isdigit() and rate is not None:
+            _take(clients, held, int(words[1]), rate)
             _say(held=sum(len(h) for h in held))
         elif words[0] == "lost":
             _say(lost=sum(1 for h in held for a in h if a.lost.is_set()))
