@@ -40,7 +40,7 @@ from actors.shell.persistence import NodeStore
 from actors.shell.remote import sign_admin
 from actors.shell.views import node_settings
 
-__all__ = ["NoSyncStorage", "main"]
+__all__ = ["PAUSE_GOAL", "NoSyncStorage", "compaction_pauses", "main"]
 
 
 class NoSyncStorage:
@@ -57,6 +57,10 @@ class NoSyncStorage:
 
     def sync(self, name: str) -> None:
         """Do not fsync."""
+
+
+PAUSE_GOAL = 0.05
+"""Issue 12: the longest pause a compaction may put inside the actor at 100,000 leases, in seconds."""
 
 
 @dataclass
@@ -235,7 +239,7 @@ def core_cost(base: Path, held: int, ops: int = 500) -> float:
     return seconds / ops * 1e6
 
 
-def _pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, float, float]]:
+def compaction_pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, float, float]]:
     """At each size: (leases, inline pause, snapshot bytes, background: the
     actor's pause at the cut (fork), its pause at the journal swap, and the
     time from the cut to the swap)."""
@@ -337,11 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             "and in the background (the cut and fork; the journal swap when the child is done); goal <= 50 ms at "
             "100,000 leases"
         )
-        for size, inline, size_b, cut, swap, total in _pauses(
+        for size, inline, size_b, cut, swap, total in compaction_pauses(
             base, [s for s in (1_000, 10_000) if s < args.leases] + [args.leases]
         ):
             worst = max(cut, swap)
-            goal = f" (goal <= 50 ms: {'met' if worst <= 0.05 else 'NOT met'})" if size == 100_000 else ""
+            met = "met" if worst <= PAUSE_GOAL else "NOT met"
+            goal = f" (goal <= {PAUSE_GOAL * 1000:g} ms: {met})" if size == 100_000 else ""
             print(
                 f"  {size:>7,} leases: inline {inline * 1000:>7,.0f} ms; background: fork {cut * 1000:>6,.1f} ms, "
                 f"swap {swap * 1000:>6,.1f} ms{goal}, the child done after {total * 1000:>7,.0f} ms  "

@@ -1,13 +1,15 @@
 """actors/bench/scale.py and actors/bench/scale_app.py: the pure parts of the scale run
 (reading the servers' frame counters, the rates, the phase report, the apps'
-command loop).  The run itself is ``python -m actors.bench.pool --scale``: no speed is
-asserted anywhere."""
+command loop), and the pure parts of ``actors.bench.pool`` (``run_together``, the
+compaction phase's report).  The run itself is ``python -m actors.bench.pool --scale``:
+no speed is asserted anywhere."""
 
 from __future__ import annotations
 
 import io
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,3 +175,27 @@ def test_run_together_runs_every_index_and_raises_the_first_failure() -> None:
 
     with pytest.raises(BenchFailed, match="seat 2"):
         run_together(3, fail)
+
+
+def test_pool_bench_prints_the_compaction_pause_against_its_goal(tmp_path: Path) -> None:
+    """(d) of ``actors.bench.pool``: the worse of fork and swap is held against 50 ms, and
+    the phase's temporary directory is gone afterwards."""
+    from actors.bench.pool import phase_compaction
+
+    lines: list[str] = []
+    seen: list[Path] = []
+
+    def pauses(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, float, float]]:
+        seen.append(base)
+        return [(sizes[0], 1.1, 22_000_000, 0.007, 0.06, 1.2)]
+
+    figures = phase_compaction(tmp_path, 100_000, lines.append, pauses)
+    assert figures["worst"] == 0.06
+    assert "worst 60.0 ms (goal <= 50 ms: NOT met)" in lines[0]
+    assert not seen[0].exists()
+
+    def quick(base: Path, sizes: list[int]) -> list[tuple[int, float, int, float, float, float]]:
+        return [(sizes[0], 1.1, 22_000_000, 0.019, 0.007, 1.2)]
+
+    phase_compaction(tmp_path, 100_000, lines.append, quick)
+    assert "worst 19.0 ms (goal <= 50 ms: met)" in lines[1]
