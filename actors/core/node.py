@@ -636,6 +636,7 @@ class ServerNode:
             self._apply_committed(now, ready)
             if self.raft.urgent:  # lease reports alone wait for the next heartbeat
                 self.raft.broadcast(now, ready)
+            self.raft.tell_commit(now, ready)
         for op in self.member.drain():
             ready.persist.append(LeaseRecord(op))
         wake = self.raft.next_wake(now)

@@ -50,11 +50,19 @@ from actors.protocol.raft import (
     VoteRequest,
 )
 
-__all__ = ["FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER", "RaftLog", "Raft", "MAX_BATCH", "urgent"]
+__all__ = ["FOLLOWER", "PRE_CANDIDATE", "CANDIDATE", "LEADER", "RaftLog", "Raft", "MAX_BATCH", "awaited", "urgent"]
 
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = "follower", "pre-candidate", "candidate", "leader"
 MAX_BATCH = 64
 """Log entries per sync message."""
+
+
+def awaited(entry: log_entries.Entry) -> bool:
+    """A server may be waiting for this entry's commit (a borrow's ``Grant``, a
+    transfer, a fail-over seat, a fence, an admin change): the leader tells
+    every follower of its commit at once instead of at the next heartbeat round.
+    Lease reports change no other server's seats."""
+    return not isinstance(entry, log_entries.LeaseReport)
 
 
 def urgent(entry: log_entries.Entry) -> bool:
@@ -193,6 +201,8 @@ class Raft:
         """Sent in every ``SyncReply`` (``Member.empty_boot``), set by the node like ``table_lost``."""
         self.urgent = False
         """An entry other than a lease report was appended since the last round."""
+        self.commit_news = False
+        """The commit index passed an ``awaited`` entry since the last sync fan-out (``tell_commit``)."""
 
     # ---- timing rules (small functions: the mutant tests replace them one by one) -----
 
@@ -410,7 +420,7 @@ class Raft:
 
     def broadcast(self, now: float, ready: Ready) -> None:
         self.round += 1
-        self.urgent = False
+        self.urgent = self.commit_news = False
         self.round_sent[self.round] = now
         self.acked_at = now  # the leader acknowledges its own round (M17)
         self.round_sent = {r: t for r, t in self.round_sent.items() if r > self.round - 64}
@@ -499,6 +509,17 @@ class Raft:
         if len(behind) >= self.max_batch or any(urgent(x.entry) for x in behind):
             ready.to(peer_name, self.sync_for(peer_name, peer, now, renew=False))
 
+    def tell_commit(self, now: float, ready: Ready) -> None:
+        """The commit index passed an entry a server may be waiting for (a
+        borrower for its ``Grant``): tell every follower now, in a sync that
+        renews nothing, instead of at the next heartbeat round, up to ``h``
+        later (docs/performance.md, "Leader fail-over")."""
+        if self.role != LEADER or not self.commit_news:
+            return
+        self.commit_news = False
+        for name, peer in self.peers.items():
+            ready.to(name, self.sync_for(name, peer, now, renew=False))
+
     def _extend_lease(self) -> None:
         rounds = sorted([self.round] + [p.acked_round for p in self.peers.values()], reverse=True)
         acked = rounds[self.majority - 1]
@@ -510,6 +531,8 @@ class Raft:
         for index in range(self.log.last_index, self.commit_index, -1):
             replicas = 1 + sum(1 for p in self.peers.values() if p.match_index >= index)
             if replicas >= self.majority and self.may_commit(index):
+                passed = self.log.slice(self.commit_index + 1, index - self.commit_index)
+                self.commit_news = self.commit_news or any(awaited(x.entry) for x in passed)
                 self.commit_index = index
                 return True
         return False

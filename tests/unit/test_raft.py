@@ -296,3 +296,49 @@ def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
     )
     leader.on_sync_reply(stale, late, Ready())
     assert peer.renewal is None
+
+
+def _commit_last(leader: Raft, now: float, ready: Ready) -> None:
+    leader.on_sync_reply(
+        SyncReply(
+            sender="s2", epoch=leader.term, success=True, match_index=leader.log.last_index, round=leader.round
+        ),
+        now,
+        ready,
+    )
+    assert leader.commit_index == leader.log.last_index
+
+
+def test_the_commit_of_a_borrow_is_told_at_once_and_of_a_grant_report_at_the_next_round() -> None:
+    """A borrower holds its checkout until the ``Grant`` is committed *and* it
+    learns so: ``tell_commit`` sends every follower the new commit index at
+    once (a sync that renews nothing), not up to h later with the next round.
+    A report of grants alone changes no other server's seats: no extra sync."""
+    leader = raft()
+    elect(leader, now=10.0)
+    _commit_last(leader, 10.01, Ready())  # the NoOp: itself awaited, told once
+    leader.tell_commit(10.01, Ready())
+    report = log_entries.LeaseReport(
+        server="s1", changes=(log_entries.LeaseChange(seq=1, kind="grant", lease_id="x", client_id="c"),)
+    )
+    leader.append([report], Ready())
+    _commit_last(leader, 10.02, Ready())
+    quiet = Ready()
+    leader.tell_commit(10.02, quiet)
+    assert quiet.send == []
+    leader.append([log_entries.Grant(feature="cad", version="2.0", server="s3", count=1)], Ready())
+    leader.broadcast(10.03, Ready())
+    told = Ready()
+    leader.tell_commit(10.03, told)
+    assert told.send == []  # not committed yet: nothing to tell
+    round_before = leader.round
+    _commit_last(leader, 10.04, Ready())
+    leader.tell_commit(10.04, told)
+    assert sorted(out.to for out in told.send) == ["s2", "s3"]
+    for out in told.send:
+        assert isinstance(out.msg, DistributionCriteriaSync)
+        assert out.msg.commit_index == leader.log.last_index and out.msg.serving is None
+    assert leader.round == round_before  # no new lease round
+    again = Ready()
+    leader.tell_commit(10.05, again)
+    assert again.send == []  # told once
