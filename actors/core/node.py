@@ -122,6 +122,8 @@ class ServerNode:
         """waiter id -> when this node applied its join (volatile: the age ``status`` and ``sessions`` show)."""
         self.expiry_watch = ExpiryWatch()
         """Which expiry warnings (30, 7, 1 days left) this incarnation gave."""
+        self.serving_before = False
+        """Whether this server held a serving lease at the end of its last step (``_finish``)."""
         self.leading = LeaderDuties(self)
         self.serving = ClientSide(self, self.leading)
         # The grantor side of serving leases is the leader's: Raft asks it.
@@ -628,6 +630,12 @@ class ServerNode:
     def _finish(self, now: float, ready: Ready) -> Ready:
         self._apply_committed(now, ready)
         client_book = self.serving.book
+        serving = self.raft.holds_serving_lease(now)
+        if serving and not self.serving_before and client_book.waiting:
+            # Serving again (this server leads now, or a new leader renewed it): answer or
+            # re-ask the borrows of the checkouts held meanwhile now, not at the next tick.
+            self.serving.retry_waiting(now, ready)
+        self.serving_before = serving
         if client_book.released_here and now >= client_book.releases_sent_at + self.timing.heartbeat_interval:
             client_book.releases_sent_at = now
             self.serving.forward_releases(now, ready)

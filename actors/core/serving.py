@@ -349,6 +349,12 @@ class ClientSide(RoleView):
                     still.append(w)
                 continue
             ahead = sum(max(1, x.request.count) for x in still)  # seats asked ahead of it
+            if now - w.since < self.hold_limit() and self._between_leaders(w.request, now):
+                # Only the serving lease is missing (a leader change): keep holding it, as a
+                # queued checkout is kept, until the hold's limit; ``ServerNode._finish``
+                # retries it the moment this server serves again.
+                still.append(w)
+                continue
             if not self._decide(w.client, w.request, now, ready, ahead, w.exhausted):
                 if self._no_seat_anywhere(w):
                     self._deny(
@@ -361,6 +367,15 @@ class ClientSide(RoleView):
         self.book.waiting = still
         if self.book.queue_leaving or self.pool.queues:
             self.queue_upkeep(now, ready)
+
+    def _between_leaders(self, req: client.CheckoutRequest, now: float) -> bool:
+        """Every table that may serve ``req`` is refused here only for want of a
+        serving lease (``NO_MAJORITY``): the pool is between leaders, or this
+        server is cut off from the majority for a moment."""
+        keys = self.serving_tables(req)
+        return bool(keys) and all(
+            self.node.serve_problem(self.pool.features[k], now) is client.DenyReason.NO_MAJORITY for k in keys
+        )
 
     def on_borrow_reply(self, msg: BorrowReply, now: float, ready: Ready) -> None:
         if not msg.exhausted:

@@ -7,6 +7,7 @@ server side runs on test_node_smoke's in-memory pool of ServerNodes."""
 
 from __future__ import annotations
 
+from actors.core.effects import ClientRef
 from actors.protocol import client
 from actors.protocol.client import CheckoutGranted, ReleaseAck, ReleaseRequest, SessionHeartbeat
 from tests.unit.test_node_smoke import Net, started_pool
@@ -159,18 +160,13 @@ def test_a_repeat_of_a_granted_request_gets_the_same_grant_never_a_second_seat()
 
 def test_a_repeat_of_a_request_still_being_decided_is_ignored() -> None:
     net = started_pool(3)
-    net.send(
-        "c0",
-        "s2",
-        client.CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0"),
-    )
-    net.run(net.now + 0.5)  # s2's only seat
+    node = net.nodes["s2"]
+    first = client.CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0")
+    net.carry("s2", node.from_client(ClientRef("c0"), first, net.now))  # s2's only seat
     req = client.CheckoutRequest(client_id="c1", session_id="sess-c1", request_id=1, feature="cad", version="2.0")
-    net.send("c1", "s2", req)  # waits while s2 borrows
-    net.send("c1", "s2", req)
-    assert len(net.nodes["s2"].serving.book.waiting) <= 1
-    net.run(net.now + 0.003)
-    assert len(net.nodes["s2"].serving.book.waiting) == 1
+    net.carry("s2", node.from_client(ClientRef("c1"), req, net.now))  # in the same instant: waits while s2 borrows
+    net.carry("s2", node.from_client(ClientRef("c1"), req, net.now))
+    assert len(node.serving.book.waiting) == 1
     net.run(net.now + 3.0)
     answers = net.replies("c1", client.CheckoutGranted) + net.replies("c1", client.CheckoutDenied)
     assert len(answers) == 1, answers

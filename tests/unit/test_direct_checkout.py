@@ -106,11 +106,10 @@ def test_a_repeat_through_the_session_gets_the_grant_the_direct_ask_got() -> Non
 
 def test_a_repeat_of_a_request_still_being_decided_moves_its_answer_to_the_new_asker() -> None:
     net = started_pool(3)
-    net.send(
-        "c0", "s2", CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0")
-    )
-    net.run(net.now + 0.5)  # s2's only seat: the next checkout waits while s2 borrows
     node = net.nodes["s2"]
+    first = CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0")
+    # s2's only seat, taken in the same instant: the next checkout waits while s2 borrows.
+    net.carry("s2", node.from_client(ClientRef("c0"), first, net.now))
     net.carry("s2", node.from_client(ClientRef("app-c1"), _req(direct=True), net.now))
     assert len(node.serving.book.waiting) == 1
     net.carry("s2", node.from_client(ClientRef("sess-c1"), _req(), net.now))  # the app gave up: its session asks
