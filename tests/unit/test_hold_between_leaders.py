@@ -34,9 +34,7 @@ def _checkout(net: Net, client_id: str, server: str) -> None:
     net.send(
         client_id,
         server,
-        client.CheckoutRequest(
-            client_id=client_id, session_id=client_id, request_id=1, feature="cad", version="2.0"
-        ),
+        client.CheckoutRequest(client_id=client_id, session_id=client_id, request_id=1, feature="cad", version="2.0"),
     )
 
 

@@ -300,9 +300,7 @@ def test_serving_renewal_needs_the_echo_of_a_recent_grant() -> None:
 
 def _commit_last(leader: Raft, now: float, ready: Ready) -> None:
     leader.on_sync_reply(
-        SyncReply(
-            sender="s2", epoch=leader.term, success=True, match_index=leader.log.last_index, round=leader.round
-        ),
+        SyncReply(sender="s2", epoch=leader.term, success=True, match_index=leader.log.last_index, round=leader.round),
         now,
         ready,
     )
