@@ -27,6 +27,7 @@ from tests.sim.net import NetParams
 from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
     abandon_race,
+    borrow_meets_return,
     direct_release_race,
     force_release_held,
     leader_kill_quiet,
@@ -720,9 +721,14 @@ MUTANTS: tuple[Mutant, ...] = (
         37,
         "a borrow is answered exhausted while a seat of the table is returning",
         _exhausted_while_returning,
-        # The 10,000-seed run found it once (seed 3526), after the mass-release change moved its timing.
-        seeds=range(3526, 3527),
-        first=3526,
+        # The 10,000-seed run found it once (seed 3526), after the mass-release change moved its
+        # timing; after the commit push and the hold between leaders (round 2, session 6) no classic
+        # seed below 4,000 did.  The scenario aims at the window: seeds 8 and 12 of 1-40 land in it.
+        seeds=range(1, 41),
+        first=8,
+        scenario=lambda seed: dataclasses.replace(
+            borrow_meets_return.SCENARIO, name=f"borrow_meets_return/{seed}", seed=seed
+        ),
     ),
     # Random schedules rarely hold a lease long enough past a force-release of
     # another lease of the same session at the same server (see docs/simulator.md).

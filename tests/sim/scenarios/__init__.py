@@ -10,6 +10,7 @@ from __future__ import annotations
 from tests.sim.scenario import Scenario
 from tests.sim.scenarios import (
     abandon_race,
+    borrow_meets_return,
     client_server_kill,
     criteria_under_load,
     direct_release_race,
@@ -68,5 +69,6 @@ SCENARIOS: dict[str, Scenario] = {
         force_release_held,
         mass_release,
         direct_release_race,
+        borrow_meets_return,
     )
 }
