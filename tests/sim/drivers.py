@@ -129,15 +129,31 @@ class ClientDriver:
         elif action[0] == "reconnect":
             self.reconnect(client)
 
+    def record_releases(self: Any, host: Any, events: Any) -> None:
+        """A durable release kills its id for ever (S3); note the release's change number in that server's
+        lease reports, so ``release_unknowable`` can tell when the pool has heard of it."""
+        for ev in events:
+            if ev.kind != "release":
+                continue
+            lid = ev.get("lease_id")
+            changes = host.node.member.leases.changes if host.node is not None else []
+            seq = next((c.seq for c in changes if c.lease_id == lid and c.kind == "release"), None)
+            self.dead_ids[lid] = (host.name, self.now, seq)
+
     def release_unknowable(self: Any, lease_id: str) -> bool:
         """The documented exception to "a released id is dead for ever": the
         release was made at a server that has been cut off (or down) since,
         before it could report it, and the client told no other server.  Then
         nobody else can know, and a stale resume elsewhere moves the lease with
         its seat (S1 still holds: the releasing server may not reuse the seat
-        before its release report commits)."""
-        server, at = self.dead_ids[lease_id]
+        before its release report commits).  Once that server's report of the
+        release has committed, the pool knows: no exemption (mutant 32)."""
+        server, at, seq = self.dead_ids[lease_id]
         if any(h.node is not None and h.node.pool.registry.is_dead(lease_id) for h in self.servers.values()):
+            return False
+        if seq is not None and any(
+            h.node is not None and h.node.pool.registry.report_seq.get(server, 0) >= seq for h in self.servers.values()
+        ):
             return False
         touched = any(server in f.subjects for f in self.history.active(at, self.now))
         if touched:

@@ -34,6 +34,7 @@ from tests.sim.scenarios import (
     mass_release,
     multi_seat_under_load,
     queue_leader_kill,
+    release_at_old_holder,
     release_races_failover,
     release_while_down,
     restart_after_move,
@@ -540,12 +541,12 @@ MUTANTS: tuple[Mutant, ...] = (
         2,
         "an older table is applied",
         _older_table_applied,
-        first=5,
+        first=19,
         overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0), "compact_every": 40},
     ),
-    Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used, first=6),
+    Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used, first=12),
     Mutant(4, "transfer skips the giver's confirmation", _transfer_without_consent),
-    Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry, first=3),
+    Mutant(5, "a down server's seats reused before its serving lease expired", _fence_before_expiry, first=6),
     Mutant(6, "a released lease is resumed (no tombstone)", _no_tombstone, first=7),
     Mutant(7, "leases timed from the receive instead of the send", _timed_from_receive, first=41),
     Mutant(8, "a vote is answered before it is persisted", _vote_before_persist, scenario=lambda seed: lost_vote(seed)),
@@ -556,7 +557,7 @@ MUTANTS: tuple[Mutant, ...] = (
         first=35,
         scenario=lambda seed: healed_server_asked(seed),
     ),
-    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect),
+    Mutant(10, "a reconnect takes a second seat", _second_seat_on_reconnect, first=7),
     Mutant(11, "a cut applied without the holder's consent", _cut_without_consent),
     # A fence timeout longer than the leader lease, so a serving lease can
     # outlast the leader lease by much (the LEASE rule sees it).
@@ -576,12 +577,12 @@ MUTANTS: tuple[Mutant, ...] = (
         },
         scenario=lambda seed: old_leader_cut_off(seed),
     ),
-    Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence, first=30),
+    Mutant(13, "a fenced server's spare seats freed at the fence", _reclaim_at_fence, first=38),
     Mutant(
         14,
         "a rejoining server resumes a lease whose seat was reclaimed",
         _keep_reclaimed_leases,
-        first=2,
+        first=6,
         scenario=lambda seed: reclaimed_then_resumed(seed),
     ),
     Mutant(15, "a candidate wins without the up-to-date check", _no_up_to_date_check, first=68),
@@ -595,7 +596,7 @@ MUTANTS: tuple[Mutant, ...] = (
         overrides={"max_batch": 1},
         scenario=lambda seed: figure_8(seed),
     ),
-    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=87),
+    Mutant(17, "a rejoining server drops an unreported, unexpired lease", _drop_unreported_on_rejoin, first=115),
     Mutant(
         18, "a Reclaim applied after a Rejoin", _reclaim_after_rejoin, scenario=lambda seed: rejoin_at_reclaim(seed)
     ),
@@ -623,7 +624,7 @@ MUTANTS: tuple[Mutant, ...] = (
         21,
         "a snapshot install adopts nothing (install without adopt)",
         _install_without_adopt,
-        first=2,
+        first=9,
         overrides={"compact_every": 5},
         scenario=lambda seed: handover_to_a_lagging_server(seed),
     ),
@@ -688,7 +689,7 @@ MUTANTS: tuple[Mutant, ...] = (
         _restarted_voter_votes_at_once,
         scenario=lambda seed: restarted_voter(seed),
     ),
-    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=6),
+    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=18),
     Mutant(
         30,
         "a partial multi-seat hold (granted when only some of its seats are spare)",
@@ -704,7 +705,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "a moved multi-seat lease seated with one seat (a partial hold across a fail-over)",
         _partial_failover_hold,
         seeds=range(1, 41),
-        first=11,
+        first=13,
         scenario=lambda seed: dataclasses.replace(
             multi_seat_under_load.SCENARIO, name=f"multi_seat_under_load/{seed}", seed=seed
         ),
@@ -713,9 +714,14 @@ MUTANTS: tuple[Mutant, ...] = (
         32,
         "a release at the server a lease moved from is ignored",
         _release_elsewhere_ignored,
-        # The 10,000-seed run found it once (seed 8752); no seed below 400 shows it.
-        seeds=range(8752, 8753),
-        first=8752,
+        # The 10,000-seed run found it once (seed 8752); after the commit push of round 2, session 6
+        # moved every trace, no classic seed of 0-3,999 did.  The scenario sets the race up; the
+        # checker's "release unknowable" exemption ends once the releasing server's report commits.
+        seeds=range(1, 41),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(
+            release_at_old_holder.SCENARIO, name=f"release_at_old_holder/{seed}", seed=seed
+        ),
     ),
     Mutant(
         37,

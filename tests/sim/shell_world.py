@@ -195,7 +195,7 @@ class ShellWorld:
         for ev in ready.events:
             if ev.kind == "leader":
                 self.won_commit[host.name] = (node.epoch, node.raft.commit_index)
-        self.dead_ids.update({ev.get("lease_id"): (host.name, self.now) for ev in ready.events if ev.kind == "release"})
+        self.record_releases(host, ready.events)
         now = host.clock.local(self.now)
         host.outbox.append((ready, now))
         host.batched += 1

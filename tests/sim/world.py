@@ -162,8 +162,9 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         """Armed scenario crash points -> the highest epoch when armed."""
         self.won_commit: dict[str, tuple[int, int]] = {}
         """server -> (epoch, commit index) when it last won an election."""
-        self.dead_ids: dict[str, tuple[str, float]] = {}
-        """Lease id -> (server, time) of its durable release: never to be granted again."""
+        self.dead_ids: dict[str, tuple[str, float, int | None]] = {}
+        """Lease id -> (server, time, change number) of its durable release: never to be granted again.
+        The change number is the release's in that server's lease reports (``release_unknowable``)."""
         self.net = Network(sub["net"], config.net)
         self.base_loss = config.net.drop_rate
         self.trace = Trace(config.trace_keep, echo)
@@ -412,9 +413,7 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             if self._crash_now(host, ready, before_send=True):
                 return
             # A release the server has made durable kills its lease id for ever (S3).
-            self.dead_ids.update(
-                {ev.get("lease_id"): (host.name, self.now) for ev in ready.events if ev.kind == "release"}
-            )
+            self.record_releases(host, ready.events)
             self.send_all(host.name, ready)
         else:
             self.send_all(host.name, ready)

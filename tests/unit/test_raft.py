@@ -332,7 +332,7 @@ def test_the_commit_of_a_borrow_is_told_at_once_and_of_a_grant_report_at_the_nex
     round_before = leader.round
     _commit_last(leader, 10.04, Ready())
     leader.tell_commit(10.04, told)
-    assert sorted(out.to for out in told.send) == ["s2", "s3"]
+    assert sorted(str(out.to) for out in told.send) == ["s2", "s3"]
     for out in told.send:
         assert isinstance(out.msg, DistributionCriteriaSync)
         assert out.msg.commit_index == leader.log.last_index and out.msg.serving is None

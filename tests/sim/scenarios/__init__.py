@@ -31,6 +31,7 @@ from tests.sim.scenarios import (
     queue_leader_kill,
     queue_server_kill,
     reconnect,
+    release_at_old_holder,
     release_races_failover,
     release_while_down,
     restart_after_move,
@@ -70,5 +71,6 @@ SCENARIOS: dict[str, Scenario] = {
         mass_release,
         direct_release_race,
         borrow_meets_return,
+        release_at_old_holder,
     )
 }
