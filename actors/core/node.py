@@ -634,6 +634,8 @@ class ServerNode:
         if serving and not self.serving_before and client_book.waiting:
             # Serving again (this server leads now, or a new leader renewed it): answer or
             # re-ask the borrows of the checkouts held meanwhile now, not at the next tick.
+            # A borrow asked before went to a leader that may be gone: ask afresh, not 2h later.
+            client_book.borrow_asked.clear()
             self.serving.retry_waiting(now, ready)
         self.serving_before = serving
         if client_book.released_here and now >= client_book.releases_sent_at + self.timing.heartbeat_interval:

@@ -19,12 +19,12 @@ from tests.factories import license_code
 from tests.unit.test_node_smoke import Net
 
 
-def _pool_with_free_seats() -> Net:
-    """s2 holds 2 seats; the free pool the other 8 (the bench's (c))."""
+def _pool_with_free_seats(holder: str = "s2") -> Net:
+    """``holder`` holds 2 seats; the free pool the other 8 (the bench's (c))."""
     net = Net()
     net.run(8.0)
     leader = net.leader()
-    code = license_code(10, distribution="s2:2")
+    code = license_code(10, distribution=f"{holder}:2")
     net.send("admin", leader.name, pool.AddLicenseCode(sender="cli", epoch=0, request_id="r1", code=code))
     net.run(net.now + 1.0)
     return net
@@ -61,6 +61,36 @@ def test_a_checkout_held_for_a_borrow_is_granted_by_the_next_leader_not_refused(
     assert active_at is not None
     # Granted once the borrow commits (one round trip to s3), not a tick (h) later.
     assert net.now - active_at < 0.05, (active_at - killed_at, net.now - killed_at)
+
+
+def test_a_follower_serving_again_asks_its_borrow_afresh_of_the_new_leader() -> None:
+    """s3 holds the checkout; s2 wins.  s3's borrows went to the dead leader
+    (asked again every 2h at most; here the last one just before): the step in
+    which the new leader renews s3 asks again at once, not up to 2h later."""
+    net = _pool_with_free_seats("s3")
+    net.kill("s1")
+    killed_at = net.now
+    for i in range(3):
+        _checkout(net, f"c{i}", "s3")
+    net.run(net.now + 0.1)
+    assert net.replies("c2", client.CheckoutGranted) == []
+    lapsed = False
+    serving_again_at = None
+    while net.now < killed_at + 6.0:
+        net.run(net.now + 0.005)
+        serving = net.nodes["s3"].raft.holds_serving_lease(net.now)
+        lapsed = lapsed or not serving
+        if not serving:
+            # As if s3 had just asked the dead leader (the throttle allows one ask per 2h).
+            net.nodes["s3"].serving.book.borrow_asked[("cad", "2.0")] = net.now
+        if lapsed and serving and serving_again_at is None:
+            serving_again_at = net.now
+        if net.replies("c2", client.CheckoutGranted) or net.replies("c2", client.CheckoutDenied):
+            break
+    assert net.replies("c2", client.CheckoutDenied) == []
+    (grant,) = net.replies("c2", client.CheckoutGranted)
+    assert grant.server == "s3" and serving_again_at is not None
+    assert net.now - serving_again_at < 0.05, (serving_again_at - killed_at, net.now - killed_at)
 
 
 def test_a_held_checkout_is_still_refused_at_its_hold_limit_when_no_leader_comes() -> None:
