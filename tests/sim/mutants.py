@@ -689,7 +689,7 @@ MUTANTS: tuple[Mutant, ...] = (
         _restarted_voter_votes_at_once,
         scenario=lambda seed: restarted_voter(seed),
     ),
-    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=18),
+    Mutant(29, "a new leader acts before its NoOp commits", _acts_before_its_noop_commits, first=71),
     Mutant(
         30,
         "a partial multi-seat hold (granted when only some of its seats are spare)",
