@@ -14,6 +14,8 @@ it) retries what it holds at once, not at the next tick.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from actors.protocol import client, pool
 from tests.factories import license_code
 from tests.unit.test_node_smoke import Net
@@ -38,29 +40,46 @@ def _checkout(net: Net, client_id: str, server: str) -> None:
     )
 
 
-def test_a_checkout_held_for_a_borrow_is_granted_by_the_next_leader_not_refused() -> None:
-    net = _pool_with_free_seats()
+def _kill_the_leader_and_hold(net: Net, at: str) -> float:
+    """Kill the leader s1, then take 3 seats at ``at``: two local ones, and a
+    third that waits for a borrow only a new leader can commit."""
     assert net.leader().name == "s1"
     net.kill("s1")
     killed_at = net.now
-    for i in range(3):  # two local seats, the third waits for a borrow only a new leader can commit
-        _checkout(net, f"c{i}", "s2")
+    for i in range(3):
+        _checkout(net, f"c{i}", at)
     net.run(net.now + 0.1)
     assert net.replies("c2", client.CheckoutGranted) == []
-    active_at = None
-    while net.now < killed_at + 6.0:
+    return killed_at
+
+
+def _until_answered(net: Net, until: float, watch: Callable[[float], None]) -> client.CheckoutGranted:
+    """Run in 5 ms steps, calling ``watch`` after each, until c2 is answered:
+    granted, never refused."""
+    while net.now < until:
         net.run(net.now + 0.005)
-        node = net.nodes["s2"]
-        if active_at is None and node.raft.leader_active(net.now):
-            active_at = net.now
+        watch(net.now)
         if net.replies("c2", client.CheckoutGranted) or net.replies("c2", client.CheckoutDenied):
             break
     assert net.replies("c2", client.CheckoutDenied) == []
     (grant,) = net.replies("c2", client.CheckoutGranted)
-    assert grant.server == "s2"
-    assert active_at is not None
+    assert isinstance(grant, client.CheckoutGranted)
+    return grant
+
+
+def test_a_checkout_held_for_a_borrow_is_granted_by_the_next_leader_not_refused() -> None:
+    net = _pool_with_free_seats()
+    killed_at = _kill_the_leader_and_hold(net, "s2")
+    active: list[float] = []
+
+    def watch(now: float) -> None:
+        if not active and net.nodes["s2"].raft.leader_active(now):
+            active.append(now)
+
+    grant = _until_answered(net, killed_at + 6.0, watch)
+    assert grant.server == "s2" and active
     # Granted once the borrow commits (one round trip to s3), not a tick (h) later.
-    assert net.now - active_at < 0.05, (active_at - killed_at, net.now - killed_at)
+    assert net.now - active[0] < 0.05, (active[0] - killed_at, net.now - killed_at)
 
 
 def test_a_follower_serving_again_asks_its_borrow_afresh_of_the_new_leader() -> None:
@@ -68,29 +87,22 @@ def test_a_follower_serving_again_asks_its_borrow_afresh_of_the_new_leader() -> 
     (asked again every 2h at most; here the last one just before): the step in
     which the new leader renews s3 asks again at once, not up to 2h later."""
     net = _pool_with_free_seats("s3")
-    net.kill("s1")
-    killed_at = net.now
-    for i in range(3):
-        _checkout(net, f"c{i}", "s3")
-    net.run(net.now + 0.1)
-    assert net.replies("c2", client.CheckoutGranted) == []
-    lapsed = False
-    serving_again_at = None
-    while net.now < killed_at + 6.0:
-        net.run(net.now + 0.005)
-        serving = net.nodes["s3"].raft.holds_serving_lease(net.now)
-        lapsed = lapsed or not serving
+    killed_at = _kill_the_leader_and_hold(net, "s3")
+    lapsed: list[float] = []
+    again: list[float] = []
+
+    def watch(now: float) -> None:
+        serving = net.nodes["s3"].raft.holds_serving_lease(now)
         if not serving:
+            lapsed.append(now)
             # As if s3 had just asked the dead leader (the throttle allows one ask per 2h).
-            net.nodes["s3"].serving.book.borrow_asked[("cad", "2.0")] = net.now
-        if lapsed and serving and serving_again_at is None:
-            serving_again_at = net.now
-        if net.replies("c2", client.CheckoutGranted) or net.replies("c2", client.CheckoutDenied):
-            break
-    assert net.replies("c2", client.CheckoutDenied) == []
-    (grant,) = net.replies("c2", client.CheckoutGranted)
-    assert grant.server == "s3" and serving_again_at is not None
-    assert net.now - serving_again_at < 0.05, (serving_again_at - killed_at, net.now - killed_at)
+            net.nodes["s3"].serving.book.borrow_asked[("cad", "2.0")] = now
+        elif lapsed and not again:
+            again.append(now)
+
+    grant = _until_answered(net, killed_at + 6.0, watch)
+    assert grant.server == "s3" and again
+    assert net.now - again[0] < 0.05, (again[0] - killed_at, net.now - killed_at)
 
 
 def test_a_held_checkout_is_still_refused_at_its_hold_limit_when_no_leader_comes() -> None:
