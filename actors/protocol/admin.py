@@ -59,6 +59,7 @@ __all__ = [
     "AbandonCheckout",
     "CheckoutAbandoned",
     "AdoptGrant",
+    "AdoptGrants",
     "ReleaseLease",
     "LeaseReleased",
     "Subscribe",
@@ -566,6 +567,17 @@ class AdoptGrant:
     """The server's grant, as the app received it."""
     sent_at: float
     """When the app sent its request, on the host's monotonic clock: the lease's deadline is timed from it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdoptGrants:
+    """LicenseClient -> ClientSession: several direct grants at once, adopted in
+    order in one step.  The app's adopter thread tells its session of every
+    grant that came within a few milliseconds of the first in one message
+    (docs/performance.md, "Coalesced adopts").  No reply."""
+
+    adopts: tuple[AdoptGrant, ...]
+    """The grants, oldest first, each as its own ``AdoptGrant`` would carry it."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -146,6 +146,12 @@ class ClientSession(ActorTypeDispatcher):
         if core is not None:
             self._run(lambda t: core.adopt(msg.grant.server, msg.grant, msg.sent_at, t))
 
+    def receiveMsg_AdoptGrants(self, msg: admin.AdoptGrants, sender: Any) -> None:
+        # The app's adopter coalesced several direct grants: one step adopts them all, in order.
+        core = self.core
+        if core is not None and msg.adopts:
+            self._run(lambda t: _adopt_all(core, msg.adopts, t))
+
     def receiveMsg_MarkIdle(self, msg: admin.MarkIdle, sender: Any) -> None:
         if self.core is not None:
             self.core.set_idle(msg.lease_id, msg.idle)
@@ -407,3 +413,11 @@ def _quiet_below(level: str) -> None:
     logger.add(
         sys.stderr, level=level.upper(), format="{time:HH:mm:ss.SSS} | {level: <7} | licpool session | {message}"
     )
+
+
+def _adopt_all(core: ClientSessionCore, adopts: tuple[admin.AdoptGrant, ...], now: float) -> Ready:
+    """``ClientSessionCore.adopt`` of each grant, in order, as one step."""
+    ready = Ready()
+    for one in adopts:
+        ready = ready.merge(core.adopt(one.grant.server, one.grant, one.sent_at, now))
+    return ready

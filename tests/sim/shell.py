@@ -41,8 +41,10 @@ simulator cannot break is only as good as its model.  What it adds:
   id for the whole checkout, retries of NOT_SERVING/NO_MAJORITY with pauses of
   0.1 s doubling to 0.5 s, the ask timeout and its ``AbandonCheckout`` ask,
   which skips a late ``CheckoutResult`` and waits for ``CheckoutAbandoned``;
-  the listener's own deadline check).  The app
-  sees only what the proxy tells it.  App <-> session hops cost 0.5-2 ms.
+  the listener's own deadline check; the direct ask, and the adopter, which
+  tells the session of the direct grants of ``adopt_window`` in one message).
+  The app sees only what the proxy tells it.  App <-> session hops cost
+  0.5-2 ms.
 * **Crash points inside a step**: a kill that lands while a server is in a
   step cuts the step's records (``SimStorage.cut_after``: the first k appends
   reach the page cache, then the process dies).  Half of all kills wait for
@@ -110,6 +112,9 @@ class ShellParams:
     no received message waits, or after ``max_batch``), and only then do its messages leave."""
     max_batch: int = 64
     """server_actor._MAX_BATCH."""
+    adopt_window: float = 0.02
+    """client_proxy.ADOPT_WINDOW: the app's adopter waits that long after a direct grant for more, and tells
+    its session of them all in one ``AdoptGrants`` (one ``AdoptGrant`` when alone)."""
     direct: bool = True
     """client_proxy's lever 4 (``LICPOOL_DIRECT``, on by default): after a grant, the app's next plain checkout
     asks that server itself (for ``client_retry`` at most), tells its session to adopt the grant, and falls
@@ -250,6 +255,8 @@ class SessionActor:
                 self.waiters.pop(msg.request_id, None)  # session_actor: abandoned before it came
         elif isinstance(msg, admin.AdoptGrant):
             self._run(lambda t: self.core.adopt(msg.grant.server, msg.grant, msg.sent_at, t))
+        elif isinstance(msg, admin.AdoptGrants):
+            self._run(lambda t: _adopt_all(self.core, msg.adopts, t))
         elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)
@@ -454,6 +461,8 @@ class ClientProxy:
     route: tuple[str, Any] | None = None
     """(server, address) of the latest grant through the session: the next plain checkout asks it directly."""
     direct_off_until: float = -math.inf
+    adopts: list[Any] = field(default_factory=list)
+    """Direct grants the adopter holds until its window ends (``flush_adopts``)."""
 
     def local(self) -> float:
         return float(self.client.clock.local(self.w.now))
@@ -586,7 +595,7 @@ class ClientProxy:
             # The app is the first to hold a direct grant: L1's wait ends here, not at the adopt (which an app
             # restart may overtake; shell seed 443).
             self.w.checker.l1.granted(self.client, ask.request_id)
-        self._to_session(0, admin.AdoptGrant(grant=msg, sent_at=ask.sent_at))
+        self._adopt(admin.AdoptGrant(grant=msg, sent_at=ask.sent_at))
         deadline = ask.sent_at + self.w.timing.holder_valid_for(msg.ttl)
         self.auths[msg.lease_id] = _Auth(
             msg.lease_id, ask.server, ask.feature, ask.version, deadline, ask.app_rid, direct=True
@@ -595,6 +604,23 @@ class ClientProxy:
         self._app_event(
             Event("granted", (("request_id", ask.app_rid), ("lease_id", msg.lease_id), ("server", ask.server)))
         )
+
+    def _adopt(self, adopt: Any) -> None:
+        """client_proxy._Adopter: the first grant opens a window of ``adopt_window`` (the app's clock); every
+        grant within it goes to the session in one message when it ends."""
+        self.adopts.append(adopt)
+        if len(self.adopts) == 1:
+            self.w.push(
+                self.w.now + self.w.shell.adopt_window / self.client.clock.rate,
+                "adopt_flush",
+                self.client.name,
+                self.gen,
+            )
+
+    def flush_adopts(self) -> None:
+        batch, self.adopts = self.adopts, []
+        if batch:
+            self._to_session(0, batch[0] if len(batch) == 1 else admin.AdoptGrants(adopts=tuple(batch)))
 
     def _fall_back(self, ask: _Ask) -> None:
         """No grant from the direct ask: through the session, which asks that server first."""
@@ -756,6 +782,14 @@ class ClientProxy:
 
     def _app_event(self, ev: Event) -> None:
         self.w.app_event(self.client, ev)
+
+
+def _adopt_all(core: Any, adopts: tuple[Any, ...], now: float) -> Ready:
+    """session_actor._adopt_all: each grant's adopt, in order, as one step."""
+    ready = Ready()
+    for one in adopts:
+        ready = ready.merge(core.adopt(one.grant.server, one.grant, one.sent_at, now))
+    return ready
 
 
 def fresh_rng(seed: int) -> random.Random:

@@ -435,6 +435,11 @@ class ShellWorld:
         if client is not None:
             client.proxy.retry(args)
 
+    def _on_adopt_flush(self: Any, name: str, gen: int) -> None:
+        client = self._live_session(name, gen)
+        if client is not None:
+            client.proxy.flush_adopts()
+
     def _on_proxy_expire(self: Any, name: str, gen: int) -> None:
         client = self._live_session(name, gen)
         if client is not None:

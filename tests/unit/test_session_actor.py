@@ -5,6 +5,7 @@ raise in the middle of a step, after it has changed its state."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -107,3 +108,28 @@ def test_a_grant_that_came_before_the_abandon_is_released(session: SessionUnderT
         "app",
         admin.CheckoutAbandoned(request_id=1, heard=True),
     )  # a server did answer: TIMEOUT, not UNREACHABLE
+
+
+def test_coalesced_adopts_are_adopted_in_one_step_and_a_released_one_is_given_back(
+    session: SessionUnderTest,
+) -> None:
+    """``AdoptGrants``: every direct grant the app's adopter coalesced is held
+    and renewed from now on, in one core step; one the app released before
+    the adopts came (its release named the server) is given back, not kept."""
+    grants = [
+        client.CheckoutGranted(
+            request_id=10 + k, lease_id=f"s2.1.{k}", server="s2", feature="cad", version="2.0", ttl=30.0
+        )
+        for k in range(3)
+    ]
+    session.receiveMsg_ReleaseLease(admin.ReleaseLease(lease_id="s2.1.1", server="s2"), "app")
+    session.sent.clear()
+    sent_at = time.monotonic()  # the session's own clock, as the app's adopter reads it
+    session.receiveMsg_AdoptGrants(
+        admin.AdoptGrants(adopts=tuple(admin.AdoptGrant(grant=g, sent_at=sent_at) for g in grants)), "app"
+    )
+    assert session.core is not None
+    assert sorted(session.core.held(time.monotonic())) == ["s2.1.0", "s2.1.2"]
+    assert not any(isinstance(msg, client.ReleaseRequest) and msg.lease_id != "s2.1.1" for _, msg in session.sent), (
+        "an adopted lease was released"
+    )
