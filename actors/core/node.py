@@ -632,11 +632,7 @@ class ServerNode:
         client_book = self.serving.book
         serving = self.raft.holds_serving_lease(now)
         if serving and not self.serving_before and client_book.waiting:
-            # Serving again (this server leads now, or a new leader renewed it): answer or
-            # re-ask the borrows of the checkouts held meanwhile now, not at the next tick.
-            # A borrow asked before went to a leader that may be gone: ask afresh, not 2h later.
-            client_book.borrow_asked.clear()
-            self.serving.retry_waiting(now, ready)
+            self.serving.serving_again(now, ready)
         self.serving_before = serving
         if client_book.released_here and now >= client_book.releases_sent_at + self.timing.heartbeat_interval:
             client_book.releases_sent_at = now

@@ -368,6 +368,14 @@ class ClientSide(RoleView):
         if self.book.queue_leaving or self.pool.queues:
             self.queue_upkeep(now, ready)
 
+    def serving_again(self, now: float, ready: Ready) -> None:
+        """This server serves again (it leads now, or a new leader renewed it):
+        answer or re-ask the borrows of the checkouts held meanwhile now, not at
+        the next tick.  A borrow asked before went to a leader that may be gone:
+        ask afresh, not 2h later."""
+        self.book.borrow_asked.clear()
+        self.retry_waiting(now, ready)
+
     def _between_leaders(self, req: client.CheckoutRequest, now: float) -> bool:
         """Every table that may serve ``req`` is refused here only for want of a
         serving lease (``NO_MAJORITY``): the pool is between leaders, or this

@@ -150,7 +150,7 @@ class ClientSession(ActorTypeDispatcher):
         # The app's adopter coalesced several direct grants: one step adopts them all, in order.
         core = self.core
         if core is not None and msg.adopts:
-            self._run(lambda t: _adopt_all(core, msg.adopts, t))
+            self._run(lambda t: core.adopt_all(((a.grant, a.sent_at) for a in msg.adopts), t))
 
     def receiveMsg_MarkIdle(self, msg: admin.MarkIdle, sender: Any) -> None:
         if self.core is not None:
@@ -413,11 +413,3 @@ def _quiet_below(level: str) -> None:
     logger.add(
         sys.stderr, level=level.upper(), format="{time:HH:mm:ss.SSS} | {level: <7} | licpool session | {message}"
     )
-
-
-def _adopt_all(core: ClientSessionCore, adopts: tuple[admin.AdoptGrant, ...], now: float) -> Ready:
-    """``ClientSessionCore.adopt`` of each grant, in order, as one step."""
-    ready = Ready()
-    for one in adopts:
-        ready = ready.merge(core.adopt(one.grant.server, one.grant, one.sent_at, now))
-    return ready

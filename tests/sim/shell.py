@@ -256,7 +256,7 @@ class SessionActor:
         elif isinstance(msg, admin.AdoptGrant):
             self._run(lambda t: self.core.adopt(msg.grant.server, msg.grant, msg.sent_at, t))
         elif isinstance(msg, admin.AdoptGrants):
-            self._run(lambda t: _adopt_all(self.core, msg.adopts, t))
+            self._run(lambda t: self.core.adopt_all(((a.grant, a.sent_at) for a in msg.adopts), t))
         elif isinstance(msg, admin.AbandonCheckout):
             waiting = self.waiters.pop(msg.request_id, None)
             self.client.resuming.pop(msg.request_id, None)
@@ -782,14 +782,6 @@ class ClientProxy:
 
     def _app_event(self, ev: Event) -> None:
         self.w.app_event(self.client, ev)
-
-
-def _adopt_all(core: Any, adopts: tuple[Any, ...], now: float) -> Ready:
-    """session_actor._adopt_all: each grant's adopt, in order, as one step."""
-    ready = Ready()
-    for one in adopts:
-        ready = ready.merge(core.adopt(one.grant.server, one.grant, one.sent_at, now))
-    return ready
 
 
 def fresh_rng(seed: int) -> random.Random:
