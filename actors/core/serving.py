@@ -380,6 +380,8 @@ class ClientSide(RoleView):
         """Every table that may serve ``req`` is refused here only for want of a
         serving lease (``NO_MAJORITY``): the pool is between leaders, or this
         server is cut off from the majority for a moment."""
+        if self.raft.holds_serving_lease(now):
+            return False  # the common case, without a look at every table
         keys = self.serving_tables(req)
         return bool(keys) and all(
             self.node.serve_problem(self.pool.features[k], now) is client.DenyReason.NO_MAJORITY for k in keys
