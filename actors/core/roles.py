@@ -17,7 +17,7 @@ the shell.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -184,8 +184,10 @@ class ClientBook:
     """lease id -> when its release (in ``released_here``) was last forwarded to the leader."""
     releases_sent_at: float = float("-inf")
     """When ``released_here`` was last looked at for releases to resend to the leader."""
-    recent_grants: dict[tuple[str, int], CheckoutGranted] = field(default_factory=dict)
-    """(session id, request id) -> the grant sent, so a retried checkout gets it again."""
+    recent_grants: OrderedDict[tuple[str, int], tuple[CheckoutGranted, float]] = field(default_factory=OrderedDict)
+    """(session id, request id) -> (the grant sent, when), in the order granted, so a retried checkout gets it
+    again.  Each is kept for ``Timing.app_transmit`` after its grant (``serving.RECENT_GRANTS_KEEP``, ``_MAX``):
+    as long as an app's direct ask of the same request can still arrive, which then never takes a second seat."""
     queue_leaving: dict[str, tuple[FeatureKey, str, float, float]] = field(default_factory=dict)
     """waiter id -> (table, reason, first asked, last sent): a waiter that left here (granted, timed out, gone),
     asked out of the committed queue until it is gone from it."""

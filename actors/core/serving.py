@@ -37,7 +37,17 @@ from actors.protocol.pool import (
     TransferRequest,
 )
 
-__all__ = ["ClientHost", "ClientSide", "RENEW", "HOLD", "REFUSE", "FORWARD_BATCH", "waiter_id"]
+__all__ = [
+    "ClientHost",
+    "ClientSide",
+    "RENEW",
+    "HOLD",
+    "REFUSE",
+    "FORWARD_BATCH",
+    "RECENT_GRANTS_KEEP",
+    "RECENT_GRANTS_MAX",
+    "waiter_id",
+]
 
 RENEW, HOLD, REFUSE = "renew", "hold", "refuse"
 """A heartbeat's answers for one lease (``ClientSide.heartbeat_answer``)."""
@@ -50,6 +60,11 @@ IDLE = "IDLE"
 
 FORWARD_BATCH = 16
 """Releases made here (for leases held elsewhere) resent to the leader in one pass (``forward_releases``)."""
+
+RECENT_GRANTS_KEEP, RECENT_GRANTS_MAX = 4096, 65536
+"""``ClientBook.recent_grants`` keeps the last ``KEEP`` grants whatever their
+age, and older ones for ``Timing.app_transmit``, but never more than ``MAX``:
+at 2,000 grants a second (twice what one server reaches) that is T = 30 s."""
 
 
 def waiter_id(req: client.CheckoutRequest) -> str:
@@ -92,17 +107,31 @@ class ClientSide(RoleView):
         # A repeat of a request (a session's retry, a LicenseClient's retry: one
         # request id per checkout) gets the same grant, never a second seat; a
         # repeat of one still being decided is ignored (it gets the answer).
-        done = self.book.recent_grants.get((req.session_id, req.request_id))
+        key = (req.session_id, req.request_id)
+        done = self.book.recent_grants.get(key)
         if done is not None:
-            held = self.member.leases.leases.get(done.lease_id)
+            held = self.member.leases.leases.get(done[0].lease_id)
             if held is not None and not held.lingering:
-                ready.to(ref, done)
+                ready.to(ref, done[0])
+                return
+            if req.direct:
+                # An app sends one direct ask per request, first: this one is
+                # late (its transmit may wait up to T, Timing.app_transmit), and
+                # the grant its fall-back got is given back.  No second seat;
+                # an app still waiting falls back to its session at once.
+                ready.to(ref, self._stale_direct(req))
+                ready.event("stale_direct", client_id=req.client_id, request_id=req.request_id)
                 return
             # Given back (or expired) since: its session released the grant
             # nobody waited for, so a repeat may take a seat again.
-            del self.book.recent_grants[(req.session_id, req.request_id)]
+            del self.book.recent_grants[key]
         for w in self.book.waiting:
             if w.request.session_id == req.session_id and w.request.request_id == req.request_id:
+                if req.direct:
+                    # A late direct ask finds its session's fall-back still
+                    # waiting: the answer stays the session's (the app gave
+                    # this ask up; docs/performance.md, "Late direct asks").
+                    return
                 # The answer goes to whoever asked last: an app whose direct ask
                 # gave up asks again through its session (docs/performance.md, "Lever 4").
                 w.client = ref
@@ -297,9 +326,7 @@ class ClientSide(RoleView):
             resumed=decision.resumed,
             seats=lease.seats,
         )
-        self.book.recent_grants[(req.session_id, req.request_id)] = reply
-        if len(self.book.recent_grants) > 4096:
-            self.book.recent_grants.pop(next(iter(self.book.recent_grants)))
+        self._remember_grant((req.session_id, req.request_id), reply, now)
         ready.to(ref, reply)
         ready.event(
             "grant",
@@ -319,6 +346,26 @@ class ClientSide(RoleView):
         ready.to(ref, client.CheckoutDenied(request_id=req.request_id, reason=reason, detail=detail, server=self.name))
         self.book.unmet[(req.feature, req.version, reason.value)] += 1
         ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version, reason=reason.value)
+
+    def _stale_direct(self, req: client.CheckoutRequest) -> client.CheckoutDenied:
+        """The answer to a late direct ask (not unmet demand: its checkout was answered)."""
+        return client.CheckoutDenied(
+            request_id=req.request_id,
+            reason=client.DenyReason.NOT_SERVING,
+            detail=f"request {req.request_id} was answered here already; ask through the session",
+            server=self.name,
+        )
+
+    def _remember_grant(self, key: tuple[str, int], reply: client.CheckoutGranted, now: float) -> None:
+        """Keep ``reply`` for repeats of its request for ``app_transmit``, then forget it (oldest first)."""
+        recent = self.book.recent_grants
+        recent[key] = (reply, now)
+        recent.move_to_end(key)  # a request granted again (its first grant was given back)
+        horizon = now - self.timing.app_transmit
+        while len(recent) > RECENT_GRANTS_MAX or (
+            len(recent) > RECENT_GRANTS_KEEP and next(iter(recent.values()))[1] < horizon
+        ):
+            recent.popitem(last=False)
 
     def _ask_borrow(self, key: FeatureKey, count: int, now: float, ready: Ready) -> None:
         if now - self.book.borrow_asked.get(key, float("-inf")) < 2 * self.timing.heartbeat_interval:

@@ -68,6 +68,17 @@ class Timing:
         return max(0.0, self.grantor_valid_for(self.leader_lease) - self.failure_timeout)
 
     @property
+    def app_transmit(self) -> float:
+        """T: how long an app process's own transmits (its asks of its session,
+        its direct asks of a server) may wait for their ACK.  A direct ask can
+        thus reach its server up to T after it was sent, long after the app fell
+        back to its session; so a server remembers the request of each grant
+        for T (``ClientSide`` recent grants), and a late direct ask never takes
+        a second seat.  A message older than T is worthless to the app anyway:
+        a lease it could bring would have lapsed."""
+        return self.lease_ttl
+
+    @property
     def client_retry(self) -> float:
         """How long a client waits for one server before trying the next: 2h."""
         return 2.0 * self.heartbeat_interval

@@ -36,7 +36,15 @@ from actors.protocol import admin
 from actors.protocol.client import CheckoutDenied, CheckoutGranted, CheckoutRequest, DenyReason
 from actors.shell.config import PoolConfig, load_config
 from actors.shell.launcher import transmit_timeout
-from actors.shell.system import StartedSystem, free_port, process_start_time, route_ip, start_system, stop_system
+from actors.shell.system import (
+    StartedSystem,
+    free_port,
+    process_start_time,
+    route_ip,
+    start_system,
+    stop_system,
+    tune_transport,
+)
 
 __all__ = ["Authorization", "DenyReason", "LicenseClient", "LicenseDenied"]
 
@@ -282,6 +290,13 @@ class LicenseClient:
         self._started = start_system(
             ip, port, transmit_timeout=max(transmit_timeout(self.cfg.timing), 1.0), own_group=False, log_level=log_level
         )
+        # The system's processes were forked with f: between sessions and servers
+        # a message older than that is worthless.  The app's own transmits (its
+        # asks of its session, its direct asks) may wait T: on a starved host a
+        # give-up after f loses a checkout or a release the session would have
+        # taken a moment later (docs/performance.md, "Late direct asks"); a server
+        # never gives a late direct ask a second seat (Timing.app_transmit).
+        tune_transport(self.cfg.timing.app_transmit)
         asys = self._started.asys
         self._endpoints = _Endpoints(asys)
         self.session = asys.createActor(ClientSession)

@@ -30,6 +30,7 @@ from tests.sim.scenarios import (
     borrow_meets_return,
     direct_release_race,
     force_release_held,
+    late_direct_ask,
     leader_kill_quiet,
     mass_release,
     multi_seat_under_load,
@@ -498,6 +499,20 @@ def _queue_lost_on_leader_change(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     return {}
 
 
+def _late_direct_takes_a_seat(mp: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A server judges an app's direct ask as its session's repeat (as before
+    round 2, session 7): one that comes after its fall-back's grant was given
+    back takes a seat again, held by nobody until T, and one that finds the
+    fall-back still waiting takes its answer to the app's closed ask."""
+    original = serving.ClientSide.on_checkout
+
+    def as_the_sessions(self: serving.ClientSide, ref: Any, req: Any, now: float, ready: Ready) -> None:
+        original(self, ref, dataclasses.replace(req, direct=False), now, ready)
+
+    mp.setattr(serving.ClientSide, "on_checkout", as_the_sessions)
+    return {}
+
+
 def _digest_unchecked(mp: pytest.MonkeyPatch) -> dict[str, Any]:
     """A server renews on a heartbeat's digest without checking that it is the
     digest of its own table for that session: it renews what it holds and
@@ -779,6 +794,15 @@ MUTANTS: tuple[Mutant, ...] = (
         budget=60.0,
         overrides={"max_events": 400_000},
         scenario=lambda seed: dataclasses.replace(mass_release.SCENARIO, name=f"mass_release/{seed}", seed=seed),
+    ),
+    # An app's direct ask, 3 s late in transit, reaches its server after the fall-back's seat was given back.
+    Mutant(
+        38,
+        "a late direct ask is judged as its session's repeat (it takes a seat after a give-back)",
+        _late_direct_takes_a_seat,
+        seeds=range(1, 11),
+        first=1,
+        scenario=lambda seed: dataclasses.replace(late_direct_ask.SCENARIO, name=f"late_direct_ask/{seed}", seed=seed),
     ),
 )
 

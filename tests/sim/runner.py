@@ -93,6 +93,7 @@ def run_scenario(scenario: Scenario, echo: bool = False, **overrides: Any) -> Ru
             shell=scenario.shell,
             compact_every=scenario.compact_every,
             local_hop=scenario.local_hop,
+            late_direct=scenario.late_direct or (0.0, 0.0, 0.0),  # a random fault: only where a scenario asks
             service_scale=scenario.service_scale,
             checkout_timeout=scenario.checkout_timeout,
             max_seats=scenario.max_seats,

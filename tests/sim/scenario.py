@@ -131,6 +131,9 @@ class Scenario:
     """Journal records between compactions (the real NodeStore: 2,000; scaled down so they happen)."""
     local_hop: tuple[float, float] | None = None
     """App <-> session delay on the shell model (a loaded app host); None: the default."""
+    late_direct: tuple[float, float, float] | None = None
+    """(share, shortest, longest) of the app's direct asks late in transit on the shell model; None: none
+    (random schedules draw them, ``ShellParams.late_direct``; a scenario's steps are exact)."""
     service_scale: float = 1.0
     """The shell model's CPU cost of a server step (per message, core, per send) times this: a loaded
     server host (``mass_release``: 5, the 2-core machine at load 11). The fsync is the disk's, unscaled."""
@@ -164,6 +167,7 @@ def dump_json(scenario: Scenario) -> str:
 def load_json(path: str | Path) -> Scenario:
     data = json.loads(Path(path).read_text())
     data["steps"] = [tuple(s) for s in data.get("steps", [])]
-    if data.get("local_hop") is not None:
-        data["local_hop"] = tuple(data["local_hop"])
+    for key in ("local_hop", "late_direct"):
+        if data.get(key) is not None:
+            data[key] = tuple(data[key])
     return Scenario(**data)

@@ -24,7 +24,9 @@ simulator cannot break is only as good as its model.  What it adds:
 * **Thespian's transport**: a message that waits in an inbox (busy or
   SIGSTOPped server) longer than the transmit bound (``transmit_timeout``:
   ``max(failure_timeout, 0.25)``) is dropped, so an overloaded server loses
-  messages in bursts.  Peer addresses live in the shell's real
+  messages in bursts.  An app's direct ask is bound by the app process's own
+  transmit timeout instead (``Timing.app_transmit``, T, from its send), and a
+  few of them are late in transit too (``late_direct``).  Peer addresses live in the shell's real
   ``AddressBook``: a message goes to the address the sender's book holds, and
   one sent to a restarted peer's old address is lost.  Books refresh as the
   shell's do: from the sender address of every peer envelope, by a
@@ -115,6 +117,12 @@ class ShellParams:
     adopt_window: float = 0.02
     """client_proxy.ADOPT_WINDOW: the app's adopter waits that long after a direct grant for more, and tells
     its session of them all in one ``AdoptGrants`` (one ``AdoptGrant`` when alone)."""
+    late_direct: tuple[float, float, float] = (0.03, 0.5, 8.0)
+    """(share, shortest, longest): a direct ask whose transmit is slow (a starved app host, a connect retried)
+    arrives that much later than the network alone would deliver it.  The app process's own transmits may wait
+    up to ``app_bound`` (``Timing.app_transmit``, T), so such an ask can reach its server long after the app
+    fell back to its session, and after that checkout's lease was given back (docs/performance.md, "Late
+    direct asks").  Drawn from a generator of its own, so the other draws of a seed do not move."""
     direct: bool = True
     """client_proxy's lever 4 (``LICPOOL_DIRECT``, on by default): after a grant, the app's next plain checkout
     asks that server itself (for ``client_retry`` at most), tells its session to adopt the grant, and falls
@@ -181,6 +189,9 @@ class InboxItem:
     session: str
     src_addr: Any = None
     """The sender's address (peer envelopes carry it)."""
+    sent: float | None = None
+    """An app's direct ask: when the app sent it.  Its transmit may wait ``app_bound`` from then (the app
+    process's own transmit timeout); every other message ``bound`` from its arrival."""
 
     @property
     def is_tick(self) -> bool:
@@ -786,3 +797,8 @@ class ClientProxy:
 
 def fresh_rng(seed: int) -> random.Random:
     return random.Random(f"licpool-sim-shell/{seed}")
+
+
+def late_rng(seed: int) -> random.Random:
+    """The draws of ``ShellParams.late_direct`` (apart, so they move no other draw of the seed)."""
+    return random.Random(f"licpool-sim-late/{seed}")

@@ -69,12 +69,12 @@ class ShellWorld:
                 self._shell_end_burst(host)
                 return
             item = host.inbox.popleft()
-            if not item.is_tick and self.now - item.arrival > self.bound:
+            start, bound = (item.arrival, self.bound) if item.sent is None else (item.sent, self.app_bound)
+            if not item.is_tick and self.now - start > bound:
                 # Its sender's transmit waited past the bound: Thespian gave up on it.
                 self.log(
                     host.name,
-                    f"TRANSMIT TIMEOUT {type(item.msg).__name__} from {item.src} "
-                    f"(waited {self.now - item.arrival:.3f}s)",
+                    f"TRANSMIT TIMEOUT {type(item.msg).__name__} from {item.src} (waited {self.now - start:.3f}s)",
                 )
                 if self.checker is not None:
                     self.checker.stats["shell: transmits timed out"] += 1
@@ -195,6 +195,8 @@ class ShellWorld:
         for ev in ready.events:
             if ev.kind == "leader":
                 self.won_commit[host.name] = (node.epoch, node.raft.commit_index)
+            elif ev.kind == "stale_direct" and self.checker is not None:
+                self.checker.stats["shell: late direct asks refused"] += 1
         self.record_releases(host, ready.events)
         now = host.clock.local(self.now)
         host.outbox.append((ready, now))
@@ -315,17 +317,27 @@ class ShellWorld:
         """The app's own ask (lever 4), to the address its session had for that server at the last grant."""
         name, address = route
         ref = f"direct:{client.session_id}:{msg.request_id}"
-        self._shell_transmit(client.name, name, msg, ref, address[1], None)
+        self.shell_direct_sent[ref] = self.now
+        share, shortest, longest = self.shell.late_direct
+        late = 0.0
+        if share > 0 and self.late_rng.random() < share:
+            late = self.late_rng.uniform(shortest, longest)
+            self.log(client.name, f"-> {name} direct ask {msg.request_id} LATE by {late:.3f}s (its transmit)")
+            if self.checker is not None:
+                self.checker.stats["shell: direct asks late"] += 1
+        self._shell_transmit(client.name, name, msg, ref, address[1], None, late)
 
     def shell_session_send(self: Any, client: ClientHost, name: str, msg: Any, address: Any) -> None:
         self._shell_transmit(client.name, name, msg, client.session_id, address[1], None)
 
-    def _shell_transmit(self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any) -> None:
+    def _shell_transmit(
+        self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any, late: float = 0.0
+    ) -> None:
         delays = self.net.fate(src, dst)
         if not delays:
             self.log(src, f"-> {dst} DROPPED {type(msg).__name__}")
         for delay in delays:
-            self.push(self.now + delay, "sdeliver", src, dst, msg, session, gen, src_addr)
+            self.push(self.now + late + delay, "sdeliver", src, dst, msg, session, gen, src_addr)
 
     def _on_sdeliver(self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any) -> None:
         if dst in self.servers:
@@ -335,7 +347,8 @@ class ShellWorld:
             if gen is not None and gen != host.gen:
                 self.log(dst, f"<- {src} LOST at an old address (gen {gen}) {type(msg).__name__}")
                 return
-            self._shell_enqueue(host, InboxItem(self.now, src, msg, session, src_addr))
+            sent = self.shell_direct_sent.get(session) if session.startswith("direct:") else None
+            self._shell_enqueue(host, InboxItem(self.now, src, msg, session, src_addr, sent))
         elif dst == ADMIN:
             self.log(dst, f"<- {src} {short(msg)}")
             rid = getattr(msg, "request_id", None)

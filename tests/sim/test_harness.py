@@ -152,7 +152,13 @@ def test_the_shell_model_runs_its_parts() -> None:
     # snapshots are installed only on a follower that fell far behind).
     for seed in (44, 61):
         stats.update(run_seed(seed, shell=True).stats)
-    keys = ("shell: transmits timed out", "shell: compactions", "shell: snapshots installed", "moves")
+    keys = (
+        "shell: transmits timed out",
+        "shell: compactions",
+        "shell: snapshots installed",
+        "moves",
+        "shell: direct asks late",
+    )
     for key in (*keys, "shell: steps synced together"):
         assert stats[key] > 0, (key, stats)
 

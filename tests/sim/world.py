@@ -38,7 +38,7 @@ from tests.sim.hosts import ADMIN, FEATURE, ClientHost, Clock, ServerHost
 from tests.sim.liveness import Bounds
 from tests.sim.net import NetParams, Network
 from tests.sim.scenario import Scenario, Step
-from tests.sim.shell import ShellParams, SimStorage, fresh_rng, transmit_bound
+from tests.sim.shell import ShellParams, SimStorage, fresh_rng, late_rng, transmit_bound
 from tests.sim.shell_world import ShellWorld
 from tests.sim.trace import Trace, short
 from tests.sim.workload import App
@@ -89,6 +89,8 @@ class SimConfig:
     """A restarted app's session numbers its updates from the wall clock (False: the mutant that drops it)."""
     local_hop: tuple[float, float] | None = None
     """App <-> session delay in the shell model (None: ``ShellParams.local_hop``)."""
+    late_direct: tuple[float, float, float] | None = None
+    """Late direct asks in the shell model (None: ``ShellParams.late_direct``)."""
     service_scale: float = 1.0
     """The shell model's CPU cost of a server step times this (a loaded host; the fsync is unscaled)."""
     checkout_timeout: float | None = None
@@ -194,11 +196,17 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.shell = ShellParams()
             if config.local_hop is not None:
                 self.shell.local_hop = config.local_hop
+            if config.late_direct is not None:
+                self.shell.late_direct = config.late_direct
             if config.service_scale != 1.0:
                 self.shell.scale_cpu(config.service_scale)
             if self.shell_rng.random() < self.shell.slow_disk_rate:
                 self.shell.fsync = self.shell.slow_fsync
             self.bound = transmit_bound(self.timing.failure_timeout)
+            self.app_bound = self.timing.app_transmit
+            self.late_rng = late_rng(config.seed)
+            self.shell_direct_sent: dict[str, float] = {}
+            """A direct ask's reference -> when its app sent it (``InboxItem.sent``)."""
             storage_class = SimStorage
         self.servers: dict[str, ServerHost] = {
             n: ServerHost(

@@ -11,15 +11,21 @@ What must hold:
 * an app whose direct ask gave up asks through its session, which asks that
   server first; the server answers a repeat of the request id with the grant
   it made (never a second seat), and a repeat of a request it still decides
-  moves the answer to the newer asker (the app's closed ask would lose it).
+  moves the answer to the newer asker (the app's closed ask would lose it);
+* a direct ask that arrives late (the app's own transmits may wait up to T,
+  ``Timing.app_transmit``) never takes a second seat: not after its fall-back's
+  grant was given back, and never the answer of a fall-back still waiting.
 """
 
 from __future__ import annotations
 
+import pytest
+
+from actors.core import serving
 from actors.core.effects import ClientRef
 from actors.protocol import client
 from actors.protocol.client import CheckoutGranted, CheckoutRequest, ReleaseRequest, SessionHeartbeat
-from tests.unit.test_node_smoke import started_pool
+from tests.unit.test_node_smoke import Net, started_pool
 from tests.unit.test_session import T, events, sent, session
 
 
@@ -117,6 +123,81 @@ def test_a_repeat_of_a_request_still_being_decided_moves_its_answer_to_the_new_a
     net.run(net.now + 3.0)
     answers = net.replies("sess-c1", CheckoutGranted) + net.replies("sess-c1", client.CheckoutDenied)
     assert len(answers) == 1 and net.replies("app-c1", CheckoutGranted) == []
+
+
+def _grant_and_give_back(net: Net) -> CheckoutGranted:
+    """c1's session asks s2 for request 7 (the app's fall-back) and gives the grant back."""
+    net.send("sess-c1", "s2", _req())
+    net.run(net.now + 0.5)
+    grant: CheckoutGranted
+    (grant,) = net.replies("sess-c1", CheckoutGranted)
+    net.send(
+        "sess-c1", "s2", ReleaseRequest(client_id="c1", lease_id=grant.lease_id, request_id=1, session_id="sess-c1")
+    )
+    net.run(net.now + 0.5)
+    assert net.nodes["s2"].member.leases.leases == {}
+    return grant
+
+
+def test_a_late_direct_ask_after_its_fall_back_was_given_back_takes_no_seat() -> None:
+    net = started_pool(3)
+    _grant_and_give_back(net)
+    net.send("app-c1", "s2", _req(direct=True))  # the app's first ask, delivered last
+    net.run(net.now + 0.5)
+    assert net.nodes["s2"].member.leases.leases == {}
+    assert net.replies("app-c1", CheckoutGranted) == []
+    (denied,) = net.replies("app-c1", client.CheckoutDenied)
+    # NOT_SERVING: an app that still waited would fall back to its session at once.
+    assert denied.reason is client.DenyReason.NOT_SERVING and "answered here already" in denied.detail
+
+
+def test_a_session_repeat_after_a_give_back_still_takes_a_seat() -> None:
+    """Only the direct ask is judged late: the session's own repeat of a request
+    whose grant it gave back (it came after the app gave up) asks afresh."""
+    net = started_pool(3)
+    first = _grant_and_give_back(net)
+    net.send("sess-c1", "s2", _req())
+    net.run(net.now + 0.5)
+    second = net.replies("sess-c1", CheckoutGranted)[-1]
+    assert second.lease_id != first.lease_id
+    assert list(net.nodes["s2"].member.leases.leases) == [second.lease_id]
+
+
+def test_a_late_direct_ask_leaves_the_answer_of_a_waiting_fall_back_to_the_session() -> None:
+    net = started_pool(3)
+    node = net.nodes["s2"]
+    first = CheckoutRequest(client_id="c0", session_id="sess-c0", request_id=1, feature="cad", version="2.0")
+    net.carry("s2", node.from_client(ClientRef("c0"), first, net.now))  # s2's only seat
+    net.carry("s2", node.from_client(ClientRef("sess-c1"), _req(), net.now))  # the fall-back waits for a borrow
+    net.carry("s2", node.from_client(ClientRef("app-c1"), _req(direct=True), net.now))  # the late direct ask
+    assert [w.client for w in node.serving.book.waiting] == [ClientRef("sess-c1")]
+    net.run(net.now + 3.0)
+    assert len(net.replies("sess-c1", CheckoutGranted) + net.replies("sess-c1", client.CheckoutDenied)) == 1
+    assert net.replies("app-c1", CheckoutGranted) == []
+
+
+def test_a_grants_request_is_kept_for_the_apps_transmit_bound_and_never_beyond_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serving, "RECENT_GRANTS_KEEP", 2)
+    monkeypatch.setattr(serving, "RECENT_GRANTS_MAX", 4)
+    net = started_pool(10)
+    side = net.nodes["s2"].serving
+    horizon = side.timing.app_transmit
+    assert horizon == side.timing.lease_ttl
+
+    def grant(rid: int, at: float) -> None:
+        side._remember_grant(("sess", rid), direct_grant(lease_id=f"L{rid}", request_id=rid), at)
+
+    for rid in range(4):
+        grant(rid, 100.0 + rid)
+    assert [k[1] for k in side.book.recent_grants] == [0, 1, 2, 3]  # all younger than T
+    grant(4, 104.0)
+    assert [k[1] for k in side.book.recent_grants] == [1, 2, 3, 4]  # the cap
+    grant(5, 101.0 + horizon + 0.5)  # 0 and 1 are older than T now; KEEP = 2 stay whatever their age
+    assert [k[1] for k in side.book.recent_grants] == [2, 3, 4, 5]
+    grant(6, 104.0 + horizon + 0.5)
+    assert [k[1] for k in side.book.recent_grants] == [5, 6]
 
 
 def test_an_abandon_that_overtakes_its_open_still_gives_back_a_grant_made_for_it() -> None:

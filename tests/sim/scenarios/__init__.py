@@ -17,6 +17,7 @@ from tests.sim.scenarios import (
     disk_lost,
     force_release_held,
     idle_timeout,
+    late_direct_ask,
     leader_kill,
     leader_kill_quiet,
     linger_under_load,
@@ -72,5 +73,6 @@ SCENARIOS: dict[str, Scenario] = {
         direct_release_race,
         borrow_meets_return,
         release_at_old_holder,
+        late_direct_ask,
     )
 }
