@@ -556,7 +556,7 @@ MUTANTS: tuple[Mutant, ...] = (
         2,
         "an older table is applied",
         _older_table_applied,
-        first=19,
+        first=3,
         overrides={"net": NetParams(drop_rate=0.005, dup_rate=0.05, long_rate=0.05, long_max=2.0), "compact_every": 40},
     ),
     Mutant(3, "borrowed seats used before the commit", _uncommitted_seats_used, first=12),

@@ -21,7 +21,7 @@ import random
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from actors.core.effects import ClientRef, Ready
@@ -167,7 +167,9 @@ class World(ShellWorld, ClientDriver, AdminDriver):
         self.dead_ids: dict[str, tuple[str, float, int | None]] = {}
         """Lease id -> (server, time, change number) of its durable release: never to be granted again.
         The change number is the release's in that server's lease reports (``release_unknowable``)."""
-        self.net = Network(sub["net"], config.net)
+        # A copy: the quiet tail and the loss steps change the parameters, and a
+        # config (a mutant's overrides) is shared by every seed of a search.
+        self.net = Network(sub["net"], replace(config.net))
         self.base_loss = config.net.drop_rate
         self.trace = Trace(config.trace_keep, echo)
         self.queue: list[tuple[float, int, str, tuple[Any, ...]]] = []
