@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from thespian.actors import Actor, ActorExitRequest, ActorSystem
 
+from actors.bench.procstat import busy_seconds
 from actors.shell import logs, wire
 from actors.shell.system import free_port
 
@@ -148,6 +149,7 @@ def echo_asks_per_second(
     admin_port: int | None = None,
     warmup: int = 100,
     latencies: list[float] | None = None,
+    cpu: list[float] | None = None,
 ) -> float:
     """Round trips per second for ``n`` asks, spread over ``concurrency`` threads.
 
@@ -155,14 +157,19 @@ def echo_asks_per_second(
     :mod:`actors.shell.wire` first (irreversible for this process). With
     ``concurrency > 1`` and ``mode="shared"`` replies go to the wrong thread;
     that raises :class:`BenchError`.  ``latencies``, if given, receives each
-    ask's round trip in seconds.
+    ask's round trip in seconds; ``cpu``, the machine's busy CPU seconds
+    (every process, all cores: :func:`actors.bench.procstat.busy_seconds`)
+    during the timed asks.
     """
     with _echo_system(admin_port, allowlist) as (asys, echo, port):
         _ask_loop(asys.ask, echo, warmup, "warmup")
         if concurrency == 1:
-            start = time.perf_counter()
+            start, busy = time.perf_counter(), busy_seconds()
             _ask_loop(asys.ask, echo, n, "main", latencies)
-            return n / (time.perf_counter() - start)
+            rate = n / (time.perf_counter() - start)
+            if cpu is not None:
+                cpu.append(busy_seconds() - busy)
+            return rate
 
         per_thread = n // concurrency
         barrier = threading.Barrier(concurrency + 1)
@@ -184,10 +191,12 @@ def echo_asks_per_second(
             thread.start()
         with suppress(threading.BrokenBarrierError):
             barrier.wait()
-        start = time.perf_counter()
+        start, busy = time.perf_counter(), busy_seconds()
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - start
+        if cpu is not None:
+            cpu.append(busy_seconds() - busy)
         if errors:
             raise BenchError(f"{len(errors)} thread(s) failed: {errors[0]!r}") from errors[0]
         if sum(wrong):

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.bench import procstat
 from actors.bench.echo import BenchFailed, echo_asks_per_second, machine
 from actors.bench.scale import add_arguments, run_scale
 
@@ -238,13 +239,61 @@ def run_together(count: int, work: Callable[[int], None]) -> float:
     return elapsed
 
 
+@dataclass
+class CpuSplit:
+    """Where the CPU of a timed row went, in seconds (:mod:`actors.bench.procstat`)."""
+
+    busy: float
+    """The whole machine: every process, all cores."""
+    servers: dict[str, float]
+    """Each server's process group (its admin, logger and LicenseServer)."""
+    app: float
+    """This process: the app threads, their proxies, listeners and adopters."""
+    systems: float
+    """The apps' own actor systems (each app's admin, logger, ClientSession, Resolver)."""
+
+    @property
+    def other(self) -> float:
+        """Whatever else ran on the machine meanwhile (other users of a shared VM)."""
+        return max(0.0, self.busy - sum(self.servers.values()) - self.app - self.systems)
+
+
+def _row_procs(pool: Pool) -> tuple[dict[str, dict[int, procstat.ProcStat]], dict[int, procstat.ProcStat]]:
+    """Each server's processes, and the processes of this session (this one and the apps' actor systems)."""
+    procs = procstat.scan()
+    servers = {
+        name: {p.pid: p for p in procstat.select(procs, groups=[pool.procs.pgid(name)])}
+        for name in pool.cfg.server_names
+    }
+    # Each app's actor system is a session of its own (the start helper's pid, ``StartedSystem.helper``).
+    systems = [c._started.helper for c in pool.clients if c._started is not None]
+    mine = {p.pid: p for p in procstat.select(procs, sessions=[os.getsid(0), *systems])}
+    return servers, mine
+
+
+def cpu_split(pool: Pool, before: Any, after: Any, busy: float) -> CpuSplit:
+    """The CPU seconds of each part between two ``_row_procs`` scans."""
+
+    def seconds(b: dict[int, procstat.ProcStat], a: dict[int, procstat.ProcStat]) -> float:
+        return sum(p.ticks - (b[p.pid].ticks if p.pid in b else 0) for p in a.values()) / procstat.TICKS
+
+    me = os.getpid()
+    mine0, mine1 = before[1], after[1]
+    return CpuSplit(
+        busy=busy,
+        servers={name: seconds(before[0].get(name, {}), procs) for name, procs in after[0].items()},
+        app=seconds({me: mine0[me]} if me in mine0 else {}, {me: mine1[me]} if me in mine1 else {}),
+        systems=seconds({k: v for k, v in mine0.items() if k != me}, {k: v for k, v in mine1.items() if k != me}),
+    )
+
+
 def checkouts_per_second(
     pool: Pool, server: str, n: int, concurrency: int, tag: str
-) -> tuple[float, list[float], dict[str, int]]:
+) -> tuple[float, list[float], dict[str, int], CpuSplit]:
     """``n`` checkouts at ``server`` from ``concurrency`` apps at once: the rate,
-    each checkout's latency, and how they went (``LicenseClient.grants``: to the
-    app's own ask, through the session, direct asks that fell back).  The seats
-    are released afterwards (not timed)."""
+    each checkout's latency, how they went (``LicenseClient.grants``: to the
+    app's own ask, through the session, direct asks that fell back), and where
+    the CPU went meanwhile.  The seats are released afterwards (not timed)."""
     clients = [pool.client(f"bench-{tag}-{i}", server) for i in range(concurrency)]
     for c in clients:  # warm up each app's session and its address lookup
         c.checkout("cad:2.0", timeout=10.0).release()
@@ -259,7 +308,10 @@ def checkouts_per_second(
             held[index].append(clients[index].checkout("cad:2.0", timeout=10.0))
             latencies.append(time.perf_counter() - t0)
 
+    procs0, busy0 = _row_procs(pool), procstat.busy_seconds()
     elapsed = run_together(concurrency, run)
+    busy1, procs1 = procstat.busy_seconds(), _row_procs(pool)
+    cpu = cpu_split(pool, procs0, procs1, busy1 - busy0)
     paths = {k: sum(c.grants[k] - b[k] for c, b in zip(clients, before, strict=True)) for k in before[0]}
     wrong = {a.server for hs in held for a in hs} - {server}
     for hs in held:
@@ -270,7 +322,7 @@ def checkouts_per_second(
     pool.wait(server, lambda s: _use(s, server).in_use == 0, 60.0, "the row's releases")
     if wrong:
         raise BenchFailed(f"checkouts meant for {server} were granted at {sorted(wrong)}")
-    return per * concurrency / elapsed, latencies, paths
+    return per * concurrency / elapsed, latencies, paths, cpu
 
 
 def _pct(ordered: list[float], q: float) -> float:
@@ -283,6 +335,22 @@ def _spread(latencies: list[float]) -> str:
     return (
         f"median {median * 1000:.1f} ms, p90 {_pct(ordered, 0.9) * 1000:.1f} ms, "
         f"p99 {_pct(ordered, 0.99) * 1000:.1f} ms, max {ordered[-1] * 1000:.0f} ms"
+    )
+
+
+def _cpu_line(cpu: CpuSplit, done: int, rate: float, echo_ms: float, echo_rate: float) -> str:
+    """Where a row's CPU went, per checkout, against the echo ask's at the same concurrency."""
+    cores = os.cpu_count() or 1
+    per = 1000 / done
+    servers = " / ".join(f"{1000 * s / done:.2f}" for _, s in sorted(cpu.servers.items()))
+    checkout_ms = cpu.busy * per
+    busy = cpu.busy / (done / rate) / cores
+    ceiling = echo_ms / checkout_ms if checkout_ms > 0 else float("inf")
+    return (
+        f"CPU: {busy:.0%} of the {cores} cores busy; per checkout {checkout_ms:.2f} ms (servers "
+        f"{'/'.join(sorted(cpu.servers))} {servers}, the app process {cpu.app * per:.2f}, the apps' actor "
+        f"systems {cpu.systems * per:.2f}, other {cpu.other * per:.2f}); per echo ask {echo_ms:.2f} ms "
+        f"({echo_ms * echo_rate / 1000 / cores:.0%} busy): with the cores full the ratio is at most {ceiling:.2f}"
     )
 
 
@@ -331,7 +399,11 @@ def phase_throughput(
 ) -> list[dict[str, Any]]:
     rows = []
     echo_latency: dict[int, list[float]] = {c: [] for c in concurrencies}
-    echo = {c: echo_asks_per_second(echo_n, c, allowlist=True, latencies=echo_latency[c]) for c in concurrencies}
+    echo_cpu: dict[int, list[float]] = {c: [] for c in concurrencies}
+    echo = {
+        c: echo_asks_per_second(echo_n, c, allowlist=True, latencies=echo_latency[c], cpu=echo_cpu[c])
+        for c in concurrencies
+    }
     with _pool(workdir, "throughput", timing, problems) as pool:
         leader = pool.formed().leader
         follower = next(x for x in pool.cfg.server_names if x != leader)
@@ -339,7 +411,10 @@ def phase_throughput(
         pool.add_license(3000)
         for role, server in (("follower", follower), ("leader", leader)):
             for c in concurrencies:
-                rate, latencies, paths = checkouts_per_second(pool, server, n, c, f"{role}{c}")
+                rate, latencies, paths, cpu = checkouts_per_second(pool, server, n, c, f"{role}{c}")
+                done = n // c * c
+                echo_ms = 1000 * echo_cpu[c][0] / (echo_n // c * c)
+                checkout_ms = 1000 * cpu.busy / done
                 rows.append(
                     {
                         "where": f"{role} {server}",
@@ -348,6 +423,8 @@ def phase_throughput(
                         "echo": echo[c],
                         "ratio": rate / echo[c],
                         "paths": paths,
+                        "cpu_ms": checkout_ms,
+                        "echo_cpu_ms": echo_ms,
                     }
                 )
                 goal = _goal(rate / echo[c], RATIO_GOALS.get((role, c)))
@@ -360,6 +437,7 @@ def phase_throughput(
                     f"    path: {paths['direct']} asked the server directly, {paths['session']} through the session"
                     f" ({paths['direct_unanswered']} direct asks unanswered, {paths['direct_denied']} denied)"
                 )
+                out("    " + _cpu_line(cpu, done, rate, echo_ms, echo[c]))
                 if c == 1:
                     p50, echo50 = statistics.median(latencies), statistics.median(echo_latency[c])
                     met = "met" if p50 <= LATENCY_GOAL * echo50 else "NOT met"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcStat", "cpu_percent", "parse_stat", "pss_kib", "scan", "select"]
+__all__ = ["ProcStat", "busy_seconds", "cpu_percent", "parse_stat", "pss_kib", "scan", "select"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -85,3 +85,14 @@ def pss_kib(pid: int, read: Callable[[Path], str] = Path.read_text) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0
+
+
+def busy_seconds(read: Callable[[Path], str] = Path.read_text) -> float:
+    """CPU time all cores together spent busy since boot, in seconds: the
+    ``cpu`` line of ``/proc/stat`` without idle and iowait (guest time is in
+    user time already)."""
+    for line in read(Path("/proc/stat")).splitlines():
+        if line.startswith("cpu "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / TICKS
+    raise ValueError("/proc/stat has no cpu line")

@@ -344,6 +344,11 @@ class ClientSessionCore:
             if x.deadline > now
         }
 
+    def deadline_of(self, lease_id: str, now: float) -> float:
+        """``held(now)[lease_id].deadline`` without building ``held``: 0.0 when not held."""
+        lease = self._leases.get(lease_id)
+        return lease.deadline if lease is not None and lease.deadline > now else 0.0
+
     def outstanding(self) -> tuple[int, ...]:
         """Request ids of checkouts still waiting for an answer."""
         return tuple(self._checkouts)
@@ -420,26 +425,31 @@ class ClientSessionCore:
         or a closing session, gives it back instead."""
         ready = Ready()
         self._expire(now, ready)
-        lid = grant.lease_id
-        if server not in self.order or lid in self._leases or grant.request_id in self._checkouts:
-            # Known already, or the request is the session's own (a fall-back):
-            # the session's path gets the same grant from the server.
-            return self._finish(ready, now)
-        if lid in self._releases or lid in self._gone or self._closing:
-            if lid not in self._releases:
-                self._keep_release(lid, server, sent_at + self._ttl(grant.ttl), now, ready)
-            return self._finish(ready, now)
-        self._hold(server, grant, sent_at, now, ready, "adopted")
+        self._adopt(server, grant, sent_at, now, ready)
         return self._finish(ready, now)
 
     def adopt_all(self, grants: Iterable[tuple[CheckoutGranted, float]], now: float) -> Ready:
         """``adopt`` of each (grant, the app's send time), in order, as one step:
         the app's adopter tells its session of the grants of a few milliseconds
-        at once (``AdoptGrants``)."""
+        at once (``AdoptGrants``).  The look over every lease held (expiry, the
+        next wake-up) is made once for the batch, not once per grant."""
         ready = Ready()
+        self._expire(now, ready)
         for grant, sent_at in grants:
-            ready.merge(self.adopt(grant.server, grant, sent_at, now))
-        return ready
+            self._adopt(grant.server, grant, sent_at, now, ready)
+        return self._finish(ready, now)
+
+    def _adopt(self, server: str, grant: CheckoutGranted, sent_at: float, now: float, ready: Ready) -> None:
+        lid = grant.lease_id
+        if server not in self.order or lid in self._leases or grant.request_id in self._checkouts:
+            # Known already, or the request is the session's own (a fall-back):
+            # the session's path gets the same grant from the server.
+            return
+        if lid in self._releases or lid in self._gone or self._closing:
+            if lid not in self._releases:
+                self._keep_release(lid, server, sent_at + self._ttl(grant.ttl), now, ready)
+            return
+        self._hold(server, grant, sent_at, now, ready, "adopted")
 
     def release(self, lease_id: str, now: float, server: str = "") -> Ready:
         """Give a lease back.  It is dead for ever: forgotten here at once, and

@@ -352,8 +352,7 @@ class ClientSession(ActorTypeDispatcher):
 
     def _deadline_of(self, lease_id: str, now: float) -> float:
         assert self.core is not None
-        held = self.core.held(now).get(lease_id)
-        return held.deadline if held is not None else 0.0
+        return self.core.deadline_of(lease_id, now)
 
     def _answer(self, request_id: int, result: admin.CheckoutResult) -> None:
         waiting = self.waiters.pop(request_id, None)

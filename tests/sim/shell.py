@@ -337,7 +337,6 @@ class SessionActor:
             kind = event.kind
             if kind == "granted":
                 lid = event.get("lease_id")
-                held = self.core.held(now).get(lid)
                 self._answer(
                     event.get("request_id"),
                     admin.CheckoutResult(
@@ -345,7 +344,7 @@ class SessionActor:
                         granted=True,
                         lease_id=lid,
                         server=event.get("server"),
-                        deadline=held.deadline if held is not None else 0.0,
+                        deadline=self.core.deadline_of(lid, now),
                         route=self.book.address(event.get("server")),
                     ),
                 )
@@ -361,8 +360,7 @@ class SessionActor:
                 )
             elif kind == "adopted":
                 # session_actor: the app timed this deadline itself, as the core did: no notice.
-                held = self.core.held(now).get(event.get("lease_id"))
-                self.deadlines[event.get("lease_id")] = held.deadline if held is not None else 0.0
+                self.deadlines[event.get("lease_id")] = self.core.deadline_of(event.get("lease_id"), now)
             elif kind == "released":
                 self.deadlines.pop(event.get("lease_id"), None)
             elif kind == "lost":
