@@ -22,6 +22,7 @@ its state in a ``LeaderBook`` and reads its server through ``LeaderHost``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Protocol
 
 from actors.core import codes, planner
@@ -259,9 +260,20 @@ class LeaderDuties(RoleView):
         return report
 
     def _own_report(self, ready: Ready) -> None:
-        entry = self.on_report(self.member.report())
-        if entry is not None:
-            self.propose([entry], ready)
+        """Propose this server's own lease changes that this term's log does not
+        hold yet.  ``lead`` runs after every step, so a cumulative report (every
+        change not yet committed, as a follower sends it) would put each change
+        in every entry until the commit: the entries, and the work to persist,
+        send and check them, grew with the uncommitted changes at each checkout
+        here.  The changes already proposed this term are in earlier entries of
+        this leader's log, which commit before, or are dropped with, a later one;
+        a new term's book starts empty, so its first report is cumulative again."""
+        reg = self.pool.registry
+        done = max(reg.report_seq.get(self.name, 0), self.book.report_proposed.get(self.name, 0))
+        report = self.member.report()
+        if self.on_report(report) is not None:
+            fresh = tuple(c for c in report.changes if c.seq > done)
+            self.propose([replace(report, changes=fresh) if len(fresh) < len(report.changes) else report], ready)
 
     def _transfers(self, now: float, ready: Ready) -> None:
         book = self.book
