@@ -186,14 +186,16 @@ class LeaseReport:
     """A server's cumulative lease changes since its last committed report.
 
     Changes with ``seq`` at or below the committed report number are skipped,
-    so a report may be re-sent until it is seen committed.
+    so a report may be re-sent until it is seen committed.  The leader's own
+    reports hold only what its term's log does not hold yet.
     """
 
     server: str
     """The config name of the reporting server (the leader proposes its own reports too)."""
     changes: tuple[LeaseChange, ...]
     """Every change after the last committed report, oldest first; the pool skips those at or below the report
-    number it has committed for this server."""
+    number it has committed for this server.  The leader's own: only those after its earlier entries of the
+    term (``LeaderDuties._own_report``), which commit before this one or are dropped with it."""
     watermark: int = 0
     """The highest lease counter the server has issued: ids at or below it that
     are not live anywhere are dead (tombstoned) for ever."""
