@@ -317,7 +317,6 @@ class ShellWorld:
         """The app's own ask (lever 4), to the address its session had for that server at the last grant."""
         name, address = route
         ref = f"direct:{client.session_id}:{msg.request_id}"
-        self.shell_direct_sent[ref] = self.now
         share, shortest, longest = self.shell.late_direct
         late = 0.0
         if share > 0 and self.late_rng.random() < share:
@@ -325,21 +324,32 @@ class ShellWorld:
             self.log(client.name, f"-> {name} direct ask {msg.request_id} LATE by {late:.3f}s (its transmit)")
             if self.checker is not None:
                 self.checker.stats["shell: direct asks late"] += 1
-        self._shell_transmit(client.name, name, msg, ref, address[1], None, late)
+        self._shell_transmit(client.name, name, msg, ref, address[1], None, late, sent=self.now)
 
     def shell_session_send(self: Any, client: ClientHost, name: str, msg: Any, address: Any) -> None:
         self._shell_transmit(client.name, name, msg, client.session_id, address[1], None)
 
     def _shell_transmit(
-        self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any, late: float = 0.0
+        self: Any,
+        src: str,
+        dst: str,
+        msg: Any,
+        session: str,
+        gen: int | None,
+        src_addr: Any,
+        late: float = 0.0,
+        sent: float | None = None,
     ) -> None:
+        """``sent``: an app's direct ask, bound from its send (``InboxItem.sent``)."""
         delays = self.net.fate(src, dst)
         if not delays:
             self.log(src, f"-> {dst} DROPPED {type(msg).__name__}")
         for delay in delays:
-            self.push(self.now + late + delay, "sdeliver", src, dst, msg, session, gen, src_addr)
+            self.push(self.now + late + delay, "sdeliver", src, dst, msg, session, gen, src_addr, sent)
 
-    def _on_sdeliver(self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any) -> None:
+    def _on_sdeliver(
+        self: Any, src: str, dst: str, msg: Any, session: str, gen: int | None, src_addr: Any, sent: float | None
+    ) -> None:
         if dst in self.servers:
             host = self.servers[dst]
             if not host.up:
@@ -347,7 +357,6 @@ class ShellWorld:
             if gen is not None and gen != host.gen:
                 self.log(dst, f"<- {src} LOST at an old address (gen {gen}) {type(msg).__name__}")
                 return
-            sent = self.shell_direct_sent.get(session) if session.startswith("direct:") else None
             self._shell_enqueue(host, InboxItem(self.now, src, msg, session, src_addr, sent))
         elif dst == ADMIN:
             self.log(dst, f"<- {src} {short(msg)}")

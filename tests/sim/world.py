@@ -207,8 +207,6 @@ class World(ShellWorld, ClientDriver, AdminDriver):
             self.bound = transmit_bound(self.timing.failure_timeout)
             self.app_bound = self.timing.app_transmit
             self.late_rng = late_rng(config.seed)
-            self.shell_direct_sent: dict[str, float] = {}
-            """A direct ask's reference -> when its app sent it (``InboxItem.sent``)."""
             storage_class = SimStorage
         self.servers: dict[str, ServerHost] = {
             n: ServerHost(
