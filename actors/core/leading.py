@@ -250,7 +250,7 @@ class LeaderDuties(RoleView):
         if report is None or report.server not in self.pool.servers:
             return None
         reg = self.pool.registry
-        done = max(reg.report_seq.get(report.server, 0), self.book.report_proposed.get(report.server, 0))
+        done = self._reported_upto(report.server)
         mark = max(reg.watermark.get(report.server, 0), self.book.watermark_proposed.get(report.server, 0))
         last = max((c.seq for c in report.changes), default=0)
         if last <= done and report.watermark <= mark:
@@ -258,6 +258,10 @@ class LeaderDuties(RoleView):
         self.book.report_proposed[report.server] = max(last, done)
         self.book.watermark_proposed[report.server] = max(report.watermark, mark)
         return report
+
+    def _reported_upto(self, server: str) -> int:
+        """The last change number of ``server`` the pool has applied or this term's log holds."""
+        return max(self.pool.registry.report_seq.get(server, 0), self.book.report_proposed.get(server, 0))
 
     def _own_report(self, ready: Ready) -> None:
         """Propose this server's own lease changes that this term's log does not
@@ -268,8 +272,7 @@ class LeaderDuties(RoleView):
         here.  The changes already proposed this term are in earlier entries of
         this leader's log, which commit before, or are dropped with, a later one;
         a new term's book starts empty, so its first report is cumulative again."""
-        reg = self.pool.registry
-        done = max(reg.report_seq.get(self.name, 0), self.book.report_proposed.get(self.name, 0))
+        done = self._reported_upto(self.name)
         report = self.member.report()
         if self.on_report(report) is not None:
             fresh = tuple(c for c in report.changes if c.seq > done)

@@ -119,7 +119,8 @@ class ClientSide(RoleView):
                 # late (its transmit may wait up to T, Timing.app_transmit), and
                 # the grant its fall-back got is given back.  No second seat;
                 # an app still waiting falls back to its session at once.
-                ready.to(ref, self._stale_direct(req))
+                detail = f"request {req.request_id} was answered here already; ask through the session"
+                ready.to(ref, self._denied(req.request_id, client.DenyReason.NOT_SERVING, detail))
                 ready.event("stale_direct", client_id=req.client_id, request_id=req.request_id)
                 return
             # Given back (or expired) since: its session released the grant
@@ -343,18 +344,12 @@ class ClientSide(RoleView):
     def _deny(
         self, ref: ClientRef, req: client.CheckoutRequest, reason: client.DenyReason, ready: Ready, detail: str = ""
     ) -> None:
-        ready.to(ref, client.CheckoutDenied(request_id=req.request_id, reason=reason, detail=detail, server=self.name))
+        ready.to(ref, self._denied(req.request_id, reason, detail))
         self.book.unmet[(req.feature, req.version, reason.value)] += 1
         ready.event("denial", client_id=req.client_id, feature=req.feature, version=req.version, reason=reason.value)
 
-    def _stale_direct(self, req: client.CheckoutRequest) -> client.CheckoutDenied:
-        """The answer to a late direct ask (not unmet demand: its checkout was answered)."""
-        return client.CheckoutDenied(
-            request_id=req.request_id,
-            reason=client.DenyReason.NOT_SERVING,
-            detail=f"request {req.request_id} was answered here already; ask through the session",
-            server=self.name,
-        )
+    def _denied(self, request_id: int, reason: client.DenyReason, detail: str) -> client.CheckoutDenied:
+        return client.CheckoutDenied(request_id=request_id, reason=reason, detail=detail, server=self.name)
 
     def _remember_grant(self, key: tuple[str, int], reply: client.CheckoutGranted, now: float) -> None:
         """Keep ``reply`` for repeats of its request for ``app_transmit``, then forget it (oldest first)."""
@@ -889,15 +884,7 @@ class ClientSide(RoleView):
                 del self.book.failover_refs[lid]
             if as_checkout:
                 if lid in msg.refused:
-                    ready.to(
-                        ref,
-                        client.CheckoutDenied(
-                            request_id=request_id,
-                            reason=client.DenyReason.NOT_SERVING,
-                            detail="lease is dead",
-                            server=self.name,
-                        ),
-                    )
+                    ready.to(ref, self._denied(request_id, client.DenyReason.NOT_SERVING, "lease is dead"))
                 continue
             pending, refused = ((lid,), ()) if lid in msg.pending else ((), (lid,))
             ready.to(
