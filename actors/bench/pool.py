@@ -252,38 +252,39 @@ class CpuSplit:
     systems: float
     """The apps' own actor systems (each app's admin, logger, ClientSession, Resolver)."""
 
+    def ms_per(self, checkouts: int) -> float:
+        """The machine's busy CPU per checkout, in ms."""
+        return 1000 * self.busy / checkouts
+
     @property
     def other(self) -> float:
         """Whatever else ran on the machine meanwhile (other users of a shared VM)."""
         return max(0.0, self.busy - sum(self.servers.values()) - self.app - self.systems)
 
 
-def _row_procs(pool: Pool) -> tuple[dict[str, dict[int, procstat.ProcStat]], dict[int, procstat.ProcStat]]:
-    """Each server's processes, and the processes of this session (this one and the apps' actor systems)."""
+Parts = dict[tuple[str, str], dict[int, procstat.ProcStat]]
+"""(``server``, its name), (``app``, "") or (``systems``, "") -> its processes."""
+
+
+def _row_procs(pool: Pool) -> Parts:
+    """The processes of each part of a row: each server, this process (the
+    app) and the apps' own actor systems (each a session of its own: the start
+    helper's pid, ``StartedSystem.helper``)."""
     procs = procstat.scan()
-    servers = {
-        name: {p.pid: p for p in procstat.select(procs, groups=[pool.procs.pgid(name)])}
-        for name in pool.cfg.server_names
-    }
-    # Each app's actor system is a session of its own (the start helper's pid, ``StartedSystem.helper``).
-    systems = [c._started.helper for c in pool.clients if c._started is not None]
-    mine = {p.pid: p for p in procstat.select(procs, sessions=[os.getsid(0), *systems])}
-    return servers, mine
+    parts = {("server", n): procstat.select(procs, groups=[pool.procs.pgid(n)]) for n in pool.cfg.server_names}
+    parts["app", ""] = [procs[os.getpid()]]
+    parts["systems", ""] = procstat.select(procs, sessions=[c._started.helper for c in pool.clients if c._started])
+    return {part: {p.pid: p for p in found} for part, found in parts.items()}
 
 
-def cpu_split(pool: Pool, before: Any, after: Any, busy: float) -> CpuSplit:
+def cpu_split(pool: Pool, before: Parts, after: Parts, busy: float) -> CpuSplit:
     """The CPU seconds of each part between two ``_row_procs`` scans."""
-
-    def seconds(b: dict[int, procstat.ProcStat], a: dict[int, procstat.ProcStat]) -> float:
-        return sum(p.ticks - (b[p.pid].ticks if p.pid in b else 0) for p in a.values()) / procstat.TICKS
-
-    me = os.getpid()
-    mine0, mine1 = before[1], after[1]
+    used = {part: procstat.cpu_seconds(before.get(part, {}), procs) for part, procs in after.items()}
     return CpuSplit(
         busy=busy,
-        servers={name: seconds(before[0].get(name, {}), procs) for name, procs in after[0].items()},
-        app=seconds({me: mine0[me]} if me in mine0 else {}, {me: mine1[me]} if me in mine1 else {}),
-        systems=seconds({k: v for k, v in mine0.items() if k != me}, {k: v for k, v in mine1.items() if k != me}),
+        servers={name: used["server", name] for name in pool.cfg.server_names},
+        app=used["app", ""],
+        systems=used["systems", ""],
     )
 
 
@@ -342,8 +343,8 @@ def _cpu_line(cpu: CpuSplit, done: int, rate: float, echo_ms: float, echo_rate: 
     """Where a row's CPU went, per checkout, against the echo ask's at the same concurrency."""
     cores = os.cpu_count() or 1
     per = 1000 / done
-    servers = " / ".join(f"{1000 * s / done:.2f}" for _, s in sorted(cpu.servers.items()))
-    checkout_ms = cpu.busy * per
+    servers = " / ".join(f"{s * per:.2f}" for _, s in sorted(cpu.servers.items()))
+    checkout_ms = cpu.ms_per(done)
     busy = cpu.busy / (done / rate) / cores
     ceiling = echo_ms / checkout_ms if checkout_ms > 0 else float("inf")
     return (
@@ -414,7 +415,6 @@ def phase_throughput(
                 rate, latencies, paths, cpu = checkouts_per_second(pool, server, n, c, f"{role}{c}")
                 done = n // c * c
                 echo_ms = 1000 * echo_cpu[c][0] / (echo_n // c * c)
-                checkout_ms = 1000 * cpu.busy / done
                 rows.append(
                     {
                         "where": f"{role} {server}",
@@ -423,7 +423,7 @@ def phase_throughput(
                         "echo": echo[c],
                         "ratio": rate / echo[c],
                         "paths": paths,
-                        "cpu_ms": checkout_ms,
+                        "cpu_ms": cpu.ms_per(done),
                         "echo_cpu_ms": echo_ms,
                     }
                 )

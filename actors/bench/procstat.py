@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcStat", "busy_seconds", "cpu_percent", "parse_stat", "pss_kib", "scan", "select"]
+__all__ = ["ProcStat", "busy_seconds", "cpu_percent", "cpu_seconds", "parse_stat", "pss_kib", "scan", "select"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -68,11 +68,15 @@ def select(procs: dict[int, ProcStat], groups: Iterable[int] = (), sessions: Ite
     return [p for p in procs.values() if p.pgrp in g or p.session in s]
 
 
-def cpu_percent(before: dict[int, ProcStat], after: dict[int, ProcStat], seconds: float) -> float:
-    """CPU time the processes of ``after`` used between the two scans, in % of one core.
+def cpu_seconds(before: dict[int, ProcStat], after: dict[int, ProcStat]) -> float:
+    """CPU time the processes of ``after`` used between the two scans, in seconds.
     A process absent from ``before`` (started in between) counts from 0."""
-    used = sum(p.ticks - (before[p.pid].ticks if p.pid in before else 0) for p in after.values())
-    return 100.0 * used / TICKS / seconds if seconds > 0 else 0.0
+    return sum(p.ticks - (before[p.pid].ticks if p.pid in before else 0) for p in after.values()) / TICKS
+
+
+def cpu_percent(before: dict[int, ProcStat], after: dict[int, ProcStat], seconds: float) -> float:
+    """``cpu_seconds`` over ``seconds`` of wall time, in % of one core."""
+    return 100.0 * cpu_seconds(before, after) / seconds if seconds > 0 else 0.0
 
 
 def pss_kib(pid: int, read: Callable[[Path], str] = Path.read_text) -> int:
